@@ -1,0 +1,1 @@
+"""Raw input files → validated tables → model inputs (matrices and feature lists)."""

@@ -1,0 +1,66 @@
+"""What training, evaluation and serving need to know about items and offers."""
+
+import numpy as np
+import pandas as pd
+
+from perkrank.features.dataset import Dataset
+from perkrank.features.schema import TIERS
+from perkrank.features.vocabulary import item_feature_names, item_id
+
+_TIER_RANKS = {tier: rank for rank, tier in enumerate(TIERS)}
+
+
+def tier_rank(tier: str) -> int:
+    """Position of `tier` in base < silver < gold < vip."""
+    return _TIER_RANKS[tier]
+
+
+def offer_items(offers: pd.DataFrame) -> np.ndarray:
+    """The item id of every offer row."""
+    pairs = zip(offers["partner_id"], offers["category"], strict=True)
+    return np.array([item_id(partner_id, category) for partner_id, category in pairs], dtype=str)
+
+
+def offer_regions(dataset: Dataset) -> list[frozenset[str] | None]:
+    """Regions of each offer row: its own, else its local partner's; None = everywhere."""
+    partners = dataset.partners
+    local_regions = {
+        partner_id: frozenset(regions)
+        for partner_id, scope, regions in zip(
+            partners["partner_id"], partners["scope"], partners["regions"], strict=True
+        )
+        if scope == "local"
+    }
+    offers = dataset.offers
+    return [
+        frozenset(regions) if regions else local_regions.get(partner_id)
+        for partner_id, regions in zip(offers["partner_id"], offers["regions"], strict=True)
+    ]
+
+
+def partner_scopes(partners: pd.DataFrame) -> dict[str, str]:
+    """Scope ("federal" or "local") by partner id."""
+    return dict(zip(partners["partner_id"], partners["scope"], strict=True))
+
+
+def item_feature_table(dataset: Dataset) -> dict[str, list[str]]:
+    """Feature names of every item the data names: partners' categories, offers and purchases."""
+    declared = (
+        dataset.partners[["partner_id", "categories"]]
+        .explode("categories")
+        .dropna()
+        .rename(columns={"categories": "category"})
+    )
+    pairs = pd.concat(
+        [
+            declared,
+            dataset.offers[["partner_id", "category"]],
+            dataset.purchases[["partner_id", "category"]].drop_duplicates(),
+        ],
+        ignore_index=True,
+    ).drop_duplicates()
+    scopes = partner_scopes(dataset.partners)
+    return {
+        item_id(partner_id, category): item_feature_names(partner_id, category, scopes[partner_id])
+        for partner_id, category in zip(pairs["partner_id"], pairs["category"], strict=True)
+    }

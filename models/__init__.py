@@ -1,0 +1,1 @@
+"""Recommenders behind one interface: fit → Factors (vectors + biases) → score, save, load."""

@@ -1,0 +1,420 @@
+"""The MLflow model registry: log a bundle as a pyfunc model, promote it by alias, resolve it.
+
+The only module of perkrank that imports mlflow (which takes seconds to import: training,
+`perkrank promote` and serving start-up import this module, the request path never does).
+
+A registered model's versions carry two aliases: `challenger` (the last version registered by
+`log_bundle`) and `champion` (the version serving loads, moved only by `promote`). Each version
+is tagged with its evaluation metrics (`metric.ndcg_at_10`, ...) so that `promote` compares
+versions without reading runs, and with the outcome of every promotion attempt
+(`promotion_decision`, `promotion_reason`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import scipy
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from perkrank.config import RegistryConfig
+from perkrank.features.vocabulary import (
+    cold_member_feature_names,
+    item_feature_names,
+    item_id,
+)
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+BUNDLE_ARTIFACT = "bundle"
+MODEL_NAME_IN_RUN = "model"
+REPORT_ARTIFACT_DIR = "report"
+METRIC_TAG_PREFIX = "metric."
+DECISION_TAG = "promotion_decision"
+REASON_TAG = "promotion_reason"
+INPUT_COLUMNS = ("member_id", "region", "tier", "partner_id", "category", "scope")
+EXAMPLE_INPUT = {
+    "member_id": ["M000001", "new-member"],
+    "region": ["north", "south"],
+    "tier": ["gold", "base"],
+    "partner_id": ["P0001", "P0002"],
+    "category": ["Food", "Travel"],
+    "scope": ["federal", "local"],
+}
+"""A few rows of the pyfunc model's input (logged as its input example)."""
+MODEL_CODE = """\
+import mlflow
+
+from perkrank.models.registry import BundleModel
+
+mlflow.models.set_model(BundleModel())
+"""
+"""The pyfunc model is logged as this code ("models from code"), not as a pickle."""
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot answer: an unknown alias or version, or an unreachable store."""
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered model version and the run that logged it."""
+
+    model_name: str
+    version: str
+    run_id: str
+    model_uri: str
+    """`models:/<name>/<version>`."""
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The outcome of `promote`: whether the candidate became champion, and why."""
+
+    promoted: bool
+    reason: str
+    candidate_version: str
+    champion_version_before: str | None
+
+
+class BundleModel(mlflow.pyfunc.PythonModel):
+    """A bundle as an MLflow pyfunc model: one ranker score per (member, offer) row.
+
+    Input: a DataFrame of strings with the columns `INPUT_COLUMNS`. Members the ranker never
+    saw are scored from their region and tier, offers of unseen items from partner, category
+    and scope, exactly as `Factors` does for serving.
+    """
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Read the bundle the model was logged with."""
+        self.bundle = Bundle.load(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Ranker scores of the input rows."""
+        return score_rows(self.bundle.ranker, model_input)
+
+
+def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
+    records = list(rows[list(INPUT_COLUMNS)].itertuples(index=False))
+    items = [item_id(row.partner_id, row.category) for row in records]
+    item_vectors, item_biases = ranker.item_vectors_for(
+        items, [item_feature_names(row.partner_id, row.category, row.scope) for row in records]
+    )
+    member_vectors = np.zeros((len(records), ranker.dim), dtype=np.float32)
+    repeat = np.zeros(len(records), dtype=np.float32)
+    for position, (row, item) in enumerate(zip(records, items, strict=True)):
+        features = cold_member_feature_names(row.region, row.tier)
+        member_vectors[position] = ranker.member_vector(row.member_id, features)
+        item_row = ranker.item_row(item)
+        item_rows = np.array([-1 if item_row is None else item_row])
+        repeat[position] = ranker.repeat_scores(row.member_id, item_rows)[0]
+    return np.einsum("ij,ij->i", member_vectors, item_vectors) + item_biases + repeat
+
+
+def metric_key(metric_name: str) -> str:
+    """MLflow's name for a perkrank metric (`ndcg@10` → `ndcg_at_10`; MLflow forbids '@')."""
+    return metric_name.replace("@", "_at_")
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested values as MLflow params: `{"als": {"factors": 64}}` → `{"als.factors": "64"}`."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping) and value:
+            flat |= flatten_params(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
+
+
+def log_bundle(
+    bundle_dir: Path,
+    *,
+    registry: RegistryConfig,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    artifacts: list[Path],
+    tags: Mapping[str, str],
+) -> ModelVersionInfo:
+    """Log a bundle as a pyfunc model, register it and point the `challenger` alias at it.
+
+    Parameters
+    ----------
+    bundle_dir:
+        A directory written by `Bundle.save`.
+    registry:
+        Where to log: the active run if there is one, else a new run of `registry.experiment`
+        at `registry.tracking_uri`; the version is registered as `registry.model_name`.
+    params:
+        Run parameters, nested mappings allowed (logged as `a.b.c`).
+    metrics:
+        Evaluation metrics by perkrank name (`ndcg@10`, `als.ndcg@10`); logged on the run and
+        tagged on the version (`metric.ndcg_at_10`).
+    artifacts:
+        Files logged under `report/` in the run (evaluation report, charts).
+    tags:
+        Tags of both the run and the version.
+
+    Returns
+    -------
+    The registered version, its run and `models:/<name>/<version>`.
+    """
+    metric_values = {metric_key(name): float(value) for name, value in metrics.items()}
+    with _run(registry) as run:
+        mlflow.log_params(flatten_params(params))
+        mlflow.log_metrics(metric_values)
+        mlflow.set_tags(dict(tags))
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path=REPORT_ARTIFACT_DIR)
+        example_input = pd.DataFrame(EXAMPLE_INPUT)
+        example_output = score_rows(Bundle.load(bundle_dir).ranker, example_input)
+        signature = mlflow.models.infer_signature(example_input, example_output)
+        with tempfile.TemporaryDirectory() as scratch:
+            model_code = Path(scratch) / "bundle_model.py"
+            model_code.write_text(MODEL_CODE)
+            model_info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME_IN_RUN,
+                python_model=str(model_code),
+                artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+                signature=signature,
+                input_example=example_input,
+                pip_requirements=_requirements(),
+            )
+        version_tags = dict(tags) | {
+            METRIC_TAG_PREFIX + key: repr(value) for key, value in metric_values.items()
+        }
+        version = mlflow.register_model(
+            model_info.model_uri, registry.model_name, tags=version_tags
+        )
+        mlflow.MlflowClient().set_registered_model_alias(
+            registry.model_name, CHALLENGER, version.version
+        )
+        return ModelVersionInfo(
+            model_name=registry.model_name,
+            version=str(version.version),
+            run_id=run.info.run_id,
+            model_uri=f"models:/{registry.model_name}/{version.version}",
+        )
+
+
+def promote(
+    registry: RegistryConfig, *, version: str | None = None, force: bool = False
+) -> PromotionDecision:
+    """Move `champion` to the candidate (`version`, else `challenger`) if it beats the champion.
+
+    The candidate wins when its `registry.promote_metric` exceeds the champion's by more than
+    `registry.promote_margin`, when there is no champion yet, or when `force` is set. The
+    decision and its reason are tagged on the candidate version, refusals included.
+    """
+    client = _client(registry.tracking_uri)
+    name = registry.model_name
+    if version is None:
+        candidate = _version_by_alias(client, name, CHALLENGER)
+    else:
+        candidate = _model_version(client, name, version)
+    champion = _champion_or_none(client, name)
+    promoted, reason = _decide(candidate, champion, registry, force)
+    decision_tags = {DECISION_TAG: "promoted" if promoted else "refused", REASON_TAG: reason}
+    for key, value in decision_tags.items():
+        _call(client.set_model_version_tag, name, candidate.version, key, value)
+    if promoted:
+        _call(client.set_registered_model_alias, name, CHAMPION, candidate.version)
+    return PromotionDecision(
+        promoted=promoted,
+        reason=reason,
+        candidate_version=str(candidate.version),
+        champion_version_before=str(champion.version) if champion else None,
+    )
+
+
+def resolve_bundle(
+    model_uri: str, *, tracking_uri: str, cache_dir: Path | None = None
+) -> tuple[Path, str]:
+    """The local bundle directory `model_uri` names, and its version for logs and responses.
+
+    `model_uri` is a bundle directory (version `local:<dirname>`) or `models:/<name>@<alias>`
+    / `models:/<name>/<version>` (version `<name>/<version>`), downloaded into
+    `cache_dir/<name>/<version>` (reused when already there) or a new temporary directory.
+    """
+    local = Path(model_uri)
+    if (local / "bundle.json").is_file():
+        return local, f"local:{local.resolve().name}"
+    name, reference = _parse_models_uri(model_uri)
+    client = _client(tracking_uri)
+    if reference.startswith("@"):
+        version = _version_by_alias(client, name, reference[1:]).version
+    else:
+        version = _model_version(client, name, reference).version
+    if cache_dir is None:
+        model_dir = Path(tempfile.mkdtemp(prefix="perkrank-model-"))
+        _download_model(f"models:/{name}/{version}", model_dir, tracking_uri)
+    else:
+        model_dir = Path(cache_dir) / name / str(version)
+        if not (model_dir / "MLmodel").is_file():
+            _download_into_cache(f"models:/{name}/{version}", model_dir, tracking_uri)
+    return _bundle_dir(model_dir), f"{name}/{version}"
+
+
+@contextmanager
+def _run(registry: RegistryConfig) -> Iterator[mlflow.ActiveRun]:
+    active = mlflow.active_run()
+    if active is not None:
+        yield active
+        return
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    mlflow.set_registry_uri(registry.tracking_uri)
+    client = mlflow.MlflowClient()
+    experiment = _call(client.get_experiment_by_name, registry.experiment)
+    if experiment is None:
+        location = _artifact_location(registry.tracking_uri)
+        experiment_id = _call(client.create_experiment, registry.experiment, location)
+    else:
+        experiment_id = experiment.experiment_id
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        yield run
+
+
+def _artifact_location(tracking_uri: str) -> str | None:
+    """`mlartifacts/` beside a sqlite store (MLflow's default is ./mlruns in the working dir)."""
+    database = _sqlite_database(tracking_uri)
+    return (database.resolve().parent / "mlartifacts").as_uri() if database else None
+
+
+def _sqlite_database(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(tracking_uri.removeprefix(prefix)) if tracking_uri.startswith(prefix) else None
+
+
+def _requirements() -> list[str]:
+    """Pinned requirements (MLflow would otherwise load the model in a subprocess to guess)."""
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+        f"scipy=={scipy.__version__}",
+    ]
+
+
+def _decide(
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+    registry: RegistryConfig,
+    force: bool,
+) -> tuple[bool, str]:
+    metric = registry.promote_metric
+    candidate_value = _tagged_metric(candidate, metric)
+    if champion is None:
+        return True, f"no champion yet: v{candidate.version} {metric} {_format(candidate_value)}"
+    if champion.version == candidate.version:
+        return False, f"v{candidate.version} is already the champion"
+    champion_value = _tagged_metric(champion, metric)
+    if candidate_value is None or champion_value is None:
+        better, relation = False, "not comparable with"
+    else:
+        better = candidate_value > champion_value + registry.promote_margin
+        relation = ">" if better else "<="
+    comparison = (
+        f"{metric} {_format(candidate_value)} {relation} champion v{champion.version} "
+        f"{_format(champion_value)} + margin {registry.promote_margin:.4f}"
+    )
+    if not better and force:
+        return True, f"forced: {comparison}"
+    return better, comparison
+
+
+def _tagged_metric(version: ModelVersion, metric_name: str) -> float | None:
+    value = version.tags.get(METRIC_TAG_PREFIX + metric_key(metric_name))
+    return float(value) if value is not None else None
+
+
+def _format(value: float | None) -> str:
+    return "(missing)" if value is None else f"{value:.4f}"
+
+
+def _parse_models_uri(model_uri: str) -> tuple[str, str]:
+    """`models:/name@alias` → (name, "@alias"); `models:/name/3` → (name, "3")."""
+    path = model_uri.removeprefix("models:/") if model_uri.startswith("models:/") else ""
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        return name, f"@{alias}"
+    name, _, version = path.partition("/")
+    if not name or not version.isdigit():
+        raise RegistryError(
+            f"{model_uri}: expected a bundle directory, models:/<name>@<alias> "
+            "or models:/<name>/<version>"
+        )
+    return name, version
+
+
+def _client(tracking_uri: str) -> mlflow.MlflowClient:
+    """A client of an existing store (MLflow would create a missing sqlite database)."""
+    database = _sqlite_database(tracking_uri)
+    if database is not None and not database.is_file():
+        raise RegistryError(f"{tracking_uri}: no MLflow database at {database}")
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _call(function: Any, *arguments: Any, **keywords: Any) -> Any:
+    """`function(*arguments, **keywords)`, with MLflow's failures raised as RegistryError."""
+    try:
+        return function(*arguments, **keywords)
+    except MlflowException as error:
+        raise RegistryError(error.message) from error
+
+
+def _model_version(client: mlflow.MlflowClient, name: str, version: str) -> ModelVersion:
+    return _call(client.get_model_version, name, version)
+
+
+def _version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        raise RegistryError(f"models:/{name}@{alias}: {error.message}") from error
+
+
+def _champion_or_none(client: mlflow.MlflowClient, name: str) -> ModelVersion | None:
+    aliases = _call(client.get_registered_model, name).aliases
+    return _model_version(client, name, aliases[CHAMPION]) if CHAMPION in aliases else None
+
+
+def _download_model(model_uri: str, destination: Path, tracking_uri: str) -> None:
+    _call(
+        mlflow.artifacts.download_artifacts,
+        artifact_uri=model_uri,
+        dst_path=str(destination),
+        tracking_uri=tracking_uri,
+        registry_uri=tracking_uri,
+    )
+
+
+def _download_into_cache(model_uri: str, model_dir: Path, tracking_uri: str) -> None:
+    """Download next to `model_dir`, then rename, so a cache entry is never half written."""
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-", dir=model_dir.parent))
+    _download_model(model_uri, staging, tracking_uri)
+    os.replace(staging, model_dir)
+
+
+def _bundle_dir(model_dir: Path) -> Path:
+    """Where the pyfunc model in `model_dir` keeps its bundle artifact."""
+    flavor = mlflow.models.Model.load(str(model_dir)).flavors["python_function"]
+    return model_dir / flavor["artifacts"][BUNDLE_ARTIFACT]["path"]

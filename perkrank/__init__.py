@@ -1,0 +1,1 @@
+"""perkrank: personalized offers for loyalty programs."""

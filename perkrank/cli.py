@@ -1,0 +1,152 @@
+"""The `perkrank` command: one subcommand per job, each importing only what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+from perkrank.config import CONFIG_DIR, ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run one subcommand, return its exit code."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except ConfigError as error:
+        print(f"config error:\n{error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perkrank", description="Personalized, capped, opt-out-safe offers for loyalty programs."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_generate(commands)
+    _add_validate(commands)
+    _add_train(commands)
+    _add_promote(commands)
+    return parser
+
+
+def _command(commands: argparse._SubParsersAction, name: str, help_text: str, handler: Handler):
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands, "generate", "Write a synthetic loyalty data set (members, purchases, "
+        "partners, offers) with planted tastes, regions, tiers and a monthly catalog.", _generate
+    )
+    command.add_argument("--members", type=int, default=10_000, help="number of members")
+    command.add_argument("--months", type=int, default=12, help="months of purchase history")
+    command.add_argument("--seed", type=int, default=7, help="same seed, byte-identical files")
+    command.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1),
+                         help="first day of the history (YYYY-MM-DD)")
+    command.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+def _generate(arguments: argparse.Namespace) -> int:
+    from perkrank.features.synthetic import generate
+
+    summary = generate(
+        arguments.out, members=arguments.members, months=arguments.months,
+        seed=arguments.seed, start=arguments.start,
+    )
+    for table, rows in summary.items():
+        print(f"{table}: {rows} rows")
+    return 0
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands, "validate", "Check a data directory against the data contract; "
+        "list every problem with file, row and field.", _validate
+    )
+    command.add_argument("data", type=Path, help="directory with members, purchases, partners, offers")
+
+
+def _validate(arguments: argparse.Namespace) -> int:
+    from perkrank.features.loader import DataValidationError, load_dataset
+
+    try:
+        dataset = load_dataset(arguments.data)
+    except DataValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for table, rows in dataset.row_counts().items():
+        print(f"{table}: {rows} rows ok")
+    return 0
+
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands, "train", "Validate data, build features, fit ALS, BPR, LightFM and baselines, "
+        "evaluate on a time split, log to MLflow and register the blend as `challenger`.", _train
+    )
+    command.add_argument("--data", type=Path, required=True, help="validated data directory")
+    command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
+    command.add_argument("--out", type=Path, default=Path("var/train"),
+                         help="where the bundle and the evaluation report are written")
+    command.add_argument("--no-register", action="store_true", help="skip MLflow")
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    from perkrank.config import TrainConfig, load_config
+    from perkrank.features.loader import DataValidationError
+    from perkrank.training.pipeline import train
+
+    config = load_config(TrainConfig, arguments.config)
+    try:
+        result = train(
+            arguments.data, config, output_dir=arguments.out, register=not arguments.no_register
+        )
+    except DataValidationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"bundle: {result.bundle_dir}")
+    print(f"report: {', '.join(str(path) for path in result.report_files)}")
+    if result.registered_version:
+        print(f"registered version {result.registered_version} (alias challenger)")
+    return 0
+
+
+def _add_promote(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands, "promote", "Move the `champion` alias to the challenger (or --version) only "
+        "if it beats the champion on the configured metric by the configured margin.", _promote
+    )
+    command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
+    command.add_argument("--version", help="model version to promote (default: challenger)")
+    command.add_argument("--force", action="store_true", help="promote even if it is worse")
+
+
+def _promote(arguments: argparse.Namespace) -> int:
+    from perkrank.config import TrainConfig, load_config
+    from perkrank.models.registry import RegistryError, promote
+
+    config = load_config(TrainConfig, arguments.config)
+    try:
+        decision = promote(config.registry, version=arguments.version, force=arguments.force)
+    except RegistryError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(decision.reason)
+    return 0 if decision.promoted else 3
+
+
+__all__ = ["CONFIG_DIR", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

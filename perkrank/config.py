@@ -1,0 +1,267 @@
+"""Settings read from configs/*.yaml into pydantic models; `PERKRANK_…` environment variables win.
+
+Nested keys use `__` in variable names: `PERKRANK_TRAIN_ALS__FACTORS=128` sets `als.factors`
+in configs/train.yaml, `PERKRANK_REDIS_URL` sets `redis_url` in configs/serve.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or environment variable holds a value perkrank cannot use."""
+
+
+class Section(BaseModel):
+    """A nested block of a config file; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PerkrankSettings(BaseSettings):
+    """Base for top-level configs: YAML values, overridden by environment variables."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+# ---------------------------------------------------------------- training
+
+
+class SplitConfig(Section):
+    """Time split: validation window, then test window, both before the data's end."""
+
+    test_start: date | None = None
+    """First day of the test window; default: `test_days` before the last purchase."""
+    test_days: int = Field(30, gt=0)
+    validation_days: int = Field(30, gt=0)
+
+
+class InteractionConfig(Section):
+    """How purchases become the member × item confidence matrix."""
+
+    weighting: Literal["count", "amount", "bm25", "tfidf"] = "bm25"
+    """count: recency-weighted purchase counts; amount: log1p of recency-weighted spend;
+    bm25/tfidf: implicit's weighting of the counts, on the items × members matrix."""
+    half_life_days: float | None = Field(120.0, gt=0)
+    """A purchase's weight halves every this many days before the cutoff; None: no decay."""
+    bm25_k1: float = Field(100.0, gt=0)
+    bm25_b: float = Field(0.8, ge=0, le=1)
+
+
+class AlsConfig(Section):
+    factors: int = Field(64, gt=0)
+    regularization: float = Field(0.05, ge=0)
+    alpha: float = Field(1.0, gt=0)
+    iterations: int = Field(15, gt=0)
+
+
+class BprConfig(Section):
+    factors: int = Field(64, gt=0)
+    learning_rate: float = Field(0.01, gt=0)
+    regularization: float = Field(0.01, ge=0)
+    iterations: int = Field(100, gt=0)
+
+
+class LightFMConfig(Section):
+    no_components: int = Field(32, gt=0)
+    loss: Literal["warp", "bpr", "logistic", "warp-kos"] = "warp"
+    learning_rate: float = Field(0.05, gt=0)
+    item_alpha: float = Field(0.0, ge=0)
+    user_alpha: float = Field(0.0, ge=0)
+    epochs: int = Field(20, gt=0)
+
+
+class BlendConfig(Section):
+    """Blend weights per component; `fit_weights` searches them on the validation window."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"als": 1.0, "lightfm": 1.0, "popularity": 0.5, "repeat": 1.0}
+    )
+    fit_weights: bool = True
+
+
+class EvaluationConfig(Section):
+    """Offline evaluation on the test window (definitions in training/evaluate.py)."""
+
+    k_values: tuple[Annotated[int, Field(gt=0)], ...] = Field((5, 10, 20), min_length=1)
+    """List lengths at which every metric is reported; the main report table uses k=10."""
+    max_members: int | None = Field(None, gt=0)
+    """Evaluate on a seeded sample of test members (None: all of them)."""
+
+
+class RegistryConfig(Section):
+    """Where training logs and registers models (see `perkrank.models.registry`)."""
+
+    tracking_uri: str = Field("sqlite:///mlflow.db", validate_default=True)
+    """The MLflow store; the environment variable MLFLOW_TRACKING_URI wins when set."""
+    model_name: str = "perkrank-offers"
+    experiment: str = "perkrank"
+    promote_metric: str = "ndcg@10"
+    promote_margin: float = Field(0.0, ge=0)
+    """The challenger must beat the champion's `promote_metric` by more than this."""
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _environment_wins(cls, tracking_uri: str) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri
+
+
+class TrainConfig(PerkrankSettings):
+    """configs/train.yaml — `PERKRANK_TRAIN_…` overrides."""
+
+    model_config = SettingsConfigDict(env_prefix="PERKRANK_TRAIN_")
+
+    seed: int = 42
+    threads: int = Field(2, gt=0)
+    split: SplitConfig = SplitConfig()
+    interactions: InteractionConfig = InteractionConfig()
+    als: AlsConfig = AlsConfig()
+    bpr: BprConfig = BprConfig()
+    lightfm: LightFMConfig = LightFMConfig()
+    blend: BlendConfig = BlendConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+
+# ---------------------------------------------------------------- caps
+
+WINDOW_NAMES = ("day", "week", "month", "total")
+CAP_SCOPES = ("member_offer", "member_partner", "member_channel", "offer_total")
+CAP_COUNTS = ("served", "impression", "click", "redemption")
+
+
+class CapRule(Section):
+    """One frequency cap: at most `limit` per `scope` key within `window`."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
+    scope: Literal["member_offer", "member_partner", "member_channel", "offer_total"]
+    limit: int = Field(ge=0)
+    window: str | int
+    """`day`, `week`, `month` (calendar, UTC), `total` (never resets) or a number of seconds."""
+    counts: Literal["served", "impression", "click", "redemption"] = "served"
+
+    @field_validator("window")
+    @classmethod
+    def _known_window(cls, window: str | int) -> str | int:
+        if isinstance(window, int) or re.fullmatch(r"\d+", str(window)):
+            if int(window) <= 0:
+                raise ValueError("a window in seconds must be positive")
+            return int(window)
+        if window not in WINDOW_NAMES:
+            raise ValueError(f"unknown window {window!r}; use {', '.join(WINDOW_NAMES)} or seconds")
+        return window
+
+
+class CapsConfig(PerkrankSettings):
+    """configs/caps.yaml — the initial frequency-cap rule set."""
+
+    model_config = SettingsConfigDict(env_prefix="PERKRANK_CAPS_")
+
+    rules: tuple[CapRule, ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: tuple[CapRule, ...]) -> tuple[CapRule, ...]:
+        names = [rule.name for rule in rules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule names: {', '.join(duplicates)}")
+        return rules
+
+
+# ---------------------------------------------------------------- serving
+
+
+class ServeConfig(PerkrankSettings):
+    """configs/serve.yaml — `PERKRANK_…` overrides (e.g. PERKRANK_REDIS_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="PERKRANK_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    redis_url: str | None = None
+    """None: the in-process store (one process, state lost on exit)."""
+    key_prefix: str = Field("perkrank", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    store_timeout_ms: int = Field(100, gt=0)
+    model_uri: str = "models:/perkrank-offers@champion"
+    """An MLflow model URI or a local bundle directory."""
+    tracking_uri: str = "sqlite:///mlflow.db"
+    caps_path: Path = CONFIG_DIR / "caps.yaml"
+    """The frequency-cap rules (a CapsConfig file) loaded at startup."""
+    catalog_date: date | None = None
+    """Serve the offers valid on this date (None: today, UTC); for demos and replays."""
+    default_limit: int = Field(10, gt=0)
+    max_limit: int = Field(50, gt=0)
+    max_offers_per_partner: int = Field(2, gt=0)
+    candidate_pool_multiplier: int = Field(4, gt=0)
+    candidate_pool_margin: int = Field(20, ge=0)
+    """Each order sends its best `limit × multiplier + margin` eligible offers to the store, so
+    that opt-outs, caps and the per-partner limit can skip some and still fill `limit`."""
+    default_region: str = "unknown"
+    default_tier: Literal["base", "silver", "gold", "vip"] = "base"
+    app_api_keys: str = ""
+    """Comma-separated `name:key` pairs (or bare keys) that may read offers and send events."""
+    admin_api_keys: str = ""
+    """Comma-separated `name:key` pairs (or bare keys) that may change preferences and caps.
+    With no key at all the service refuses to start."""
+    max_in_flight: int = Field(64, gt=0)
+    """Requests handled at once; more are answered 503 with Retry-After."""
+
+
+# ---------------------------------------------------------------- loading
+
+SettingsT = TypeVar("SettingsT", bound=PerkrankSettings)
+
+
+def load_config(settings_type: type[SettingsT], path: Path | str | None) -> SettingsT:
+    """Read a YAML config (None: defaults only) into `settings_type`, env vars winning."""
+    where = str(path) if path is not None else settings_type.__name__
+    values = _read_yaml(Path(path)) if path is not None else {}
+    try:
+        return settings_type(**values)
+    except ValidationError as error:
+        raise ConfigError(_describe(where, error)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    return values
+
+
+def _describe(where: str, error: ValidationError) -> str:
+    problems = [
+        f"{where}: {'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}"
+        for item in error.errors()
+    ]
+    return "\n".join(problems)

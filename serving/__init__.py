@@ -1,0 +1,1 @@
+"""The offer API: eligibility → scoring → opt-outs → frequency caps → ranked offers."""

@@ -1,0 +1,313 @@
+"""The HTTP API (FastAPI, versioned under /v1): ranked offers, preferences, health.
+
+`create_app` only wires objects it is given (tests pass hand-made ones);
+`build_app_from_config` loads the model, catalog, caps and store at startup (lifespan).
+Apps call the offers endpoint on every screen view, so its path stays small: numpy over
+arrays held in memory, one store round trip, JSON written by orjson.
+"""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from perkrank.config import CapRule, CapsConfig, ServeConfig, load_config
+from perkrank.models.bundle import Bundle
+from perkrank.serving.auth import API_KEY_HEADER, ApiKeys, Role
+from perkrank.serving.catalog import Catalog
+from perkrank.serving.ranking import OfferRanker, OfferRequest, Ranking
+from perkrank.serving.schemas import (
+    MEMBER_ID_PATTERN,
+    Channel,
+    ErrorBody,
+    Health,
+    OffersResponse,
+    PreferencesBody,
+    Readiness,
+    Tier,
+)
+from perkrank.serving.store import StateStore, StateStoreError
+
+log = logging.getLogger("perkrank.serving")
+
+RETRY_AFTER_SECONDS = 1
+MemberId = Annotated[
+    str,
+    PathParam(
+        pattern=MEMBER_ID_PATTERN,
+        description="The member's id: 1–64 letters, digits, `_ . : -`.",
+        examples=["M000042"],
+    ),
+]
+Region = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="Rank for this region instead of the member's home region (travellers).",
+        examples=["north"],
+    ),
+]
+ApiKey = Annotated[str | None, Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key."},
+    403: {"model": ErrorBody, "description": "The API key's role may not do this."},
+    503: {"model": ErrorBody, "description": "State store unavailable or server busy; retry."},
+}
+
+
+@dataclass
+class Serving:
+    """Everything a request needs, built once at startup."""
+
+    ranker: OfferRanker
+    store: StateStore
+    keys: ApiKeys
+    caps: CapsConfig
+    model_version: str
+
+    def rules(self) -> Sequence[CapRule]:
+        """The frequency caps in force: the one place requests look them up."""
+        return self.caps.rules
+
+
+def create_app(
+    settings: ServeConfig,
+    *,
+    bundle: Bundle,
+    model_version: str,
+    catalog: Catalog,
+    store: StateStore,
+    caps: CapsConfig,
+) -> FastAPI:
+    """The app over ready-made parts (raises ConfigError when no API key is configured)."""
+    app = _new_app(settings)
+    app.state.serving = Serving(
+        ranker=OfferRanker(bundle, catalog, settings),
+        store=store,
+        keys=ApiKeys.from_settings(settings),
+        caps=caps,
+        model_version=model_version,
+    )
+    return app
+
+
+def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
+    """The app that loads model, catalog, caps and store when it starts and closes the store."""
+    keys = ApiKeys.from_settings(settings)
+    caps = load_config(CapsConfig, settings.caps_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from perkrank.serving.catalog import load_catalog
+        from perkrank.serving.store import open_store
+
+        bundle, model_version = load_bundle(settings)
+        catalog = load_catalog(data_dir, bundle)
+        store = open_store(settings)
+        app.state.serving = Serving(
+            OfferRanker(bundle, catalog, settings), store, keys, caps, model_version
+        )
+        log.info(
+            "serving model %s: %d offers, %d members, %d cap rules",
+            model_version,
+            len(catalog.offers),
+            len(catalog.members),
+            len(caps.rules),
+        )
+        try:
+            yield
+        finally:
+            store.close()
+
+    return _new_app(settings, lifespan)
+
+
+def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:
+    """The bundle `settings.model_uri` names (an MLflow URI or a directory) and its version."""
+    if "://" in settings.model_uri or settings.model_uri.startswith("models:/"):
+        from perkrank.models.registry import resolve_bundle
+
+        directory, version = resolve_bundle(settings.model_uri, tracking_uri=settings.tracking_uri)
+        return Bundle.load(directory), version
+    directory = Path(settings.model_uri)
+    bundle = Bundle.load(directory)
+    return bundle, str(bundle.meta.get("version", directory.name))
+
+
+def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(
+        title="perkrank",
+        version="1",
+        description="Ranked, capped, opt-out-safe offers for loyalty program members. "
+        f"Send an API key in `{API_KEY_HEADER}`.",
+        lifespan=lifespan,
+    )
+    app.include_router(_v1_routes(settings))
+    app.include_router(_health_routes())
+    app.add_exception_handler(StateStoreError, _store_unavailable)
+    app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight, path_prefix="/v1/")
+    return app
+
+
+def _v1_routes(settings: ServeConfig) -> APIRouter:
+    router = APIRouter(prefix="/v1", responses=ERRORS)
+    limit_query = Query(ge=1, le=settings.max_limit, description="How many offers to return.")
+
+    @router.get(
+        "/members/{member_id}/offers",
+        response_model=OffersResponse,
+        tags=["offers"],
+        summary="A member's ranked offers for one screen view",
+    )
+    async def get_offers(
+        request: Request,
+        member_id: MemberId,
+        api_key: ApiKey,
+        channel: Channel = "app",
+        limit: Annotated[int, limit_query] = settings.default_limit,
+        region: Region = None,
+        tier: Tier | None = None,
+    ) -> Response:
+        """Eligible offers (valid today, offered in the region, open to the tier), ranked for
+        the member, without opt-outs and within caps, budgets and the per-partner limit.
+        Every offer returned is counted against its caps. A member the files do not know
+        gets offers for their region and tier (query parameters, else the defaults)."""
+        serving: Serving = request.app.state.serving
+        serving.keys.require(api_key, Role.APP)
+        offer_request = OfferRequest(member_id, channel, limit, region, tier)
+        ranking = serving.ranker.rank(serving.store, offer_request, serving.rules())
+        return _offers_response(offer_request, ranking, serving.model_version)
+
+    @router.get(
+        "/members/{member_id}/preferences",
+        response_model=PreferencesBody,
+        tags=["preferences"],
+        summary="What a member opted out of",
+    )
+    async def get_preferences(
+        request: Request, member_id: MemberId, api_key: ApiKey
+    ) -> PreferencesBody:
+        """The member's opt-outs and personalization setting (defaults if never set)."""
+        serving: Serving = request.app.state.serving
+        serving.keys.require(api_key, Role.APP)
+        return PreferencesBody.of(serving.store.get_preferences(member_id))
+
+    @router.put(
+        "/members/{member_id}/preferences",
+        response_model=PreferencesBody,
+        tags=["preferences"],
+        summary="Replace what a member opted out of (admin key)",
+    )
+    async def put_preferences(
+        request: Request, member_id: MemberId, api_key: ApiKey, body: PreferencesBody
+    ) -> PreferencesBody:
+        """Replace all of the member's preferences; the very next offers request obeys them."""
+        serving: Serving = request.app.state.serving
+        serving.keys.require(api_key, Role.ADMIN)
+        serving.store.set_preferences(member_id, body.to_preferences())
+        return body
+
+    return router
+
+
+def _health_routes() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=Health, summary="The process is up")
+    async def healthz() -> Health:
+        return Health()
+
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        summary="Model loaded and state store reachable",
+    )
+    async def readyz(request: Request) -> Response:
+        serving: Serving = request.app.state.serving
+        try:
+            serving.store.ping()
+        except StateStoreError as error:
+            log.warning("not ready: %s", error)
+            body = Readiness(
+                status="unavailable", model_version=serving.model_version, detail=str(error)
+            )
+            return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(
+            Readiness(status="ready", model_version=serving.model_version).model_dump()
+        )
+
+    return router
+
+
+def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str) -> Response:
+    offers = [
+        {
+            "offer_id": served.offer.offer_id,
+            "partner_id": served.offer.partner_id,
+            "category": served.offer.category,
+            "title": served.offer.title,
+            "reward": served.offer.reward,
+            "rank": served.rank,
+            "score": round(served.score, 4),
+            "reason": served.reason,
+        }
+        for served in ranking.offers
+    ]
+    body = {
+        "member_id": request.member_id,
+        "channel": request.channel,
+        "personalized": ranking.personalized,
+        "model_version": model_version,
+        "request_id": uuid.uuid4().hex,
+        "offers": offers,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _store_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("state store unavailable: %s", error)
+    return JSONResponse(
+        {"detail": "state store unavailable; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class InFlightLimit:
+    """ASGI middleware: past `max_in_flight` requests under `path_prefix`, answer 503 at once."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, path_prefix: str) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.path_prefix = path_prefix
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            busy = JSONResponse(
+                {"detail": "server busy; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await busy(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

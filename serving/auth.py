@@ -1,0 +1,103 @@
+"""API keys sent in `X-API-Key`: app keys read offers and preferences, admin keys do everything.
+
+Keys come from `ServeConfig.app_api_keys` and `admin_api_keys` (environment variables
+PERKRANK_APP_API_KEYS and PERKRANK_ADMIN_API_KEYS win): comma-separated `name:key` pairs or
+bare keys. The service refuses to start without any key. A presented key is compared with
+every configured key in constant time; keys are never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+
+from fastapi import HTTPException, status
+
+from perkrank.config import ConfigError, ServeConfig
+
+API_KEY_HEADER = "X-API-Key"
+MIN_KEY_LENGTH = 16
+_KEY_PATTERN = re.compile(r"[!-~]+")
+"""Visible ASCII, no spaces."""
+
+
+class Role(IntEnum):
+    """What a key may do; a higher role may do everything a lower one may."""
+
+    APP = 1
+    ADMIN = 2
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One configured key: a name for humans, the secret, and its role."""
+
+    name: str
+    secret: bytes
+    role: Role
+
+
+class ApiKeys:
+    """The configured keys; answers which role a presented key has."""
+
+    def __init__(self, keys: list[ApiKey]) -> None:
+        if not keys:
+            raise ConfigError(
+                "no API keys configured: set app_api_keys and admin_api_keys in the serve "
+                "config or PERKRANK_APP_API_KEYS / PERKRANK_ADMIN_API_KEYS"
+            )
+        self._keys = keys
+
+    @classmethod
+    def from_settings(cls, settings: ServeConfig) -> ApiKeys:
+        """Parse the app and admin keys of `settings` (raises ConfigError)."""
+        return cls(
+            parse_keys(settings.app_api_keys, Role.APP)
+            + parse_keys(settings.admin_api_keys, Role.ADMIN)
+        )
+
+    def role_of(self, presented: str | None) -> Role | None:
+        """The highest role of a matching key, None for no key or an unknown one."""
+        if not presented:
+            return None
+        presented_bytes = presented.encode()
+        role = None
+        for key in self._keys:
+            if hmac.compare_digest(key.secret, presented_bytes) and (
+                role is None or key.role > role
+            ):
+                role = key.role
+        return role
+
+    def require(self, presented: str | None, needed: Role) -> None:
+        """Raise 401 for a missing or unknown key, 403 for a key below `needed`."""
+        role = self.role_of(presented)
+        if role is None:
+            problem = "unknown API key" if presented else "missing API key"
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, f"{problem}: send a valid key in {API_KEY_HEADER}"
+            )
+        if role < needed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "this API key may not do this: it needs an admin key"
+            )
+
+
+def parse_keys(text: str, role: Role) -> list[ApiKey]:
+    """Keys from comma-separated `name:key` pairs or bare keys (named `<role>-<n>`)."""
+    keys = []
+    for position, entry in enumerate(part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        name, separator, secret = entry.partition(":")
+        if not separator:
+            name, secret = f"{role.name.lower()}-{position + 1}", entry
+        if len(secret) < MIN_KEY_LENGTH or not _KEY_PATTERN.fullmatch(secret):
+            raise ConfigError(
+                f"{role.name.lower()} API key {name!r}: use at least {MIN_KEY_LENGTH} visible "
+                "ASCII characters (no spaces or commas)"
+            )
+        keys.append(ApiKey(name, secret.encode(), role))
+    return keys

@@ -1,0 +1,146 @@
+"""The JSON bodies of the HTTP API, with the examples the OpenAPI page shows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from perkrank.serving.store import Preferences
+
+MEMBER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+Channel = Literal["store", "app", "web"]
+Tier = Literal["base", "silver", "gold", "vip"]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""A category, partner id or region as the data files spell it."""
+MAX_OPT_OUTS = 200
+
+
+class ServedOffer(BaseModel):
+    """One offer in a member's list."""
+
+    offer_id: str
+    partner_id: str
+    category: str
+    title: str
+    reward: str
+    rank: int = Field(description="1 = show first.")
+    score: float = Field(description="Model score of the order used; comparable within a list.")
+    reason: str = Field(description="Why the member sees it, short enough for a badge.")
+
+
+class OffersResponse(BaseModel):
+    """A member's offers for one screen view; every offer returned counts against its caps."""
+
+    member_id: str
+    channel: Channel
+    personalized: bool = Field(
+        description="false when the member turned personalization off: regional popularity order."
+    )
+    model_version: str
+    request_id: str
+    offers: list[ServedOffer]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "member_id": "M000042",
+                    "channel": "app",
+                    "personalized": True,
+                    "model_version": "perkrank-offers/7",
+                    "request_id": "9f1c2b7e4a5d6c8b",
+                    "offers": [
+                        {
+                            "offer_id": "O2026-11-0117",
+                            "partner_id": "P0031",
+                            "category": "Beauty",
+                            "title": "10% back on skincare",
+                            "reward": "10% cashback",
+                            "rank": 1,
+                            "score": 2.4183,
+                            "reason": "you often buy Beauty at Glow",
+                        },
+                        {
+                            "offer_id": "O2026-11-0008",
+                            "partner_id": "P0002",
+                            "category": "Grocery",
+                            "title": "Double points on groceries",
+                            "reward": "2x points",
+                            "rank": 2,
+                            "score": 1.9027,
+                            "reason": "picked for you",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class PreferencesBody(BaseModel):
+    """What a member opted out of; PUT replaces all of it."""
+
+    opt_out_all: bool = False
+    opted_out_channels: list[Channel] = Field(default_factory=list, max_length=3)
+    opted_out_categories: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+    opted_out_partners: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+    personalization: bool = Field(
+        True, description="false: offers in regional popularity order, not from their history."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "opt_out_all": False,
+                    "opted_out_channels": ["web"],
+                    "opted_out_categories": ["Alcohol"],
+                    "opted_out_partners": ["P0007"],
+                    "personalization": True,
+                }
+            ]
+        },
+    )
+
+    @classmethod
+    def of(cls, preferences: Preferences) -> PreferencesBody:
+        """The body of stored preferences (lists sorted)."""
+        return cls(
+            opt_out_all=preferences.opt_out_all,
+            opted_out_channels=sorted(preferences.opted_out_channels),
+            opted_out_categories=sorted(preferences.opted_out_categories),
+            opted_out_partners=sorted(preferences.opted_out_partners),
+            personalization=preferences.personalization,
+        )
+
+    def to_preferences(self) -> Preferences:
+        """The preferences to store."""
+        return Preferences(
+            opt_out_all=self.opt_out_all,
+            opted_out_channels=frozenset(self.opted_out_channels),
+            opted_out_categories=frozenset(self.opted_out_categories),
+            opted_out_partners=frozenset(self.opted_out_partners),
+            personalization=self.personalization,
+        )
+
+
+class ErrorBody(BaseModel):
+    """Why a request failed."""
+
+    detail: str = Field(examples=["missing API key: send a valid key in X-API-Key"])
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether this process can serve offers: model loaded and state store reachable."""
+
+    status: Literal["ready", "unavailable"]
+    model_version: str
+    detail: str | None = None

@@ -1,0 +1,1 @@
+"""Time-split evaluation, the training pipeline and the MLflow registry."""

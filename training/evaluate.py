@@ -1,0 +1,632 @@
+"""Offline evaluation of offer rankings over a time window [start, end).
+
+Definitions
+-----------
+Candidates:
+    the offers a member could have been shown in the window: active during it
+    (valid_from < end and valid_to ≥ start), running in the member's region (the offer's
+    effective regions; None = everywhere) and with min_tier ≤ the member's tier. Members with the
+    same region and tier share one candidate set (a *group*).
+Relevant offers:
+    candidates at whose partner, in whose category, the member purchased on a day when the
+    offer was valid and inside the window.
+Members evaluated:
+    members who signed up before `start` and have at least one relevant offer.
+    *Warm* members purchased anything before `start`; *cold* members did not.
+Score:
+    the model's `Factors` score: member vector (`Factors.member_vector` from the member's id or
+    features) · offer's item vector + item bias (`Factors.item_vectors_for`, unseen items from
+    their features) + `repeat_weight · log1p(repeat)` (`Factors.repeat_scores`). Candidates are
+    ranked by score, ties by offer_id; the first k form the top-k.
+Metrics at each k (averaged over the members of a slice):
+    precision@k = relevant in top-k / k;  recall@k = relevant in top-k / |relevant|;
+    ndcg@k = DCG@k / ideal DCG over min(k, |relevant|) relevant offers (binary relevance,
+    gain 1 / log2(position + 1));  map@k = Σ precision@i over relevant positions i ≤ k,
+    divided by min(k, |relevant|);  hit_rate@k = 1 if any relevant offer is in the top-k;
+    coverage@k = distinct offers in any member's top-k / distinct candidate offers of the
+    slice's members (one value per slice, not an average).
+Slices (each restricts members and/or candidates; metrics are recomputed within it, and a
+member with no relevant offer inside a slice is left out of it):
+    overall;  warm, cold;  region=<region>;
+    repeat_items: candidates restricted to offers whose item the member bought before `start`;
+    new_items: candidates restricted to the other offers (items new to the member);
+    new_offers: candidates restricted to offers that did not exist before the window
+    (valid_from ≥ start).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from perkrank.features.dataset import Dataset
+from perkrank.features.offer_features import offer_items, tier_rank
+from perkrank.features.vocabulary import member_feature_names
+from perkrank.models.factors import Factors
+
+METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
+"""How a slice restricts candidates: not at all, or to one of the three candidate subsets."""
+BATCH_MEMBERS = 4096
+"""Members scored per matrix product (bounds memory for large groups)."""
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    """Per member (row of ranked relevance flags): relevant offers in the top-k / k."""
+    return hits[:, :k].sum(axis=1) / k
+
+
+def recall_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
+    """Per member: relevant offers in the top-k / all relevant offers (counts ≥ 1)."""
+    return hits[:, :k].sum(axis=1) / relevant_counts
+
+
+def ndcg_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
+    """Per member: binary-relevance DCG@k over the ideal DCG of min(k, |relevant|) offers."""
+    top = hits[:, :k]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = top @ discounts[: top.shape[1]]
+    ideal = np.cumsum(discounts)[np.minimum(relevant_counts, k) - 1]
+    return dcg / ideal
+
+
+def average_precision_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
+    """Per member: Σ precision@i at relevant positions i ≤ k, over min(k, |relevant|)."""
+    top = hits[:, :k]
+    precisions = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
+    return (precisions * top).sum(axis=1) / np.minimum(relevant_counts, k)
+
+
+def hit_rate_at_k(hits: np.ndarray, k: int) -> np.ndarray:
+    """Per member: 1.0 if any relevant offer is in the top-k, else 0.0."""
+    return hits[:, :k].any(axis=1).astype(np.float64)
+
+
+def catalog_coverage(top_offer_rows: np.ndarray, k: int, candidate_offers: int) -> float:
+    """Distinct offers in any top-k (rows of offer rows, -1 = empty) / distinct candidates."""
+    shown = np.unique(top_offer_rows[:, :k])
+    return float(np.count_nonzero(shown >= 0) / candidate_offers)
+
+
+def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the k highest scores, best first; ties go to the lower column."""
+    k = min(k, scores.shape[1])
+    if k == scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    top = np.take_along_axis(top, np.lexsort((top, -top_scores)), axis=1)
+    # argpartition picks arbitrarily among scores tied with the k-th: re-rank those rows fully.
+    kth = np.take_along_axis(scores, top[:, -1:], axis=1)
+    tied_outside = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
+    if tied_outside.any():
+        top[tied_outside] = np.argsort(-scores[tied_outside], axis=1, kind="stable")[:, :k]
+    return top
+
+
+# ---------------------------------------------------------------- the window
+
+
+@dataclass(frozen=True)
+class CandidateGroup:
+    """Members of one region and tier and the candidate offers they share."""
+
+    region: str
+    tier: str
+    member_rows: np.ndarray
+    """Rows of `EvaluationWindow.member_ids`."""
+    offer_rows: np.ndarray
+    """Rows of `EvaluationWindow.offer_ids`, ascending (so ascending offer_id)."""
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A subset of members and candidates whose metrics are reported together."""
+
+    name: str
+    restriction: str
+    """One of RESTRICTIONS."""
+    member_rows: np.ndarray
+    """Members with at least one relevant offer within the slice."""
+    candidate_offers: int
+    """Distinct candidate offers of those members within the slice (coverage denominator)."""
+
+
+@dataclass(frozen=True)
+class EvaluationWindow:
+    """Everything about a window that does not depend on the model; built by `prepare_window`.
+
+    members (rows): member_ids, member_regions, member_tiers, member_features (feature names
+        at `start`), member_is_warm (any purchase before `start`).
+    offers (rows, sorted by offer_id): offer_ids, offer_items (item ids), offer_item_features,
+        offer_is_new (valid_from ≥ start). Only offers active during the window.
+    relevant: CSR bool (members × offers), relevant candidates.
+    bought_before: CSR bool (members × offers), candidates whose item the member bought
+        before `start`.
+    """
+
+    start: date
+    end: date
+    member_ids: np.ndarray
+    member_regions: np.ndarray
+    member_tiers: np.ndarray
+    member_features: list[list[str]]
+    member_is_warm: np.ndarray
+    offer_ids: np.ndarray
+    offer_items: np.ndarray
+    offer_item_features: list[list[str]]
+    offer_is_new: np.ndarray
+    groups: tuple[CandidateGroup, ...]
+    relevant: sp.csr_matrix
+    bought_before: sp.csr_matrix
+    slices: tuple[Slice, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes of the window, for reports."""
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "members": len(self.member_ids),
+            "warm_members": int(self.member_is_warm.sum()),
+            "cold_members": int((~self.member_is_warm).sum()),
+            "offers": len(self.offer_ids),
+            "new_offers": int(self.offer_is_new.sum()),
+            "groups": len(self.groups),
+            "relevant_pairs": int(self.relevant.nnz),
+        }
+
+
+def prepare_window(
+    dataset: Dataset,
+    start: date,
+    end: date,
+    *,
+    member_features: Mapping[str, Sequence[str]],
+    items_bought_before: Mapping[str, frozenset[str]],
+    offer_regions: Sequence[frozenset[str] | None],
+    item_features: Mapping[str, Sequence[str]],
+    max_members: int | None = None,
+    seed: int = 0,
+) -> EvaluationWindow:
+    """Candidates, relevance and slices of the window [start, end), computed once for all models.
+
+    Parameters
+    ----------
+    dataset:
+        The validated tables; purchases at or after `start` are used only as relevance.
+    start, end:
+        The window, `end` excluded.
+    member_features:
+        Feature names per member_id as of `start`; a member missing here gets its region and
+        tier names (`vocabulary.member_feature_names`).
+    items_bought_before:
+        Item ids each member bought before `start` (missing or empty = a cold member).
+    offer_regions:
+        Effective regions per row of `dataset.offers` (None = everywhere).
+    item_features:
+        Feature names per item id, for every item an offer maps onto.
+    max_members:
+        Keep a random sample (seeded by `seed`) of this many evaluated members.
+    """
+    if not start < end:
+        raise ValueError(f"the window must end after it starts: {start} .. {end}")
+    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    offers = _window_offers(dataset.offers, offer_regions, start_ts, end_ts)
+    members = dataset.members.loc[
+        dataset.members["signup_date"] < start_ts, ["member_id", "region", "tier"]
+    ].reset_index(drop=True)
+    member_group, group_keys = _group_rows(members)
+    eligible = _eligibility(group_keys, offers)
+    pairs = _relevant_pairs(dataset.purchases, members, offers, start_ts, end_ts)
+    pairs = pairs[eligible[member_group[pairs[:, 0]], pairs[:, 1]]]
+    kept = np.unique(pairs[:, 0])
+    if max_members is not None and len(kept) > max_members:
+        kept = np.sort(np.random.default_rng(seed).choice(kept, max_members, replace=False))
+    new_row = np.full(len(members), -1)
+    new_row[kept] = np.arange(len(kept))
+    pairs = pairs[new_row[pairs[:, 0]] >= 0]
+    members = members.iloc[kept].reset_index(drop=True)
+    member_group = member_group[kept]
+    member_ids = members["member_id"].to_numpy(dtype=str)
+    shape = (len(member_ids), len(offers))
+    relevant = _bool_matrix(new_row[pairs[:, 0]], pairs[:, 1], shape)
+    items = offers["item"].to_numpy(dtype=str)
+    bought_before = _bought_before(member_ids, items_bought_before, items, shape)
+    bought_before = _keep_eligible(bought_before, eligible, member_group)
+    groups = tuple(
+        CandidateGroup(
+            region=group_keys[group][0],
+            tier=group_keys[group][1],
+            member_rows=np.flatnonzero(member_group == group),
+            offer_rows=np.flatnonzero(eligible[group]),
+        )
+        for group in np.unique(member_group)
+    )
+    regions = members["region"].to_numpy(dtype=str)
+    tiers = members["tier"].to_numpy(dtype=str)
+    window = EvaluationWindow(
+        start=start,
+        end=end,
+        member_ids=member_ids,
+        member_regions=regions,
+        member_tiers=tiers,
+        member_features=[
+            list(member_features.get(member, member_feature_names(region, tier)))
+            for member, region, tier in zip(member_ids, regions, tiers, strict=True)
+        ],
+        member_is_warm=np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool),
+        offer_ids=offers["offer_id"].to_numpy(dtype=str),
+        offer_items=items,
+        offer_item_features=[list(item_features[item]) for item in items],
+        offer_is_new=(offers["valid_from"] >= start_ts).to_numpy(),
+        groups=groups,
+        relevant=relevant,
+        bought_before=bought_before,
+    )
+    return _with_slices(window)
+
+
+def _window_offers(
+    offers: pd.DataFrame,
+    offer_regions: Sequence[frozenset[str] | None],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Offers active during the window, sorted by offer_id, with item, regions and tier rank."""
+    if len(offer_regions) != len(offers):
+        raise ValueError("offer_regions must have one entry per row of dataset.offers")
+    table = offers[["offer_id", "partner_id", "category", "min_tier", "valid_from", "valid_to"]]
+    table = table.assign(regions=pd.Series(list(offer_regions), index=offers.index, dtype=object))
+    table = table[(table["valid_from"] < end) & (table["valid_to"] >= start)]
+    table = table.sort_values("offer_id", kind="stable").reset_index(drop=True)
+    table["item"] = offer_items(table)
+    table["tier_rank"] = table["min_tier"].map(tier_rank).astype(int)
+    return table
+
+
+def _group_rows(members: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Group index per member and the (region, tier) of each group."""
+    codes, keys = pd.MultiIndex.from_frame(members[["region", "tier"]]).factorize()
+    return np.asarray(codes), [tuple(key) for key in keys]
+
+
+def _eligibility(group_keys: list[tuple[str, str]], offers: pd.DataFrame) -> np.ndarray:
+    """Bool (groups × offers): the offer runs in the group's region and tier."""
+    eligible = np.zeros((len(group_keys), len(offers)), dtype=bool)
+    regions = offers["regions"].tolist()
+    tier_ranks = offers["tier_rank"].to_numpy()
+    for group, (region, tier) in enumerate(group_keys):
+        in_region = np.array([r is None or region in r for r in regions], dtype=bool)
+        eligible[group] = in_region & (tier_ranks <= tier_rank(tier))
+    return eligible
+
+
+def _relevant_pairs(
+    purchases: pd.DataFrame,
+    members: pd.DataFrame,
+    offers: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> np.ndarray:
+    """Unique (member row, offer row) pairs: a purchase in the window on a day the offer ran."""
+    in_window = purchases.loc[
+        (purchases["ts"] >= start) & (purchases["ts"] < end),
+        ["member_id", "partner_id", "category", "ts"],
+    ]
+    member_rows = pd.Index(members["member_id"]).get_indexer(in_window["member_id"])
+    in_window = in_window.assign(member_row=member_rows, day=in_window["ts"].dt.normalize())
+    in_window = in_window[in_window["member_row"] >= 0]
+    joined = in_window.merge(
+        offers[["partner_id", "category", "valid_from", "valid_to"]].reset_index(names="offer_row"),
+        on=["partner_id", "category"],
+    )
+    joined = joined[(joined["day"] >= joined["valid_from"]) & (joined["day"] <= joined["valid_to"])]
+    keys = np.unique(joined["member_row"].to_numpy() * len(offers) + joined["offer_row"].to_numpy())
+    return np.column_stack(np.divmod(keys, len(offers))).astype(np.int64).reshape(-1, 2)
+
+
+def _bool_matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, columns)), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _bought_before(
+    member_ids: np.ndarray,
+    items_bought_before: Mapping[str, frozenset[str]],
+    offer_item_ids: np.ndarray,
+    shape: tuple[int, int],
+) -> sp.csr_matrix:
+    """Bool (members × offers): the offer's item is one the member bought before the window."""
+    items, offer_item_index = np.unique(offer_item_ids, return_inverse=True)
+    bought = [items_bought_before.get(member, frozenset()) for member in member_ids]
+    rows = np.repeat(np.arange(len(member_ids)), [len(member_items) for member_items in bought])
+    columns = pd.Index(items).get_indexer(list(chain.from_iterable(bought)))
+    known = columns >= 0
+    member_items = _bool_matrix(rows[known], columns[known], (shape[0], len(items)))
+    item_offers = _bool_matrix(
+        offer_item_index, np.arange(len(offer_item_ids)), (len(items), shape[1])
+    )
+    return (member_items.astype(np.int32) @ item_offers.astype(np.int32)).astype(bool).tocsr()
+
+
+def _keep_eligible(
+    matrix: sp.csr_matrix, eligible: np.ndarray, member_group: np.ndarray
+) -> sp.csr_matrix:
+    pairs = matrix.tocoo()
+    keep = eligible[member_group[pairs.row], pairs.col]
+    return _bool_matrix(pairs.row[keep], pairs.col[keep], matrix.shape)
+
+
+def _relevant_counts(window: EvaluationWindow, restriction: str) -> np.ndarray:
+    """Relevant candidates per member within one restriction."""
+    pairs = window.relevant.tocoo()
+    if restriction == "all":
+        inside = np.ones(pairs.nnz, dtype=bool)
+    elif restriction == "new_offers":
+        inside = window.offer_is_new[pairs.col]
+    else:
+        bought = np.asarray(window.bought_before[pairs.row, pairs.col]).ravel().astype(bool)
+        inside = bought if restriction == "repeat_items" else ~bought
+    return np.bincount(pairs.row[inside], minlength=len(window.member_ids))
+
+
+def _candidate_offer_count(
+    window: EvaluationWindow, restriction: str, member_rows: np.ndarray
+) -> int:
+    """Distinct candidate offers of `member_rows` within a restriction."""
+    candidates = np.zeros(len(window.offer_ids), dtype=bool)
+    in_slice = np.zeros(len(window.member_ids), dtype=bool)
+    in_slice[member_rows] = True
+    for group in window.groups:
+        rows = group.member_rows[in_slice[group.member_rows]]
+        if len(rows) == 0:
+            continue
+        if restriction in ("all", "new_offers"):
+            candidates[group.offer_rows] = True
+            continue
+        bought_counts = np.asarray(window.bought_before[rows][:, group.offer_rows].sum(axis=0))[0]
+        if restriction == "repeat_items":
+            candidates[group.offer_rows[bought_counts > 0]] = True
+        else:
+            candidates[group.offer_rows[bought_counts < len(rows)]] = True
+    if restriction == "new_offers":
+        candidates &= window.offer_is_new
+    return int(candidates.sum())
+
+
+def _with_slices(window: EvaluationWindow) -> EvaluationWindow:
+    """The window with its slices: overall, warm, cold, restrictions, then regions."""
+    has_relevant = {
+        restriction: _relevant_counts(window, restriction) > 0 for restriction in RESTRICTIONS
+    }
+    everyone = np.ones(len(window.member_ids), dtype=bool)
+    subsets: list[tuple[str, str, np.ndarray]] = [
+        ("overall", "all", everyone),
+        ("warm", "all", window.member_is_warm),
+        ("cold", "all", ~window.member_is_warm),
+        ("repeat_items", "repeat_items", everyone),
+        ("new_items", "new_items", everyone),
+        ("new_offers", "new_offers", everyone),
+    ]
+    subsets += [
+        (f"region={region}", "all", window.member_regions == region)
+        for region in np.unique(window.member_regions)
+    ]
+    slices = []
+    for name, restriction, members in subsets:
+        member_rows = np.flatnonzero(members & has_relevant[restriction])
+        candidates = _candidate_offer_count(window, restriction, member_rows)
+        slices.append(Slice(name, restriction, member_rows, candidates))
+    return replace(window, slices=tuple(slices))
+
+
+# ---------------------------------------------------------------- scoring and ranking
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every member's top offers within one restriction."""
+
+    offer_rows: np.ndarray
+    """int (members × top_k): window offer rows, best first; -1 where fewer candidates."""
+    hits: np.ndarray
+    """bool (members × top_k): the offer at that position is relevant."""
+    relevant_counts: np.ndarray
+    """int (members,): relevant offers within the restriction."""
+
+
+def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
+    """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
+    member_vectors, offer_vectors, offer_biases, repeat = _model_inputs(window, factors)
+    n_members = len(window.member_ids)
+    rankings = {
+        restriction: Ranking(
+            offer_rows=np.full((n_members, top_k), -1, dtype=np.int32),
+            hits=np.zeros((n_members, top_k), dtype=bool),
+            relevant_counts=np.zeros(n_members, dtype=np.int64),
+        )
+        for restriction in RESTRICTIONS
+    }
+    for group in window.groups:
+        offers = group.offer_rows
+        new_columns = np.flatnonzero(window.offer_is_new[offers])
+        for batch in range(0, len(group.member_rows), BATCH_MEMBERS):
+            rows = group.member_rows[batch : batch + BATCH_MEMBERS]
+            scores = member_vectors[rows] @ offer_vectors[offers].T + offer_biases[offers]
+            if repeat is not None:
+                scores += repeat[rows][:, offers].toarray()
+            relevant = window.relevant[rows][:, offers].toarray()
+            bought = window.bought_before[rows][:, offers].toarray()
+            _fill(rankings["all"], rows, offers, scores, relevant, None)
+            _fill(rankings["repeat_items"], rows, offers, scores, relevant, bought)
+            _fill(rankings["new_items"], rows, offers, scores, relevant, ~bought)
+            _fill(
+                rankings["new_offers"],
+                rows,
+                offers[new_columns],
+                scores[:, new_columns],
+                relevant[:, new_columns],
+                None,
+            )
+    return rankings
+
+
+def recommend(window: EvaluationWindow, factors: Factors, k: int) -> dict[str, list[str]]:
+    """Each evaluated member's top-k candidate offer ids under `factors`."""
+    offer_rows = rank_window(window, factors, k)["all"].offer_rows
+    return {
+        member: [str(window.offer_ids[row]) for row in rows if row >= 0]
+        for member, rows in zip(window.member_ids, offer_rows, strict=True)
+    }
+
+
+def _model_inputs(
+    window: EvaluationWindow, factors: Factors
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix | None]:
+    """Member vectors, offer vectors and biases, and the repeat term (members × offers)."""
+    member_vectors = np.zeros((len(window.member_ids), factors.dim), dtype=np.float32)
+    for row, (member, names) in enumerate(
+        zip(window.member_ids, window.member_features, strict=True)
+    ):
+        member_vectors[row] = factors.member_vector(member, names)
+    offer_vectors, offer_biases = factors.item_vectors_for(
+        window.offer_items, window.offer_item_features
+    )
+    if factors.repeat is None or factors.repeat_weight == 0:
+        return member_vectors, offer_vectors, offer_biases, None
+    member_rows = np.array([_row(factors.member_row(m)) for m in window.member_ids], dtype=np.int64)
+    item_rows = np.array([_row(factors.item_row(i)) for i in window.offer_items], dtype=np.int64)
+    known_members, known_offers = np.flatnonzero(member_rows >= 0), np.flatnonzero(item_rows >= 0)
+    counts = factors.repeat[member_rows[known_members]][:, item_rows[known_offers]].tocoo()
+    repeat = sp.csr_matrix(
+        (
+            factors.repeat_weight * np.log1p(counts.data),
+            (known_members[counts.row], known_offers[counts.col]),
+        ),
+        shape=(len(window.member_ids), len(window.offer_ids)),
+        dtype=np.float32,
+    )
+    return member_vectors, offer_vectors, offer_biases, repeat
+
+
+def _row(row: int | None) -> int:
+    return -1 if row is None else row
+
+
+def _fill(
+    ranking: Ranking,
+    rows: np.ndarray,
+    offers: np.ndarray,
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    allowed: np.ndarray | None,
+) -> None:
+    """Rank one batch of members over `offers` (only `allowed` ones) into `ranking`."""
+    if len(offers) == 0:
+        return
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+        relevant = relevant & allowed
+    top = top_k_columns(scores, ranking.offer_rows.shape[1])
+    shown = (
+        np.take_along_axis(allowed, top, axis=1)
+        if allowed is not None
+        else np.ones(top.shape, dtype=bool)
+    )
+    width = top.shape[1]
+    ranking.offer_rows[rows, :width] = np.where(shown, offers[top], -1)
+    ranking.hits[rows, :width] = np.take_along_axis(relevant, top, axis=1) & shown
+    ranking.relevant_counts[rows] = relevant.sum(axis=1)
+
+
+# ---------------------------------------------------------------- reports
+
+
+@dataclass
+class ModelReport:
+    """One model's metrics per slice (slice → "ndcg@10" → value) and members per slice."""
+
+    name: str
+    metrics: dict[str, dict[str, float]]
+    members: dict[str, int]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
+
+
+@dataclass
+class EvaluationReport:
+    """Several models evaluated on the same window."""
+
+    window: dict[str, Any]
+    k_values: tuple[int, ...]
+    models: dict[str, ModelReport] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "k_values": list(self.k_values),
+            "models": {name: report.to_dict() for name, report in self.models.items()},
+        }
+
+
+def evaluate_model(
+    window: EvaluationWindow, factors: Factors, k_values: Sequence[int], name: str | None = None
+) -> ModelReport:
+    """Metrics of one model on every non-empty slice of the window."""
+    started = time.perf_counter()
+    k_values = sorted(k_values)
+    rankings = rank_window(window, factors, k_values[-1])
+    metrics = {
+        part.name: _slice_metrics(rankings[part.restriction], part, k_values)
+        for part in window.slices
+        if len(part.member_rows) > 0
+    }
+    return ModelReport(
+        name=name or factors.name,
+        metrics=metrics,
+        members={part.name: len(part.member_rows) for part in window.slices},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def evaluate_models(
+    window: EvaluationWindow, models: Mapping[str, Factors], k_values: Sequence[int]
+) -> EvaluationReport:
+    """Every model on the same window; `models` maps report names to factors."""
+    return EvaluationReport(
+        window=window.summary(),
+        k_values=tuple(sorted(k_values)),
+        models={
+            name: evaluate_model(window, factors, k_values, name)
+            for name, factors in models.items()
+        },
+    )
+
+
+def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, float]:
+    hits = ranking.hits[part.member_rows]
+    counts = ranking.relevant_counts[part.member_rows]
+    offer_rows = ranking.offer_rows[part.member_rows]
+    values: dict[str, float] = {}
+    for k in k_values:
+        values[f"precision@{k}"] = float(precision_at_k(hits, k).mean())
+        values[f"recall@{k}"] = float(recall_at_k(hits, counts, k).mean())
+        values[f"ndcg@{k}"] = float(ndcg_at_k(hits, counts, k).mean())
+        values[f"map@{k}"] = float(average_precision_at_k(hits, counts, k).mean())
+        values[f"hit_rate@{k}"] = float(hit_rate_at_k(hits, k).mean())
+        values[f"coverage@{k}"] = catalog_coverage(offer_rows, k, part.candidate_offers)
+    return values

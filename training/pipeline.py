@@ -1,0 +1,243 @@
+"""`perkrank train`: validate → features → fit → choose blend weights → evaluate → register.
+
+Time split (see README "Evaluation"): the test window is [test_start, test_start + test_days);
+the validation window is the `validation_days` before test_start. Blend weights are chosen on
+the validation window with models fitted on data before it; the reported metrics come from
+models fitted on data before test_start; the served bundle is refitted on all the data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from perkrank.config import TrainConfig
+from perkrank.features.dataset import Dataset
+from perkrank.features.interactions import build_training_data, items_bought_before
+from perkrank.features.loader import load_dataset
+from perkrank.features.member_features import member_feature_table
+from perkrank.features.offer_features import item_feature_table, offer_regions
+from perkrank.features.training_data import TrainingData
+from perkrank.models.als import fit_als
+from perkrank.models.blend import blend
+from perkrank.models.bpr import fit_bpr
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+from perkrank.models.hybrid import fit_lightfm
+from perkrank.models.popularity import fit_global_popularity, fit_popularity
+from perkrank.models.repeat import fit_repeat
+from perkrank.progress import report, step
+from perkrank.training.evaluate import EvaluationReport, EvaluationWindow, evaluate_models, prepare_window
+from perkrank.training.report import format_table, write_report
+from perkrank.training.weights import choose_weights
+
+BLEND = "blend"
+OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class SplitDates:
+    """The three boundaries of the time split."""
+
+    validation_start: date
+    test_start: date
+    test_end: date
+
+
+@dataclass
+class FittedComponents:
+    """Every component model fitted on data before one cutoff, with the features it saw."""
+
+    cutoff: date
+    models: dict[str, Factors]
+    member_features: dict[str, list[str]]
+    item_features: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` produced: the bundle, the report files and the evaluation."""
+
+    bundle_dir: Path
+    report_files: list[Path]
+    evaluation: EvaluationReport
+    weights: dict[str, float]
+    registered_version: str | None
+
+
+def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
+    """Test window at config.split.test_start (default: the last test_days of purchases)."""
+    last_day = dataset.purchases["ts"].max().date()
+    test_start = config.split.test_start or last_day + timedelta(days=1 - config.split.test_days)
+    return SplitDates(
+        validation_start=test_start - timedelta(days=config.split.validation_days),
+        test_start=test_start,
+        test_end=test_start + timedelta(days=config.split.test_days),
+    )
+
+
+def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> FittedComponents:
+    """Fit every component on purchases strictly before `cutoff`."""
+    moment = datetime.combine(cutoff, datetime.min.time())
+    with step(f"features before {cutoff}"):
+        data = build_training_data(dataset, moment, config.interactions)
+        report(f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
+               f"{data.user_items.nnz} non-zeros")
+    models: dict[str, Factors] = {}
+    for name, fit in component_fitters(config).items():
+        with step(f"fit {name}"):
+            models[name] = fit(data)
+    return FittedComponents(
+        cutoff=cutoff,
+        models=models,
+        member_features=member_feature_table(dataset, moment, config.interactions.half_life_days),
+        item_features=item_feature_table(dataset),
+    )
+
+
+def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
+    seed, threads = config.seed, config.threads
+    return {
+        "popularity": fit_global_popularity,
+        "regional_popularity": fit_popularity,
+        "repeat": fit_repeat,
+        "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads),
+        "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=threads),
+        "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=threads),
+    }
+
+
+def blend_components(
+    fitted: FittedComponents, weights: Mapping[str, float], seed: int
+) -> Factors:
+    """The ranker: the weighted blend of the fitted components."""
+    return blend(
+        {name: fitted.models[name] for name in weights},
+        weights,
+        member_features=fitted.member_features,
+        item_features=fitted.item_features,
+        seed=seed,
+    )
+
+
+def evaluation_window(
+    dataset: Dataset, start: date, end: date, fitted: FittedComponents, config: TrainConfig
+) -> EvaluationWindow:
+    """The window [start, end) with candidates and relevance, shared by every model."""
+    moment = datetime.combine(start, datetime.min.time())
+    return prepare_window(
+        dataset,
+        start,
+        end,
+        member_features=fitted.member_features,
+        items_bought_before=items_bought_before(dataset, moment),
+        offer_regions=offer_regions(dataset),
+        item_features=fitted.item_features,
+        max_members=config.evaluation.max_members,
+        seed=config.seed,
+    )
+
+
+def train(
+    data_dir: Path,
+    config: TrainConfig,
+    *,
+    output_dir: Path,
+    register: bool = True,
+    config_snapshot: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Run the whole pipeline; write the bundle and report under `output_dir`."""
+    with step(f"validate {data_dir}"):
+        dataset = load_dataset(data_dir)
+    dates = split_dates(dataset, config)
+    report(f"validation [{dates.validation_start}, {dates.test_start}), "
+           f"test [{dates.test_start}, {dates.test_end})")
+
+    weights = dict(config.blend.weights)
+    if config.blend.fit_weights:
+        validation_fit = fit_components(dataset, dates.validation_start, config)
+        window = evaluation_window(
+            dataset, dates.validation_start, dates.test_start, validation_fit, config
+        )
+        with step("choose blend weights on the validation window"):
+            weights = choose_weights(
+                lambda candidate: _blend_metric(window, validation_fit, candidate, config),
+                weights,
+            )
+            report(f"weights {weights}")
+
+    test_fit = fit_components(dataset, dates.test_start, config)
+    with step("evaluate on the test window"):
+        window = evaluation_window(dataset, dates.test_start, dates.test_end, test_fit, config)
+        models = dict(test_fit.models)
+        models[BLEND] = blend_components(test_fit, weights, config.seed)
+        evaluation = evaluate_models(window, models, config.evaluation.k_values)
+        report_files = write_report(evaluation, output_dir / "report")
+    print(format_table(evaluation))
+
+    served_until = dataset.purchases["ts"].max().date() + timedelta(days=1)
+    served_fit = fit_components(dataset, served_until, config)
+    with step("write the serving bundle"):
+        bundle = Bundle(
+            ranker=blend_components(served_fit, weights, config.seed),
+            fallback=served_fit.models["regional_popularity"],
+            meta=_bundle_meta(dates, weights, evaluation, served_until),
+        )
+        bundle_dir = bundle.save(output_dir / "bundle")
+
+    version = None
+    if register:
+        version = _register(
+            bundle_dir, report_files, evaluation, weights, config, config_snapshot
+        )
+    return TrainResult(bundle_dir, report_files, evaluation, weights, version)
+
+
+def _blend_metric(
+    window: EvaluationWindow, fitted: FittedComponents, weights: Mapping[str, float],
+    config: TrainConfig,
+) -> float:
+    ranker = blend_components(fitted, weights, config.seed)
+    result = evaluate_models(window, {BLEND: ranker}, config.evaluation.k_values)
+    return result.models[BLEND].metrics[OVERALL][config.registry.promote_metric]
+
+
+def _bundle_meta(
+    dates: SplitDates, weights: Mapping[str, float], evaluation: EvaluationReport,
+    served_until: date,
+) -> dict[str, Any]:
+    return {
+        "name": BLEND,
+        "weights": dict(weights),
+        "trained_until": served_until.isoformat(),
+        "test_window": [dates.test_start.isoformat(), dates.test_end.isoformat()],
+        "metrics": evaluation.models[BLEND].metrics[OVERALL],
+    }
+
+
+def _register(
+    bundle_dir: Path, report_files: list[Path], evaluation: EvaluationReport,
+    weights: Mapping[str, float], config: TrainConfig, config_snapshot: Mapping[str, Any] | None,
+) -> str:
+    from perkrank.models.registry import log_bundle
+
+    metrics = {
+        f"{model}.{name}" if model != BLEND else name: value
+        for model, model_report in evaluation.models.items()
+        for name, value in model_report.metrics[OVERALL].items()
+    }
+    with step("log to MLflow and register"):
+        info = log_bundle(
+            bundle_dir,
+            registry=config.registry,
+            params=dict(config_snapshot or config.model_dump(mode="json")),
+            metrics=metrics,
+            artifacts=report_files,
+            tags={"blend_weights": json.dumps(dict(weights), sort_keys=True)},
+        )
+        report(f"registered {info.model_name} version {info.version} as challenger")
+    return str(info.version)
