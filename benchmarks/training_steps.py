@@ -42,8 +42,13 @@ def timed(timings: dict[str, float], name: str):
 
 def run(members: int, months: int, work_dir: Path) -> dict:
     config = load_config(TrainConfig, CONFIG_DIR / "train.yaml")
-    config = config.model_copy(update={"registry": config.registry.model_copy(
-        update={"tracking_uri": f"sqlite:///{work_dir.resolve()}/mlflow.db"})})
+    config = config.model_copy(
+        update={
+            "registry": config.registry.model_copy(
+                update={"tracking_uri": f"sqlite:///{work_dir.resolve()}/mlflow.db"}
+            )
+        }
+    )
     data_dir = work_dir / "data"
     timings: dict[str, float] = {}
     with timed(timings, "generate"):
@@ -60,23 +65,31 @@ def run(members: int, months: int, work_dir: Path) -> dict:
         with timed(timings, f"fit {name}"):
             models[name] = fit(data)
     fitted = pipeline.FittedComponents(
-        cutoff=dates.test_start, models=models,
+        cutoff=dates.test_start,
+        models=models,
         member_features=pipeline.member_feature_table(
-            dataset, cutoff, config.interactions.half_life_days),
+            dataset, cutoff, config.interactions.half_life_days
+        ),
         item_features=pipeline.item_feature_table(dataset),
     )
     with timed(timings, "blend"):
         models["blend"] = pipeline.blend_components(fitted, config.blend.weights, config.seed)
     with timed(timings, "evaluation window"):
         window = pipeline.evaluation_window(
-            dataset, dates.test_start, dates.test_end, fitted, config)
+            dataset, dates.test_start, dates.test_end, fitted, config
+        )
     with timed(timings, f"evaluate {len(models)} models"):
         pipeline.evaluate_models(window, models, config.evaluation.k_values)
     with timed(timings, "train (whole pipeline, with weight search and MLflow)"):
         pipeline.train(data_dir, config, output_dir=work_dir / "train")
     als = compare_als(data.user_items, config)
-    return {"rows": rows, "matrix": [int(s) for s in data.user_items.shape],
-            "non_zeros": int(data.user_items.nnz), "timings_seconds": timings, "als": als}
+    return {
+        "rows": rows,
+        "matrix": [int(s) for s in data.user_items.shape],
+        "non_zeros": int(data.user_items.nnz),
+        "timings_seconds": timings,
+        "als": als,
+    }
 
 
 def compare_als(user_items, config: TrainConfig) -> dict[str, float]:
@@ -86,7 +99,8 @@ def compare_als(user_items, config: TrainConfig) -> dict[str, float]:
     data = TrainingData(
         member_ids=np.arange(user_items.shape[0]).astype(str),
         item_ids=np.arange(user_items.shape[1]).astype(str),
-        user_items=user_items, purchase_counts=user_items,
+        user_items=user_items,
+        purchase_counts=user_items,
         member_features=[[] for _ in range(user_items.shape[0])],
         item_features=[[] for _ in range(user_items.shape[1])],
         member_segments=np.full(user_items.shape[0], "all"),
@@ -97,9 +111,13 @@ def compare_als(user_items, config: TrainConfig) -> dict[str, float]:
     started = time.perf_counter()
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
-            factors=config.als.factors, regularization=config.als.regularization,
-            alpha=config.als.alpha, iterations=config.als.iterations, dtype=np.float32,
-            num_threads=config.threads, random_state=config.seed,
+            factors=config.als.factors,
+            regularization=config.als.regularization,
+            alpha=config.als.alpha,
+            iterations=config.als.iterations,
+            dtype=np.float32,
+            num_threads=config.threads,
+            random_state=config.seed,
         )
         model.fit(user_items, show_progress=False)
     direct = time.perf_counter() - started
@@ -113,7 +131,8 @@ def write(result: dict, members: int, months: int) -> None:
     lines = [
         f"# Training steps: {members:,} members × {months} months (synthetic, seed 7)",
         "",
-        f"Machine: {os.cpu_count()} cores. Command: `.venv/bin/python benchmarks/training_steps.py`",
+        f"Machine: {os.cpu_count()} cores. "
+        "Command: `.venv/bin/python benchmarks/training_steps.py`",
         "",
         f"Rows: {result['rows']}; training matrix {result['matrix'][0]:,} × "
         f"{result['matrix'][1]:,}, {result['non_zeros']:,} non-zeros.",

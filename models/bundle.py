@@ -29,7 +29,9 @@ class Bundle:
         directory = Path(directory)
         self.ranker.save(directory / "ranker")
         self.fallback.save(directory / "fallback")
-        (directory / "bundle.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        (directory / "bundle.json").write_text(
+            json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
+        )
         return directory
 
     @classmethod

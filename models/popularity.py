@@ -74,7 +74,7 @@ def fit_popularity(data: TrainingData, *, prior_weight: float = PRIOR_WEIGHT) ->
         item_biases=np.zeros(len(data.item_ids), dtype=np.float32),
         member_feature_ids=np.array(list(feature_vectors), dtype=str),
         member_feature_vectors=np.array(list(feature_vectors.values()), dtype=np.float32),
-        name="popularity",
+        name="regional_popularity",
     )
 
 
@@ -96,3 +96,17 @@ def _smoothed_shares(
     totals = counts.sum(axis=1, keepdims=True) + prior_weight
     smoothed = counts + prior_weight * parent_shares
     return np.divide(smoothed, totals, out=np.zeros_like(smoothed), where=totals > 0)
+
+
+def fit_global_popularity(data: TrainingData) -> Factors:
+    """Non-personalized popularity: every member scores an item by its share of all purchases."""
+    counts = np.asarray(data.purchase_counts.sum(axis=0), dtype=np.float64).ravel()
+    shares = counts / max(counts.sum(), np.finfo(np.float64).tiny)
+    return Factors(
+        member_ids=data.member_ids,
+        member_vectors=np.zeros((len(data.member_ids), 0), dtype=np.float32),
+        item_ids=data.item_ids,
+        item_vectors=np.zeros((len(data.item_ids), 0), dtype=np.float32),
+        item_biases=shares.astype(np.float32),
+        name="popularity",
+    )

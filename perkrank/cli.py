@@ -28,13 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="perkrank", description="Personalized, capped, opt-out-safe offers for loyalty programs."
+        prog="perkrank",
+        description="Personalized, capped, opt-out-safe offers for loyalty programs.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_generate(commands)
     _add_validate(commands)
     _add_train(commands)
     _add_promote(commands)
+    _add_serve(commands)
+    _add_demo(commands)
     return parser
 
 
@@ -46,14 +49,21 @@ def _command(commands: argparse._SubParsersAction, name: str, help_text: str, ha
 
 def _add_generate(commands: argparse._SubParsersAction) -> None:
     command = _command(
-        commands, "generate", "Write a synthetic loyalty data set (members, purchases, "
-        "partners, offers) with planted tastes, regions, tiers and a monthly catalog.", _generate
+        commands,
+        "generate",
+        "Write a synthetic loyalty data set (members, purchases, "
+        "partners, offers) with planted tastes, regions, tiers and a monthly catalog.",
+        _generate,
     )
     command.add_argument("--members", type=int, default=10_000, help="number of members")
     command.add_argument("--months", type=int, default=12, help="months of purchase history")
     command.add_argument("--seed", type=int, default=7, help="same seed, byte-identical files")
-    command.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1),
-                         help="first day of the history (YYYY-MM-DD)")
+    command.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2025, 1, 1),
+        help="first day of the history (YYYY-MM-DD)",
+    )
     command.add_argument("--out", type=Path, required=True, help="output directory")
 
 
@@ -61,8 +71,11 @@ def _generate(arguments: argparse.Namespace) -> int:
     from perkrank.features.synthetic import generate
 
     summary = generate(
-        arguments.out, members=arguments.members, months=arguments.months,
-        seed=arguments.seed, start=arguments.start,
+        arguments.out,
+        members=arguments.members,
+        months=arguments.months,
+        seed=arguments.seed,
+        start=arguments.start,
     )
     for table, rows in summary.items():
         print(f"{table}: {rows} rows")
@@ -71,10 +84,15 @@ def _generate(arguments: argparse.Namespace) -> int:
 
 def _add_validate(commands: argparse._SubParsersAction) -> None:
     command = _command(
-        commands, "validate", "Check a data directory against the data contract; "
-        "list every problem with file, row and field.", _validate
+        commands,
+        "validate",
+        "Check a data directory against the data contract; "
+        "list every problem with file, row and field.",
+        _validate,
     )
-    command.add_argument("data", type=Path, help="directory with members, purchases, partners, offers")
+    command.add_argument(
+        "data", type=Path, help="directory with members, purchases, partners, offers"
+    )
 
 
 def _validate(arguments: argparse.Namespace) -> int:
@@ -92,13 +110,20 @@ def _validate(arguments: argparse.Namespace) -> int:
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     command = _command(
-        commands, "train", "Validate data, build features, fit ALS, BPR, LightFM and baselines, "
-        "evaluate on a time split, log to MLflow and register the blend as `challenger`.", _train
+        commands,
+        "train",
+        "Validate data, build features, fit ALS, BPR, LightFM and baselines, "
+        "evaluate on a time split, log to MLflow and register the blend as `challenger`.",
+        _train,
     )
     command.add_argument("--data", type=Path, required=True, help="validated data directory")
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
-    command.add_argument("--out", type=Path, default=Path("var/train"),
-                         help="where the bundle and the evaluation report are written")
+    command.add_argument(
+        "--out",
+        type=Path,
+        default=Path("var/train"),
+        help="where the bundle and the evaluation report are written",
+    )
     command.add_argument("--no-register", action="store_true", help="skip MLflow")
 
 
@@ -124,8 +149,11 @@ def _train(arguments: argparse.Namespace) -> int:
 
 def _add_promote(commands: argparse._SubParsersAction) -> None:
     command = _command(
-        commands, "promote", "Move the `champion` alias to the challenger (or --version) only "
-        "if it beats the champion on the configured metric by the configured margin.", _promote
+        commands,
+        "promote",
+        "Move the `champion` alias to the challenger (or --version) only "
+        "if it beats the champion on the configured metric by the configured margin.",
+        _promote,
     )
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     command.add_argument("--version", help="model version to promote (default: challenger)")
@@ -144,6 +172,58 @@ def _promote(arguments: argparse.Namespace) -> int:
         return 2
     print(decision.reason)
     return 0 if decision.promoted else 3
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands,
+        "serve",
+        "Serve ranked offers over HTTP: the `champion` model (or a bundle "
+        "directory) and the members and offer catalog of --data.",
+        _serve,
+    )
+    command.add_argument("--data", type=Path, required=True, help="members, partners, offers")
+    command.add_argument("--config", type=Path, default=CONFIG_DIR / "serve.yaml")
+    command.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
+    command.add_argument("--port", type=int, help="port (default from config: 8000)")
+    command.add_argument("--model", help="MLflow model URI or bundle directory")
+    command.add_argument(
+        "--workers", type=int, default=1, help="processes; more than one needs PERKRANK_REDIS_URL"
+    )
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    from perkrank.config import ServeConfig, load_config
+    from perkrank.serving.server import run
+
+    settings = load_config(ServeConfig, arguments.config)
+    overrides = {"host": arguments.host, "port": arguments.port, "model_uri": arguments.model}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    run(settings, arguments.data, workers=arguments.workers)
+    return 0
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    command = _command(
+        commands,
+        "demo",
+        "The whole job on synthetic data: generate, train, register, "
+        "promote, then serve on 127.0.0.1:8000 (or print three members' offers).",
+        _demo,
+    )
+    command.add_argument("--work-dir", type=Path, default=Path("var/demo"))
+    command.add_argument("--members", type=int, default=20_000)
+    command.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="print three members' offers and exit instead of serving",
+    )
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from perkrank.demo import run_demo
+
+    return run_demo(arguments.work_dir, members=arguments.members, serve=not arguments.no_serve)
 
 
 __all__ = ["CONFIG_DIR", "main"]

@@ -97,9 +97,16 @@ class BlendConfig(Section):
     """Blend weights per component; `fit_weights` searches them on the validation window."""
 
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"als": 1.0, "lightfm": 1.0, "popularity": 0.5, "repeat": 1.0}
+        default_factory=lambda: {
+            "als": 1.0,
+            "lightfm": 1.0,
+            "regional_popularity": 0.5,
+            "repeat": 1.0,
+        }
     )
     fit_weights: bool = True
+    search_members: int | None = Field(5000, gt=0)
+    """Validation members (seeded sample) the weight search scores on; None: all."""
 
 
 class EvaluationConfig(Section):
@@ -114,7 +121,7 @@ class EvaluationConfig(Section):
 class RegistryConfig(Section):
     """Where training logs and registers models (see `perkrank.models.registry`)."""
 
-    tracking_uri: str = Field("sqlite:///mlflow.db", validate_default=True)
+    tracking_uri: str = Field("sqlite:///var/mlflow/mlflow.db", validate_default=True)
     """The MLflow store; the environment variable MLFLOW_TRACKING_URI wins when set."""
     model_name: str = "perkrank-offers"
     experiment: str = "perkrank"
@@ -207,7 +214,7 @@ class ServeConfig(PerkrankSettings):
     store_timeout_ms: int = Field(100, gt=0)
     model_uri: str = "models:/perkrank-offers@champion"
     """An MLflow model URI or a local bundle directory."""
-    tracking_uri: str = "sqlite:///mlflow.db"
+    tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
     caps_path: Path = CONFIG_DIR / "caps.yaml"
     """The frequency-cap rules (a CapsConfig file) loaded at startup."""
     catalog_date: date | None = None
@@ -227,7 +234,8 @@ class ServeConfig(PerkrankSettings):
     """Comma-separated `name:key` pairs (or bare keys) that may change preferences and caps.
     With no key at all the service refuses to start."""
     max_in_flight: int = Field(64, gt=0)
-    """Requests handled at once; more are answered 503 with Retry-After."""
+    """Connections plus requests in progress one process accepts (HTTP/1.1: one request per
+    connection at a time); beyond it the server answers 503 at once instead of queueing."""
 
 
 # ---------------------------------------------------------------- loading

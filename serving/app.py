@@ -6,6 +6,7 @@ Apps call the offers endpoint on every screen view, so its path stays small: num
 arrays held in memory, one store round trip, JSON written by orjson.
 """
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +20,6 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig, load_config
 from perkrank.models.bundle import Bundle
@@ -62,7 +62,7 @@ ApiKey = Annotated[str | None, Security(APIKeyHeader(name=API_KEY_HEADER, auto_e
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown API key."},
     403: {"model": ErrorBody, "description": "The API key's role may not do this."},
-    503: {"model": ErrorBody, "description": "State store unavailable or server busy; retry."},
+    503: {"model": ErrorBody, "description": "State store unavailable; retry after Retry-After."},
 }
 
 
@@ -122,9 +122,10 @@ def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
             "serving model %s: %d offers, %d members, %d cap rules",
             model_version,
             len(catalog.offers),
-            len(catalog.members),
+            len(catalog.member_profiles),
             len(caps.rules),
         )
+        gc.freeze()  # startup objects never become garbage: keep them out of every collection
         try:
             yield
         finally:
@@ -134,15 +135,15 @@ def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
 
 
 def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:
-    """The bundle `settings.model_uri` names (an MLflow URI or a directory) and its version."""
-    if "://" in settings.model_uri or settings.model_uri.startswith("models:/"):
-        from perkrank.models.registry import resolve_bundle
+    """The bundle `settings.model_uri` names (a bundle directory or an MLflow models:/ URI)
+    and its version; mlflow is imported only for the latter."""
+    local = Path(settings.model_uri)
+    if (local / "bundle.json").is_file():
+        return Bundle.load(local), f"local:{local.resolve().name}"
+    from perkrank.models.registry import resolve_bundle
 
-        directory, version = resolve_bundle(settings.model_uri, tracking_uri=settings.tracking_uri)
-        return Bundle.load(directory), version
-    directory = Path(settings.model_uri)
-    bundle = Bundle.load(directory)
-    return bundle, str(bundle.meta.get("version", directory.name))
+    directory, version = resolve_bundle(settings.model_uri, tracking_uri=settings.tracking_uri)
+    return Bundle.load(directory), version
 
 
 def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
@@ -156,7 +157,6 @@ def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
     app.include_router(_v1_routes(settings))
     app.include_router(_health_routes())
     app.add_exception_handler(StateStoreError, _store_unavailable)
-    app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight, path_prefix="/v1/")
     return app
 
 
@@ -241,7 +241,9 @@ def _health_routes() -> APIRouter:
         except StateStoreError as error:
             log.warning("not ready: %s", error)
             body = Readiness(
-                status="unavailable", model_version=serving.model_version, detail=str(error)
+                status="unavailable",
+                model_version=serving.model_version,
+                detail="state store unreachable",
             )
             return JSONResponse(body.model_dump(), status_code=503)
         return JSONResponse(
@@ -252,6 +254,7 @@ def _health_routes() -> APIRouter:
 
 
 def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str) -> Response:
+    """`OffersResponse` as JSON, written by orjson without building pydantic objects."""
     offers = [
         {
             "offer_id": served.offer.offer_id,
@@ -260,7 +263,7 @@ def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str
             "title": served.offer.title,
             "reward": served.offer.reward,
             "rank": served.rank,
-            "score": round(served.score, 4),
+            "score": round(served.score, 6),
             "reason": served.reason,
         }
         for served in ranking.offers
@@ -283,31 +286,3 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
-
-
-class InFlightLimit:
-    """ASGI middleware: past `max_in_flight` requests under `path_prefix`, answer 503 at once."""
-
-    def __init__(self, app: ASGIApp, max_in_flight: int, path_prefix: str) -> None:
-        self.app = app
-        self.max_in_flight = max_in_flight
-        self.path_prefix = path_prefix
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.path_prefix):
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.max_in_flight:
-            busy = JSONResponse(
-                {"detail": "server busy; retry shortly"},
-                status_code=503,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-            await busy(scope, receive, send)
-            return
-        self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1

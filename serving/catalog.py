@@ -91,9 +91,16 @@ class Catalog:
     everywhere: np.ndarray
     """Offers that apply in any region, including regions no file names."""
     region_masks: dict[str, np.ndarray]
-    members: dict[str, Member]
+    member_profiles: dict[str, int]
+    """Member id → index into `profiles` (ints keep a million members small and GC-cheap)."""
+    profiles: tuple[Member, ...]
     ranker: OfferVectors
     fallback: OfferVectors
+
+    def member(self, member_id: str) -> Member | None:
+        """The member's region and tier, None for a member the files do not list."""
+        index = self.member_profiles.get(member_id)
+        return None if index is None else self.profiles[index]
 
     def eligible(self, region: str, tier: str, day: int) -> np.ndarray:
         """Boolean mask of offers valid on `day`, offered in `region` and open to `tier`."""
@@ -114,13 +121,18 @@ def build_catalog(
 ) -> Catalog:
     """Arrays, region masks and offer vectors for `offers`; `members` by member id."""
     offers = tuple(offers)
-    regions = {member.region for member in members.values()}
+    profiles = tuple(sorted(set(members.values())))
+    profile_index = {profile: index for index, profile in enumerate(profiles)}
+    regions = {profile.region for profile in profiles}
     for offer in offers:
         regions.update(offer.regions or ())
     everywhere = np.array([offer.regions is None for offer in offers], dtype=bool)
     region_masks = {
         region: everywhere
-        | np.array([offer.regions is not None and region in offer.regions for offer in offers])
+        | np.array(
+            [offer.regions is not None and region in offer.regions for offer in offers],
+            dtype=bool,
+        )
         for region in sorted(regions)
     }
     return Catalog(
@@ -135,7 +147,8 @@ def build_catalog(
         min_tier_ranks=np.array([TIER_RANKS[o.min_tier] for o in offers], dtype=np.int64),
         everywhere=everywhere,
         region_masks=region_masks,
-        members=dict(members),
+        member_profiles={member_id: profile_index[member] for member_id, member in members.items()},
+        profiles=profiles,
         ranker=OfferVectors.build(bundle.ranker, offers),
         fallback=OfferVectors.build(bundle.fallback, offers),
     )

@@ -148,7 +148,7 @@ class OfferRanker:
 
     def profile(self, request: OfferRequest) -> tuple[str, str]:
         """Region and tier to rank for: the request's, else the member's, else the defaults."""
-        member = self.catalog.members.get(request.member_id)
+        member = self.catalog.member(request.member_id)
         region = request.region or (member.region if member else self._settings.default_region)
         tier = request.tier or (member.tier if member else self._settings.default_tier)
         return region, tier

@@ -87,14 +87,36 @@ local function opted_out(candidate)
     or preferences['partner:' .. candidate.partner_id]
 end
 
--- Reads into `counts` and `counts_read` the counts of `values` not read yet, via `read(values)`.
-local function read_counts(values, counts, counts_read, read)
-  local wanted = {}
-  for _, value in ipairs(values) do
-    if counts[value] == nil then
-      wanted[#wanted + 1] = value
+local function over_budget(candidate)
+  return candidate.budget and redeemed[candidate.offer_id] >= candidate.budget
+end
+
+local function capped_by(rule, candidate)
+  return rule.counts[scope_value(rule, candidate)] >= rule.limit
+end
+
+local function capped(candidate)
+  for _, rule in ipairs(rules) do
+    if capped_by(rule, candidate) then
+      return true
     end
   end
+  return false
+end
+
+local function keep(list, wanted)
+  local kept = {}
+  for _, item in ipairs(list) do
+    if wanted(item) then
+      kept[#kept + 1] = item
+    end
+  end
+  return kept
+end
+
+-- Reads into `counts` and `counts_read` the counts of `values` not read yet, via `read(values)`.
+local function read_counts(values, counts, counts_read, read)
+  local wanted = keep(values, function(value) return counts[value] == nil end)
   if #wanted > 0 then
     local replies = read(wanted)
     for i, value in ipairs(wanted) do
@@ -113,21 +135,19 @@ local function read_offer_counters(offer_ids, suffix)
 end
 
 -- Parses the next `size` candidates and reads the counters the walk will check for them: the
--- budget, then each rule in turn, dropping a candidate from later reads as soon as a count it
--- already has rules it out (counts only grow during the walk, so the walk stops there too).
+-- budget, then each rule in turn, dropping a candidate from later reads as soon as what is read
+-- rules it out (counts only grow during the walk, so the walk stops at that check too).
 local function load(size)
-  local first, last = #candidates + 1, math.min(#candidates + size, count)
-  local alive = {}
-  for position = first, last do
+  local parsed = {}
+  for position = #candidates + 1, math.min(#candidates + size, count) do
     local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
     local candidate = { offer_id = offer_id, partner_id = partner_id, category = category,
                         budget = tonumber(budget) }
     candidates[position] = candidate
+    parsed[#parsed + 1] = candidate
     from = next_from
-    if not opted_out(candidate) then
-      alive[#alive + 1] = candidate
-    end
   end
+  local alive = keep(parsed, function(candidate) return not opted_out(candidate) end)
   local budgeted = {}
   for _, candidate in ipairs(alive) do
     if candidate.budget then
@@ -137,13 +157,11 @@ local function load(size)
   read_counts(budgeted, redeemed, {}, function(offer_ids)
     return read_offer_counters(offer_ids, ':redeemed')
   end)
+  alive = keep(alive, function(candidate) return not over_budget(candidate) end)
   for _, rule in ipairs(rules) do
-    local values, survivors = {}, {}
-    for _, candidate in ipairs(alive) do
-      if not (candidate.budget and redeemed[candidate.offer_id] >= candidate.budget) then
-        values[#values + 1] = scope_value(rule, candidate)
-        survivors[#survivors + 1] = candidate
-      end
+    local values = {}
+    for i, candidate in ipairs(alive) do
+      values[i] = scope_value(rule, candidate)
     end
     read_counts(values, rule.counts, rule.counts_read, function(wanted)
       if rule.key then
@@ -151,22 +169,8 @@ local function load(size)
       end
       return read_offer_counters(wanted, rule.suffix)
     end)
-    alive = {}
-    for _, candidate in ipairs(survivors) do
-      if rule.counts[scope_value(rule, candidate)] < rule.limit then
-        alive[#alive + 1] = candidate
-      end
-    end
+    alive = keep(alive, function(candidate) return not capped_by(rule, candidate) end)
   end
-end
-
-local function capped(candidate)
-  for _, rule in ipairs(rules) do
-    if rule.counts[scope_value(rule, candidate)] >= rule.limit then
-      return true
-    end
-  end
-  return false
 end
 
 local chosen, taken_by_partner, position = 0, {}, 0
@@ -181,7 +185,7 @@ while chosen < limit and position < count do
     result[2] = result[2] + 1
   elseif taken >= max_per_partner then
     result[3] = result[3] + 1
-  elseif candidate.budget and redeemed[candidate.offer_id] >= candidate.budget then
+  elseif over_budget(candidate) then
     result[4] = result[4] + 1
   elseif capped(candidate) then
     result[5] = result[5] + 1

@@ -31,7 +31,12 @@ from perkrank.models.hybrid import fit_lightfm
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
-from perkrank.training.evaluate import EvaluationReport, EvaluationWindow, evaluate_models, prepare_window
+from perkrank.training.evaluate import (
+    EvaluationReport,
+    EvaluationWindow,
+    evaluate_models,
+    prepare_window,
+)
 from perkrank.training.report import format_table, write_report
 from perkrank.training.weights import choose_weights
 
@@ -85,8 +90,10 @@ def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> Fitte
     moment = datetime.combine(cutoff, datetime.min.time())
     with step(f"features before {cutoff}"):
         data = build_training_data(dataset, moment, config.interactions)
-        report(f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
-               f"{data.user_items.nnz} non-zeros")
+        report(
+            f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
+            f"{data.user_items.nnz} non-zeros"
+        )
     models: dict[str, Factors] = {}
     for name, fit in component_fitters(config).items():
         with step(f"fit {name}"):
@@ -111,9 +118,7 @@ def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData],
     }
 
 
-def blend_components(
-    fitted: FittedComponents, weights: Mapping[str, float], seed: int
-) -> Factors:
+def blend_components(fitted: FittedComponents, weights: Mapping[str, float], seed: int) -> Factors:
     """The ranker: the weighted blend of the fitted components."""
     return blend(
         {name: fitted.models[name] for name in weights},
@@ -125,7 +130,13 @@ def blend_components(
 
 
 def evaluation_window(
-    dataset: Dataset, start: date, end: date, fitted: FittedComponents, config: TrainConfig
+    dataset: Dataset,
+    start: date,
+    end: date,
+    fitted: FittedComponents,
+    config: TrainConfig,
+    *,
+    max_members: int | None = None,
 ) -> EvaluationWindow:
     """The window [start, end) with candidates and relevance, shared by every model."""
     moment = datetime.combine(start, datetime.min.time())
@@ -137,7 +148,7 @@ def evaluation_window(
         items_bought_before=items_bought_before(dataset, moment),
         offer_regions=offer_regions(dataset),
         item_features=fitted.item_features,
-        max_members=config.evaluation.max_members,
+        max_members=max_members or config.evaluation.max_members,
         seed=config.seed,
     )
 
@@ -154,14 +165,21 @@ def train(
     with step(f"validate {data_dir}"):
         dataset = load_dataset(data_dir)
     dates = split_dates(dataset, config)
-    report(f"validation [{dates.validation_start}, {dates.test_start}), "
-           f"test [{dates.test_start}, {dates.test_end})")
+    report(
+        f"validation [{dates.validation_start}, {dates.test_start}), "
+        f"test [{dates.test_start}, {dates.test_end})"
+    )
 
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
         validation_fit = fit_components(dataset, dates.validation_start, config)
         window = evaluation_window(
-            dataset, dates.validation_start, dates.test_start, validation_fit, config
+            dataset,
+            dates.validation_start,
+            dates.test_start,
+            validation_fit,
+            config,
+            max_members=config.blend.search_members,
         )
         with step("choose blend weights on the validation window"):
             weights = choose_weights(
@@ -191,14 +209,14 @@ def train(
 
     version = None
     if register:
-        version = _register(
-            bundle_dir, report_files, evaluation, weights, config, config_snapshot
-        )
+        version = _register(bundle_dir, report_files, evaluation, weights, config, config_snapshot)
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
 
 def _blend_metric(
-    window: EvaluationWindow, fitted: FittedComponents, weights: Mapping[str, float],
+    window: EvaluationWindow,
+    fitted: FittedComponents,
+    weights: Mapping[str, float],
     config: TrainConfig,
 ) -> float:
     ranker = blend_components(fitted, weights, config.seed)
@@ -207,7 +225,9 @@ def _blend_metric(
 
 
 def _bundle_meta(
-    dates: SplitDates, weights: Mapping[str, float], evaluation: EvaluationReport,
+    dates: SplitDates,
+    weights: Mapping[str, float],
+    evaluation: EvaluationReport,
     served_until: date,
 ) -> dict[str, Any]:
     return {
@@ -220,8 +240,12 @@ def _bundle_meta(
 
 
 def _register(
-    bundle_dir: Path, report_files: list[Path], evaluation: EvaluationReport,
-    weights: Mapping[str, float], config: TrainConfig, config_snapshot: Mapping[str, Any] | None,
+    bundle_dir: Path,
+    report_files: list[Path],
+    evaluation: EvaluationReport,
+    weights: Mapping[str, float],
+    config: TrainConfig,
+    config_snapshot: Mapping[str, Any] | None,
 ) -> str:
     from perkrank.models.registry import log_bundle
 

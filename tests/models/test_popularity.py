@@ -5,7 +5,7 @@ import scipy.sparse as sp
 
 from perkrank.features.training_data import TrainingData
 from perkrank.features.vocabulary import member_feature_names, segment_id
-from perkrank.models.popularity import fit_popularity
+from perkrank.models.popularity import fit_global_popularity, fit_popularity
 
 ITEMS = ["A", "B", "C", "D"]
 
@@ -77,3 +77,11 @@ def test_an_item_nobody_bought_scores_zero_everywhere():
     factors = fit_popularity(regional_data())
     scores = factors.score_known(np.arange(len(factors.member_ids)), np.array([ITEMS.index("D")]))
     np.testing.assert_array_equal(scores, 0.0)
+
+
+def test_global_popularity_ranks_every_member_by_overall_purchases(score):
+    factors = fit_global_popularity(regional_data())
+    for member_id in ("n0", "s3", "never-seen"):
+        scores = score(factors, member_id, [], ITEMS, [[] for _ in ITEMS])
+        assert ranking(scores) == ["C", "A", "B", "D"]
+    assert np.isclose(factors.item_biases.sum(), 1.0)

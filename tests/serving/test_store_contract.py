@@ -58,6 +58,7 @@ def ask(
     rules: Sequence[CapRule] = (),
     fallback: Sequence[Candidate] | None = None,
 ) -> Selection:
+    """Select from `candidates` (best first) with everything else set to a simple default."""
     request = SelectionRequest(
         member_id=member_id,
         channel=channel,
@@ -72,6 +73,7 @@ def ask(
 
 
 def served(store: StateStore, *candidates: Candidate, **options) -> list[str]:
+    """The offer ids `ask` returns."""
     return ask(store, *candidates, **options).offer_ids
 
 

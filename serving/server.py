@@ -1,0 +1,48 @@
+"""Run the HTTP API with uvicorn (what `perkrank serve` calls)."""
+
+import json
+import os
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from perkrank.config import ConfigError, ServeConfig
+from perkrank.serving.app import build_app_from_config
+
+WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
+"""How `run` hands settings and data directory to worker processes."""
+
+
+def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
+    """Serve on `settings.host`:`settings.port` until interrupted (raises ConfigError).
+
+    Access logs are off: request paths hold member ids. Past `settings.max_in_flight`
+    connections and requests in progress, a process answers 503 at once. More than one
+    worker needs `redis_url`, since the in-process store would count caps per worker.
+    """
+    if workers > 1 and settings.redis_url is None:
+        raise ConfigError(
+            "more than one worker needs redis_url: with the in-process store every worker "
+            "would keep its own cap counters and preferences"
+        )
+    app = build_app_from_config(settings, data_dir)
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "limit_concurrency": settings.max_in_flight,
+        "access_log": False,
+        "log_level": "info",
+    }
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    setup = {"settings": settings.model_dump(mode="json"), "data_dir": str(data_dir)}
+    os.environ[WORKER_SETUP_VARIABLE] = json.dumps(setup)
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process, from the setup `run` put in the environment."""
+    setup = json.loads(os.environ[WORKER_SETUP_VARIABLE])
+    return build_app_from_config(ServeConfig(**setup["settings"]), Path(setup["data_dir"]))
