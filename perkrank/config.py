@@ -53,7 +53,8 @@ class SplitConfig(Section):
     """Time split: validation window, then test window, both before the data's end."""
 
     test_start: date | None = None
-    """First day of the test window; default: `test_days` before the last purchase."""
+    """First day of the test window; default: the 1st of the month where the last `test_days`
+    of purchases begin, and the window then runs to the last purchase."""
     test_days: int = Field(30, gt=0)
     validation_days: int = Field(30, gt=0)
 

@@ -75,13 +75,23 @@ class TrainResult:
 
 
 def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
-    """Test window at config.split.test_start (default: the last test_days of purchases)."""
+    """The validation and test windows (see the module docstring).
+
+    Without `split.test_start`, the test window starts on the first day of the month in which
+    the last `test_days` of purchases begin (catalogs rotate monthly, so the window holds a
+    whole catalog's new offers) and runs to the last purchase.
+    """
     last_day = dataset.purchases["ts"].max().date()
-    test_start = config.split.test_start or last_day + timedelta(days=1 - config.split.test_days)
+    if config.split.test_start is not None:
+        test_start = config.split.test_start
+        test_end = test_start + timedelta(days=config.split.test_days)
+    else:
+        test_start = (last_day - timedelta(days=config.split.test_days - 1)).replace(day=1)
+        test_end = last_day + timedelta(days=1)
     return SplitDates(
         validation_start=test_start - timedelta(days=config.split.validation_days),
         test_start=test_start,
-        test_end=test_start + timedelta(days=config.split.test_days),
+        test_end=test_end,
     )
 
 
