@@ -38,9 +38,9 @@ from perkrank.models.factors import Factors
 from perkrank.progress import report, step
 from perkrank.training import pipeline
 from perkrank.training.evaluate import EvaluationReport, EvaluationWindow, evaluate_models
-from perkrank.training.weights import choose_weights
 
-SOURCE = Path("/work/shared/datasets/online-retail/online_retail.csv.gz")
+SOURCE = Path(__file__).resolve().parents[2] / "shared/datasets/online-retail/online_retail.csv.gz"
+"""The UCI file in the shared datasets folder beside this checkout."""
 RESULTS = Path(__file__).parent / "results"
 IMPLICIT_DEFAULTS = "implicit_als_defaults"
 BASELINES = ("popularity", "regional_popularity", "repeat", IMPLICIT_DEFAULTS)
@@ -80,18 +80,6 @@ def fit_all(dataset: Dataset, cutoff: date, config: TrainConfig) -> pipeline.Fit
     return fitted
 
 
-def blend_metric(
-    window: EvaluationWindow,
-    fitted: pipeline.FittedComponents,
-    weights: Mapping[str, float],
-    config: TrainConfig,
-) -> float:
-    """The blend's promote metric on the window, as `pipeline.train` scores weight candidates."""
-    ranker = pipeline.blend_components(fitted, weights, config.seed)
-    result = evaluate_models(window, {pipeline.BLEND: ranker}, config.evaluation.k_values)
-    return result.models[pipeline.BLEND].metrics[pipeline.OVERALL][config.registry.promote_metric]
-
-
 def evaluate_all(
     window: EvaluationWindow,
     fitted: pipeline.FittedComponents,
@@ -115,9 +103,7 @@ def validate(
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
         with step("choose blend weights on the validation window"):
-            weights = choose_weights(
-                lambda candidate: blend_metric(window, fitted, candidate, config), weights
-            )
+            weights = pipeline.search_blend_weights(window, fitted, config)
             report(f"weights {weights}")
     with step("evaluate on the validation window"):
         evaluation = evaluate_all(window, fitted, weights, config)

@@ -192,10 +192,7 @@ def train(
             max_members=config.blend.search_members,
         )
         with step("choose blend weights on the validation window"):
-            weights = choose_weights(
-                lambda candidate: _blend_metric(window, validation_fit, candidate, config),
-                weights,
-            )
+            weights = search_blend_weights(window, validation_fit, config)
             report(f"weights {weights}")
 
     test_fit = fit_components(dataset, dates.test_start, config)
@@ -221,6 +218,15 @@ def train(
     if register:
         version = _register(bundle_dir, report_files, evaluation, weights, config, config_snapshot)
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
+
+
+def search_blend_weights(
+    window: EvaluationWindow, fitted: FittedComponents, config: TrainConfig
+) -> dict[str, float]:
+    """config.blend.weights searched to maximize the blend's promote metric on `window`."""
+    return choose_weights(
+        lambda candidate: _blend_metric(window, fitted, candidate, config), config.blend.weights
+    )
 
 
 def _blend_metric(
