@@ -397,12 +397,15 @@ def _champion_or_none(client: mlflow.MlflowClient, name: str) -> ModelVersion | 
 
 
 def _download_model(model_uri: str, destination: Path, tracking_uri: str) -> None:
+    # download_artifacts resolves models:/ URIs with the process-wide registry URI, whatever
+    # its own arguments say, so point that at the same store first.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     _call(
         mlflow.artifacts.download_artifacts,
         artifact_uri=model_uri,
         dst_path=str(destination),
         tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,
     )
 
 

@@ -339,3 +339,19 @@ def test_mlflow_tracking_uri_environment_variable_wins_over_the_config(monkeypat
     assert RegistryConfig(tracking_uri="sqlite:///x.db").tracking_uri == (
         "http://mlflow.internal:5000"
     )
+
+
+def test_resolve_bundle_uses_its_tracking_uri_whatever_the_process_wide_one_is(
+    registered, tracking_uri, tmp_path
+):
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere.db"
+    mlflow.set_tracking_uri(elsewhere)
+    mlflow.set_registry_uri(elsewhere)
+
+    directory, version = resolve_bundle(
+        f"models:/{MODEL_NAME}@{CHALLENGER}", tracking_uri=tracking_uri, cache_dir=tmp_path
+    )
+
+    assert version == f"{MODEL_NAME}/{registered.version}"
+    assert Bundle.load(directory).ranker.name == "blend"
+    assert not (tmp_path / "elsewhere.db").exists()
