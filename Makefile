@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,6 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
-
-benchmark: $(INSTALLED)
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
