@@ -24,7 +24,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
@@ -34,6 +33,7 @@ from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import build_training_data
 from perkrank.features.loader import load_dataset
 from perkrank.features.online_retail import import_online_retail
+from perkrank.models.als import als_factors
 from perkrank.models.factors import Factors
 from perkrank.progress import report, step
 from perkrank.training import pipeline
@@ -62,14 +62,7 @@ def fit_implicit_defaults(dataset: Dataset, cutoff: date, config: TrainConfig) -
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(num_threads=config.threads, random_state=config.seed)
         model.fit(data.user_items, show_progress=False)
-    return Factors(
-        member_ids=data.member_ids,
-        member_vectors=model.user_factors,
-        item_ids=data.item_ids,
-        item_vectors=model.item_factors,
-        item_biases=np.zeros(len(data.item_ids), dtype=np.float32),
-        name=IMPLICIT_DEFAULTS,
-    )
+    return als_factors(model, data, name=IMPLICIT_DEFAULTS)
 
 
 def fit_all(dataset: Dataset, cutoff: date, config: TrainConfig) -> pipeline.FittedComponents:

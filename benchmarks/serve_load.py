@@ -110,15 +110,17 @@ def wait_until_ready(url: str, child: subprocess.Popen, timeout_seconds: float) 
 
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"{child.args[0]} exited with {child.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
-        time.sleep(0.2)  # polling interval of a readiness check, not synchronization
+        try:  # wait a little for the process to exit; it staying up is the normal case
+            child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+        raise RuntimeError(f"{child.args[0]} exited with {child.returncode}")
     raise TimeoutError(f"{url} not ready after {timeout_seconds}s")
 
 

@@ -46,11 +46,16 @@ def fit_als(data: TrainingData, config: AlsConfig, *, seed: int, threads: int) -
     members and items it never saw get zero vectors.
     """
     model = train_als(data, config, seed=seed, threads=threads)
+    return als_factors(model, data)
+
+
+def als_factors(model: AlternatingLeastSquares, data: TrainingData, name: str = "als") -> Factors:
+    """A fitted implicit ALS model's vectors as Factors (no biases, no feature vectors)."""
     return Factors(
         member_ids=data.member_ids,
         member_vectors=model.user_factors,
         item_ids=data.item_ids,
         item_vectors=model.item_factors,
         item_biases=np.zeros(len(data.item_ids), dtype=np.float32),
-        name="als",
+        name=name,
     )
