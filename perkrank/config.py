@@ -143,6 +143,9 @@ class TrainConfig(PerkrankSettings):
 
     seed: int = 42
     threads: int = Field(2, gt=0)
+    deterministic: bool = True
+    """Fit BPR and LightFM on one thread (their parallel updates take no locks), so the same
+    data, config and seed give the same metrics; ALS is reproducible on `threads` threads."""
     split: SplitConfig = SplitConfig()
     interactions: InteractionConfig = InteractionConfig()
     als: AlsConfig = AlsConfig()

@@ -118,13 +118,14 @@ def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> Fitte
 
 def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
     seed, threads = config.seed, config.threads
+    sgd_threads = 1 if config.deterministic else threads
     return {
         "popularity": fit_global_popularity,
         "regional_popularity": fit_popularity,
         "repeat": fit_repeat,
         "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads),
-        "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=threads),
-        "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=threads),
+        "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=sgd_threads),
+        "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=sgd_threads),
     }
 
 

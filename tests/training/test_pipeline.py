@@ -3,12 +3,14 @@
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
+from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
-from perkrank.training.pipeline import TrainResult, train
+from perkrank.training.pipeline import TrainResult, fit_components, train
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,19 @@ def test_pipeline_writes_report_and_registers_a_loadable_bundle(trained):
     bundle = Bundle.load(result.bundle_dir)
     assert bundle.meta["weights"] == result.weights
     assert Path(result.bundle_dir, "ranker", "arrays.npz").is_file()
+
+
+def test_same_data_config_and_seed_give_the_same_models(tmp_path):
+    generate(tmp_path / "data", members=500, months=4, seed=3, start=date(2025, 1, 1))
+    dataset = load_dataset(tmp_path / "data")
+    config = load_config(TrainConfig, CONFIG_DIR / "train.yaml").model_copy(
+        update={"threads": 2, "deterministic": True}
+    )
+    cutoff = date(2025, 4, 1)
+
+    first = fit_components(dataset, cutoff, config).models
+    second = fit_components(dataset, cutoff, config).models
+
+    for name, factors in first.items():
+        assert np.array_equal(factors.member_vectors, second[name].member_vectors), name
+        assert np.array_equal(factors.item_vectors, second[name].item_vectors), name
