@@ -219,6 +219,8 @@ class ServeConfig(PerkrankSettings):
     model_uri: str = "models:/perkrank-offers@champion"
     """An MLflow model URI or a local bundle directory."""
     tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
+    model_cache_dir: Path = Path("var/model-cache")
+    """Registered versions are downloaded here once (name/version) and reused on restart."""
     caps_path: Path = CONFIG_DIR / "caps.yaml"
     """The frequency-cap rules (a CapsConfig file) loaded at startup."""
     catalog_date: date | None = None

@@ -142,7 +142,9 @@ def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:
         return Bundle.load(local), f"local:{local.resolve().name}"
     from perkrank.models.registry import resolve_bundle
 
-    directory, version = resolve_bundle(settings.model_uri, tracking_uri=settings.tracking_uri)
+    directory, version = resolve_bundle(
+        settings.model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
+    )
     return Bundle.load(directory), version
 
 
