@@ -88,6 +88,9 @@ class Ranking(NamedTuple):
 
     personalized: bool
     offers: list[RankedOffer]
+    suppressed: dict[str, int]
+    """Offers left out, by reason: `SUPPRESSION_REASONS` of the store, and `eligibility`
+    (catalog offers not valid for the member's region, tier and day)."""
 
 
 class OfferRanker:
@@ -144,7 +147,9 @@ class OfferRanker:
                 rules=rules,
             )
         )
-        return self.explain(shortlist, selection)
+        ranking = self.explain(shortlist, selection)
+        ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
+        return ranking
 
     def profile(self, request: OfferRequest) -> tuple[str, str]:
         """Region and tier to rank for: the request's, else the member's, else the defaults."""
@@ -206,7 +211,7 @@ class OfferRanker:
                 repeated=row in shortlist.repeat_rows,
             )
             ranked.append(RankedOffer(offers[row], rank, float(order.scores[row]), reason))
-        return Ranking(selection.personalized, ranked)
+        return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
     def _build_segment(self, region: str, tier: str, day: int) -> Segment:
         rows = np.flatnonzero(self.catalog.eligible(region, tier, day))
