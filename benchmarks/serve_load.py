@@ -8,7 +8,10 @@ redis-server on a free port; one `perkrank serve` process with `catalog_date` = 
 day. Each rate runs a warm-up and then a measured window: requests go out on schedule
 whatever the responses (open loop) and latency counts from the scheduled send time, so a
 slow server cannot hide its queueing. CPU per request of the server, Redis and the load
-generators comes from /proc. Results: benchmarks/results/serve_load.md and .json.
+generators comes from /proc. The server loads its model from the benchmark's own MLflow
+store (the bundle registered as versions 1 and 2); a last run at --live-rate changes the caps
+and swaps the model to version 2 in the middle of its measured window. Results:
+benchmarks/results/serve_load.md and .json.
 
     .venv/bin/python benchmarks/serve_load.py [--rates 500,1000,1500,2000,2500,3000]
         [--duration 10] [--warm-up 2] [--work-dir var/bench/serve]
@@ -29,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter, deque
@@ -43,6 +47,9 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 HOST = "127.0.0.1"
 APP_KEY = "bench-app-key-0123456789"
+ADMIN_KEY = "bench-admin-key-0123456789"
+MODEL_NAME = "perkrank-bench"
+"""Registered twice in the benchmark's own MLflow store: the live phase swaps version 1 for 2."""
 MEMBERS = 100_000
 HISTORY_MONTHS = 12
 SEED = 7
@@ -180,6 +187,43 @@ def train_bundle(data_dir: Path, output_dir: Path) -> None:
         }
     )
     train(data_dir, config, output_dir=output_dir, register=False)
+
+
+def prepare_registry(work_dir: Path, bundle_dir: Path) -> str:
+    """A sqlite MLflow store in `work_dir` with the bundle registered as versions 1 and 2
+    (cached); champion is set to version 1. Returns its tracking URI."""
+    from perkrank.models.registry import log_bundle
+
+    registry = registry_config(work_dir)
+    marker = work_dir / "registry" / "versions.json"
+    if not marker.is_file():
+        shutil.rmtree(work_dir / "registry", ignore_errors=True)
+        (work_dir / "registry").mkdir(parents=True)
+        for copy in (1, 2):
+            log_bundle(
+                bundle_dir,
+                registry=registry,
+                params={"copy": copy},
+                metrics={},
+                artifacts=[],
+                tags={"purpose": "serve_load benchmark"},
+            )
+        marker.write_text(json.dumps({"versions": ["1", "2"]}) + "\n")
+    set_champion(registry, "1")
+    return registry.tracking_uri
+
+
+def registry_config(work_dir: Path):
+    from perkrank.config import RegistryConfig
+
+    tracking_uri = f"sqlite:///{(work_dir / 'registry' / 'mlflow.db').resolve()}"
+    return RegistryConfig(tracking_uri=tracking_uri, model_name=MODEL_NAME, experiment="bench")
+
+
+def set_champion(registry, version: str) -> None:
+    from perkrank.models.registry import promote
+
+    promote(registry, version=version, force=True)
 
 
 def read_member_ids(data_dir: Path) -> list[str]:
@@ -491,6 +535,63 @@ def run_rate(
     return summarize(rate, parts, cpu, busy, wall)
 
 
+class LiveChanges(threading.Thread):
+    """During a measured window: a cap change at 1/3, a model swap (champion → version 2, then
+    `POST /v1/admin/reload`) at 1/2; then waits until responses carry the new model."""
+
+    def __init__(self, base_url: str, registry, member_id: str, start_in: float, span: float):
+        super().__init__(daemon=True)
+        self.base_url, self.registry, self.member_id = base_url, registry, member_id
+        self.start_in, self.span = start_in, span
+        self.facts: dict = {}
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        caps = admin_call(self.base_url, "GET", "/v1/caps")
+        rules = [rule | {"limit": rule["limit"] + 1} for rule in caps["rules"]]
+        wait_until(started + self.start_in + self.span / 3)
+        changed = admin_call(self.base_url, "PUT", "/v1/caps", {"rules": rules})
+        self.facts["caps_version"] = f"{caps['version']} → {changed['version']}"
+        self.facts["cap_change_at_s"] = round(time.perf_counter() - started, 2)
+        model_before = self.model_version()
+        wait_until(started + self.start_in + self.span / 2)
+        swap_started = time.perf_counter()
+        set_champion(self.registry, "2")
+        admin_call(self.base_url, "POST", "/v1/admin/reload")
+        self.facts["model_swap_asked_at_s"] = round(swap_started - started, 2)
+        deadline = swap_started + 30
+        model_after = self.model_version()
+        while model_after == model_before and time.perf_counter() < deadline:
+            model_after = self.model_version()
+        self.facts["model_version"] = f"{model_before} → {model_after}"
+        self.facts["model_swap_seconds"] = round(time.perf_counter() - swap_started, 2)
+
+    def model_version(self) -> str:
+        request = urllib.request.Request(
+            f"{self.base_url}/v1/members/{self.member_id}/offers?limit=1",
+            headers={"X-API-Key": APP_KEY},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)["model_version"]
+
+
+def admin_call(base_url: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base_url + path,
+        data=data,
+        method=method,
+        headers={"X-API-Key": ADMIN_KEY, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def wait_until(moment: float) -> None:
+    """Sleep until `moment` (time.perf_counter); the benchmark's schedule, not a test."""
+    time.sleep(max(0.0, moment - time.perf_counter()))
+
+
 def summarize(rate: float, parts: list[dict], cpu: dict, busy: float, wall: float) -> dict:
     """Achieved rate, errors and latency percentiles (ms) of the measured window."""
     latencies = np.concatenate([np.asarray(part["latencies"]) for part in parts]) * 1000
@@ -530,14 +631,24 @@ def summarize(rate: float, parts: list[dict], cpu: dict, busy: float, wall: floa
 # ---------------------------------------------------------------- main
 
 
-def server_environment(setup: Setup, redis_port: int) -> dict[str, str]:
-    """This environment without PERKRANK_* settings, plus the benchmark's."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PERKRANK_")}
+def server_environment(
+    setup: Setup, redis_port: int, tracking_uri: str, work_dir: Path
+) -> dict[str, str]:
+    """This environment without PERKRANK_* or MLFLOW_* settings, plus the benchmark's."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PERKRANK_", "MLFLOW_"))
+    }
     return env | {
         "PERKRANK_REDIS_URL": f"redis://{HOST}:{redis_port}/0",
         "PERKRANK_KEY_PREFIX": "bench",
         "PERKRANK_APP_API_KEYS": f"bench:{APP_KEY}",
+        "PERKRANK_ADMIN_API_KEYS": f"bench-admin:{ADMIN_KEY}",
         "PERKRANK_CATALOG_DATE": setup.serving_day.isoformat(),
+        "PERKRANK_TRACKING_URI": tracking_uri,
+        "PERKRANK_MODEL_CACHE_DIR": str(work_dir / "model-cache"),
+        "PERKRANK_MODEL_POLL_SECONDS": "3600",  # the live phase asks for its reload
     }
 
 
@@ -547,22 +658,30 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per rate")
     parser.add_argument("--warm-up", type=float, default=2.0, help="unmeasured seconds per rate")
     parser.add_argument("--work-dir", type=Path, default=Path("var/bench/serve"))
+    parser.add_argument(
+        "--live-rate",
+        type=float,
+        default=1000.0,
+        help="rate of the extra run with a cap change and a model swap mid-window (0: none)",
+    )
     arguments = parser.parse_args()
     rates = [float(rate) for rate in arguments.rates.split(",")]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup on SIGTERM too
     arguments.work_dir.mkdir(parents=True, exist_ok=True)
     setup = prepare(arguments.work_dir)
+    tracking_uri = prepare_registry(arguments.work_dir, setup.bundle_dir)
 
     redis_port, serve_port = free_port(), free_port()
-    env = server_environment(setup, redis_port)
+    env = server_environment(setup, redis_port, tracking_uri, arguments.work_dir)
     base_url = f"http://{HOST}:{serve_port}"
     redis_command = [shutil.which("redis-server") or "redis-server"]
     redis_command += ["--bind", HOST, "--port", str(redis_port), "--save", "", "--appendonly", "no"]
     serve_command = [
         *(sys.executable, "-m", "perkrank.cli", "serve", "--data", str(setup.data_dir)),
-        *("--model", str(setup.bundle_dir), "--port", str(serve_port)),
+        *("--model", f"models:/{MODEL_NAME}@champion", "--port", str(serve_port)),
     ]
     results: list[dict] = []
+    live: dict | None = None
     with ExitStack() as stack:
         redis = stack.enter_context(running(redis_command, env, arguments.work_dir / "redis.log"))
         server = stack.enter_context(running(serve_command, env, arguments.work_dir / "serve.log"))
@@ -578,7 +697,28 @@ def main() -> None:
             print(json.dumps(result), file=sys.stderr, flush=True)
             if result["achieved_rate"] < SATURATED_SHARE * rate:
                 break
-    write_results(setup, results, arguments, serve_command)
+        if arguments.live_rate > 0:
+            changes = LiveChanges(
+                base_url,
+                registry_config(arguments.work_dir),
+                members[0],
+                arguments.warm_up,
+                arguments.duration,
+            )
+            changes.start()
+            live = run_rate(
+                pool,
+                members,
+                base_url,
+                arguments.live_rate,
+                arguments.warm_up,
+                arguments.duration,
+                pids,
+            )
+            changes.join()
+            live["live_changes"] = changes.facts
+            print(json.dumps(live), file=sys.stderr, flush=True)
+    write_results(setup, results, live, arguments, serve_command)
 
 
 def verdicts(results: list[dict]) -> dict[str, bool | None]:
@@ -602,7 +742,9 @@ def verdicts(results: list[dict]) -> dict[str, bool | None]:
     }
 
 
-def write_results(setup: Setup, results: list[dict], arguments, serve_command) -> None:
+def write_results(
+    setup: Setup, results: list[dict], live: dict | None, arguments, serve_command
+) -> None:
     """benchmarks/results/serve_load.json and .md."""
     from perkrank.config import CONFIG_DIR, CapsConfig, ServeConfig, load_config
 
@@ -638,37 +780,68 @@ def write_results(setup: Setup, results: list[dict], arguments, serve_command) -
     targets = verdicts(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_load.json").write_text(
-        json.dumps({"setup": facts, "targets": targets, "results": results}, indent=2) + "\n"
+        json.dumps(
+            {"setup": facts, "targets": targets, "results": results, "live_run": live}, indent=2
+        )
+        + "\n"
     )
-    (RESULTS / "serve_load.md").write_text(markdown(facts, targets, results))
-    print(markdown(facts, targets, results))
+    (RESULTS / "serve_load.md").write_text(markdown(facts, targets, results, live))
+    print(markdown(facts, targets, results, live))
 
 
-def markdown(facts: dict, targets: dict, results: list[dict]) -> str:
-    """The results table with the setup facts and the verdict on each target."""
+TABLE_HEADER = [
+    "| target req/s | achieved req/s | requests | errors | p50 ms | p95 ms | p99 ms | "
+    "max ms | CPU ms/request: server / Redis / generators | cores busy |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
 
-    def verdict(value: bool | None) -> str:
-        return {True: "met", False: "NOT met", None: "not measured"}[value]
 
-    rows = [
+def table_row(r: dict) -> str:
+    return (
         f"| {r['target_rate']:.0f} | {r['achieved_rate']:.0f} | {r['requests']} | "
         f"{r['errors']}{' (' + _kinds(r['error_kinds']) + ')' if r['errors'] else ''} | "
         f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['max_ms']} | "
         f"{r['cpu_ms_per_request']['server']} / {r['cpu_ms_per_request']['redis']} / "
         f"{r['cpu_ms_per_request']['load generators']} | "
         f"{r['cores_busy']['whole machine']} |"
-        for r in results
+    )
+
+
+def live_section(live: dict | None) -> list[str]:
+    """The run with a cap change and a model swap in its measured window."""
+    if live is None:
+        return []
+    facts = live["live_changes"]
+    return [
+        "## Live changes under load",
+        "",
+        f"At {live['target_rate']:.0f} req/s, the caps were changed through `PUT /v1/caps` "
+        f"(every limit + 1, caps version {facts.get('caps_version')}) a third into the "
+        "measured window, and at half of it the registry's champion alias moved to version 2 "
+        "and `POST /v1/admin/reload` was sent: the process loaded, smoke-checked and swapped "
+        f"the model ({facts.get('model_version')}) in {facts.get('model_swap_seconds')} s "
+        "while serving.",
+        "",
+        *TABLE_HEADER,
+        table_row(live),
+        "",
     ]
+
+
+def markdown(facts: dict, targets: dict, results: list[dict], live: dict | None) -> str:
+    """The results table with the setup facts and the verdict on each target."""
+
+    def verdict(value: bool | None) -> str:
+        return {True: "met", False: "NOT met", None: "not measured"}[value]
+
     return "\n".join(
         [
             "# Serving load test: one `perkrank serve` process, real Redis, open loop",
             "",
             f"Command: `{facts['command']}` ({facts['date']})",
             "",
-            "| target req/s | achieved req/s | requests | errors | p50 ms | p95 ms | p99 ms | "
-            "max ms | CPU ms/request: server / Redis / generators | cores busy |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
+            *TABLE_HEADER,
+            *[table_row(r) for r in results],
             "",
             "Latency is measured from each request's scheduled send time (no coordinated "
             "omission), over 200 responses of the measured window; errors are non-200 "
@@ -681,6 +854,7 @@ def markdown(facts: dict, targets: dict, results: list[dict]) -> str:
             "",
             *[f"- {name}: **{verdict(value)}**" for name, value in targets.items()],
             "",
+            *live_section(live),
             "## Setup",
             "",
             *[

@@ -154,10 +154,29 @@ def load_dataset(data_dir: Path) -> Dataset:
     return Dataset(**{name: _output_frame(table.frame) for name, table in loaded.items()})
 
 
+def load_offers(path: Path, partners: pd.DataFrame) -> pd.DataFrame:
+    """One offers file (`.csv`, `.csv.gz` or `.parquet`) checked as `load_dataset` checks
+    offers, against validated `partners`; raises DataValidationError listing every problem."""
+    problems = _Problems()
+    offers = _read_table(Path(path), OFFERS, problems)
+    known = _Loaded("the partners file", partners, np.arange(FIRST_ROW, FIRST_ROW + len(partners)))
+    _check_unique_ids(offers, OFFERS.id_column, problems)
+    _check_known(offers, known, PARTNERS.id_column, problems)
+    _check_offer_regions(offers, known, problems)
+    _check_validity_periods(offers, problems)
+    problems.raise_if_any()
+    assert offers is not None  # an unreadable file is a problem raised above
+    return _output_frame(offers.frame)
+
+
 def _load_table(data_dir: Path, table: Table, problems: _Problems) -> _Loaded | None:
     path = _find_file(data_dir, table, problems)
     if path is None:
         return None
+    return _read_table(path, table, problems)
+
+
+def _read_table(path: Path, table: Table, problems: _Problems) -> _Loaded | None:
     try:
         if path.name.endswith(".parquet"):
             columns, rows = _read_parquet(path, table)

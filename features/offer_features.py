@@ -23,7 +23,11 @@ def offer_items(offers: pd.DataFrame) -> np.ndarray:
 
 def offer_regions(dataset: Dataset) -> list[frozenset[str] | None]:
     """Regions of each offer row: its own, else its local partner's; None = everywhere."""
-    partners = dataset.partners
+    return regions_of_offers(dataset.offers, dataset.partners)
+
+
+def regions_of_offers(offers: pd.DataFrame, partners: pd.DataFrame) -> list[frozenset[str] | None]:
+    """`offer_regions` of an offers table and the partners table it refers to."""
     local_regions = {
         partner_id: frozenset(regions)
         for partner_id, scope, regions in zip(
@@ -31,7 +35,6 @@ def offer_regions(dataset: Dataset) -> list[frozenset[str] | None]:
         )
         if scope == "local"
     }
-    offers = dataset.offers
     return [
         frozenset(regions) if regions else local_regions.get(partner_id)
         for partner_id, regions in zip(offers["partner_id"], offers["regions"], strict=True)

@@ -87,10 +87,10 @@ class Factors:
             if self.repeat.shape != (len(self.member_ids), len(self.item_ids)):
                 raise ValueError("repeat must have shape (n_members, n_items)")
         self.repeat_weight = float(self.repeat_weight)
-        self._member_index = {member_id: row for row, member_id in enumerate(self.member_ids)}
-        self._item_index = {item: row for row, item in enumerate(self.item_ids)}
-        self._member_feature_index = {name: row for row, name in enumerate(self.member_feature_ids)}
-        self._item_feature_index = {name: row for row, name in enumerate(self.item_feature_ids)}
+        self._member_index = _index(self.member_ids)
+        self._item_index = _index(self.item_ids)
+        self._member_feature_index = _index(self.member_feature_ids)
+        self._item_feature_index = _index(self.item_feature_ids)
 
     @property
     def dim(self) -> int:
@@ -202,6 +202,12 @@ class Factors:
             parts = (arrays.pop("repeat_data"), arrays.pop("repeat_indices"))
             repeat = sp.csr_matrix((*parts, arrays.pop("repeat_indptr")), shape=shape)
         return cls(**arrays, repeat=repeat, repeat_weight=meta["repeat_weight"], name=meta["name"])
+
+
+def _index(ids: np.ndarray) -> dict[str, int]:
+    """Id → row; `tolist` first, so keys are plain str (built fast, hashed fast)."""
+    names = np.asarray(ids).tolist()
+    return dict(zip(names, range(len(names)), strict=True))
 
 
 def _matrix(values: np.ndarray | None, rows: int, dim: int) -> np.ndarray:

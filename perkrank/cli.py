@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_promote(commands)
     _add_serve(commands)
+    _add_caps(commands)
+    _add_offers(commands)
+    _add_events(commands)
     _add_demo(commands)
     return parser
 
@@ -201,6 +204,30 @@ def _serve(arguments: argparse.Namespace) -> int:
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     run(settings, arguments.data, workers=arguments.workers)
     return 0
+
+
+def _add_caps(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_caps_commands
+
+    help_text = (
+        "Show, change (set), preview (diff) and audit (history) the frequency caps of a "
+        "running service; every process applies a change within a second (admin key)."
+    )
+    add_caps_commands(commands.add_parser("caps", help=help_text, description=help_text))
+
+
+def _add_offers(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_offers_commands
+
+    help_text = "Publish a new offer catalog to a running service (admin key)."
+    add_offers_commands(commands.add_parser("offers", help=help_text, description=help_text))
+
+
+def _add_events(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_events_commands
+
+    help_text = "Export the impressions, clicks and redemptions a running service kept (admin key)."
+    add_events_commands(commands.add_parser("events", help=help_text, description=help_text))
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:

@@ -185,10 +185,9 @@ class CapRule(Section):
         return window
 
 
-class CapsConfig(PerkrankSettings):
-    """configs/caps.yaml — the initial frequency-cap rule set."""
-
-    model_config = SettingsConfigDict(env_prefix="PERKRANK_CAPS_")
+class CapsConfig(Section):
+    """A frequency-cap rule set: configs/caps.yaml (the initial version) or a `PUT /v1/caps`
+    body. No environment overrides: the rules in force live in the state store."""
 
     rules: tuple[CapRule, ...] = ()
 
@@ -222,7 +221,11 @@ class ServeConfig(PerkrankSettings):
     model_cache_dir: Path = Path("var/model-cache")
     """Registered versions are downloaded here once (name/version) and reused on restart."""
     caps_path: Path = CONFIG_DIR / "caps.yaml"
-    """The frequency-cap rules (a CapsConfig file) loaded at startup."""
+    """The initial frequency-cap rules (a CapsConfig file): stored as caps version 1 when the
+    store holds no caps yet; after that `PUT /v1/caps` changes them."""
+    model_poll_seconds: float = Field(30.0, gt=0)
+    """How often each process checks the registry for a new champion (and on
+    `POST /v1/admin/reload`)."""
     catalog_date: date | None = None
     """Serve the offers valid on this date (None: today, UTC); for demos and replays."""
     default_limit: int = Field(10, gt=0)
@@ -242,11 +245,16 @@ class ServeConfig(PerkrankSettings):
     max_in_flight: int = Field(64, gt=0)
     """Connections plus requests in progress one process accepts (HTTP/1.1: one request per
     connection at a time); beyond it the server answers 503 at once instead of queueing."""
+    max_events_per_request: int = Field(500, gt=0)
+    """Events one `POST /v1/events` may carry; a larger batch is refused with 413."""
+    events_kept: int = Field(1_000_000, gt=0)
+    """Events the store keeps for `perkrank events export` (the oldest are dropped; Redis trims
+    its stream approximately, MAXLEN ~)."""
 
 
 # ---------------------------------------------------------------- loading
 
-SettingsT = TypeVar("SettingsT", bound=PerkrankSettings)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 def load_config(settings_type: type[SettingsT], path: Path | str | None) -> SettingsT:

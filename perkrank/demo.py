@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ def print_offers(settings: ServeConfig, data_dir: Path) -> None:
     store = MemoryStateStore()
     rules = load_config(CapsConfig, settings.caps_path).rules
     for member_id in _demo_members(data_dir):
-        ranking = ranker.rank(store, OfferRequest(member_id, "app", 5), rules)
+        ranking = asyncio.run(ranker.rank(store, OfferRequest(member_id, "app", 5), rules))
         offers = [
             {
                 "rank": served.rank,

@@ -8,12 +8,12 @@ arrays held in memory, one store round trip, JSON written by orjson.
 
 import gc
 import logging
-import uuid
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
@@ -23,8 +23,18 @@ from fastapi.security import APIKeyHeader
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig, load_config
 from perkrank.models.bundle import Bundle
+from perkrank.serving.admin import admin_routes
 from perkrank.serving.auth import API_KEY_HEADER, ApiKeys, Role
 from perkrank.serving.catalog import Catalog
+from perkrank.serving.events_api import events_routes
+from perkrank.serving.live import LiveRefresher, resolve_model
+from perkrank.serving.logs import REQUEST_ID
+from perkrank.serving.observability import (
+    STORE_ERRORS,
+    ObservabilityMiddleware,
+    count_offers,
+    metrics_routes,
+)
 from perkrank.serving.ranking import OfferRanker, OfferRequest, Ranking
 from perkrank.serving.schemas import (
     MEMBER_ID_PATTERN,
@@ -38,9 +48,14 @@ from perkrank.serving.schemas import (
 )
 from perkrank.serving.store import StateStore, StateStoreError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("perkrank.serving")
 
 RETRY_AFTER_SECONDS = 1
+GIL_SWITCH_SECONDS = 0.0005
+"""CPython's default is 0.005: a request could wait that long behind a loading model."""
 MemberId = Annotated[
     str,
     PathParam(
@@ -66,15 +81,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Serving:
-    """Everything a request needs, built once at startup."""
+    """Everything a request needs; a live change builds a new one (perkrank.serving.live)."""
 
     ranker: OfferRanker
     store: StateStore
     keys: ApiKeys
     caps: CapsConfig
     model_version: str
+    caps_version: int = 0
+    """The stored caps version in force; 0: the initial rules, not yet read from the store."""
+    catalog_version: int = 0
+    """The published catalog in force; 0: the offers of the data directory."""
 
     def rules(self) -> Sequence[CapRule]:
         """The frequency caps in force: the one place requests look them up."""
@@ -89,9 +108,22 @@ def create_app(
     catalog: Catalog,
     store: StateStore,
     caps: CapsConfig,
+    partners: "pd.DataFrame | None" = None,
 ) -> FastAPI:
-    """The app over ready-made parts (raises ConfigError when no API key is configured)."""
-    app = _new_app(settings)
+    """The app over ready-made parts (raises ConfigError when no API key is configured);
+    while its lifespan runs it follows the live settings. `partners`: the table published
+    catalogs are checked against (None: publishing is refused)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.live.start()
+        try:
+            yield
+        finally:
+            app.state.live.stop()
+
+    app = _new_app(settings, lifespan)
+    app.state.live = LiveRefresher(app, settings, partners)
     app.state.serving = Serving(
         ranker=OfferRanker(bundle, catalog, settings),
         store=store,
@@ -109,15 +141,20 @@ def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from perkrank.serving.catalog import load_catalog
+        from perkrank.features.loader import load_dataset
+        from perkrank.serving.catalog import catalog_from_dataset
         from perkrank.serving.store import open_store
 
         bundle, model_version = load_bundle(settings)
-        catalog = load_catalog(data_dir, bundle)
+        dataset = load_dataset(data_dir)
+        catalog, partners = catalog_from_dataset(dataset, bundle), dataset.partners
+        del dataset  # purchases are not needed while serving
         store = open_store(settings)
         app.state.serving = Serving(
             OfferRanker(bundle, catalog, settings), store, keys, caps, model_version
         )
+        app.state.live = LiveRefresher(app, settings, partners)
+        app.state.live.start()
         log.info(
             "serving model %s: %d offers, %d members, %d cap rules",
             model_version,
@@ -126,10 +163,14 @@ def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
             len(caps.rules),
         )
         gc.freeze()  # startup objects never become garbage: keep them out of every collection
+        # The live refresher's threads load models beside the event loop; a short GIL switch
+        # interval bounds how long a request waits for the interpreter meanwhile.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         try:
             yield
         finally:
-            store.close()
+            app.state.live.stop()
+            await store.close()
 
     return _new_app(settings, lifespan)
 
@@ -137,14 +178,7 @@ def build_app_from_config(settings: ServeConfig, data_dir: Path) -> FastAPI:
 def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:
     """The bundle `settings.model_uri` names (a bundle directory or an MLflow models:/ URI)
     and its version; mlflow is imported only for the latter."""
-    local = Path(settings.model_uri)
-    if (local / "bundle.json").is_file():
-        return Bundle.load(local), f"local:{local.resolve().name}"
-    from perkrank.models.registry import resolve_bundle
-
-    directory, version = resolve_bundle(
-        settings.model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
-    )
+    directory, version = resolve_model(settings)
     return Bundle.load(directory), version
 
 
@@ -157,7 +191,11 @@ def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(_v1_routes(settings))
+    app.include_router(admin_routes(), responses=ERRORS)
     app.include_router(_health_routes())
+    app.include_router(events_routes(settings), responses=ERRORS)
+    app.include_router(metrics_routes())
+    app.add_middleware(ObservabilityMiddleware)
     app.add_exception_handler(StateStoreError, _store_unavailable)
     return app
 
@@ -188,7 +226,8 @@ def _v1_routes(settings: ServeConfig) -> APIRouter:
         serving: Serving = request.app.state.serving
         serving.keys.require(api_key, Role.APP)
         offer_request = OfferRequest(member_id, channel, limit, region, tier)
-        ranking = serving.ranker.rank(serving.store, offer_request, serving.rules())
+        ranking = await serving.ranker.rank(serving.store, offer_request, serving.rules())
+        count_offers(serving, channel, ranking)
         return _offers_response(offer_request, ranking, serving.model_version)
 
     @router.get(
@@ -241,6 +280,7 @@ def _health_routes() -> APIRouter:
         try:
             serving.store.ping()
         except StateStoreError as error:
+            STORE_ERRORS.inc()
             log.warning("not ready: %s", error)
             body = Readiness(
                 status="unavailable",
@@ -275,13 +315,14 @@ def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str
         "channel": request.channel,
         "personalized": ranking.personalized,
         "model_version": model_version,
-        "request_id": uuid.uuid4().hex,
+        "request_id": REQUEST_ID.get(),
         "offers": offers,
     }
     return Response(orjson.dumps(body), media_type="application/json")
 
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:
+    STORE_ERRORS.inc()
     log.warning("state store unavailable: %s", error)
     return JSONResponse(
         {"detail": "state store unavailable; retry shortly"},

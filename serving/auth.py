@@ -58,31 +58,33 @@ class ApiKeys:
             + parse_keys(settings.admin_api_keys, Role.ADMIN)
         )
 
-    def role_of(self, presented: str | None) -> Role | None:
-        """The highest role of a matching key, None for no key or an unknown one."""
+    def key_of(self, presented: str | None) -> ApiKey | None:
+        """The matching key of the highest role, None for no key or an unknown one."""
         if not presented:
             return None
         presented_bytes = presented.encode()
-        role = None
+        match = None
         for key in self._keys:
             if hmac.compare_digest(key.secret, presented_bytes) and (
-                role is None or key.role > role
+                match is None or key.role > match.role
             ):
-                role = key.role
-        return role
+                match = key
+        return match
 
-    def require(self, presented: str | None, needed: Role) -> None:
-        """Raise 401 for a missing or unknown key, 403 for a key below `needed`."""
-        role = self.role_of(presented)
-        if role is None:
+    def require(self, presented: str | None, needed: Role) -> str:
+        """The key's name (for audit trails); raise 401 for a missing or unknown key, 403 for
+        a key below `needed`."""
+        key = self.key_of(presented)
+        if key is None:
             problem = "unknown API key" if presented else "missing API key"
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, f"{problem}: send a valid key in {API_KEY_HEADER}"
             )
-        if role < needed:
+        if key.role < needed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "this API key may not do this: it needs an admin key"
             )
+        return key.name
 
 
 def parse_keys(text: str, role: Role) -> list[ApiKey]:

@@ -24,6 +24,8 @@ from perkrank.models.factors import Factors
 from perkrank.serving.store import Candidate
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from perkrank.features.dataset import Dataset
 
 TIER_RANKS: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
@@ -120,9 +122,25 @@ def build_catalog(
     offers: Sequence[Offer], members: Mapping[str, Member], bundle: Bundle
 ) -> Catalog:
     """Arrays, region masks and offer vectors for `offers`; `members` by member id."""
-    offers = tuple(offers)
     profiles = tuple(sorted(set(members.values())))
     profile_index = {profile: index for index, profile in enumerate(profiles)}
+    member_profiles = {member_id: profile_index[member] for member_id, member in members.items()}
+    return _build(offers, member_profiles, profiles, bundle)
+
+
+def with_offers(catalog: Catalog, offers: Sequence[Offer], bundle: Bundle) -> Catalog:
+    """The catalog of `catalog`'s members with `offers` under `bundle`: for a newly published
+    catalog or a new model (the member index is shared, not copied)."""
+    return _build(offers, catalog.member_profiles, catalog.profiles, bundle)
+
+
+def _build(
+    offers: Sequence[Offer],
+    member_profiles: dict[str, int],
+    profiles: tuple[Member, ...],
+    bundle: Bundle,
+) -> Catalog:
+    offers = tuple(offers)
     regions = {profile.region for profile in profiles}
     for offer in offers:
         regions.update(offer.regions or ())
@@ -147,7 +165,7 @@ def build_catalog(
         min_tier_ranks=np.array([TIER_RANKS[o.min_tier] for o in offers], dtype=np.int64),
         everywhere=everywhere,
         region_masks=region_masks,
-        member_profiles={member_id: profile_index[member] for member_id, member in members.items()},
+        member_profiles=member_profiles,
         profiles=profiles,
         ranker=OfferVectors.build(bundle.ranker, offers),
         fallback=OfferVectors.build(bundle.fallback, offers),
@@ -156,19 +174,29 @@ def build_catalog(
 
 def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
     """The catalog of a validated data set (members, partners and offers)."""
-    from perkrank.features.offer_features import offer_regions, partner_scopes
+    members = dataset.members
+    profiles = {
+        member_id: Member(region, tier)
+        for member_id, region, tier in zip(
+            members["member_id"], members["region"], members["tier"], strict=True
+        )
+    }
+    return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle)
 
-    partners = dataset.partners
+
+def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
+    """The offers of a validated offers table, with partner names, scopes and regions."""
+    from perkrank.features.offer_features import partner_scopes, regions_of_offers
+
     partner_names = dict(zip(partners["partner_id"], partners["name"], strict=True))
     scopes = partner_scopes(partners)
-    table = dataset.offers
     budget_column = table["budget"]
     budgets = [
         None if missing else int(budget)
         for budget, missing in zip(budget_column.fillna(0), budget_column.isna(), strict=True)
     ]
     records = table.to_dict("records")
-    offers = [
+    return [
         Offer(
             offer_id=record["offer_id"],
             partner_id=record["partner_id"],
@@ -183,16 +211,10 @@ def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
             regions=regions,
             budget=budget,
         )
-        for record, regions, budget in zip(records, offer_regions(dataset), budgets, strict=True)
-    ]
-    members = dataset.members
-    profiles = {
-        member_id: Member(region, tier)
-        for member_id, region, tier in zip(
-            members["member_id"], members["region"], members["tier"], strict=True
+        for record, regions, budget in zip(
+            records, regions_of_offers(table, partners), budgets, strict=True
         )
-    }
-    return build_catalog(offers, profiles, bundle)
+    ]
 
 
 def load_catalog(data_dir: Path, bundle: Bundle) -> Catalog:

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
-from perkrank.config import CapRule
-from perkrank.serving.keys import cap_counter, redeemed_key
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.keys import cap_counter, event_id_key, redeemed_key
 from perkrank.serving.store import (
+    EVENT_ID_TTL_SECONDS,
+    EVENTS_KEPT,
+    HISTORY_LENGTH,
+    LIVE_VERSIONS,
     SUPPRESSION_REASONS,
     Candidate,
-    Event,
+    CapsVersion,
+    CatalogVersion,
+    Change,
+    EventsRecorded,
+    LiveSetting,
+    LiveVersions,
+    OfferEvent,
     Preferences,
     Selection,
     SelectionRequest,
+    StoredEvent,
+    caps_value,
+    caps_version,
+    catalog_version,
+    change,
+    event_counters,
+    live_change,
 )
 from perkrank.serving.windows import Bucket, current_bucket
 
@@ -29,12 +50,21 @@ SWEEP_INTERVAL_SECONDS = 60.0
 class MemoryStateStore:
     """StateStore in this process's memory: one process only, state is lost on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, events_kept: int = EVENTS_KEPT) -> None:
         self._lock = threading.Lock()
+        self._events: deque[StoredEvent] = deque(maxlen=events_kept)
+        """The kept events, oldest first; the oldest are dropped beyond `events_kept`."""
+        self._last_stream_id = (0, 0)
         self._preferences: dict[str, Preferences] = {}
         self._counters: dict[CounterKey, tuple[int, float]] = {}
         """(Redis key, hash field) → (count, expiry on the monotonic clock; inf: never)."""
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+        self._live_lock = threading.Lock()
+        self._versions: dict[str, int] = {}
+        self._live: dict[str, str] = {}
+        """Live setting → JSON of its current version (as Redis holds it)."""
+        self._changes: dict[str, list[str]] = {}
+        """Live setting → JSON audit entries, newest first."""
 
     def get_preferences(self, member_id: str) -> Preferences:
         """The member's preferences; defaults when none were set."""
@@ -46,7 +76,7 @@ class MemoryStateStore:
         with self._lock:
             self._preferences[member_id] = preferences
 
-    def select(self, request: SelectionRequest) -> Selection:
+    async def select(self, request: SelectionRequest) -> Selection:
         """Apply opt-outs, partner limit, budgets and caps; count what is returned."""
         buckets = [current_bucket(rule.window, request.now) for rule in request.rules]
         with self._lock:
@@ -55,31 +85,116 @@ class MemoryStateStore:
                 self._drop_expired(clock)
             return self._select(request, buckets, clock)
 
-    def record_event(
-        self,
-        event: Event,
-        member_id: str,
-        channel: str,
-        offer: Candidate,
-        now: float,
-        rules: Sequence[CapRule],
-    ) -> None:
-        """Count `event` against every rule counting it; a redemption also spends budget."""
-        counted = [rule for rule in rules if rule.counts == event]
-        buckets = [current_bucket(rule.window, now) for rule in counted]
+    def record_events(
+        self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> EventsRecorded:
+        """Skip duplicates, count, spend budget and keep the events, under the lock."""
+        counted = [(event, event_counters(KEY_PREFIX, event, rules, now)) for event in events]
+        duplicates = 0
         with self._lock:
             clock = time.monotonic()
-            for rule, bucket in zip(counted, buckets, strict=True):
-                counter = _cap_counter(rule, bucket, member_id, channel, offer)
-                self._increment(counter, bucket.ttl_seconds, clock)
-            if event == "redemption":
-                self._increment((redeemed_key(KEY_PREFIX, offer.offer_id), None), None, clock)
+            for event, counters in counted:
+                if event.event_id is not None:
+                    seen = (event_id_key(KEY_PREFIX, event.event_id), None)
+                    if self._count(seen, clock):
+                        duplicates += 1
+                        continue
+                    self._increment(seen, EVENT_ID_TTL_SECONDS, clock)
+                for counter in counters:
+                    self._increment((counter.key, counter.field), counter.ttl_seconds, clock)
+                if event.type == "redemption":
+                    self._increment((redeemed_key(KEY_PREFIX, event.offer_id), None), None, clock)
+                self._events.append(StoredEvent(self._next_stream_id(), event))
+        return EventsRecorded(len(events) - duplicates, duplicates)
+
+    def read_events(self, after: str, count: int) -> list[StoredEvent]:
+        """Up to `count` kept events after stream id `after`."""
+        position = _stream_position(after)
+        with self._lock:
+            start = bisect.bisect_right(
+                self._events, position, key=lambda kept: _stream_position(kept.stream_id)
+            )
+            return list(itertools.islice(self._events, start, start + count))
 
     def ping(self) -> None:
         """Always reachable."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to release."""
+
+    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """The stored caps; `caps` become version 1 when none are stored."""
+        document = self._publish("caps", caps_value(caps), actor, now, only_if_absent=True)
+        return caps_version(document)
+
+    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """Store `caps` as the next version and audit the change."""
+        return caps_version(self._publish("caps", caps_value(caps), actor, now))
+
+    def get_caps(self) -> CapsVersion | None:
+        """The caps in force; None before any were stored."""
+        with self._live_lock:
+            document = self._live.get("caps")
+        return None if document is None else caps_version(document)
+
+    def caps_history(self, limit: int) -> list[Change]:
+        """The last `limit` cap changes, newest first."""
+        return self._history("caps", limit)
+
+    def publish_catalog(
+        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
+    ) -> CatalogVersion:
+        """Store validated offers as the next catalog version, audited."""
+        value = {"offers": offers, "sha256": sha256}
+        return catalog_version(self._publish("catalog", value, actor, now))
+
+    def get_catalog(self) -> CatalogVersion | None:
+        """The published catalog; None before the first publication."""
+        with self._live_lock:
+            document = self._live.get("catalog")
+        return None if document is None else catalog_version(document)
+
+    def catalog_history(self, limit: int) -> list[Change]:
+        """The last `limit` catalog publications, newest first."""
+        return self._history("catalog", limit)
+
+    def live_versions(self) -> LiveVersions:
+        """The caps and catalog versions and the reload generation."""
+        with self._live_lock:
+            return LiveVersions(**{name: self._versions.get(name, 0) for name in LIVE_VERSIONS})
+
+    def request_reload(self) -> int:
+        """Bump the reload generation."""
+        with self._live_lock:
+            self._versions["reload"] = self._versions.get("reload", 0) + 1
+            return self._versions["reload"]
+
+    def _publish(
+        self,
+        setting: LiveSetting,
+        value: Any,
+        actor: str,
+        now: float,
+        *,
+        only_if_absent: bool = False,
+    ) -> str:
+        """JSON of the setting's current version after writing `value` as the next one."""
+        with self._live_lock:
+            old = self._live.get(setting)
+            if old is not None and only_if_absent:
+                return old
+            version = self._versions.get(setting, 0) + 1
+            document, entry = live_change(setting, version, value, actor, now, old)
+            self._versions[setting] = version
+            self._live[setting] = document
+            history = self._changes.setdefault(setting, [])
+            history.insert(0, entry)
+            del history[HISTORY_LENGTH:]
+            return document
+
+    def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
+        with self._live_lock:
+            return [change(entry) for entry in self._changes.get(setting, [])[:limit]]
 
     def _select(self, request: SelectionRequest, buckets: list[Bucket], clock: float) -> Selection:
         preferences = self._preferences.get(request.member_id, Preferences())
@@ -148,6 +263,14 @@ class MemoryStateStore:
             expires_at = self._counters[counter][1]
         self._counters[counter] = (count + 1, expires_at)
 
+    def _next_stream_id(self) -> str:
+        """A stream id after every earlier one, `<ms>-<seq>` as Redis makes them."""
+        last_milliseconds, last_sequence = self._last_stream_id
+        milliseconds = max(int(time.time() * 1000), last_milliseconds)
+        sequence = last_sequence + 1 if milliseconds == last_milliseconds else 0
+        self._last_stream_id = (milliseconds, sequence)
+        return f"{milliseconds}-{sequence}"
+
     def _drop_expired(self, clock: float) -> None:
         self._counters = {key: value for key, value in self._counters.items() if value[1] > clock}
         self._next_sweep = clock + SWEEP_INTERVAL_SECONDS
@@ -170,3 +293,9 @@ def _cap_counter(
 
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {reason: count for reason, count in counts.items() if count}
+
+
+def _stream_position(stream_id: str) -> tuple[int, int]:
+    """A stream id `<ms>-<seq>` as numbers that sort like the ids."""
+    milliseconds, _, sequence = stream_id.partition("-")
+    return int(milliseconds), int(sequence or 0)

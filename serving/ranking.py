@@ -47,19 +47,26 @@ class OfferRequest:
 
 @dataclass(frozen=True)
 class Segment:
-    """The offers eligible for one region, tier and day, and the orders all its members share."""
+    """The offers eligible for one region, tier and day, and the orders all its members share.
+
+    `vectors`, `biases` and `item_rows` are the ranker's arrays cut to the eligible rows, so
+    a known member's scores cost one small matrix-vector product.
+    """
 
     rows: np.ndarray
+    vectors: np.ndarray
+    biases: np.ndarray
+    item_rows: np.ndarray
     cold: Order
     """The personalized order of a member the ranker never saw."""
     fallback: Order
 
 
 class Order(NamedTuple):
-    """Offer rows, best first, and every offer's score (by offer row) behind the order."""
+    """The best offer rows, best first, and the score behind each."""
 
     rows: list[int]
-    scores: np.ndarray
+    scores: list[float]
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class OfferRanker:
         self._segments: dict[tuple[str | None, str, int], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
 
-    def rank(
+    async def rank(
         self,
         store: StateStore,
         request: OfferRequest,
@@ -135,7 +142,7 @@ class OfferRanker:
         segment = self.segment(region, tier, self.day(now))
         shortlist = self.shortlist(request.member_id, segment, pool)
         candidates = self.catalog.candidates
-        selection = store.select(
+        selection = await store.select(
             SelectionRequest(
                 member_id=request.member_id,
                 channel=request.channel,
@@ -186,19 +193,18 @@ class OfferRanker:
         member_row = ranker.member_row(member_id)
         if member_row is None:
             return Shortlist(segment.cold, segment.fallback, False, frozenset())
-        offers = self.catalog.ranker
-        repeat = ranker.repeat_scores(member_id, offers.item_rows)
-        scores = offers.vectors @ ranker.member_vectors[member_row]
-        scores += offers.biases
+        repeat = ranker.repeat_scores(member_id, segment.item_rows)
+        scores = segment.vectors @ ranker.member_vectors[member_row]
+        scores += segment.biases
         scores += repeat
         personalized = best_order(scores, segment.rows, pool)
-        return Shortlist(
-            personalized, segment.fallback, True, frozenset(np.flatnonzero(repeat).tolist())
-        )
+        repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
+        return Shortlist(personalized, segment.fallback, True, repeat_rows)
 
     def explain(self, shortlist: Shortlist, selection: Selection) -> Ranking:
         """The selected offers with their rank, score (in the order used) and reason."""
         order = shortlist.personalized if selection.personalized else shortlist.fallback
+        scores = dict(zip(order.rows, order.scores, strict=True))
         offer_rows = self.catalog.offer_rows
         offers = self.catalog.offers
         ranked = []
@@ -210,7 +216,7 @@ class OfferRanker:
                 known_member=shortlist.known_member,
                 repeated=row in shortlist.repeat_rows,
             )
-            ranked.append(RankedOffer(offers[row], rank, float(order.scores[row]), reason))
+            ranked.append(RankedOffer(offers[row], rank, scores[row], reason))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
     def _build_segment(self, region: str, tier: str, day: int) -> Segment:
@@ -222,10 +228,14 @@ class OfferRanker:
         segment_vector = self.bundle.fallback.member_vector(
             None, member_feature_names(region, tier)
         )
-        cold_scores = ranker.vectors @ cold_vector + ranker.biases
-        fallback_scores = fallback.vectors @ segment_vector + fallback.biases
+        vectors, biases = ranker.vectors[rows], ranker.biases[rows]
+        cold_scores = vectors @ cold_vector + biases
+        fallback_scores = fallback.vectors[rows] @ segment_vector + fallback.biases[rows]
         return Segment(
             rows=rows,
+            vectors=vectors,
+            biases=biases,
+            item_rows=ranker.item_rows[rows],
             cold=best_order(cold_scores, rows, self._max_pool),
             fallback=best_order(fallback_scores, rows, self._max_pool),
         )
@@ -241,11 +251,10 @@ def _model_regions(bundle: Bundle) -> set[str]:
 
 
 def best_order(scores: np.ndarray, rows: np.ndarray, count: int) -> Order:
-    """The `count` best of `rows` by `scores` (indexed by offer row), best first; ties by row."""
-    candidate_scores = scores[rows]
+    """The `count` best of `rows` by `scores` (aligned with `rows`), best first; ties by row."""
     if len(rows) > count:
-        positions = np.sort(np.argpartition(-candidate_scores, count - 1)[:count])
+        positions = np.sort(np.argpartition(-scores, count - 1)[:count])
     else:
         positions = np.arange(len(rows))
-    positions = positions[np.argsort(-candidate_scores[positions], kind="stable")]
-    return Order(rows[positions].tolist(), scores)
+    positions = positions[np.argsort(-scores[positions], kind="stable")]
+    return Order(rows[positions].tolist(), scores[positions].tolist())

@@ -2,30 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+from redis import asyncio as redis_asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
-from perkrank.config import CapRule
-from perkrank.serving.keys import cap_counter, preferences_key, redeemed_key
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.keys import (
+    event_id_key,
+    events_key,
+    live_history_key,
+    live_setting_key,
+    live_versions_key,
+    preferences_key,
+    redeemed_key,
+)
 from perkrank.serving.store import (
+    EVENT_ID_TTL_SECONDS,
+    EVENTS_KEPT,
+    HISTORY_LENGTH,
+    LIVE_VERSIONS,
     SUPPRESSION_REASONS,
     Candidate,
-    Event,
+    CapsVersion,
+    CatalogVersion,
+    Change,
+    EventsRecorded,
+    LiveSetting,
+    LiveVersions,
+    OfferEvent,
     Preferences,
     Selection,
     SelectionRequest,
     StateStoreError,
+    StoredEvent,
+    caps_value,
+    caps_version,
+    catalog_version,
+    change,
+    event_counters,
+    live_change,
 )
 from perkrank.serving.windows import current_bucket
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
+EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
 HEALTH_CHECK_INTERVAL_SECONDS = 30
+SELECT_CONNECTIONS = 128
+"""Connections one event loop selects over: more than a process has requests in flight
+(ServeConfig.max_in_flight); past it a select waits up to the store timeout for one."""
+RETRY_ON = (redis.ConnectionError,)
+"""Errors worth one retry: a broken connection. A timed-out script may have run already."""
 """A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
 
 _OPT_OUT_KINDS = ("channel", "category", "partner")
@@ -38,20 +74,32 @@ class RedisStateStore:
     connecting and every reply. Every Redis error becomes StateStoreError.
     """
 
-    def __init__(self, url: str, key_prefix: str, timeout_ms: int) -> None:
+    def __init__(
+        self, url: str, key_prefix: str, timeout_ms: int, *, events_kept: int = EVENTS_KEPT
+    ) -> None:
         parts = urlsplit(url)
         self._location = parts.netloc.rpartition("@")[2] or parts.path
         self._prefix = key_prefix
-        # One retry, on a broken connection only: a timed-out script may have run already.
+        self._url = url
+        self._options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": timeout_ms / 1000,
+            "socket_connect_timeout": timeout_ms / 1000,
+            "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+        }
         self._client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_ms / 1000,
-            socket_connect_timeout=timeout_ms / 1000,
-            health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
-            retry=Retry(NoBackoff(), retries=1, supported_errors=(redis.ConnectionError,)),
+            url, retry=Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON), **self._options
         )
-        self._select_script = self._client.register_script(SELECT_SCRIPT)
+        self._events_script = self._client.register_script(EVENTS_SCRIPT)
+        self._events_kept = events_kept
+        # `select` is awaited: while Redis works, the event loop serves other requests. Async
+        # connections belong to one event loop, so each loop that selects gets its own client.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_client: redis_asyncio.Redis | None = None
+        self._select_script: AsyncScript | None = None
+        self._cached_rules: Sequence[CapRule] | None = None
+        self._cached_second = 0
+        self._cached_rule_arguments: list[Any] = []
 
     def get_preferences(self, member_id: str) -> Preferences:
         """The member's preferences; defaults when none were set. One round trip."""
@@ -72,10 +120,10 @@ class RedisStateStore:
         except redis.RedisError as error:
             raise self._error("writing preferences", error) from error
 
-    def select(self, request: SelectionRequest) -> Selection:
+    async def select(self, request: SelectionRequest) -> Selection:
         """Apply opt-outs, partner limit, budgets and caps; count what is returned (one call)."""
         try:
-            reply = self._select_script(args=self._select_arguments(request))
+            reply = await self._script_of_this_loop()(args=self._select_arguments(request))
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
         personalized = reply[0] == 1
@@ -84,43 +132,38 @@ class RedisStateStore:
         suppressed = {reason: count for reason, count in counts if count}
         return Selection([candidates[i].offer_id for i in reply[5:]], personalized, suppressed)
 
-    def record_event(
-        self,
-        event: Event,
-        member_id: str,
-        channel: str,
-        offer: Candidate,
-        now: float,
-        rules: Sequence[CapRule],
-    ) -> None:
-        """Count `event` against every rule counting it; a redemption also spends budget."""
-        pipeline = self._client.pipeline(transaction=True)
-        for rule in rules:
-            if rule.counts != event:
-                continue
-            bucket = current_bucket(rule.window, now)
-            key, field = cap_counter(
-                self._prefix,
-                rule.scope,
-                rule.name,
-                bucket.label,
-                member_id=member_id,
-                channel=channel,
-                offer_id=offer.offer_id,
-                partner_id=offer.partner_id,
+    def record_events(
+        self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> EventsRecorded:
+        """Skip duplicates, count, spend budget and append to the stream: one script call."""
+        arguments: list[Any] = [
+            events_key(self._prefix),
+            self._events_kept,
+            EVENT_ID_TTL_SECONDS,
+            len(events),
+        ]
+        for event in events:
+            counters = event_counters(self._prefix, event, rules, now)
+            entry = _stream_entry(event)
+            arguments += (
+                "" if event.event_id is None else event_id_key(self._prefix, event.event_id),
+                redeemed_key(self._prefix, event.offer_id) if event.type == "redemption" else "",
+                len(counters),
             )
-            if field is None:
-                pipeline.incr(key)
-            else:
-                pipeline.hincrby(key, field)
-            if bucket.ttl_seconds is not None:
-                pipeline.expire(key, bucket.ttl_seconds)
-        if event == "redemption":
-            pipeline.incr(redeemed_key(self._prefix, offer.offer_id))
+            for counter in counters:
+                arguments += (counter.key, counter.field or "", counter.ttl_seconds or 0)
+            arguments += (len(entry), *entry)
         try:
-            pipeline.execute()
+            accepted, duplicates = self._events_script(args=arguments)
         except redis.RedisError as error:
-            raise self._error(f"recording a {event}", error) from error
+            raise self._error("recording events", error) from error
+        return EventsRecorded(accepted, duplicates)
+
+    def read_events(self, after: str, count: int) -> list[StoredEvent]:
+        """Up to `count` kept events after stream id `after` (one XRANGE)."""
+        key = events_key(self._prefix)
+        entries = self._read("reading events", self._client.xrange, key, f"({after}", "+", count)
+        return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
 
     def ping(self) -> None:
         """Raise StateStoreError unless Redis answers."""
@@ -129,9 +172,122 @@ class RedisStateStore:
         except redis.RedisError as error:
             raise self._error("pinging", error) from error
 
-    def close(self) -> None:
-        """Close every pooled connection."""
+    async def close(self) -> None:
+        """Close every pooled connection (those of other event loops are left to them)."""
         self._client.close()
+        if self._async_client is not None and self._loop is asyncio.get_running_loop():
+            await self._async_client.aclose()
+        self._loop = self._async_client = self._select_script = None
+
+    def _script_of_this_loop(self) -> AsyncScript:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._select_script is None:
+            pool = redis_asyncio.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=SELECT_CONNECTIONS,
+                timeout=self._options["socket_timeout"],
+                retry=AsyncRetry(NoBackoff(), retries=1, supported_errors=RETRY_ON),
+                **self._options,
+            )
+            client = redis_asyncio.Redis(connection_pool=pool)
+            self._loop, self._async_client = loop, client
+            self._select_script = client.register_script(SELECT_SCRIPT)
+        return self._select_script
+
+    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""
+        document = self._publish("caps", caps_value(caps), actor, now, only_if_absent=True)
+        return caps_version(document)
+
+    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """Store `caps` as the next version and audit the change, in one transaction."""
+        return caps_version(self._publish("caps", caps_value(caps), actor, now))
+
+    def get_caps(self) -> CapsVersion | None:
+        """The caps in force; None before any were stored."""
+        document = self._read("reading caps", self._client.get, self._live_key("caps"))
+        return None if document is None else caps_version(document)
+
+    def caps_history(self, limit: int) -> list[Change]:
+        """The last `limit` cap changes, newest first."""
+        return self._history("caps", limit)
+
+    def publish_catalog(
+        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
+    ) -> CatalogVersion:
+        """Store validated offers as the next catalog version, audited, in one transaction."""
+        value = {"offers": offers, "sha256": sha256}
+        return catalog_version(self._publish("catalog", value, actor, now))
+
+    def get_catalog(self) -> CatalogVersion | None:
+        """The published catalog; None before the first publication."""
+        document = self._read("reading the catalog", self._client.get, self._live_key("catalog"))
+        return None if document is None else catalog_version(document)
+
+    def catalog_history(self, limit: int) -> list[Change]:
+        """The last `limit` catalog publications, newest first."""
+        return self._history("catalog", limit)
+
+    def live_versions(self) -> LiveVersions:
+        """The caps and catalog versions and the reload generation (one HMGET)."""
+        key = live_versions_key(self._prefix)
+        values = self._read("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
+        return LiveVersions(*(int(value or 0) for value in values))
+
+    def request_reload(self) -> int:
+        """Bump the reload generation."""
+        key = live_versions_key(self._prefix)
+        return self._read("requesting a reload", self._client.hincrby, key, "reload", 1)
+
+    def _publish(
+        self,
+        setting: LiveSetting,
+        value: Any,
+        actor: str,
+        now: float,
+        *,
+        only_if_absent: bool = False,
+    ) -> str:
+        """Write `value` as the setting's next version with its audit entry in one MULTI/EXEC,
+        retried when another writer changed the versions first; the current version's JSON."""
+        versions_key = live_versions_key(self._prefix)
+        history_key = live_history_key(self._prefix, setting)
+        try:
+            with self._client.pipeline(transaction=True) as pipeline:
+                while True:
+                    try:
+                        pipeline.watch(versions_key)
+                        old = pipeline.get(self._live_key(setting))
+                        if old is not None and only_if_absent:
+                            return old
+                        version = int(pipeline.hget(versions_key, setting) or 0) + 1
+                        document, entry = live_change(setting, version, value, actor, now, old)
+                        pipeline.multi()
+                        pipeline.hset(versions_key, setting, version)
+                        pipeline.set(self._live_key(setting), document)
+                        pipeline.lpush(history_key, entry)
+                        pipeline.ltrim(history_key, 0, HISTORY_LENGTH - 1)
+                        pipeline.execute()
+                        return document
+                    except redis.WatchError:
+                        continue
+        except redis.RedisError as error:
+            raise self._error(f"writing {setting}", error) from error
+
+    def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
+        key = live_history_key(self._prefix, setting)
+        entries = self._read(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
+        return [change(entry) for entry in entries]
+
+    def _live_key(self, setting: LiveSetting) -> str:
+        return live_setting_key(self._prefix, setting)
+
+    def _read(self, action: str, command: Any, *arguments: Any) -> Any:
+        """`command(*arguments)`, its Redis errors raised as StateStoreError."""
+        try:
+            return command(*arguments)
+        except redis.RedisError as error:
+            raise self._error(action, error) from error
 
     def _select_arguments(self, request: SelectionRequest) -> list[Any]:
         arguments: list[Any] = [
@@ -141,9 +297,21 @@ class RedisStateStore:
             request.limit,
             request.max_per_partner,
             len(request.rules),
+            *self._rule_arguments(request.rules, request.now),
         ]
-        for rule in request.rules:
-            bucket = current_bucket(rule.window, request.now)
+        for candidates in (request.personalized, request.fallback):
+            arguments += (len(candidates), _encode_candidates(candidates))
+        return arguments
+
+    def _rule_arguments(self, rules: Sequence[CapRule], now: float) -> list[Any]:
+        """The rules as select.lua reads them, cached for one rule set and whole second (every
+        window boundary is a whole second, so buckets and their ttl cannot change within it)."""
+        second = math.floor(now)
+        if rules is self._cached_rules and second == self._cached_second:
+            return self._cached_rule_arguments
+        arguments: list[Any] = []
+        for rule in rules:
+            bucket = current_bucket(rule.window, now)
             arguments += (
                 rule.name,
                 rule.scope,
@@ -152,8 +320,8 @@ class RedisStateStore:
                 bucket.label,
                 bucket.ttl_seconds or 0,
             )
-        for candidates in (request.personalized, request.fallback):
-            arguments += (len(candidates), _encode_candidates(candidates))
+        self._cached_rules, self._cached_second = rules, second
+        self._cached_rule_arguments = arguments
         return arguments
 
     def _error(self, action: str, error: redis.RedisError) -> StateStoreError:
@@ -162,13 +330,7 @@ class RedisStateStore:
 
 def _encode_candidates(candidates: Sequence[Candidate]) -> str:
     """The candidates as select.lua reads them: records split by \\x1e, fields by \\x1f."""
-    text = "\x1e".join(
-        [
-            f"{candidate.offer_id}\x1f{candidate.partner_id}\x1f{candidate.category}\x1f"
-            f"{'' if candidate.budget is None else candidate.budget}"
-            for candidate in candidates
-        ]
-    )
+    text = "\x1e".join([candidate.record for candidate in candidates])
     if text.count("\x1f") + text.count("\x1e") != max(4 * len(candidates) - 1, 0):
         raise ValueError("an offer, partner or category id contains the character \\x1e or \\x1f")
     return text
@@ -205,3 +367,20 @@ def _preferences_from_fields(fields: dict[str, str]) -> Preferences:
         opted_out_partners=frozenset(opted_out["partner"]),
         personalization=fields.get("personalization") != "0",
     )
+
+
+_ENTRY_FIELDS = ("type", "member_id", "offer_id", "partner_id", "category", "channel")
+
+
+def _stream_entry(event: OfferEvent) -> list[str]:
+    """The event as stream entry field, value pairs (see perkrank.serving.keys)."""
+    entry = []
+    for name in _ENTRY_FIELDS:
+        entry += (name, getattr(event, name))
+    return [*entry, "ts", repr(event.ts), "event_id", event.event_id or ""]
+
+
+def _event_of_entry(fields: dict[str, str]) -> OfferEvent:
+    """The event `_stream_entry` wrote."""
+    values: dict[str, Any] = {name: fields[name] for name in _ENTRY_FIELDS}
+    return OfferEvent(**values, ts=float(fields["ts"]), event_id=fields["event_id"] or None)

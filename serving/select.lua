@@ -8,10 +8,11 @@
 -- offer_id \31 partner_id \31 category \31 budget (empty: no budget).
 -- Returns {personalized 1|0, opt_out, partner_limit, budget, cap, chosen positions (0-based)}.
 --
--- Candidates are parsed and their counters read in chunks, as far as the walk gets (first as
--- many as are still wanted, then doubling): one HMGET or MGET per rule and one MGET for budgets
--- per chunk. Every read happens before the first write, so a failing read leaves no partial
--- counts.
+-- The walk reads counters in chunks of candidates, as far as it gets (first three times as many
+-- as wanted, then doubling): one HMGET per member-scoped rule, one MGET for offer counters and
+-- budgets per chunk. Every read happens before the first write, so a failing read leaves no
+-- partial counts. Candidates live in parallel arrays (no table per candidate): this script
+-- runs on every request.
 
 local CANDIDATE = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?()'
 local ESCAPES = { ['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D' }
@@ -31,171 +32,166 @@ local function offer_key(offer_id, suffix)
   return prefix .. ':{o:' .. key_part(offer_id) .. '}' .. suffix
 end
 
-local preferences = {}
+-- Preferences: opt-outs by kind, looked up by value during the walk.
+local opt_out_all, personalized, opted_out_channel = false, true, false
+local opted_out_categories, opted_out_partners = {}, {}
 local fields = redis.call('HGETALL', member_tag .. ':prefs')
 for i = 1, #fields, 2 do
-  preferences[fields[i]] = fields[i + 1]
+  local field, value = fields[i], fields[i + 1]
+  if field == 'opt_out_all' then
+    opt_out_all = value == '1'
+  elseif field == 'personalization' then
+    personalized = value ~= '0'
+  else
+    local kind, id = string.match(field, '^(%a+):(.*)$')
+    if kind == 'category' then
+      opted_out_categories[id] = true
+    elseif kind == 'partner' then
+      opted_out_partners[id] = true
+    elseif kind == 'channel' and id == channel then
+      opted_out_channel = true
+    end
+  end
 end
-local personalized = preferences['personalization'] ~= '0'
 
--- A member-scoped rule's counters are the fields of one hash (rule.key); an offer_total rule
--- keeps one key per offer (offer_key(offer_id, rule.suffix)). Counts are by scope value.
-local rules, at = {}, 7
-for r = 1, tonumber(ARGV[6]) do
+local count, text = tonumber(ARGV[7 + 6 * tonumber(ARGV[6])]), ARGV[8 + 6 * tonumber(ARGV[6])]
+if not personalized then
+  count, text = tonumber(ARGV[9 + 6 * tonumber(ARGV[6])]), ARGV[10 + 6 * tonumber(ARGV[6])]
+end
+local result = { personalized and 1 or 0, 0, 0, 0, 0 }
+if opt_out_all or opted_out_channel then
+  result[2] = count
+  return result
+end
+
+-- Rules. `counts[value]` is the count by scope value (offer, partner or channel id) as the walk
+-- goes; `read[value]` what the store held. A member-scoped rule's counters are the fields of
+-- one hash (rule.key); an offer_total rule keeps one key per offer (offer_key(id, rule.suffix)).
+local rules, channel_rules = {}, {}
+for r = 0, tonumber(ARGV[6]) - 1 do
+  local at = 7 + 6 * r
   local name, scope, bucket = ARGV[at], ARGV[at + 1], ARGV[at + 4]
   local rule = { scope = scope, limit = tonumber(ARGV[at + 2]), served = ARGV[at + 3] == '1',
-                 ttl = tonumber(ARGV[at + 5]), counts = {}, counts_read = {} }
+                 ttl = tonumber(ARGV[at + 5]), counts = {}, read = {} }
   if scope == 'offer_total' then
     rule.suffix = ':cap:' .. name .. ':' .. bucket
   else
     rule.key = member_tag .. ':cap:' .. name .. ':' .. bucket
   end
-  rules[r] = rule
-  at = at + 6
-end
--- Which rule rules a candidate out does not matter (the reason is "cap" either way), so rules
--- with fewer counters to read are checked first.
-local READ_ORDER = { member_channel = 1, member_partner = 2, member_offer = 3, offer_total = 4 }
-table.sort(rules, function(left, right)
-  return READ_ORDER[left.scope] < READ_ORDER[right.scope]
-end)
-
-local function scope_value(rule, candidate)
-  if rule.scope == 'member_partner' then
-    return candidate.partner_id
-  elseif rule.scope == 'member_channel' then
-    return channel
+  rules[#rules + 1] = rule
+  if scope == 'member_channel' then
+    local counted = tonumber(redis.call('HGET', rule.key, channel)) or 0
+    rule.counts[channel], rule.read[channel] = counted, counted
+    channel_rules[#channel_rules + 1] = rule
   end
-  return candidate.offer_id
 end
 
-local count, text = tonumber(ARGV[at]), ARGV[at + 1]
-if not personalized then
-  count, text = tonumber(ARGV[at + 2]), ARGV[at + 3]
+-- Candidates, parsed and read chunk by chunk.
+local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
+local redeemed, parsed, from = {}, 0, 1
+
+-- Each rule counts by the values of one array (rule.values[position]), or by the channel.
+for _, rule in ipairs(rules) do
+  if rule.scope == 'member_partner' then
+    rule.values = partner_ids
+  elseif rule.scope ~= 'member_channel' then
+    rule.values = offer_ids
+  end
 end
 
-local result = { personalized and 1 or 0, 0, 0, 0, 0 }
-if preferences['opt_out_all'] == '1' or preferences['channel:' .. channel] then
-  result[2] = count
-  return result
+local function scope_value(rule, position)
+  local values = rule.values
+  if values then
+    return values[position]
+  end
+  return channel
 end
 
-local candidates, from, redeemed = {}, 1, {}
-
-local function opted_out(candidate)
-  return preferences['category:' .. candidate.category]
-    or preferences['partner:' .. candidate.partner_id]
+-- Stores `replies` as the counts of `values` not known yet.
+local function remember(counts, read, values, replies)
+  for i, value in ipairs(values) do
+    if counts[value] == nil then
+      local counted = tonumber(replies[i]) or 0
+      counts[value], read[value] = counted, counted
+    end
+  end
 end
 
-local function over_budget(candidate)
-  return candidate.budget and redeemed[candidate.offer_id] >= candidate.budget
-end
-
-local function capped_by(rule, candidate)
-  return rule.counts[scope_value(rule, candidate)] >= rule.limit
-end
-
-local function capped(candidate)
+local function load(size)
+  local first = parsed + 1
+  parsed = math.min(parsed + size, count)
+  local budgeted, budget_keys = {}, {}
+  for position = first, parsed do
+    local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
+    offer_ids[position], partner_ids[position], categories[position] = offer_id, partner_id, category
+    budgets[position] = tonumber(budget)
+    if budgets[position] and redeemed[offer_id] == nil then
+      budgeted[#budgeted + 1] = offer_id
+      budget_keys[#budget_keys + 1] = offer_key(offer_id, ':redeemed')
+    end
+    from = next_from
+  end
+  if #budget_keys > 0 then
+    remember(redeemed, {}, budgeted, redis.call('MGET', unpack(budget_keys)))
+  end
   for _, rule in ipairs(rules) do
-    if capped_by(rule, candidate) then
+    if rule.scope ~= 'member_channel' then
+      local values, keys = {}, {}
+      for position = first, parsed do
+        local value = scope_value(rule, position)
+        if rule.counts[value] == nil then
+          values[#values + 1] = value
+          if rule.suffix then
+            keys[#keys + 1] = offer_key(value, rule.suffix)
+          end
+        end
+      end
+      if #values > 0 then
+        local replies
+        if rule.key then
+          replies = redis.call('HMGET', rule.key, unpack(values))
+        else
+          replies = redis.call('MGET', unpack(keys))
+        end
+        remember(rule.counts, rule.read, values, replies)
+      end
+    end
+  end
+end
+
+local function capped(position)
+  for _, rule in ipairs(rules) do
+    local values = rule.values
+    if rule.counts[values and values[position] or channel] >= rule.limit then
       return true
     end
   end
   return false
 end
 
-local function keep(list, wanted)
-  local kept = {}
-  for _, item in ipairs(list) do
-    if wanted(item) then
-      kept[#kept + 1] = item
-    end
-  end
-  return kept
-end
-
--- Reads into `counts` and `counts_read` the counts of `values` not read yet, via `read(values)`.
-local function read_counts(values, counts, counts_read, read)
-  local wanted = keep(values, function(value) return counts[value] == nil end)
-  if #wanted > 0 then
-    local replies = read(wanted)
-    for i, value in ipairs(wanted) do
-      counts[value] = tonumber(replies[i]) or 0
-      counts_read[value] = counts[value]
-    end
-  end
-end
-
-local function read_offer_counters(offer_ids, suffix)
-  local keys = {}
-  for i, offer_id in ipairs(offer_ids) do
-    keys[i] = offer_key(offer_id, suffix)
-  end
-  return redis.call('MGET', unpack(keys))
-end
-
--- Parses the next `size` candidates and reads the counters the walk will check for them: the
--- budget, then each rule in turn, dropping a candidate from later reads as soon as what is read
--- rules it out (counts only grow during the walk, so the walk stops at that check too).
-local function load(size)
-  local parsed = {}
-  for position = #candidates + 1, math.min(#candidates + size, count) do
-    local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
-    local candidate = { offer_id = offer_id, partner_id = partner_id, category = category,
-                        budget = tonumber(budget) }
-    candidates[position] = candidate
-    parsed[#parsed + 1] = candidate
-    from = next_from
-  end
-  local alive = keep(parsed, function(candidate) return not opted_out(candidate) end)
-  local budgeted = {}
-  for _, candidate in ipairs(alive) do
-    if candidate.budget then
-      budgeted[#budgeted + 1] = candidate.offer_id
-    end
-  end
-  read_counts(budgeted, redeemed, {}, function(offer_ids)
-    return read_offer_counters(offer_ids, ':redeemed')
-  end)
-  alive = keep(alive, function(candidate) return not over_budget(candidate) end)
-  for _, rule in ipairs(rules) do
-    local values = {}
-    for i, candidate in ipairs(alive) do
-      values[i] = scope_value(rule, candidate)
-    end
-    read_counts(values, rule.counts, rule.counts_read, function(wanted)
-      if rule.key then
-        return redis.call('HMGET', rule.key, unpack(wanted))
-      end
-      return read_offer_counters(wanted, rule.suffix)
-    end)
-    alive = keep(alive, function(candidate) return not capped_by(rule, candidate) end)
-  end
-end
-
 local chosen, taken_by_partner, position = 0, {}, 0
 while chosen < limit and position < count do
   position = position + 1
-  if position > #candidates then
-    load(math.max(limit - chosen, #candidates))
+  if position > parsed then
+    load(math.max(3 * (limit - chosen), parsed))
   end
-  local candidate = candidates[position]
-  local taken = taken_by_partner[candidate.partner_id] or 0
-  if opted_out(candidate) then
+  local partner_id = partner_ids[position]
+  local taken = taken_by_partner[partner_id] or 0
+  if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
     result[2] = result[2] + 1
   elseif taken >= max_per_partner then
     result[3] = result[3] + 1
-  elseif over_budget(candidate) then
+  elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
     result[4] = result[4] + 1
-  elseif capped(candidate) then
+  elseif capped(position) then
     result[5] = result[5] + 1
   else
     chosen = chosen + 1
     result[5 + chosen] = position - 1
-    taken_by_partner[candidate.partner_id] = taken + 1
+    taken_by_partner[partner_id] = taken + 1
     for _, rule in ipairs(rules) do
       if rule.served then
-        local value = scope_value(rule, candidate)
+        local value = scope_value(rule, position)
         rule.counts[value] = rule.counts[value] + 1
       end
     end
@@ -208,7 +204,7 @@ for _, rule in ipairs(rules) do
   if rule.served then
     local changed = {}
     for value, counted in pairs(rule.counts) do
-      if counted ~= rule.counts_read[value] then
+      if counted ~= rule.read[value] then
         changed[#changed + 1] = value
         changed[#changed + 1] = counted
       end
@@ -218,10 +214,10 @@ for _, rule in ipairs(rules) do
       if rule.ttl > 0 then
         redis.call('EXPIRE', rule.key, rule.ttl)
       end
-    elseif #changed > 0 then
+    else
       for i = 1, #changed, 2 do
         local key = offer_key(changed[i], rule.suffix)
-        if rule.counts_read[changed[i]] > 0 then
+        if rule.read[changed[i]] > 0 then
           redis.call('SET', key, changed[i + 1], 'KEEPTTL')
         elseif rule.ttl > 0 then
           redis.call('SET', key, changed[i + 1], 'EX', rule.ttl)

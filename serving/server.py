@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -9,6 +10,8 @@ from fastapi import FastAPI
 
 from perkrank.config import ConfigError, ServeConfig
 from perkrank.serving.app import build_app_from_config
+from perkrank.serving.logs import logging_config
+from perkrank.serving.observability import MULTIPROCESS_VARIABLE
 
 WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
 """How `run` hands settings and data directory to worker processes."""
@@ -17,9 +20,12 @@ WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
 def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
     """Serve on `settings.host`:`settings.port` until interrupted (raises ConfigError).
 
-    Access logs are off: request paths hold member ids. Past `settings.max_in_flight`
-    connections and requests in progress, a process answers 503 at once. More than one
-    worker needs `redis_url`, since the in-process store would count caps per worker.
+    Logs are JSON lines (perkrank.serving.logs); uvicorn's access log is off (request paths
+    hold member ids) and perkrank logs its own access lines. Several workers share one fresh
+    PROMETHEUS_MULTIPROC_DIR (unless it is set), so /metrics covers all of them. Past
+    `settings.max_in_flight` connections and requests in progress, a process answers 503 at
+    once. More than one worker needs `redis_url`, since the in-process store would count caps
+    per worker.
     """
     if workers > 1 and settings.redis_url is None:
         raise ConfigError(
@@ -33,13 +39,16 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
         "limit_concurrency": settings.max_in_flight,
         "access_log": False,
         "log_level": "info",
+        "log_config": logging_config(),
     }
     if workers == 1:
         uvicorn.run(app, **options)
         return
     setup = {"settings": settings.model_dump(mode="json"), "data_dir": str(data_dir)}
     os.environ[WORKER_SETUP_VARIABLE] = json.dumps(setup)
-    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+    with tempfile.TemporaryDirectory(prefix="perkrank-metrics-") as metrics_dir:
+        os.environ.setdefault(MULTIPROCESS_VARIABLE, metrics_dir)
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
 
 
 def worker_app() -> FastAPI:

@@ -1,9 +1,23 @@
 """Fixtures for the serving tests: every state store adapter, on a real Redis where needed."""
 
-from collections.abc import Iterator
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
+from perkrank.config import CapsConfig, ServeConfig
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+from perkrank.serving.app import create_app
+from perkrank.serving.catalog import Member, Offer, build_catalog
 from perkrank.serving.memory_store import MemoryStateStore
 from perkrank.serving.redis_store import RedisStateStore
 from perkrank.serving.store import StateStore
@@ -24,4 +38,136 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
             STORE_TIMEOUT_MS,
         )
     yield state_store
-    state_store.close()
+    asyncio.run(state_store.close())
+
+
+SMALL_APP_KEY = "app-key-for-tests-0001"
+SMALL_ADMIN_KEY = "admin-key-for-tests-0001"
+SMALL_TODAY = date(2026, 6, 15)
+SMALL_OFFERS_CSV = (
+    "offer_id,partner_id,category,title,regions,min_tier,valid_from,valid_to,budget,reward\n"
+    "glow-beauty,P1,Beauty,Beauty deal,,base,2026-06-05,2026-06-25,,10% back\n"
+    "fresh-grocery,P2,Grocery,Grocery deal,,base,2026-06-05,2026-06-25,,10% back\n"
+    "glow-vip,P1,Beauty,VIP deal,,vip,2026-06-05,2026-06-25,,10% back\n"
+)
+
+
+def small_bundle() -> Bundle:
+    """Items P1|Beauty and P2|Grocery; the known member `alice` likes Beauty best."""
+    items = ["P1|Beauty", "P2|Grocery"]
+    ranker = Factors(
+        member_ids=["alice"],
+        member_vectors=[[1.0, 0.0]],
+        item_ids=items,
+        item_vectors=[[1.0, 0.0], [0.0, 1.0]],
+        item_biases=np.zeros(2),
+        member_feature_ids=["region=north"],
+        member_feature_vectors=[[0.5, 0.4]],
+    )
+    fallback = Factors(
+        member_ids=[],
+        member_vectors=np.zeros((0, 1)),
+        item_ids=items,
+        item_vectors=[[0.2], [0.5]],
+        item_biases=np.zeros(2),
+        member_feature_ids=["tier=base", "tier=silver", "tier=gold", "tier=vip"],
+        member_feature_vectors=np.ones((4, 1)),
+    )
+    return Bundle(ranker=ranker, fallback=fallback)
+
+
+def small_app(store: StateStore, rules=(), **settings) -> FastAPI:
+    """An app over the offers of SMALL_OFFERS_CSV on 2026-06-15: `glow-beauty` (P1, Beauty),
+    ranked first for `alice`, and `fresh-grocery` (P2, Grocery) for everyone, `glow-vip` for
+    nobody (the only member, alice, is base tier); model version "small-1"; app key
+    "app-key-for-tests-0001", admin key "admin-key-for-tests-0001"."""
+    bundle = small_bundle()
+    validity = {
+        "scope": "federal",
+        "reward": "10% back",
+        "valid_from": SMALL_TODAY - timedelta(days=10),
+        "valid_to": SMALL_TODAY + timedelta(days=10),
+    }
+    offers = [
+        Offer(offer_id, partner_id, name, category=category, title=title, min_tier=tier, **validity)
+        for offer_id, partner_id, name, category, title, tier in [
+            ("glow-beauty", "P1", "Glow", "Beauty", "Beauty deal", "base"),
+            ("fresh-grocery", "P2", "Fresh", "Grocery", "Grocery deal", "base"),
+            ("glow-vip", "P1", "Glow", "Beauty", "VIP deal", "vip"),
+        ]
+    ]
+    values = {
+        "catalog_date": SMALL_TODAY,
+        "app_api_keys": f"tests:{SMALL_APP_KEY}",
+        "admin_api_keys": f"ops:{SMALL_ADMIN_KEY}",
+    }
+    return create_app(
+        ServeConfig(**values | settings),
+        bundle=bundle,
+        model_version="small-1",
+        catalog=build_catalog(offers, {"alice": Member("north", "base")}, bundle),
+        store=store,
+        caps=CapsConfig(rules=rules),
+    )
+
+
+@pytest.fixture
+def make_small_app() -> Callable[..., FastAPI]:
+    """`small_app`, for test modules (they cannot import this conftest)."""
+    return small_app
+
+
+@pytest.fixture
+def small_service_files(tmp_path: Path) -> dict[str, Path]:
+    """What `perkrank serve` needs for small_app's world: `data` (members, purchases,
+    partners, offers), `bundle` (a bundle directory) and `caps` (an empty rule set)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    tables = {
+        "members": "member_id,region,tier,birth_date,signup_date\nalice,north,base,,2024-01-01\n",
+        "purchases": "member_id,ts,partner_id,category,amount,channel\n"
+        "alice,2026-05-01 10:00:00,P1,Beauty,12.5,app\n",
+        "partners": "partner_id,name,scope,regions,categories\n"
+        "P1,Glow,federal,,Beauty\nP2,Fresh,federal,,Grocery\n",
+        "offers": SMALL_OFFERS_CSV,
+    }
+    for name, text in tables.items():
+        (data / f"{name}.csv").write_text(text, encoding="utf-8")
+    caps = tmp_path / "caps.yaml"
+    caps.write_text("rules: []\n", encoding="utf-8")
+    return {"data": data, "bundle": small_bundle().save(tmp_path / "bundle"), "caps": caps}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that signals when it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Run `app` (lifespan off) on a free port of 127.0.0.1 in a thread; yield its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        assert server.ready.wait(timeout=30), "uvicorn did not start"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        listener.close()
+
+
+@pytest.fixture(name="live_server")
+def live_server_fixture() -> Callable[[FastAPI], AbstractContextManager[str]]:
+    """`live_server`, for test modules (they cannot import this conftest)."""
+    return live_server

@@ -1,5 +1,6 @@
 """Ranking one request: both orders, cold start, repeat boost, reasons, what the store gets."""
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -83,9 +84,14 @@ class RecordingStore(MemoryStateStore):
         super().__init__()
         self.requests: list[SelectionRequest] = []
 
-    def select(self, request: SelectionRequest) -> Selection:
+    async def select(self, request: SelectionRequest) -> Selection:
         self.requests.append(request)
-        return super().select(request)
+        return await super().select(request)
+
+
+def rank(ranker, store, request, rules, now):
+    """Run `OfferRanker.rank` to completion."""
+    return asyncio.run(ranker.rank(store, request, rules, now))
 
 
 def offer_ids(ranking):
@@ -93,23 +99,23 @@ def offer_ids(ranking):
 
 
 def test_best_order_keeps_the_highest_scores_best_first_with_ties_by_row():
-    scores = np.array([0.5, 0.9, 0.1, 0.9, 0.7, 0.3], dtype=np.float32)
-    rows = np.array([0, 1, 2, 3, 4])
+    scores = np.array([0.5, 0.9, 0.1, 0.9, 0.7], dtype=np.float32)
+    rows = np.array([10, 11, 12, 13, 14])
 
     order = best_order(scores, rows, 3)
 
-    assert order.rows == [1, 3, 4]
-    assert order.scores is scores
+    assert order.rows == [11, 13, 14]
+    assert order.scores == pytest.approx([0.9, 0.9, 0.7])
 
 
 def test_best_order_returns_every_row_when_there_are_fewer_than_asked():
-    scores = np.array([0.2, 0.8, 0.5], dtype=np.float32)
+    scores = np.array([0.2, 0.5], dtype=np.float32)
 
     assert best_order(scores, np.array([0, 2]), 10).rows == [2, 0]
 
 
 def test_known_member_is_ranked_by_their_vector():
-    ranking = make_ranker().rank(MemoryStateStore(), OfferRequest("alice", "app", 3), (), NOW)
+    ranking = rank(make_ranker(), MemoryStateStore(), OfferRequest("alice", "app", 3), (), NOW)
 
     assert ranking.personalized is True
     assert offer_ids(ranking) == ["beauty", "bakery", "grocery"]
@@ -118,7 +124,7 @@ def test_known_member_is_ranked_by_their_vector():
 
 
 def test_repeat_purchases_lift_an_item_and_say_so():
-    ranking = make_ranker().rank(MemoryStateStore(), OfferRequest("bob", "app", 3), (), NOW)
+    ranking = rank(make_ranker(), MemoryStateStore(), OfferRequest("bob", "app", 3), (), NOW)
 
     assert offer_ids(ranking) == ["bakery", "grocery", "beauty"]
     assert ranking.offers[0].score == pytest.approx(0.3 + np.log1p(9.0))
@@ -130,8 +136,8 @@ def test_members_the_ranker_never_saw_are_ranked_by_region():
     ranker = make_ranker()
     store = MemoryStateStore()
 
-    north = ranker.rank(store, OfferRequest("new-1", "app", 3, region="north"), (), NOW)
-    south = ranker.rank(store, OfferRequest("new-2", "app", 3, region="south"), (), NOW)
+    north = rank(ranker, store, OfferRequest("new-1", "app", 3, region="north"), (), NOW)
+    south = rank(ranker, store, OfferRequest("new-2", "app", 3, region="south"), (), NOW)
 
     assert offer_ids(north)[0] == "grocery"
     assert offer_ids(south)[0] == "beauty"
@@ -142,7 +148,7 @@ def test_personalization_off_follows_the_fallback_order():
     store = MemoryStateStore()
     store.set_preferences("alice", Preferences(personalization=False))
 
-    ranking = make_ranker().rank(store, OfferRequest("alice", "app", 3), (), NOW)
+    ranking = rank(make_ranker(), store, OfferRequest("alice", "app", 3), (), NOW)
 
     assert ranking.personalized is False
     assert offer_ids(ranking) == ["bakery", "grocery", "beauty"]
@@ -150,8 +156,8 @@ def test_personalization_off_follows_the_fallback_order():
 
 
 def test_tier_offers_are_served_to_the_tier_and_say_so():
-    ranking = make_ranker().rank(
-        MemoryStateStore(), OfferRequest("alice", "app", 4, tier="vip"), (), NOW
+    ranking = rank(
+        make_ranker(), MemoryStateStore(), OfferRequest("alice", "app", 4, tier="vip"), (), NOW
     )
 
     assert "vip-beauty" in offer_ids(ranking)
@@ -192,7 +198,7 @@ def test_store_gets_each_orders_best_pool_the_rules_and_the_partner_limit():
         candidate_pool_multiplier=1, candidate_pool_margin=1, max_offers_per_partner=1
     )
 
-    ranker.rank(store, OfferRequest("alice", "web", 1), rules, NOW)
+    rank(ranker, store, OfferRequest("alice", "web", 1), rules, NOW)
 
     (request,) = store.requests
     assert [candidate.offer_id for candidate in request.personalized] == ["beauty", "bakery"]

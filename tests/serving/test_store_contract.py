@@ -4,11 +4,11 @@ Each test runs against MemoryStateStore and RedisStateStore (the `store` fixture
 the end check what only Redis has: key expiry, errors, agreement with the memory store.
 """
 
+import asyncio
 import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -23,6 +23,7 @@ from perkrank.serving.memory_store import MemoryStateStore
 from perkrank.serving.redis_store import RedisStateStore
 from perkrank.serving.store import (
     Candidate,
+    OfferEvent,
     Preferences,
     Selection,
     SelectionRequest,
@@ -69,12 +70,20 @@ def ask(
         fallback=candidates if fallback is None else fallback,
         rules=rules,
     )
-    return store.select(request)
+    return asyncio.run(store.select(request))
 
 
 def served(store: StateStore, *candidates: Candidate, **options) -> list[str]:
     """The offer ids `ask` returns."""
     return ask(store, *candidates, **options).offer_ids
+
+
+def record(store: StateStore, event_type, member_id, channel, offer: Candidate, rules=()) -> None:
+    """Record one event about `offer` that happened NOW."""
+    event = OfferEvent(
+        event_type, member_id, offer.offer_id, offer.partner_id, offer.category, channel, NOW
+    )
+    store.record_events([event], rules, NOW)
 
 
 # ---------------------------------------------------------------- preferences
@@ -168,13 +177,13 @@ def test_offer_whose_budget_is_spent_is_skipped(store):
     assert served(store, budgeted, roomy) == ["offer-a", "offer-b"]
     for _ in range(2):
         for candidate in (budgeted, roomy):
-            store.record_event("redemption", "member-2", "app", candidate, NOW, ())
+            record(store, "redemption", "member-2", "app", candidate)
     assert ask(store, budgeted, roomy) == Selection(["offer-b"], True, {"budget": 1})
 
 
 def test_offer_without_budget_ignores_redemptions(store):
     for _ in range(3):
-        store.record_event("redemption", "member-2", "app", A, NOW, ())
+        record(store, "redemption", "member-2", "app", A)
     assert served(store, A) == ["offer-a"]
 
 
@@ -258,10 +267,10 @@ def test_rules_counting_events_are_checked_but_not_counted_by_select(store):
         rule("impressions_total", "offer_total", 2, "total", counts="impression"),
     ]
     assert [served(store, A, B, rules=rules) for _ in range(3)] == [["offer-a", "offer-b"]] * 3
-    store.record_event("click", "member-1", "app", A, NOW, rules)
+    record(store, "click", "member-1", "app", A, rules)
     assert ask(store, A, B, rules=rules) == Selection(["offer-b"], True, {"cap": 1})
     for member_id in ("member-2", "member-3"):
-        store.record_event("impression", member_id, "web", B, NOW, rules)
+        record(store, "impression", member_id, "web", B, rules)
     assert ask(store, A, B, rules=rules, member_id="member-4") == Selection(
         ["offer-a"], True, {"cap": 1}
     )
@@ -277,20 +286,30 @@ def test_odd_member_ids_keep_separate_counts(store):
 # ---------------------------------------------------------------- concurrency
 
 
+def select_concurrently(store: StateStore, requests: list[SelectionRequest]) -> list[Selection]:
+    """Every request in flight at once (each on its own Redis connection)."""
+
+    async def select_all() -> list[Selection]:
+        return await asyncio.gather(*(store.select(request) for request in requests))
+
+    return asyncio.run(select_all())
+
+
+def request_for(member_id: str, rules: Sequence[CapRule]) -> SelectionRequest:
+    return SelectionRequest(member_id, "app", NOW, 10, 10, [A], [A], rules)
+
+
 def test_200_concurrent_selects_serve_an_offer_capped_at_3_exactly_3_times(store):
     rules = [rule("offer_per_day", "member_offer", 3, "day")]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        selections = list(pool.map(lambda _: served(store, A, rules=rules), range(200)))
-    assert Counter(offer for offer_ids in selections for offer in offer_ids) == {"offer-a": 3}
+    selections = select_concurrently(store, [request_for("member-1", rules)] * 200)
+    assert Counter(offer for s in selections for offer in s.offer_ids) == {"offer-a": 3}
 
 
 def test_offer_total_cap_holds_across_100_members_selecting_concurrently(store):
     rules = [rule("offer_budget", "offer_total", 25, "total")]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        selections = list(
-            pool.map(lambda n: served(store, A, rules=rules, member_id=f"m-{n}"), range(100))
-        )
-    assert sum(len(offer_ids) for offer_ids in selections) == 25
+    requests = [request_for(f"m-{n}", rules) for n in range(100)]
+    selections = select_concurrently(store, requests)
+    assert sum(len(selection.offer_ids) for selection in selections) == 25
 
 
 # ---------------------------------------------------------------- health and factory
@@ -307,12 +326,12 @@ def test_unreachable_redis_raises_state_store_error_on_every_call():
         lambda: store.get_preferences("member-1"),
         lambda: store.set_preferences("member-1", Preferences()),
         lambda: ask(store, A, rules=[rule("offer_per_day", "member_offer", 1)]),
-        lambda: store.record_event("redemption", "member-1", "app", A, NOW, ()),
+        lambda: record(store, "redemption", "member-1", "app", A),
     ]
     for call in calls:
         with pytest.raises(StateStoreError, match=r"127\.0\.0\.1:1"):
             call()
-    store.close()
+    asyncio.run(store.close())
 
 
 def test_open_store_picks_redis_when_a_url_is_configured(redis_url, redis_key_prefix):
@@ -320,7 +339,7 @@ def test_open_store_picks_redis_when_a_url_is_configured(redis_url, redis_key_pr
     store = open_store(ServeConfig(redis_url=redis_url, key_prefix=redis_key_prefix))
     assert isinstance(store, RedisStateStore)
     store.ping()
-    store.close()
+    asyncio.run(store.close())
 
 
 # ---------------------------------------------------------------- Redis only
@@ -357,7 +376,7 @@ def test_redis_counters_expire_when_their_window_ends(redis_url, redis_key_prefi
     ]:
         assert client.ttl(key) == -1, key
     client.close()
-    store.close()
+    asyncio.run(store.close())
 
 
 def test_redis_counters_live_where_the_key_layout_says(redis_url, redis_key_prefix):
@@ -378,14 +397,14 @@ def test_redis_counters_live_where_the_key_layout_says(redis_url, redis_key_pref
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     assert client.hgetall(key) == {field: "1", "partner-1": "1"}
     client.close()
-    store.close()
+    asyncio.run(store.close())
 
 
 def test_redis_refuses_ids_containing_its_candidate_separators(redis_url, redis_key_prefix):
     store = RedisStateStore(redis_url, redis_key_prefix, 2000)
     with pytest.raises(ValueError, match="x1e or"):
         served(store, Candidate("offer\x1fa", "partner-1", "food"))
-    store.close()
+    asyncio.run(store.close())
 
 
 # ---------------------------------------------------------------- both stores agree
@@ -462,11 +481,11 @@ def test_redis_and_memory_stores_agree_and_never_break_a_rule(
             state_store.set_preferences(member_id, member_preferences)
         for offer_id in redeemed_offers:
             redeemed = Candidate(offer_id, "partner-1", "food")
-            state_store.record_event("redemption", "member-1", "app", redeemed, NOW, ())
+            record(state_store, "redemption", "member-1", "app", redeemed)
     for request in requests:
         request = dataclasses.replace(request, rules=rules)
-        selection = redis_store.select(request)
-        assert memory.select(request) == selection
+        selection = asyncio.run(redis_store.select(request))
+        assert asyncio.run(memory.select(request)) == selection
 
         member_preferences = members[request.member_id]
         candidates = request.personalized if selection.personalized else request.fallback
@@ -495,4 +514,4 @@ def test_redis_and_memory_stores_agree_and_never_break_a_rule(
                 }[cap_rule.scope]
                 served_counts[(cap_rule.name, bucket, scope_value)] += 1
                 assert served_counts[(cap_rule.name, bucket, scope_value)] <= cap_rule.limit
-    redis_store.close()
+    asyncio.run(redis_store.close())

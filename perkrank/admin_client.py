@@ -1,0 +1,265 @@
+"""`perkrank caps …`, `perkrank offers publish` and `perkrank events export`: live changes
+through a running service, and the events it kept.
+
+They call the admin endpoints over HTTP (stdlib urllib), so they work whichever store the
+service uses. The service is `--url` (default http://127.0.0.1:8000); the admin key is
+`--api-key` or the environment variable PERKRANK_ADMIN_API_KEY.
+
+Exit codes: 0 done (for `caps diff`: no differences), 1 rejected by the service (for
+`caps diff`: differences found), 2 the file, the service or the key could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from perkrank.config import CapRule, CapsConfig, ConfigError, load_config
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+API_KEY_VARIABLE = "PERKRANK_ADMIN_API_KEY"
+TIMEOUT_SECONDS = 120
+OFFERS_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".gz": "application/gzip",
+    ".parquet": "application/vnd.apache.parquet",
+}
+RULE_FIELDS = ("scope", "limit", "window", "counts")
+Handler = Callable[[argparse.Namespace], int]
+
+
+class ServiceError(RuntimeError):
+    """The service could not be reached or refused the request for another reason than 422."""
+
+
+class RejectedError(RuntimeError):
+    """The service answered 422; `problems` says what is wrong where."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def add_caps_commands(parser: argparse.ArgumentParser) -> None:
+    """`caps show | set FILE | diff FILE | history`."""
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    service = _service_options()
+    show = actions.add_parser("show", parents=[service], help="print the caps in force (YAML)")
+    show.set_defaults(handler=partial(_reporting, caps_show))
+    for name, handler, help_text in (
+        ("set", caps_set, "make FILE's rules the caps of every process; print what changed"),
+        ("diff", caps_diff, "print what FILE would change, rule by rule (exit 1: changes)"),
+    ):
+        action = actions.add_parser(name, parents=[service], help=help_text)
+        action.add_argument("file", type=Path, help="a rule set like configs/caps.yaml")
+        action.set_defaults(handler=partial(_reporting, handler))
+    history = actions.add_parser("history", parents=[service], help="who changed caps, when")
+    history.add_argument("--limit", type=int, default=10, help="changes to show, newest first")
+    history.set_defaults(handler=partial(_reporting, caps_history))
+
+
+def add_offers_commands(parser: argparse.ArgumentParser) -> None:
+    """`offers publish FILE`."""
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    publish = actions.add_parser(
+        "publish",
+        parents=[_service_options()],
+        help="validate FILE (.csv, .csv.gz, .parquet) and serve it as the catalog everywhere",
+    )
+    publish.add_argument("file", type=Path, help="an offers file as in the data contract")
+    publish.set_defaults(handler=partial(_reporting, offers_publish))
+
+
+def add_events_commands(parser: argparse.ArgumentParser) -> None:
+    """`events export --out FILE`."""
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        parents=[_service_options()],
+        help="write the events the service kept to FILE (.csv or .parquet) for training",
+    )
+    export.add_argument("--out", type=Path, required=True, help="the file to write")
+    export.add_argument("--page-size", type=int, default=1000, help="events per request")
+    export.set_defaults(handler=partial(_reporting, events_export))
+
+
+def caps_show(arguments: argparse.Namespace) -> int:
+    current = _call(arguments, "GET", "/v1/caps")
+    print(f"# caps version {current['version']}, by {current['actor']}, {_when(current['at'])}")
+    print(yaml.safe_dump({"rules": current["rules"]}, sort_keys=False), end="")
+    return 0
+
+
+def caps_set(arguments: argparse.Namespace) -> int:
+    rule_set = _read_yaml(arguments.file)  # the service checks it and names every bad rule
+    old = _call(arguments, "GET", "/v1/caps")
+    stored = _call(arguments, "PUT", "/v1/caps", json.dumps(rule_set, default=str))
+    for line in rule_changes(_rules(old), _rules(stored)) or ["no rule changed"]:
+        print(line)
+    print(f"caps version {stored['version']} in force (was {old['version']})")
+    return 0
+
+
+def caps_diff(arguments: argparse.Namespace) -> int:
+    new = load_config(CapsConfig, arguments.file)
+    current = _call(arguments, "GET", "/v1/caps")
+    changes = rule_changes(_rules(current), new.rules)
+    print(f"against caps version {current['version']}:")
+    for line in changes or ["no differences"]:
+        print(line)
+    return 1 if changes else 0
+
+
+def caps_history(arguments: argparse.Namespace) -> int:
+    changes = _call(arguments, "GET", f"/v1/caps/history?limit={arguments.limit}")
+    for change in changes:
+        print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
+        old = [] if change["old"] is None else _rules(change["old"])
+        for line in rule_changes(old, _rules(change["new"])) or ["no rule changed"]:
+            print(f"  {line}")
+    return 0
+
+
+def offers_publish(arguments: argparse.Namespace) -> int:
+    path: Path = arguments.file
+    content_type = OFFERS_CONTENT_TYPES.get(path.suffix)
+    if content_type is None:
+        raise ConfigError(f"{path}: use a .csv, .csv.gz or .parquet file")
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
+    published = _call(arguments, "PUT", "/v1/admin/offers", content, content_type)
+    print(f"catalog version {published['version']} in force: {published['offers']} offers")
+    return 0
+
+
+def events_export(arguments: argparse.Namespace) -> int:
+    from perkrank.events_export import write_events
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        after = "0-0"
+        while True:
+            query = f"after={after}&count={arguments.page_size}"
+            page = _call(arguments, "GET", f"/v1/admin/events?{query}")
+            yield page["events"]
+            if len(page["events"]) < arguments.page_size:
+                return
+            after = page["next_after"]
+
+    count = write_events(pages(), arguments.out)
+    print(f"{count} events written to {arguments.out}")
+    return 0
+
+
+def rule_changes(old: Sequence[CapRule], new: Sequence[CapRule]) -> list[str]:
+    """What turns rule set `old` into `new`, by rule name: added, removed, changed fields."""
+    old_by_name = {rule.name: rule for rule in old}
+    new_names = {rule.name for rule in new}
+    lines = []
+    for rule in new:
+        before = old_by_name.get(rule.name)
+        if before is None:
+            lines.append(f"+ {rule.name}: {_describe(rule)}")
+            continue
+        changed = [
+            f"{field} {getattr(before, field)} → {getattr(rule, field)}"
+            for field in RULE_FIELDS
+            if getattr(before, field) != getattr(rule, field)
+        ]
+        if changed:
+            lines.append(f"~ {rule.name}: {', '.join(changed)}")
+    lines += [f"- {rule.name}: {_describe(rule)}" for rule in old if rule.name not in new_names]
+    return lines
+
+
+def _reporting(handler: Handler, arguments: argparse.Namespace) -> int:
+    """`handler(arguments)`, with rejections and service errors printed (exit 1 and 2)."""
+    try:
+        return handler(arguments)
+    except RejectedError as rejected:
+        print("rejected:", *rejected.problems, sep="\n  ", file=sys.stderr)
+        return 1
+    except ServiceError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _service_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    options.add_argument("--api-key", help=f"an admin key (default: ${API_KEY_VARIABLE})")
+    return options
+
+
+def _call(
+    arguments: argparse.Namespace,
+    method: str,
+    path: str,
+    body: str | bytes | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    """The JSON answer of one admin request; raises RejectedError (422) or ServiceError."""
+    api_key = arguments.api_key or os.environ.get(API_KEY_VARIABLE)
+    if not api_key:
+        raise ServiceError(f"no admin key: pass --api-key or set {API_KEY_VARIABLE}")
+    url = arguments.url.rstrip("/") + path
+    data = body.encode() if isinstance(body, str) else body
+    headers = {"X-API-Key": api_key, "Content-Type": content_type}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = _detail(error.read())
+        if error.code == 422 and isinstance(detail, list):
+            raise RejectedError([_problem(problem) for problem in detail]) from None
+        raise ServiceError(f"{method} {url}: HTTP {error.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ServiceError(f"cannot reach {arguments.url}: {reason}") from None
+
+
+def _detail(body: bytes) -> Any:
+    try:
+        return json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return body.decode(errors="replace")
+
+
+def _problem(problem: Any) -> str:
+    if isinstance(problem, dict):
+        return str(problem.get("message") or problem.get("msg"))
+    return str(problem)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def _rules(caps: dict[str, Any]) -> tuple[CapRule, ...]:
+    return CapsConfig.model_validate({"rules": caps["rules"]}).rules
+
+
+def _describe(rule: CapRule) -> str:
+    return ", ".join(f"{field} {getattr(rule, field)}" for field in RULE_FIELDS)
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")

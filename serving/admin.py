@@ -1,0 +1,260 @@
+"""Live changes over HTTP (admin key): cap rules, catalog publishing, model reload.
+
+A change is stored in the state store, applied by the process that took it before it answers,
+and by every other process within a second (`perkrank.serving.live`). Each one is versioned
+and audited with the API key's name (never the key).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field, ValidationError
+
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.auth import API_KEY_HEADER, Role
+from perkrank.serving.store import CapsVersion, CatalogVersion, Change
+
+if TYPE_CHECKING:
+    from perkrank.serving.live import LiveRefresher
+
+ApiKey = Annotated[str | None, Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))]
+OFFERS_FILE_SUFFIXES = {
+    "text/csv": ".csv",
+    "application/gzip": ".csv.gz",
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+}
+"""Content types of `PUT /v1/admin/offers` and the file each one is read as."""
+MAX_OFFERS_FILE_BYTES = 64 * 1024 * 1024
+HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
+CAPS_EXAMPLE = {
+    "rules": [
+        {"name": "member_offer_week", "scope": "member_offer", "limit": 3, "window": "week"},
+        {"name": "member_partner_day", "scope": "member_partner", "limit": 5, "window": "day"},
+    ]
+}
+
+
+class CapsBody(BaseModel):
+    """The cap rules in force: which version, who stored it (API key name) and when."""
+
+    version: int
+    actor: str
+    at: float = Field(description="Unix seconds.")
+    rules: tuple[CapRule, ...]
+
+    @classmethod
+    def of(cls, stored: CapsVersion) -> CapsBody:
+        return cls(
+            version=stored.version, actor=stored.actor, at=stored.at, rules=stored.caps.rules
+        )
+
+
+class ChangeBody(BaseModel):
+    """One audit entry: caps `old`/`new` are `{rules}`, a catalog's `{offers, sha256}`."""
+
+    version: int
+    actor: str
+    at: float
+    old: Any = Field(description="null for version 1.")
+    new: Any
+
+    @classmethod
+    def of(cls, change: Change) -> ChangeBody:
+        return cls(
+            version=change.version, actor=change.actor, at=change.at, old=change.old, new=change.new
+        )
+
+
+class CatalogBody(BaseModel):
+    """A published catalog: its version, size, the file's SHA-256, who and when."""
+
+    version: int
+    offers: int
+    sha256: str
+    actor: str
+    at: float
+
+    @classmethod
+    def of(cls, published: CatalogVersion) -> CatalogBody:
+        return cls(
+            version=published.version,
+            offers=len(published.offers),
+            sha256=published.sha256,
+            actor=published.actor,
+            at=published.at,
+        )
+
+
+class ReloadBody(BaseModel):
+    """The reload generation every process follows, and the model this process serves now."""
+
+    reload: int
+    model_version: str
+
+
+def admin_routes() -> APIRouter:
+    """The caps and admin endpoints."""
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/caps", response_model=CapsBody, tags=["caps"], summary="The cap rules in force")
+    def get_caps(request: Request, api_key: ApiKey) -> CapsBody:
+        """The current version of the frequency caps (admin key)."""
+        _admin(request, api_key)
+        return CapsBody.of(_live(request).stored_caps())
+
+    @router.put(
+        "/caps",
+        response_model=CapsBody,
+        tags=["caps"],
+        summary="Replace the cap rules on every process",
+        responses={422: {"description": "A rule is invalid: `detail` names rule and field."}},
+    )
+    def put_caps(
+        request: Request,
+        api_key: ApiKey,
+        body: Annotated[dict[str, Any], Body(examples=[CAPS_EXAMPLE])],
+    ) -> Any:
+        """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
+        here at once, on every process within a second, audited with the key's name."""
+        actor = _admin(request, api_key)
+        try:
+            caps = CapsConfig.model_validate(body)
+        except ValidationError as error:
+            return JSONResponse({"detail": cap_problems(error, body)}, status_code=422)
+        return CapsBody.of(_live(request).put_caps(caps, actor))
+
+    @router.get(
+        "/caps/history",
+        response_model=list[ChangeBody],
+        tags=["caps"],
+        summary="Who changed the cap rules, when, old → new",
+    )
+    def caps_history(
+        request: Request, api_key: ApiKey, limit: Annotated[int, HISTORY_LIMIT] = 20
+    ) -> list[ChangeBody]:
+        """The last cap changes, newest first (admin key)."""
+        _admin(request, api_key)
+        store = request.app.state.serving.store
+        return [ChangeBody.of(change) for change in store.caps_history(limit)]
+
+    @router.put(
+        "/admin/offers",
+        response_model=CatalogBody,
+        tags=["admin"],
+        summary="Publish a new offer catalog on every process",
+        responses={
+            413: {"description": "File larger than 64 MiB."},
+            415: {"description": "Not text/csv, application/gzip or Parquet."},
+            422: {"description": "The file breaks the data contract: `detail` names rows."},
+        },
+    )
+    async def put_offers(request: Request, api_key: ApiKey) -> Any:
+        """The body is an offers file as in the data contract (CSV, gzipped CSV or Parquet,
+        by Content-Type). It is checked like training inputs, against the partners the
+        service started with; a bad file changes nothing. A good one replaces the catalog
+        here at once and on every process within a second."""
+        actor = _admin(request, api_key)
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        suffix = OFFERS_FILE_SUFFIXES.get(media_type)
+        if suffix is None:
+            return _error(415, f"send the offers file as one of {', '.join(OFFERS_FILE_SUFFIXES)}")
+        content = bytearray()
+        async for chunk in request.stream():
+            content += chunk
+            if len(content) > MAX_OFFERS_FILE_BYTES:
+                return _error(413, f"the offers file is larger than {MAX_OFFERS_FILE_BYTES} bytes")
+        from perkrank.features.loader import DataValidationError
+
+        try:
+            published = await run_in_threadpool(
+                _live(request).publish_catalog, bytes(content), suffix, actor
+            )
+        except DataValidationError as error:
+            return JSONResponse(
+                {"detail": [_problem_body(problem) for problem in error.problems]},
+                status_code=422,
+            )
+        except LookupError as error:
+            return _error(409, str(error))
+        return CatalogBody.of(published)
+
+    @router.get(
+        "/admin/offers/history",
+        response_model=list[ChangeBody],
+        tags=["admin"],
+        summary="Who published which catalog, when",
+    )
+    def catalog_history(
+        request: Request, api_key: ApiKey, limit: Annotated[int, HISTORY_LIMIT] = 20
+    ) -> list[ChangeBody]:
+        """The last catalog publications, newest first (admin key)."""
+        _admin(request, api_key)
+        store = request.app.state.serving.store
+        return [ChangeBody.of(change) for change in store.catalog_history(limit)]
+
+    @router.post(
+        "/admin/reload",
+        response_model=ReloadBody,
+        tags=["admin"],
+        summary="Check the registry for a new champion on every process",
+    )
+    def reload(request: Request, api_key: ApiKey) -> ReloadBody:
+        """Every process re-checks the registry (and retries a version it rejected); this one
+        before it answers, with the model it serves afterwards."""
+        _admin(request, api_key)
+        live = _live(request)
+        generation = request.app.state.serving.store.request_reload()
+        live.refresh_settings()
+        live.check_model()
+        return ReloadBody(reload=generation, model_version=live.serving.model_version)
+
+    return router
+
+
+def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each problem of a rule set with the rule's index and name and the field."""
+    rules = body.get("rules")
+    problems = []
+    for item in error.errors(include_url=False):
+        location, message = item["loc"], item["msg"]
+        problem: dict[str, Any] = {"loc": list(location), "msg": message}
+        if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
+            index = location[1]
+            rule = rules[index] if isinstance(rules, list) else None
+            name = rule.get("name") if isinstance(rule, dict) else None
+            field = ".".join(str(part) for part in location[2:]) or None
+            problem |= {"rule": index, "name": name, "field": field}
+            message = f"rule {index} ({name}), field {field}: {message}"
+        else:
+            message = f"{'.'.join(str(part) for part in location)}: {message}"
+        problems.append(problem | {"message": message})
+    return problems
+
+
+def _problem_body(problem: Any) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "row": problem.row,
+        "field": problem.field,
+        "msg": problem.message,
+        "message": str(problem),
+    }
+
+
+def _admin(request: Request, api_key: str | None) -> str:
+    """The admin key's name; 401/403 otherwise."""
+    return request.app.state.serving.keys.require(api_key, Role.ADMIN)
+
+
+def _live(request: Request) -> LiveRefresher:
+    return request.app.state.live
+
+
+def _error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)

@@ -1,0 +1,295 @@
+"""Keep a serving process in step with the live settings: cap rules, catalog, model.
+
+Cap rules and published catalogs live in the state store, versioned (`StateStore.put_caps`,
+`publish_catalog`); the model lives in the registry (`ServeConfig.model_uri`). Each process
+runs one `LiveRefresher` with two daemon threads:
+
+- the settings thread reads `StateStore.live_versions()` every `REFRESH_SECONDS` (one round
+  trip) and loads the caps or catalog whose version changed; a changed reload generation
+  (`POST /v1/admin/reload`) wakes the model thread;
+- the model thread resolves `model_uri` every `model_poll_seconds` (or when woken). A new
+  version is loaded beside the serving one, smoke-checked with the current catalog, and only
+  then swapped in; a version that fails is logged, remembered and not tried again until the
+  next reload request, and the old model keeps serving.
+
+The model thread has its own thread so that loading a large model never delays caps. Every
+swap builds a new immutable `Serving` and assigns `app.state.serving` in one statement;
+requests read it once, so each one sees one consistent model, catalog and rule set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from perkrank.config import CapsConfig, ServeConfig
+from perkrank.models.bundle import Bundle
+from perkrank.serving.catalog import Offer, with_offers
+from perkrank.serving.ranking import OfferRanker, OfferRequest
+from perkrank.serving.store import CapsVersion, CatalogVersion, StateStoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from fastapi import FastAPI
+
+    from perkrank.serving.app import Serving
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 0.25
+"""How often each process compares the live versions in the store with its own."""
+INITIAL_ACTOR = "startup"
+"""Who wrote caps version 1: the first process to start, from `ServeConfig.caps_path`."""
+COLD_MEMBER_ID = "perkrank-smoke-check-cold-member"
+"""A member id no model knows, for the smoke check of the cold-start path."""
+
+
+class ModelRejectedError(ValueError):
+    """A model version failed the smoke check."""
+
+
+class LiveRefresher:
+    """Follows the live settings for one app: `start` at startup, `stop` at shutdown."""
+
+    def __init__(
+        self, app: FastAPI, settings: ServeConfig, partners: pd.DataFrame | None = None
+    ) -> None:
+        self._app = app
+        self._settings = settings
+        self._partners = partners
+        """The partners table new catalogs are checked against (None: publishing refused)."""
+        self._lock = threading.Lock()
+        """Held while reading the store's settings and while swapping a Serving."""
+        self._model_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._model_wanted = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._reload_generation: int | None = None
+        self._rejected_model: str | None = None
+        self._refresh_failing = False
+
+    @property
+    def serving(self) -> Serving:
+        """What requests use now."""
+        return self._app.state.serving
+
+    def start(self) -> None:
+        """Load the stored settings once, then follow them and the registry in threads."""
+        self._refresh_logging_errors()
+        for name, target in (("settings", self._follow_settings), ("model", self._follow_model)):
+            thread = threading.Thread(target=target, name=f"perkrank-live-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the threads (a model being loaded is finished first)."""
+        self._stopping.set()
+        self._model_wanted.set()
+        for thread in self._threads:
+            thread.join()
+
+    def refresh_settings(self) -> None:
+        """Apply the caps and catalog versions the store holds if this process serves others;
+        seed the caps when the store has none (raises StateStoreError)."""
+        with self._lock:
+            serving = self.serving
+            versions = serving.store.live_versions()
+            if versions.caps == 0 or versions.caps != serving.caps_version:
+                self._apply_caps(serving.store.get_caps() or self.stored_caps())
+            if versions.catalog != serving.catalog_version:
+                self._apply_catalog(serving.store.get_catalog())
+            if versions.reload != self._reload_generation:
+                if self._reload_generation is not None:
+                    self._rejected_model = None
+                    self._model_wanted.set()
+                self._reload_generation = versions.reload
+
+    def stored_caps(self) -> CapsVersion:
+        """The caps in the store; when it has none, the rules in force become version 1."""
+        serving = self.serving
+        return serving.store.seed_caps(serving.caps, INITIAL_ACTOR, time.time())
+
+    def put_caps(self, caps: CapsConfig, actor: str) -> CapsVersion:
+        """Store `caps` as the next version (by `actor`, an API key's name) and apply it here
+        now; other processes follow within `REFRESH_SECONDS`."""
+        self.stored_caps()  # the initial rules stay version 1 of the history
+        stored = self.serving.store.put_caps(caps, actor, time.time())
+        self.refresh_settings()
+        return stored
+
+    def publish_catalog(self, content: bytes, suffix: str, actor: str) -> CatalogVersion:
+        """Validate an offers file, store it as the next catalog version and serve it here now.
+
+        Raises DataValidationError (nothing stored) or LookupError without a partners table.
+        """
+        if self._partners is None:
+            raise LookupError("this service was started without a partners table (--data)")
+        offers = read_offers_file(content, suffix, self._partners)
+        records = [offer_record(offer) for offer in offers]
+        digest = hashlib.sha256(content).hexdigest()
+        published = self.serving.store.publish_catalog(records, digest, actor, time.time())
+        self.refresh_settings()
+        return published
+
+    def check_model(self) -> None:
+        """Swap in the model `model_uri` names if it is new and passes the smoke check."""
+        with self._model_lock:
+            current = self.serving.model_version
+            try:
+                directory, version = resolve_model(self._settings)
+            except Exception:
+                log.exception(
+                    "cannot resolve %s; still serving %s", self._settings.model_uri, current
+                )
+                return
+            if version in (current, self._rejected_model):
+                return
+            try:
+                bundle = Bundle.load(directory)
+                with self._lock:
+                    self._app.state.serving = self._with_model(self.serving, bundle, version)
+            except Exception:
+                log.exception("model %s rejected; still serving %s", version, current)
+                self._rejected_model = version
+                return
+            log.info("model %s swapped in for %s", version, current)
+
+    def _apply_caps(self, stored: CapsVersion) -> None:
+        serving = self.serving
+        if stored.version == serving.caps_version:
+            return
+        self._app.state.serving = replace(serving, caps=stored.caps, caps_version=stored.version)
+        log.info(
+            "caps version %d in force: %d rules, by %s",
+            stored.version,
+            len(stored.caps.rules),
+            stored.actor,
+        )
+
+    def _apply_catalog(self, published: CatalogVersion | None) -> None:
+        serving = self.serving
+        if published is None:  # the store lost its data: keep the offers, follow what comes
+            self._app.state.serving = replace(serving, catalog_version=0)
+            return
+        offers = [offer_from_record(record) for record in published.offers]
+        bundle = serving.ranker.bundle
+        catalog = with_offers(serving.ranker.catalog, offers, bundle)
+        self._app.state.serving = replace(
+            serving,
+            ranker=OfferRanker(bundle, catalog, self._settings),
+            catalog_version=published.version,
+        )
+        log.info(
+            "catalog version %d in force: %d offers, by %s",
+            published.version,
+            len(offers),
+            published.actor,
+        )
+
+    def _with_model(self, serving: Serving, bundle: Bundle, version: str) -> Serving:
+        catalog = with_offers(serving.ranker.catalog, serving.ranker.catalog.offers, bundle)
+        ranker = OfferRanker(bundle, catalog, self._settings)
+        smoke_check(ranker, time.time())
+        return replace(serving, ranker=ranker, model_version=version)
+
+    def _follow_settings(self) -> None:
+        while not self._stopping.wait(REFRESH_SECONDS):
+            self._refresh_logging_errors()
+
+    def _follow_model(self) -> None:
+        while True:
+            self._model_wanted.wait(self._settings.model_poll_seconds)
+            if self._stopping.is_set():
+                return
+            self._model_wanted.clear()
+            self.check_model()
+
+    def _refresh_logging_errors(self) -> None:
+        """`refresh_settings`; a failure is logged when it starts and when it ends, not on
+        every try."""
+        try:
+            self.refresh_settings()
+        except Exception as error:
+            if not self._refresh_failing:
+                log.warning(
+                    "live settings not refreshed, serving what was loaded: %s",
+                    error,
+                    exc_info=not isinstance(error, StateStoreError),
+                )
+            self._refresh_failing = True
+            return
+        if self._refresh_failing:
+            log.info("live settings refreshed again")
+        self._refresh_failing = False
+
+
+def resolve_model(settings: ServeConfig) -> tuple[Path, str]:
+    """The bundle directory `settings.model_uri` names now and its version; mlflow is only
+    imported for a models:/ URI."""
+    local = Path(settings.model_uri)
+    if (local / "bundle.json").is_file():
+        return local, f"local:{local.resolve().name}"
+    from perkrank.models.registry import resolve_bundle
+
+    return resolve_bundle(
+        settings.model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
+    )
+
+
+def smoke_check(ranker: OfferRanker, now: float) -> None:
+    """Raise ModelRejectedError unless `ranker` gives a member its model knows and a cold
+    member finite scores for every offer, in both orders, and orders their eligible offers."""
+    known = ranker.bundle.ranker.member_ids[:1].tolist()
+    for member_id in [*known, COLD_MEMBER_ID]:
+        region, tier = ranker.profile(OfferRequest(member_id, "app", 1))
+        segment = ranker.segment(region, tier, ranker.day(now))
+        shortlist = ranker.shortlist(member_id, segment, ranker.pool_size(1))
+        for order in (shortlist.personalized, shortlist.fallback):
+            if not np.isfinite(order.scores).all():
+                raise ModelRejectedError(f"non-finite scores for member {member_id!r}")
+            if len(segment.rows) and not order.rows:
+                raise ModelRejectedError(f"no offers ordered for member {member_id!r}")
+
+
+def read_offers_file(content: bytes, suffix: str, partners: pd.DataFrame) -> list[Offer]:
+    """The offers of an uploaded `.csv`, `.csv.gz` or `.parquet` file, checked like the
+    training inputs against `partners` (raises DataValidationError naming row and field)."""
+    from perkrank.features.loader import load_offers
+    from perkrank.serving.catalog import catalog_offers
+
+    with tempfile.TemporaryDirectory(prefix="perkrank-offers-") as directory:
+        path = Path(directory) / f"offers{suffix}"
+        path.write_bytes(content)
+        table = load_offers(path, partners)
+    return catalog_offers(table, partners)
+
+
+def offer_record(offer: Offer) -> dict[str, Any]:
+    """An offer as JSON for the store."""
+    return asdict(offer) | {
+        "valid_from": offer.valid_from.isoformat(),
+        "valid_to": offer.valid_to.isoformat(),
+        "regions": None if offer.regions is None else sorted(offer.regions),
+    }
+
+
+def offer_from_record(record: dict[str, Any]) -> Offer:
+    """The offer `offer_record` wrote."""
+    regions = record["regions"]
+    return Offer(
+        **record
+        | {
+            "valid_from": date.fromisoformat(record["valid_from"]),
+            "valid_to": date.fromisoformat(record["valid_to"]),
+            "regions": None if regions is None else frozenset(regions),
+        }
+    )
