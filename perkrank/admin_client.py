@@ -71,24 +71,16 @@ def add_caps_commands(parser: argparse.ArgumentParser) -> None:
 
 def add_offers_commands(parser: argparse.ArgumentParser) -> None:
     """`offers publish FILE`."""
-    actions = parser.add_subparsers(required=True, metavar="ACTION")
-    publish = actions.add_parser(
-        "publish",
-        parents=[_service_options()],
-        help="validate FILE (.csv, .csv.gz, .parquet) and serve it as the catalog everywhere",
-    )
+    help_text = "validate FILE (.csv, .csv.gz, .parquet) and serve it as the catalog everywhere"
+    publish = _only_action(parser, "publish", help_text)
     publish.add_argument("file", type=Path, help="an offers file as in the data contract")
     publish.set_defaults(handler=partial(_reporting, offers_publish))
 
 
 def add_events_commands(parser: argparse.ArgumentParser) -> None:
     """`events export --out FILE`."""
-    actions = parser.add_subparsers(required=True, metavar="ACTION")
-    export = actions.add_parser(
-        "export",
-        parents=[_service_options()],
-        help="write the events the service kept to FILE (.csv or .parquet) for training",
-    )
+    help_text = "write the events the service kept to FILE (.csv or .parquet) for training"
+    export = _only_action(parser, "export", help_text)
     export.add_argument("--out", type=Path, required=True, help="the file to write")
     export.add_argument("--page-size", type=int, default=1000, help="events per request")
     export.set_defaults(handler=partial(_reporting, events_export))
@@ -194,6 +186,14 @@ def _reporting(handler: Handler, arguments: argparse.Namespace) -> int:
     except ServiceError as error:
         print(error, file=sys.stderr)
         return 2
+
+
+def _only_action(
+    parser: argparse.ArgumentParser, name: str, help_text: str
+) -> argparse.ArgumentParser:
+    """Give `parser` one ACTION, `name`, taking the service options; return its parser."""
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    return actions.add_parser(name, parents=[_service_options()], help=help_text)
 
 
 def _service_options() -> argparse.ArgumentParser:

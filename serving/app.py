@@ -236,10 +236,10 @@ def _v1_routes(settings: ServeConfig) -> APIRouter:
         tags=["preferences"],
         summary="What a member opted out of",
     )
-    async def get_preferences(
-        request: Request, member_id: MemberId, api_key: ApiKey
-    ) -> PreferencesBody:
+    def get_preferences(request: Request, member_id: MemberId, api_key: ApiKey) -> PreferencesBody:
         """The member's opt-outs and personalization setting (defaults if never set)."""
+        # Plain `def` handlers run in FastAPI's threadpool: a slow store call here never holds
+        # up the event loop (only `select` has an async client).
         serving: Serving = request.app.state.serving
         serving.keys.require(api_key, Role.APP)
         return PreferencesBody.of(serving.store.get_preferences(member_id))
@@ -250,7 +250,7 @@ def _v1_routes(settings: ServeConfig) -> APIRouter:
         tags=["preferences"],
         summary="Replace what a member opted out of (admin key)",
     )
-    async def put_preferences(
+    def put_preferences(
         request: Request, member_id: MemberId, api_key: ApiKey, body: PreferencesBody
     ) -> PreferencesBody:
         """Replace all of the member's preferences; the very next offers request obeys them."""
@@ -275,7 +275,7 @@ def _health_routes() -> APIRouter:
         responses={503: {"model": Readiness}},
         summary="Model loaded and state store reachable",
     )
-    async def readyz(request: Request) -> Response:
+    def readyz(request: Request) -> Response:
         serving: Serving = request.app.state.serving
         try:
             serving.store.ping()

@@ -139,7 +139,7 @@ def small_service_files(tmp_path: Path) -> dict[str, Path]:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn that signals when it accepts connections."""
+    """uvicorn that signals when it accepts connections (after the app's startup, if any)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -151,11 +151,13 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """Run `app` (lifespan off) on a free port of 127.0.0.1 in a thread; yield its base URL."""
+def live_server(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
+    """Run `app` on a free port of 127.0.0.1 in a thread, with uvicorn's `lifespan` setting
+    ("on" runs the app's startup before it is ready); yield its base URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
     thread.start()
     try:
@@ -168,6 +170,6 @@ def live_server(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture(name="live_server")
-def live_server_fixture() -> Callable[[FastAPI], AbstractContextManager[str]]:
+def live_server_fixture() -> Callable[..., AbstractContextManager[str]]:
     """`live_server`, for test modules (they cannot import this conftest)."""
     return live_server

@@ -2,17 +2,13 @@
 
 import asyncio
 import socket
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import httpx
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import uvicorn
 from fastapi.testclient import TestClient
 
 from perkrank.config import CapRule, CapsConfig, ConfigError, ServeConfig
@@ -261,46 +257,17 @@ def test_no_more_offers_per_partner_than_the_limit():
     assert sorted(partners) == sorted(set(partners)) == ["P1", "P2", "P3"]
 
 
-class Server(uvicorn.Server):
-    """uvicorn that signals when it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets=None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    """Run `app` on a free port of 127.0.0.1 in a thread; yield its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=30), "uvicorn did not start"
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        listener.close()
-
-
 async def fetch_all(base_url, paths, connections):
     limits = httpx.Limits(max_connections=connections)
     async with httpx.AsyncClient(base_url=base_url, headers=APP, limits=limits) as http:
         return await asyncio.gather(*(http.get(path) for path in paths))
 
 
-def test_concurrent_requests_serve_an_offer_capped_at_three_exactly_three_times(store):
+def test_concurrent_requests_serve_an_offer_capped_at_three_exactly_three_times(store, live_server):
     rules = (CapRule(name="offer_total", scope="offer_total", limit=3, window="total"),)
     paths = [f"/v1/members/member-{n}/offers?limit={MAX_LIMIT}" for n in range(200)]
 
-    with serving(make_app(store, rules)) as base_url:
+    with live_server(make_app(store, rules)) as base_url:
         responses = asyncio.run(fetch_all(base_url, paths, connections=20))
 
     assert {response.status_code for response in responses} == {200}

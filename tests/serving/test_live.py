@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 
@@ -151,41 +150,28 @@ def settings_for(program: Path, redis_url: str | None, prefix: str, **overrides)
     return ServeConfig(**values | overrides)
 
 
-class Server(uvicorn.Server):
-    """uvicorn that signals when it accepts connections (after the app's startup)."""
+@pytest.fixture
+def running(live_server) -> Callable[[ServeConfig, Path], AbstractContextManager[httpx.Client]]:
+    """A context-manager function: a serving process in a thread (its own app, store client
+    and refresher) on a free port of 127.0.0.1, started with the app's startup; yields a
+    client of it."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets=None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextmanager
-def running(settings: ServeConfig, data_dir: Path) -> Iterator[httpx.Client]:
-    """A serving process in a thread (its own app, store client and refresher) on a free
-    port of 127.0.0.1; yields a client of it."""
-    app = build_app_from_config(settings, data_dir)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=30), "uvicorn did not start"
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        with httpx.Client(base_url=url, timeout=10) as client:
+    @contextmanager
+    def run_process(settings: ServeConfig, data_dir: Path) -> Iterator[httpx.Client]:
+        app = build_app_from_config(settings, data_dir)
+        with (
+            live_server(app, lifespan="on") as url,
+            httpx.Client(base_url=url, timeout=10) as client,
+        ):
             yield client
-    finally:
-        server.should_exit = True
-        thread.join()
-        listener.close()
+
+    return run_process
 
 
 @pytest.fixture
-def two_processes(program, redis_url, redis_key_prefix) -> Iterator[tuple[httpx.Client, ...]]:
+def two_processes(
+    program, redis_url, redis_key_prefix, running
+) -> Iterator[tuple[httpx.Client, ...]]:
     """Two serving processes sharing one Redis prefix."""
     settings = settings_for(program, redis_url, redis_key_prefix)
     with ExitStack() as stack:
@@ -237,7 +223,7 @@ def test_cap_change_through_one_process_is_enforced_by_another_within_a_second(t
 
 
 def test_a_process_started_later_serves_the_stored_caps_not_the_file(
-    program, redis_url, redis_key_prefix
+    program, redis_url, redis_key_prefix, running
 ):
     settings = settings_for(program, redis_url, redis_key_prefix)
     with running(settings, program / "data") as first:
@@ -255,7 +241,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_process_started_while_redis_is_down_follows_the_caps_once_it_is_back(program):
+def test_a_process_started_while_redis_is_down_follows_the_caps_once_it_is_back(program, running):
     port = free_port()
     settings = settings_for(program, f"redis://127.0.0.1:{port}/0", "perkrank-live")
     with running(settings, program / "data") as client:
@@ -437,7 +423,7 @@ def test_publishing_needs_the_partners_table(program):
 
 
 def test_model_swap_during_a_stream_of_requests_fails_none_of_them(
-    program, redis_url, redis_key_prefix
+    program, redis_url, redis_key_prefix, running
 ):
     settings = settings_for(program, redis_url, redis_key_prefix)
     halfway, swapped = threading.Event(), threading.Event()
@@ -503,7 +489,7 @@ def test_reload_through_one_process_swaps_the_model_on_another(two_processes, pr
     seconds_until(lambda: offers(second)[0] == "local:v2", deadline_seconds=5.0)
 
 
-def test_a_new_champion_is_found_by_polling_without_a_reload(program):
+def test_a_new_champion_is_found_by_polling_without_a_reload(program, running):
     settings = settings_for(program, None, "perkrank", model_poll_seconds=0.2)
     with running(settings, program / "data") as client:
         assert offers(client)[0] == "local:v1"
@@ -516,7 +502,7 @@ def test_a_new_champion_is_found_by_polling_without_a_reload(program):
 
 
 @pytest.fixture
-def service(program) -> Iterator[str]:
+def service(program, running) -> Iterator[str]:
     """A running service with the in-process store; yields its URL."""
     with running(settings_for(program, None, "perkrank"), program / "data") as client:
         yield str(client.base_url)

@@ -242,6 +242,7 @@ def two_workers(files, redis_url, key_prefix, stderr_path) -> Iterator[str]:
         while not _ready(base_url):
             assert process.poll() is None, stderr_path.read_text()
             assert time.monotonic() < deadline, "perkrank serve did not become ready"
+            time.sleep(0.05)  # polling interval while the workers start, not synchronization
         yield base_url
     finally:
         process.send_signal(signal.SIGINT)
