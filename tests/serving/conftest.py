@@ -1,9 +1,14 @@
-"""Fixtures for the serving tests: every state store adapter, on a real Redis where needed."""
+"""Fixtures for the serving tests: every state store adapter (on a real Redis where needed),
+small apps and services, and servers on 127.0.0.1 in a thread or a process."""
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -173,3 +178,59 @@ def live_server(app: FastAPI, lifespan: str = "off") -> Iterator[str]:
 def live_server_fixture() -> Callable[..., AbstractContextManager[str]]:
     """`live_server`, for test modules (they cannot import this conftest)."""
     return live_server
+
+
+LISTENING_LINE = "Uvicorn running on"
+STARTED_LINE = "Application startup complete"
+"""What uvicorn logs once it listens, and once a process (each worker) finished its startup."""
+
+
+@contextmanager
+def perkrank_serve(
+    arguments: Sequence[str], environment: dict[str, str], log_path: Path, processes: int = 1
+) -> Iterator[str]:
+    """`perkrank serve ARGUMENTS` on a free port of 127.0.0.1, in a process group of its own,
+    its stderr copied to `log_path`; yields its URL once it listens and `processes` processes
+    (1, or the number of workers) logged their startup. Stopped with SIGTERM afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "perkrank.cli", "serve", *arguments, "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    ready = threading.Event()
+
+    def copy_stderr() -> None:
+        listening, started = False, 0
+        with log_path.open("w", encoding="utf-8") as log:
+            for line in process.stderr:
+                log.write(line)
+                log.flush()
+                listening = listening or LISTENING_LINE in line
+                started += STARTED_LINE in line
+                if listening and started >= processes:
+                    ready.set()
+        ready.set()  # the process ended: stop waiting for it
+
+    copier = threading.Thread(target=copy_stderr)
+    copier.start()
+    try:
+        assert ready.wait(timeout=120), "perkrank serve did not start within 120 s"
+        assert process.poll() is None, log_path.read_text(encoding="utf-8")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        copier.join()
+
+
+@pytest.fixture(name="perkrank_serve")
+def perkrank_serve_fixture() -> Callable[..., AbstractContextManager[str]]:
+    """`perkrank_serve`, for test modules (they cannot import this conftest)."""
+    return perkrank_serve

@@ -4,10 +4,8 @@ threads, or `perkrank serve` processes) sharing one Redis key prefix."""
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,12 +185,12 @@ def offers(client: httpx.Client, member_id: str = "alice") -> tuple[str, list[st
 
 
 def seconds_until(condition: Callable[[], bool], deadline_seconds: float) -> float:
-    """How long `condition` took to hold, polled; fails past the deadline."""
+    """How long `condition` took to hold, checked back to back (each check is a request to a
+    server); fails past the deadline."""
     start = time.monotonic()
     while not condition():
         elapsed = time.monotonic() - start
         assert elapsed < deadline_seconds, f"not within {deadline_seconds} s"
-        time.sleep(0.02)  # polling interval, not synchronization
     return time.monotonic() - start
 
 
@@ -598,37 +596,8 @@ def test_cli_publishes_a_parquet_catalog_and_rejects_a_bad_csv(service, tmp_path
 # ---------------------------------------------------------------- perkrank serve processes
 
 
-@contextmanager
-def perkrank_serve(program: Path, environment: dict[str, str], *arguments: str) -> Iterator[str]:
-    """`perkrank serve` in a process group of its own on a free port; yields its URL once ready."""
-    port = free_port()
-    command = [sys.executable, "-m", "perkrank.cli", "serve", "--data", str(program / "data")]
-    command += ["--model", str(program / "models" / "champion"), "--port", str(port), *arguments]
-    process = subprocess.Popen(
-        command,
-        env=os.environ | environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        seconds_until(lambda: _ready(url), deadline_seconds=60)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def test_perkrank_serve_processes_and_workers_follow_one_cap_change(
-    program, redis_url, redis_key_prefix
+    program, redis_url, redis_key_prefix, perkrank_serve, tmp_path
 ):
     environment = {
         "PERKRANK_REDIS_URL": redis_url,
@@ -647,9 +616,11 @@ def test_perkrank_serve_processes_and_workers_follow_one_cap_change(
             for _ in range(6)
         )
 
+    files = ["--data", str(program / "data"), "--model", str(program / "models" / "champion")]
+    environment = os.environ | environment
     with (
-        perkrank_serve(program, environment) as single,
-        perkrank_serve(program, environment, "--workers", "2") as pair,
+        perkrank_serve(files, environment, tmp_path / "single.log") as single,
+        perkrank_serve([*files, "--workers", "2"], environment, tmp_path / "pair.log", 2) as pair,
     ):
         before = httpx.get(f"{pair}/v1/members/alice/offers", headers=APP).json()["offers"]
         put = httpx.put(f"{single}/v1/caps", json=PAUSED, headers=ADMIN)

@@ -6,10 +6,7 @@ import io
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -215,12 +212,9 @@ def test_log_lines_within_a_request_carry_its_id(make_small_app):
 
 
 @contextmanager
-def two_workers(files, redis_url, key_prefix, stderr_path) -> Iterator[str]:
+def two_workers(perkrank_serve, files, redis_url, key_prefix, stderr_path) -> Iterator[str]:
     """`perkrank serve --workers 2` on a free port, sharing one Redis, until the block ends;
     yields its base URL. Its stderr goes to `stderr_path`."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("PROMETHEUS_")
     }
@@ -232,28 +226,9 @@ def two_workers(files, redis_url, key_prefix, stderr_path) -> Iterator[str]:
         "PERKRANK_APP_API_KEYS": APP_KEY,
         "PERKRANK_ADMIN_API_KEYS": ADMIN_KEY,
     }
-    command = [sys.executable, "-m", "perkrank.cli", "serve", "--workers", "2"]
-    command += ["--port", str(port), "--data", str(files["data"]), "--model", str(files["bundle"])]
-    with stderr_path.open("w") as stderr:
-        process = subprocess.Popen(command, env=environment, stdout=stderr, stderr=stderr)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _ready(base_url):
-            assert process.poll() is None, stderr_path.read_text()
-            assert time.monotonic() < deadline, "perkrank serve did not become ready"
-            time.sleep(0.05)  # polling interval while the workers start, not synchronization
+    arguments = ["--workers", "2", "--data", str(files["data"]), "--model", str(files["bundle"])]
+    with perkrank_serve(arguments, environment, stderr_path, processes=2) as base_url:
         yield base_url
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def fetch_offers(base_url, member_ids) -> list[httpx.Response]:
@@ -263,10 +238,11 @@ async def fetch_offers(base_url, member_ids) -> list[httpx.Response]:
 
 
 def test_workers_share_metrics_and_log_json_without_member_ids_or_keys(
-    small_service_files, redis_url, redis_key_prefix, tmp_path
+    perkrank_serve, small_service_files, redis_url, redis_key_prefix, tmp_path
 ):
     stderr_path = tmp_path / "stderr.log"
-    with two_workers(small_service_files, redis_url, redis_key_prefix, stderr_path) as base_url:
+    files = small_service_files
+    with two_workers(perkrank_serve, files, redis_url, redis_key_prefix, stderr_path) as base_url:
         responses = asyncio.run(fetch_offers(base_url, ["alice", SECRET_MEMBER] * 20))
         with httpx.Client(base_url=base_url) as http:
             scrapes = [metrics(http) for _ in range(4)]
