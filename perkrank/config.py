@@ -250,6 +250,10 @@ class ServeConfig(PerkrankSettings):
     events_kept: int = Field(1_000_000, gt=0)
     """Events the store keeps for `perkrank events export` (the oldest are dropped; Redis trims
     its stream approximately, MAXLEN ~)."""
+    opentelemetry: bool = False
+    """FastAPI's native OpenTelemetry spans, metrics and logs, sent to the global providers
+    (an OpenTelemetry SDK must be configured). Off: no per-request tracing cost; Prometheus
+    metrics at /metrics are always on."""
 
 
 # ---------------------------------------------------------------- loading

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
+from fastapi import APIRouter, FastAPI, Request, Response, Security
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from fastapi.telemetry import TelemetryConfig
+from pydantic import BaseModel, ValidationError
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig, load_config
 from perkrank.models.bundle import Bundle
@@ -38,13 +42,13 @@ from perkrank.serving.observability import (
 from perkrank.serving.ranking import OfferRanker, OfferRequest, Ranking
 from perkrank.serving.schemas import (
     MEMBER_ID_PATTERN,
-    Channel,
     ErrorBody,
     Health,
     OffersResponse,
     PreferencesBody,
     Readiness,
-    Tier,
+    offers_parameters,
+    openapi_parameters,
 )
 from perkrank.serving.store import StateStore, StateStoreError
 
@@ -64,16 +68,14 @@ MemberId = Annotated[
         examples=["M000042"],
     ),
 ]
-Region = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=64,
-        description="Rank for this region instead of the member's home region (travellers).",
-        examples=["north"],
-    ),
-]
 ApiKey = Annotated[str | None, Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))]
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""Off, FastAPI skips even its per-request check for configured OpenTelemetry providers."""
+VALIDATION_ERROR = {
+    "description": "A parameter is invalid; `detail` names each one.",
+    "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "HTTPValidationError"}}},
+}
+"""The 422 FastAPI documents for routes whose parameters it validates itself."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown API key."},
     403: {"model": ErrorBody, "description": "The API key's role may not do this."},
@@ -189,6 +191,7 @@ def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
         description="Ranked, capped, opt-out-safe offers for loyalty program members. "
         f"Send an API key in `{API_KEY_HEADER}`.",
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     app.include_router(_v1_routes(settings))
     app.include_router(admin_routes(), responses=ERRORS)
@@ -202,32 +205,31 @@ def _new_app(settings: ServeConfig, lifespan: Any = None) -> FastAPI:
 
 def _v1_routes(settings: ServeConfig) -> APIRouter:
     router = APIRouter(prefix="/v1", responses=ERRORS)
-    limit_query = Query(ge=1, le=settings.max_limit, description="How many offers to return.")
+    parameters = offers_parameters(settings.default_limit, settings.max_limit)
 
     @router.get(
         "/members/{member_id}/offers",
         response_model=OffersResponse,
         tags=["offers"],
         summary="A member's ranked offers for one screen view",
+        responses={422: VALIDATION_ERROR},
+        openapi_extra={
+            "parameters": openapi_parameters(parameters, in_path={"member_id"}),
+            "security": [{APIKeyHeader.__name__: []}],
+        },
     )
-    async def get_offers(
-        request: Request,
-        member_id: MemberId,
-        api_key: ApiKey,
-        channel: Channel = "app",
-        limit: Annotated[int, limit_query] = settings.default_limit,
-        region: Region = None,
-        tier: Tier | None = None,
-    ) -> Response:
+    async def get_offers(request: Request) -> Response:
         """Eligible offers (valid today, offered in the region, open to the tier), ranked for
         the member, without opt-outs and within caps, budgets and the per-partner limit.
         Every offer returned is counted against its caps. A member the files do not know
         gets offers for their region and tier (query parameters, else the defaults)."""
+        # Parameters are read here, in one pydantic validation, rather than declared to
+        # FastAPI: its per-parameter handling cost more than ranking on this hot path.
         serving: Serving = request.app.state.serving
-        serving.keys.require(api_key, Role.APP)
-        offer_request = OfferRequest(member_id, channel, limit, region, tier)
+        serving.keys.require(request.headers.get(API_KEY_HEADER), Role.APP)
+        offer_request = _offer_request(request, parameters)
         ranking = await serving.ranker.rank(serving.store, offer_request, serving.rules())
-        count_offers(serving, channel, ranking)
+        count_offers(serving, offer_request.channel, ranking)
         return _offers_response(offer_request, ranking, serving.model_version)
 
     @router.get(
@@ -293,6 +295,24 @@ def _health_routes() -> APIRouter:
         )
 
     return router
+
+
+def _offer_request(request: Request, parameters: type[BaseModel]) -> OfferRequest:
+    """The request's validated parameters; RequestValidationError (422) names each bad one."""
+    try:
+        values = parameters.model_validate({**request.query_params, **request.path_params})
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**problem, "loc": (_parameter_place(problem["loc"]), *problem["loc"])}
+                for problem in error.errors(include_url=False)
+            ]
+        ) from None
+    return OfferRequest(values.member_id, values.channel, values.limit, values.region, values.tier)
+
+
+def _parameter_place(location: tuple[int | str, ...]) -> str:
+    return "path" if location[:1] == ("member_id",) else "query"
 
 
 def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str) -> Response:

@@ -10,10 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from redis import asyncio as redis_asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
 from perkrank.config import CapRule, CapsConfig
@@ -26,6 +23,7 @@ from perkrank.serving.keys import (
     preferences_key,
     redeemed_key,
 )
+from perkrank.serving.script_pipe import ScriptPipe
 from perkrank.serving.store import (
     EVENT_ID_TTL_SECONDS,
     EVENTS_KEPT,
@@ -57,12 +55,9 @@ from perkrank.serving.windows import current_bucket
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
 HEALTH_CHECK_INTERVAL_SECONDS = 30
-SELECT_CONNECTIONS = 128
-"""Connections one event loop selects over: more than a process has requests in flight
-(ServeConfig.max_in_flight); past it a select waits up to the store timeout for one."""
+"""A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
 RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
-"""A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
 
 _OPT_OUT_KINDS = ("channel", "category", "partner")
 
@@ -92,11 +87,10 @@ class RedisStateStore:
         )
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
         self._events_kept = events_kept
-        # `select` is awaited: while Redis works, the event loop serves other requests. Async
-        # connections belong to one event loop, so each loop that selects gets its own client.
+        # `select` is awaited: while Redis works, the event loop serves other requests. A
+        # connection belongs to one event loop, so each loop that selects gets its own pipe.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_client: redis_asyncio.Redis | None = None
-        self._select_script: AsyncScript | None = None
+        self._select_pipe: ScriptPipe | None = None
         self._cached_rules: Sequence[CapRule] | None = None
         self._cached_second = 0
         self._cached_rule_arguments: list[Any] = []
@@ -123,7 +117,7 @@ class RedisStateStore:
     async def select(self, request: SelectionRequest) -> Selection:
         """Apply opt-outs, partner limit, budgets and caps; count what is returned (one call)."""
         try:
-            reply = await self._script_of_this_loop()(args=self._select_arguments(request))
+            reply = await self._pipe_of_this_loop().call(self._select_arguments(request))
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
         personalized = reply[0] == 1
@@ -175,24 +169,16 @@ class RedisStateStore:
     async def close(self) -> None:
         """Close every pooled connection (those of other event loops are left to them)."""
         self._client.close()
-        if self._async_client is not None and self._loop is asyncio.get_running_loop():
-            await self._async_client.aclose()
-        self._loop = self._async_client = self._select_script = None
+        if self._select_pipe is not None and self._loop is asyncio.get_running_loop():
+            self._select_pipe.close()
+        self._loop = self._select_pipe = None
 
-    def _script_of_this_loop(self) -> AsyncScript:
+    def _pipe_of_this_loop(self) -> ScriptPipe:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop or self._select_script is None:
-            pool = redis_asyncio.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=SELECT_CONNECTIONS,
-                timeout=self._options["socket_timeout"],
-                retry=AsyncRetry(NoBackoff(), retries=1, supported_errors=RETRY_ON),
-                **self._options,
-            )
-            client = redis_asyncio.Redis(connection_pool=pool)
-            self._loop, self._async_client = loop, client
-            self._select_script = client.register_script(SELECT_SCRIPT)
-        return self._select_script
+        if loop is not self._loop or self._select_pipe is None:
+            timeout = self._options["socket_timeout"]
+            self._loop, self._select_pipe = loop, ScriptPipe(self._url, SELECT_SCRIPT, timeout)
+        return self._select_pipe
 
     def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from perkrank.serving.store import Preferences
 
@@ -14,6 +14,63 @@ Tier = Literal["base", "silver", "gold", "vip"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 """A category, partner id or region as the data files spell it."""
 MAX_OPT_OUTS = 200
+
+
+def offers_parameters(default_limit: int, max_limit: int) -> type[BaseModel]:
+    """The offers endpoint's parameters (member_id from the path, the rest from the query),
+    with the configured list lengths."""
+    return create_model(
+        "OffersParameters",
+        member_id=(
+            str,
+            Field(
+                pattern=MEMBER_ID_PATTERN,
+                description="The member's id: 1–64 letters, digits, `_ . : -`.",
+                examples=["M000042"],
+            ),
+        ),
+        channel=(Channel, Field("app", description="Where the offers are shown.")),
+        limit=(
+            int,
+            Field(default_limit, ge=1, le=max_limit, description="How many offers to return."),
+        ),
+        region=(
+            str | None,
+            Field(
+                None,
+                min_length=1,
+                max_length=64,
+                description="Rank for this region instead of the member's home region "
+                "(travellers).",
+                examples=["north"],
+            ),
+        ),
+        tier=(Tier | None, Field(None, description="Rank for this tier instead of the member's.")),
+    )
+
+
+def openapi_parameters(model: type[BaseModel], in_path: set[str]) -> list[dict[str, Any]]:
+    """OpenAPI `parameters` for a model's fields: those named in `in_path` in the path, the
+    others in the query."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema["properties"].items():
+        field = dict(field)
+        description = field.pop("description", None)
+        examples = field.pop("examples", None)
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "path" if name in in_path else "query",
+            "required": name in required,
+            "schema": field,
+        }
+        if description:
+            parameter["description"] = description
+        if examples:
+            parameter["example"] = examples[0]
+        parameters.append(parameter)
+    return parameters
 
 
 class ServedOffer(BaseModel):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 import uvicorn
 from fastapi import FastAPI
 
@@ -44,6 +46,71 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
         )
     yield state_store
     asyncio.run(state_store.close())
+
+
+class PrivateRedis:
+    """A redis-server of one test alone, on one port across restarts; `password` turns on
+    AUTH and `unix_socket` also listens there."""
+
+    def __init__(self, password: str | None = None, unix_socket: Path | None = None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.unix_socket = unix_socket
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        if self.password:
+            command += ["--requirepass", self.password]
+        if self.unix_socket:
+            command += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = self.client()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+        client.close()
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A plain redis-py client of this server."""
+        return redis.Redis(
+            port=self.port, db=db, password=self.password, socket_connect_timeout=0.2
+        )
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone: it may be stopped, frozen or flushed."""
+    server = PrivateRedis()
+    server.start()
+    yield server
+    if server.process is not None:
+        server.stop()
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone that wants a password and also listens on a unix
+    socket in `tmp_path`."""
+    server = PrivateRedis(password="private-redis-password", unix_socket=tmp_path / "redis.sock")
+    server.start()
+    yield server
+    server.stop()
 
 
 SMALL_APP_KEY = "app-key-for-tests-0001"

@@ -1,20 +1,18 @@
 """Redis outages: every request fails fast with 503 (never offers that skipped opt-outs or
 caps), readyz turns 503, and service comes back by itself once Redis does.
 
-Each test runs its own redis-server on a free port and stops, freezes or restarts only it.
+Each test runs its own redis-server on a free port (the `private_redis` fixture) and stops,
+freezes or restarts only it.
 The app talks to it with the production store timeout, over real HTTP.
 """
 
 import asyncio
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from perkrank.serving.redis_store import RedisStateStore
 
@@ -23,47 +21,6 @@ STORE_TIMEOUT_MS = 100
 DEADLINE_SECONDS = 0.2
 APP = {"X-API-Key": "app-key-for-tests-0001"}
 UNAVAILABLE = {"detail": "state store unavailable; retry shortly"}
-
-
-class PrivateRedis:
-    """A redis-server of this test alone, on one port across restarts."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-        client.close()
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.process = None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    if server.process is not None:
-        server.stop()
 
 
 @pytest.fixture

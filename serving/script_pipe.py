@@ -1,0 +1,187 @@
+"""One Lua script called over one pipelined Redis connection: the offers request's store call.
+
+redis-py's asyncio client spends more CPU per call than select.lua spends in Redis (a
+connection pool, retry and timeout wrappers, command packing). Here every call is one
+EVALSHA written to a single connection, with any number of calls in flight; Redis answers a
+connection's commands in order, so replies (parsed by hiredis) resolve the waiting calls in
+order. Calls made in the same event loop turn go out in one write.
+
+Errors are redis-py's: `ConnectionError` when the connection cannot be made or breaks,
+`TimeoutError` when a reply is later than the timeout, `ResponseError` for an error reply.
+A broken or timed-out connection fails every call in flight (none is retried: it may have
+run) and the next call connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, cast
+
+import hiredis
+import redis
+from redis.connection import SSLConnection, parse_url
+
+Argument = str | int | bytes
+
+
+class ScriptPipe:
+    """Calls of one script on one Redis server, pipelined; use from one event loop only."""
+
+    def __init__(self, url: str, script: str, timeout: float) -> None:
+        """`url`: redis://, rediss:// or unix:// with optional user, password and database."""
+        self._url = parse_url(url)
+        self._script = script.encode()
+        self._sha = hashlib.sha1(self._script).hexdigest().encode()
+        self._timeout = timeout
+        self._connection: _Connection | None = None
+        self._connecting = asyncio.Lock()
+
+    async def call(self, arguments: Sequence[Argument]) -> object:
+        """The script's reply to `arguments` (its ARGV; it names no KEYS)."""
+        connection = await self._connected()
+        reply = await connection.request(pack(b"EVALSHA", self._sha, 0, *arguments))
+        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+            reply = await connection.request(pack(b"EVAL", self._script, 0, *arguments))
+        if isinstance(reply, hiredis.ReplyError):
+            raise redis.ResponseError(str(reply))
+        return reply
+
+    def close(self) -> None:
+        """Close the connection; calls in flight fail with ConnectionError."""
+        if self._connection is not None:
+            self._connection.fail(redis.ConnectionError("the store was closed"))
+            self._connection = None
+
+    async def _connected(self) -> _Connection:
+        connection = self._connection
+        if connection is not None and connection.open:
+            return connection
+        async with self._connecting:
+            if self._connection is None or not self._connection.open:
+                self._connection = await self._connect()
+            return self._connection
+
+    async def _connect(self) -> _Connection:
+        """A new connection, authenticated, on the URL's database, with the script loaded."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                connection = await self._open()
+        except (OSError, TimeoutError) as error:
+            raise redis.ConnectionError(f"connecting: {error!r}") from error
+        url = self._url
+        setup = [pack(b"SCRIPT", b"LOAD", self._script)]
+        if url.get("password"):
+            user = (url["username"],) if url.get("username") else ()
+            setup.insert(0, pack(b"AUTH", *user, url["password"]))
+        if url.get("db"):
+            setup.append(pack(b"SELECT", url["db"]))
+        for reply in await asyncio.gather(*map(connection.request, setup)):
+            if isinstance(reply, hiredis.ReplyError):
+                connection.fail(redis.ConnectionError(str(reply)))
+                raise redis.ResponseError(str(reply))
+        return connection
+
+    async def _open(self) -> _Connection:
+        loop, url = asyncio.get_running_loop(), self._url
+        options: dict[str, Any] = {}
+        if "path" in url:
+            _, connection = await loop.create_unix_connection(
+                lambda: _Connection(self._timeout), url["path"]
+            )
+            return connection
+        if url.get("connection_class") is SSLConnection:
+            options["ssl"] = ssl.create_default_context()
+        _, connection = await loop.create_connection(
+            lambda: _Connection(self._timeout),
+            url.get("host", "localhost"),
+            url.get("port", 6379),
+            **options,
+        )
+        return connection
+
+
+class _Connection(asyncio.Protocol):
+    """One socket: requests written in order, replies matched to them in order."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._reader = hiredis.Reader()
+        self._waiting: deque[tuple[asyncio.Future[object], asyncio.TimerHandle]] = deque()
+        self._outgoing: list[bytes] = []
+        self._error: redis.RedisError | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._error is None
+
+    def request(self, frame: bytes) -> asyncio.Future[object]:
+        """The future reply to `frame` (a packed command)."""
+        future = self._loop.create_future()
+        if self._error is not None:
+            future.set_exception(_copy(self._error))
+            return future
+        expiry = self._loop.call_later(self._timeout, self._expire)
+        self._waiting.append((future, expiry))
+        self._outgoing.append(frame)
+        if len(self._outgoing) == 1:
+            self._loop.call_soon(self._flush)
+        return future
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            if not self._waiting:
+                self.fail(redis.ConnectionError("Redis sent a reply nobody asked for"))
+                return
+            future, expiry = self._waiting.popleft()
+            expiry.cancel()
+            if not future.done():
+                future.set_result(reply)
+
+    def connection_lost(self, exception: Exception | None) -> None:
+        self.fail(redis.ConnectionError(f"connection lost: {exception or 'closed by Redis'}"))
+
+    def fail(self, error: redis.RedisError) -> None:
+        """Fail every request in flight with `error`, and all later ones; close the socket."""
+        if self._error is None:
+            self._error = error
+        while self._waiting:
+            future, expiry = self._waiting.popleft()
+            expiry.cancel()
+            if not future.done():
+                future.set_exception(_copy(self._error))
+        self._outgoing.clear()
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _flush(self) -> None:
+        if self._outgoing and self._transport is not None and self._error is None:
+            self._transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def _expire(self) -> None:
+        error = redis.TimeoutError(f"no reply within {self._timeout * 1000:.0f} ms")
+        self.fail(error)
+
+
+def _copy(error: redis.RedisError) -> redis.RedisError:
+    """A fresh exception per waiting call: one raised in many tasks would pile up tracebacks."""
+    return type(error)(*error.args)
+
+
+def pack(*arguments: Argument) -> bytes:
+    """A command in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(arguments)]
+    for argument in arguments:
+        data = argument if isinstance(argument, bytes) else str(argument).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
