@@ -10,11 +10,15 @@ whatever the responses (open loop) and latency counts from the scheduled send ti
 slow server cannot hide its queueing. CPU per request of the server, Redis and the load
 generators comes from /proc. The server loads its model from the benchmark's own MLflow
 store (the bundle registered as versions 1 and 2); a last run at --live-rate changes the caps
-and swaps the model to version 2 in the middle of its measured window. Results:
-benchmarks/results/serve_load.md and .json.
+and swaps the model to version 2 in the middle of its measured window. Runs of `GET /healthz`
+at --floor-rates show what the HTTP stack and the generators cost alone. By default the server
+has the core the machine paused least to itself, and Redis and the generators share the others
+(--no-pin: no pinning).
+Results: benchmarks/results/serve_load.md and .json.
 
     .venv/bin/python benchmarks/serve_load.py [--rates 500,1000,1500,2000,2500,3000]
-        [--duration 10] [--warm-up 2] [--work-dir var/bench/serve]
+        [--duration 10] [--warm-up 2] [--work-dir var/bench/serve] [--floor-rates 1000,2500]
+        [--live-rate 1000] [--no-pin]
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ MAX_IN_FLIGHT_PER_GENERATOR = 200
 """Scheduled requests beyond this many unanswered ones are not sent (counted as errors)."""
 REQUEST_TIMEOUT_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 180.0
+PAUSE_PROBE_SECONDS = 5.0
+PAUSE_SECONDS = 0.001
+"""A busy loop that sees its clock jump by more than this was not running meanwhile."""
+FLOOR_PATH = "/healthz"
+"""No key, store or model: the server's HTTP stack and the generators alone."""
 SATURATED_SHARE = 0.9
 """A rate whose achieved rate falls below this share of the target ends the ramp."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -248,6 +257,41 @@ def request_paths(members: list[str], count: int, seed: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- subprocesses
+
+
+def core_pauses(core: int, seconds: float) -> list[float]:
+    """Pauses (ms) a busy loop pinned to `core` sees over `seconds`: time the machine gave
+    the core to something else."""
+    os.sched_setaffinity(0, {core})
+    pauses, last = [], time.perf_counter()
+    end = last + seconds
+    while last < end:
+        now = time.perf_counter()
+        if now - last > PAUSE_SECONDS:
+            pauses.append((now - last) * 1000)
+        last = now
+    return pauses
+
+
+def machine_pauses(seconds: float) -> dict[int, dict]:
+    """Per core, while nothing of the benchmark runs: how often and how long it was paused."""
+    cores = sorted(os.sched_getaffinity(0))
+    with multiprocessing.get_context("spawn").Pool(len(cores)) as pool:
+        pauses = pool.starmap(core_pauses, [(core, seconds) for core in cores])
+    return {
+        core: {
+            "pauses_over_1_ms": len(found),
+            "pauses_over_10_ms": sum(pause > 10 for pause in found),
+            "longest_ms": round(max(found, default=0.0), 1),
+            "paused_share": round(sum(found) / 1000 / seconds, 4),
+        }
+        for core, found in zip(cores, pauses, strict=True)
+    }
+
+
+def quietest_core(pauses: dict[int, dict]) -> int:
+    """The core the machine paused least."""
+    return min(pauses, key=lambda core: pauses[core]["paused_share"])
 
 
 def free_port() -> int:
@@ -511,14 +555,16 @@ def run_rate(
     warm_up: float,
     duration: float,
     pids: dict,
+    path: str | None = None,
 ) -> dict:
-    """One rate split over the generator processes; merged percentiles and CPU per request."""
+    """One rate split over the generator processes; merged percentiles and CPU per request.
+    Requests are offer requests, or all for `path` when given."""
     share = rate / GENERATORS
     count = int(share * (warm_up + duration)) + 1
     specs = [
         LoadSpec(
             base_url,
-            request_paths(members, count, seed=int(rate) * 100 + number),
+            [path] if path else request_paths(members, count, seed=int(rate) * 100 + number),
             share,
             warm_up,
             duration,
@@ -585,6 +631,16 @@ def admin_call(base_url: str, method: str, path: str, body: dict | None = None) 
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def pin_cores(server_pid: int, server_core: int, other_pids: list[int]) -> None:
+    """The server alone on `server_core`, the other processes on the remaining cores."""
+    others = sorted(os.sched_getaffinity(0) - {server_core})
+    if not others:
+        return
+    os.sched_setaffinity(server_pid, {server_core})
+    for pid in other_pids:
+        os.sched_setaffinity(pid, others)
 
 
 def wait_until(moment: float) -> None:
@@ -664,12 +720,26 @@ def main() -> None:
         default=1000.0,
         help="rate of the extra run with a cap change and a model swap mid-window (0: none)",
     )
+    parser.add_argument(
+        "--floor-rates",
+        default="1000,2500",
+        help=f"rates of `GET {FLOOR_PATH}` runs: what HTTP and the generators cost alone",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give the server the core paused least, Redis and the generators the others",
+    )
     arguments = parser.parse_args()
     rates = [float(rate) for rate in arguments.rates.split(",")]
+    floor_rates = [float(rate) for rate in arguments.floor_rates.split(",") if rate]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup on SIGTERM too
     arguments.work_dir.mkdir(parents=True, exist_ok=True)
     setup = prepare(arguments.work_dir)
     tracking_uri = prepare_registry(arguments.work_dir, setup.bundle_dir)
+    pauses = machine_pauses(PAUSE_PROBE_SECONDS)
+    print(json.dumps({"machine_pauses": pauses}), file=sys.stderr, flush=True)
 
     redis_port, serve_port = free_port(), free_port()
     env = server_environment(setup, redis_port, tracking_uri, arguments.work_dir)
@@ -681,14 +751,31 @@ def main() -> None:
         *("--model", f"models:/{MODEL_NAME}@champion", "--port", str(serve_port)),
     ]
     results: list[dict] = []
+    floor: list[dict] = []
     live: dict | None = None
     with ExitStack() as stack:
         redis = stack.enter_context(running(redis_command, env, arguments.work_dir / "redis.log"))
         server = stack.enter_context(running(serve_command, env, arguments.work_dir / "serve.log"))
         wait_until_ready(f"{base_url}/readyz", server, READY_TIMEOUT_SECONDS)
+        if arguments.pin:
+            # The generators inherit the benchmark's own cores.
+            pin_cores(server.pid, quietest_core(pauses), [redis.pid, os.getpid()])
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(GENERATORS))
         pids = {"server": server.pid, "redis": redis.pid}
         members = read_member_ids(setup.data_dir)
+        for rate in floor_rates:
+            result = run_rate(
+                pool,
+                members,
+                base_url,
+                rate,
+                arguments.warm_up,
+                arguments.duration,
+                pids,
+                FLOOR_PATH,
+            )
+            floor.append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)
         for rate in rates:
             result = run_rate(
                 pool, members, base_url, rate, arguments.warm_up, arguments.duration, pids
@@ -718,7 +805,7 @@ def main() -> None:
             changes.join()
             live["live_changes"] = changes.facts
             print(json.dumps(live), file=sys.stderr, flush=True)
-    write_results(setup, results, live, arguments, serve_command)
+    write_results(setup, results, floor, pauses, live, arguments, serve_command)
 
 
 def verdicts(results: list[dict]) -> dict[str, bool | None]:
@@ -727,7 +814,8 @@ def verdicts(results: list[dict]) -> dict[str, bool | None]:
     def met(target: float, limit_ms: float) -> bool | None:
         runs = [r for r in results if r["target_rate"] >= target]
         if not runs:
-            return None
+            saturated = [r for r in results if r["achieved_rate"] < SATURATED_SHARE * target]
+            return False if saturated and saturated[-1] is results[-1] else None
         return any(
             r["achieved_rate"] >= SATURATED_SHARE * r["target_rate"]
             and r["errors"] == 0
@@ -743,7 +831,13 @@ def verdicts(results: list[dict]) -> dict[str, bool | None]:
 
 
 def write_results(
-    setup: Setup, results: list[dict], live: dict | None, arguments, serve_command
+    setup: Setup,
+    results: list[dict],
+    floor: list[dict],
+    pauses: dict[int, dict],
+    live: dict | None,
+    arguments,
+    serve_command,
 ) -> None:
     """benchmarks/results/serve_load.json and .md."""
     from perkrank.config import CONFIG_DIR, CapsConfig, ServeConfig, load_config
@@ -764,12 +858,16 @@ def write_results(
         f"channel app {APP_CHANNEL_SHARE:.0%} / web",
         "server": "one `perkrank serve` process (uvicorn), max_in_flight "
         f"{serve.max_in_flight}, real Redis (private redis-server, no persistence)",
-        "load_generators": f"{GENERATORS} processes, aiohttp on uvloop, "
+        "load_generators": f"{GENERATORS} processes, asyncio protocols on uvloop, "
         f"{CONNECTIONS_PER_GENERATOR} keep-alive connections and at most "
         f"{MAX_IN_FLIGHT_PER_GENERATOR} requests in flight each",
+        "pinning": f"server alone on core {quietest_core(pauses)} (the one paused least); Redis "
+        "and the generators on the other cores"
+        if arguments.pin
+        else "none: every process may run on every core",
         "warm_up_seconds": arguments.warm_up,
         "measured_seconds": arguments.duration,
-        "cores": os.cpu_count(),
+        "cpu_count": os.cpu_count(),
         "machine": f"{platform.machine()} {_cpu_model()}, Python {platform.python_version()}",
         "redis": subprocess.run(
             ["redis-server", "--version"], capture_output=True, text=True
@@ -781,17 +879,26 @@ def write_results(
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_load.json").write_text(
         json.dumps(
-            {"setup": facts, "targets": targets, "results": results, "live_run": live}, indent=2
+            {
+                "setup": facts,
+                "targets": targets,
+                "results": results,
+                "floor": floor,
+                "machine_pauses": pauses,
+                "live_run": live,
+            },
+            indent=2,
         )
         + "\n"
     )
-    (RESULTS / "serve_load.md").write_text(markdown(facts, targets, results, live))
-    print(markdown(facts, targets, results, live))
+    text = markdown(facts, targets, results, floor, pauses, live)
+    (RESULTS / "serve_load.md").write_text(text)
+    print(text)
 
 
 TABLE_HEADER = [
     "| target req/s | achieved req/s | requests | errors | p50 ms | p95 ms | p99 ms | "
-    "max ms | CPU ms/request: server / Redis / generators | cores busy |",
+    "max ms | CPU ms/request: server / Redis / generators | cores used by the three |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 
@@ -803,7 +910,7 @@ def table_row(r: dict) -> str:
         f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['max_ms']} | "
         f"{r['cpu_ms_per_request']['server']} / {r['cpu_ms_per_request']['redis']} / "
         f"{r['cpu_ms_per_request']['load generators']} | "
-        f"{r['cores_busy']['whole machine']} |"
+        f"{_cores_used(r):.2f} |"
     )
 
 
@@ -828,7 +935,52 @@ def live_section(live: dict | None) -> list[str]:
     ]
 
 
-def markdown(facts: dict, targets: dict, results: list[dict], live: dict | None) -> str:
+def floor_section(floor: list[dict]) -> list[str]:
+    """The same load on `GET /healthz`: no key, store, model or ranking."""
+    if not floor:
+        return []
+    return [
+        f"## Floor: `GET {FLOOR_PATH}` under the same load",
+        "",
+        "What uvicorn, FastAPI, the middleware and the load generators cost on this machine "
+        "with no work behind them: no offers request can be faster.",
+        "",
+        *TABLE_HEADER,
+        *[table_row(r) for r in floor],
+        "",
+    ]
+
+
+def pauses_section(pauses: dict[int, dict]) -> list[str]:
+    """How often the machine took a core away from a busy loop, before the benchmark ran."""
+    rows = [
+        f"| {core} | {p['pauses_over_1_ms']} | {p['pauses_over_10_ms']} | {p['longest_ms']} | "
+        f"{p['paused_share']:.2%} |"
+        for core, p in pauses.items()
+    ]
+    return [
+        "## The machine: pauses of an idle core",
+        "",
+        f"A busy loop pinned to each core for {PAUSE_PROBE_SECONDS:.0f} s with nothing else of "
+        "the benchmark running, counting the times its clock jumped by more than 1 ms (the "
+        "core was given to something outside this machine's processes, or to the kernel). "
+        "Every pause of the server's core delays every request in flight by as much.",
+        "",
+        "| core | pauses > 1 ms | pauses > 10 ms | longest ms | share of time paused |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
+
+
+def markdown(
+    facts: dict,
+    targets: dict,
+    results: list[dict],
+    floor: list[dict],
+    pauses: dict[int, dict],
+    live: dict | None,
+) -> str:
     """The results table with the setup facts and the verdict on each target."""
 
     def verdict(value: bool | None) -> str:
@@ -844,16 +996,19 @@ def markdown(facts: dict, targets: dict, results: list[dict], live: dict | None)
             *[table_row(r) for r in results],
             "",
             "Latency is measured from each request's scheduled send time (no coordinated "
-            "omission), over 200 responses of the measured window; errors are non-200 "
+            "omission), over every response of the measured window; errors are non-200 "
             "responses, exceptions and requests the generators did not send because too many "
-            'were unanswered. "cores busy" is the whole machine (2 cores = 2.0), other '
-            "processes included. The ramp stops at the first rate achieved below "
+            'were unanswered. "cores used" adds up the CPU seconds of the server, Redis and '
+            "the generators per second of the run (2 cores = 2.0). The ramp stops at the "
+            "first rate achieved below "
             f"{SATURATED_SHARE:.0%} of its target.",
             "",
             "Targets (one serving process on this machine, load generators and Redis beside it):",
             "",
             *[f"- {name}: **{verdict(value)}**" for name, value in targets.items()],
             "",
+            *floor_section(floor),
+            *pauses_section(pauses),
             *live_section(live),
             "## Setup",
             "",
@@ -865,6 +1020,12 @@ def markdown(facts: dict, targets: dict, results: list[dict], live: dict | None)
             "",
         ]
     )
+
+
+def _cores_used(result: dict) -> float:
+    """Cores the server, Redis and the generators kept busy together."""
+    busy = result["cores_busy"]
+    return sum(value for name, value in busy.items() if name != "whole machine")
 
 
 def _text(value: object) -> str:

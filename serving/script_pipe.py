@@ -182,6 +182,6 @@ def pack(*arguments: Argument) -> bytes:
     """A command in the Redis protocol (RESP): an array of bulk strings."""
     parts = [b"*%d\r\n" % len(arguments)]
     for argument in arguments:
-        data = argument if isinstance(argument, bytes) else str(argument).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        data = argument if type(argument) is bytes else str(argument).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(parts)

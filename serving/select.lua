@@ -1,9 +1,10 @@
 -- One member's offers for one request, chosen and counted atomically. The keys are those of
 -- perkrank/serving/keys.py, built here (no KEYS); the caller is RedisStateStore.select.
 --
--- ARGV: prefix, member_id, channel, limit, max_per_partner, rule_count,
---       rule_count x (name, scope, limit, counts_served 1|0, bucket, ttl_seconds 0=never),
+-- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
 --       personalized_count, personalized candidates, fallback_count, fallback candidates.
+-- Rules are one string: rules separated by \30, each rule is
+-- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
 -- offer_id \31 partner_id \31 category \31 budget (empty: no budget).
 -- Returns {personalized 1|0, opt_out, partner_limit, budget, cap, chosen positions (0-based)}.
@@ -15,6 +16,7 @@
 -- runs on every request.
 
 local CANDIDATE = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?()'
+local RULE = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
 local ESCAPES = { ['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D' }
 
 local function key_part(value)
@@ -54,9 +56,9 @@ for i = 1, #fields, 2 do
   end
 end
 
-local count, text = tonumber(ARGV[7 + 6 * tonumber(ARGV[6])]), ARGV[8 + 6 * tonumber(ARGV[6])]
+local count, text = tonumber(ARGV[7]), ARGV[8]
 if not personalized then
-  count, text = tonumber(ARGV[9 + 6 * tonumber(ARGV[6])]), ARGV[10 + 6 * tonumber(ARGV[6])]
+  count, text = tonumber(ARGV[9]), ARGV[10]
 end
 local result = { personalized and 1 or 0, 0, 0, 0, 0 }
 if opt_out_all or opted_out_channel then
@@ -68,11 +70,9 @@ end
 -- goes; `read[value]` what the store held. A member-scoped rule's counters are the fields of
 -- one hash (rule.key); an offer_total rule keeps one key per offer (offer_key(id, rule.suffix)).
 local rules, channel_rules = {}, {}
-for r = 0, tonumber(ARGV[6]) - 1 do
-  local at = 7 + 6 * r
-  local name, scope, bucket = ARGV[at], ARGV[at + 1], ARGV[at + 4]
-  local rule = { scope = scope, limit = tonumber(ARGV[at + 2]), served = ARGV[at + 3] == '1',
-                 ttl = tonumber(ARGV[at + 5]), counts = {}, read = {} }
+for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE) do
+  local rule = { scope = scope, limit = tonumber(rule_limit), served = served == '1',
+                 ttl = tonumber(ttl), counts = {}, read = {} }
   if scope == 'offer_total' then
     rule.suffix = ':cap:' .. name .. ':' .. bucket
   else
