@@ -138,7 +138,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
-        while (reply := self._reader.gets()) is not False:
+        while (reply := self._next_reply()) is not False:
             if not self._waiting:
                 self.fail(redis.ConnectionError("Redis sent a reply nobody asked for"))
                 return
@@ -146,6 +146,14 @@ class _Connection(asyncio.Protocol):
             expiry.cancel()
             if not future.done():
                 future.set_result(reply)
+
+    def _next_reply(self) -> object:
+        """The next complete reply, False when none is (a garbled stream fails the socket)."""
+        try:
+            return self._reader.gets()
+        except hiredis.ProtocolError as error:
+            self.fail(redis.ConnectionError(f"unreadable reply from Redis: {error}"))
+            return False
 
     def connection_lost(self, exception: Exception | None) -> None:
         self.fail(redis.ConnectionError(f"connection lost: {exception or 'closed by Redis'}"))

@@ -124,3 +124,24 @@ def test_password_database_and_unix_socket_urls(locked_redis):
     wrong = f"redis://:wrong-password@127.0.0.1:{locked_redis.port}/0"
     with pytest.raises(redis.RedisError, match=r"WRONGPASS|invalid"):
         run_with(wrong, script, lambda pipe: pipe.call(["never", "stored"]))
+
+
+def test_a_garbled_reply_fails_the_calls_in_flight_as_a_connection_error():
+    async def main() -> None:
+        async def garbling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)
+            writer.write(b"$40\r\n" + b"0" * 40 + b"\r\n")  # SCRIPT LOAD's reply
+            await reader.read(1)
+            writer.write(b"?not redis\r\n")
+            await writer.drain()
+
+        server = await asyncio.start_server(garbling, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pipe = ScriptPipe(f"redis://127.0.0.1:{port}/0", ECHO, TIMEOUT_SECONDS)
+        with pytest.raises(redis.ConnectionError, match="unreadable reply"):
+            await pipe.call(["garbled", 1])
+        pipe.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
