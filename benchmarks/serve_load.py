@@ -352,13 +352,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent not idle since boot."""
-    values = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
-
-
 # ---------------------------------------------------------------- load generator
 
 
@@ -572,13 +565,12 @@ def run_rate(
         for number in range(GENERATORS)
     ]
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    busy_before, wall_before = machine_busy_seconds(), time.perf_counter()
+    wall_before = time.perf_counter()
     parts = pool.map(generate_load, specs)
     wall = time.perf_counter() - wall_before
-    busy = machine_busy_seconds() - busy_before
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     cpu["load generators"] = sum(part["cpu_seconds"] for part in parts)
-    return summarize(rate, parts, cpu, busy, wall)
+    return summarize(rate, parts, cpu, wall)
 
 
 class LiveChanges(threading.Thread):
@@ -648,7 +640,7 @@ def wait_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.perf_counter()))
 
 
-def summarize(rate: float, parts: list[dict], cpu: dict, busy: float, wall: float) -> dict:
+def summarize(rate: float, parts: list[dict], cpu: dict, wall: float) -> dict:
     """Achieved rate, errors and latency percentiles (ms) of the measured window."""
     latencies = np.concatenate([np.asarray(part["latencies"]) for part in parts]) * 1000
     send_lags = np.concatenate([np.asarray(part["send_lags"]) for part in parts]) * 1000
@@ -677,10 +669,7 @@ def summarize(rate: float, parts: list[dict], cpu: dict, busy: float, wall: floa
         "cpu_ms_per_request": {
             name: round(seconds / sent * 1000, 3) for name, seconds in cpu.items()
         },
-        "cores_busy": {
-            **{name: round(seconds / wall, 2) for name, seconds in cpu.items()},
-            "whole machine": round(busy / wall, 2),
-        },
+        "cores_busy": {name: round(seconds / wall, 2) for name, seconds in cpu.items()},
     }
 
 
@@ -1024,8 +1013,7 @@ def markdown(
 
 def _cores_used(result: dict) -> float:
     """Cores the server, Redis and the generators kept busy together."""
-    busy = result["cores_busy"]
-    return sum(value for name, value in busy.items() if name != "whole machine")
+    return sum(result["cores_busy"].values())
 
 
 def _text(value: object) -> str:
