@@ -184,33 +184,37 @@ def offers(client: httpx.Client, member_id: str = "alice") -> tuple[str, list[st
     return body["model_version"], [offer["offer_id"] for offer in body["offers"]]
 
 
-def seconds_until(condition: Callable[[], bool], deadline_seconds: float) -> float:
-    """How long `condition` took to hold, checked back to back (each check is a request to a
-    server); fails past the deadline."""
-    start = time.monotonic()
+HANG_GUARD_SECONDS = 60
+"""Only stops a hung test; propagation times are measured by a benchmark, not asserted."""
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Check `condition` back to back (each check is a request to a server) until it holds.
+
+    No timing is asserted here (that is `benchmarks/live_propagation.py`'s job); the guard
+    only stops a test that would otherwise hang when a change never arrives."""
+    give_up_at = time.monotonic() + HANG_GUARD_SECONDS
     while not condition():
-        elapsed = time.monotonic() - start
-        assert elapsed < deadline_seconds, f"not within {deadline_seconds} s"
-    return time.monotonic() - start
+        assert time.monotonic() < give_up_at, f"never held within {HANG_GUARD_SECONDS} s"
 
 
 # ---------------------------------------------------------------- caps
 
 
-def test_cap_change_through_one_process_is_enforced_by_another_within_a_second(two_processes):
+def test_cap_change_through_one_process_is_enforced_at_once_there_and_then_by_another(
+    two_processes,
+):
     first, second = two_processes
     assert offers(second)[1] == ["glow-beauty", "fresh-grocery"]
 
     put = first.put("/v1/caps", json=PAUSED, headers=ADMIN)
-    taken_at = time.monotonic()
     here = offers(first)[1]
-    elapsed = seconds_until(lambda: offers(second)[1] == [], deadline_seconds=1.0)
+    wait_until(lambda: offers(second)[1] == [])
     history = second.get("/v1/caps/history", headers=ADMIN).json()
 
     assert put.status_code == 200
     assert (put.json()["version"], put.json()["actor"]) == (2, "ops")
     assert here == []
-    assert time.monotonic() - taken_at < 1.0 and elapsed < 1.0
     assert [(change["version"], change["actor"]) for change in history] == [
         (2, "ops"),
         (1, "startup"),
@@ -259,18 +263,17 @@ def test_a_process_started_while_redis_is_down_follows_the_caps_once_it_is_back(
             stdout=subprocess.DEVNULL,
         )
         try:
-            seconds_until(lambda: client.get("/readyz").status_code == 200, deadline_seconds=10)
+            wait_until(lambda: client.get("/readyz").status_code == 200)
             other_process = RedisStateStore(settings.redis_url, settings.key_prefix, 2000)
             other_process.seed_caps(CapsConfig(rules=INITIAL_RULES), "startup", time.time())
             other_process.put_caps(CapsConfig.model_validate(PAUSED), "marketing", time.time())
-            elapsed = seconds_until(lambda: offers(client)[1] == [], deadline_seconds=1.0)
+            wait_until(lambda: offers(client)[1] == [])
             history = client.get("/v1/caps/history", headers=ADMIN).json()
         finally:
             redis_server.terminate()
             redis_server.wait(timeout=10)
 
     assert while_down.status_code == 503
-    assert elapsed < 1.0
     assert [(change["version"], change["actor"]) for change in history] == [
         (2, "marketing"),
         (1, "startup"),
@@ -366,7 +369,7 @@ def test_bad_catalog_is_rejected_and_a_good_one_serves_on_every_process(two_proc
     after_bad = offers(first)[1], offers(second)[1]
     good = first.put("/v1/admin/offers", content=offers_file(NEXT_OFFERS), headers=ADMIN | CSV)
     here = offers(first)[1]
-    elapsed = seconds_until(lambda: offers(second)[1] == here, deadline_seconds=1.0)
+    wait_until(lambda: offers(second)[1] == here)
     history = second.get("/v1/admin/offers/history", headers=ADMIN).json()
 
     assert bad.status_code == 422
@@ -379,7 +382,6 @@ def test_bad_catalog_is_rejected_and_a_good_one_serves_on_every_process(two_proc
     assert good.status_code == 200
     assert (good.json()["version"], good.json()["offers"], good.json()["actor"]) == (1, 3, "ops")
     assert sorted(here) == ["fresh-snacks", "glow-fuel", "north-bakery"]
-    assert elapsed < 1.0
     assert [(change["version"], change["new"]["offers"]) for change in history] == [(1, 3)]
 
 
@@ -484,7 +486,7 @@ def test_reload_through_one_process_swaps_the_model_on_another(two_processes, pr
 
     first.post("/v1/admin/reload", headers=ADMIN)
 
-    seconds_until(lambda: offers(second)[0] == "local:v2", deadline_seconds=5.0)
+    wait_until(lambda: offers(second)[0] == "local:v2")
 
 
 def test_a_new_champion_is_found_by_polling_without_a_reload(program, running):
@@ -493,7 +495,7 @@ def test_a_new_champion_is_found_by_polling_without_a_reload(program, running):
         assert offers(client)[0] == "local:v1"
         promote(program / "models", "v2")
 
-        seconds_until(lambda: offers(client)[0] == "local:v2", deadline_seconds=5.0)
+        wait_until(lambda: offers(client)[0] == "local:v2")
 
 
 # ---------------------------------------------------------------- command line
@@ -624,8 +626,7 @@ def test_perkrank_serve_processes_and_workers_follow_one_cap_change(
     ):
         before = httpx.get(f"{pair}/v1/members/alice/offers", headers=APP).json()["offers"]
         put = httpx.put(f"{single}/v1/caps", json=PAUSED, headers=ADMIN)
-        elapsed = seconds_until(lambda: all_paused(pair), deadline_seconds=1.0)
+        wait_until(lambda: all_paused(single) and all_paused(pair))
 
     assert before
     assert put.status_code == 200
-    assert elapsed < 1.0

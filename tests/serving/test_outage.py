@@ -1,4 +1,4 @@
-"""Redis outages: every request fails fast with 503 (never offers that skipped opt-outs or
+"""Redis outages: every request fails with 503 (never offers that skipped opt-outs or
 caps), readyz turns 503, and service comes back by itself once Redis does.
 
 Each test runs its own redis-server on a free port (the `private_redis` fixture) and stops,
@@ -18,7 +18,6 @@ from perkrank.serving.redis_store import RedisStateStore
 
 STORE_TIMEOUT_MS = 100
 """ServeConfig.store_timeout_ms's default."""
-DEADLINE_SECONDS = 0.2
 APP = {"X-API-Key": "app-key-for-tests-0001"}
 UNAVAILABLE = {"detail": "state store unavailable; retry shortly"}
 
@@ -31,17 +30,8 @@ def base_url(private_redis, make_small_app, live_server) -> Iterator[str]:
     asyncio.run(store.close())
 
 
-def timed(http: httpx.Client, method: str, path: str, **options) -> httpx.Response:
-    """The response, after checking it came within DEADLINE_SECONDS."""
-    started = time.perf_counter()
-    response = http.request(method, path, **options)
-    elapsed = time.perf_counter() - started
-    assert elapsed < DEADLINE_SECONDS, f"{method} {path} took {elapsed * 1000:.0f} ms"
-    return response
-
-
-def assert_unavailable_fast(http: httpx.Client) -> None:
-    """Offers, preferences, events and readiness all answer 503 within the deadline."""
+def assert_unavailable(http: httpx.Client) -> None:
+    """Offers, preferences, events and readiness answer 503 (timed in benchmarks/live_timings)."""
     event = {
         "type": "click",
         "member_id": "alice",
@@ -55,11 +45,11 @@ def assert_unavailable_fast(http: httpx.Client) -> None:
         ("POST", "/v1/events", {"json": {"events": [event]}}),
     ]
     for method, path, options in calls:
-        response = timed(http, method, path, headers=APP, **options)
+        response = http.request(method, path, headers=APP, **options)
         assert response.status_code == 503, response.text
         assert response.json() == UNAVAILABLE
         assert response.headers["Retry-After"] == "1"
-    ready = timed(http, "GET", "/readyz")
+    ready = http.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["status"] == "unavailable"
 
@@ -70,19 +60,19 @@ def offers(http: httpx.Client, member_id: str) -> list[str]:
     return [item["offer_id"] for item in response.json()["offers"]]
 
 
-def test_stopped_redis_gives_fast_503s_and_a_restart_brings_offers_back(private_redis, base_url):
+def test_stopped_redis_gives_503s_and_a_restart_brings_offers_back(private_redis, base_url):
     with httpx.Client(base_url=base_url, timeout=5) as http:
         assert len(offers(http, "bob")) == 2
 
         private_redis.stop()
-        assert_unavailable_fast(http)
+        assert_unavailable(http)
         private_redis.start()
 
         assert len(offers(http, "bob")) == 2
         assert http.get("/readyz").status_code == 200
 
 
-def test_frozen_redis_times_out_into_fast_503s_and_recovers(private_redis, base_url):
+def test_frozen_redis_times_out_into_503s_and_recovers(private_redis, base_url):
     with httpx.Client(base_url=base_url, timeout=5) as http:
         opt_out = {"opt_out_all": True}
         admin = {"X-API-Key": "admin-key-for-tests-0001"}
@@ -90,7 +80,7 @@ def test_frozen_redis_times_out_into_fast_503s_and_recovers(private_redis, base_
         assert offers(http, "alice") == []
 
         private_redis.process.send_signal(signal.SIGSTOP)
-        assert_unavailable_fast(http)
+        assert_unavailable(http)
         private_redis.process.send_signal(signal.SIGCONT)
 
         assert offers(http, "alice") == []
