@@ -38,11 +38,12 @@ NOW = datetime(2024, 5, 17, 12, tzinfo=UTC).timestamp()
 """Friday noon, UTC."""
 HALF_HOURS = 16 * 48
 """Times span 16 days from NOW: they cross days, the ISO week and the month of June."""
-MEMBERS = ("member-1", "member-2")
+MEMBERS = ("member-1", "member:{2}%")
 CHANNELS = ("app", "web", "store")
 PARTNERS = ("partner-1", "partner-2", "partner-3")
 CATEGORIES = ("food", "travel", "fuel")
-OFFERS = tuple(f"offer-{n}" for n in range(6))
+OFFERS = (*(f"offer-{n}" for n in range(5)), "offer-{5}%")
+"""Ids with `{`, `}` and `%` check that every store escapes them alike (keys.py)."""
 WINDOWS: tuple[str | int, ...] = ("day", "week", "month", "total", 3600, 600)
 
 times = st.integers(0, HALF_HOURS - 1).map(lambda half_hour: NOW + 1800 * half_hour + 900)
