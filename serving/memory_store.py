@@ -81,14 +81,13 @@ class MemoryStateStore:
             clock = time.monotonic()
             if clock >= self._next_sweep:
                 self._drop_expired(clock)
-            state = MemberState(
-                self._preferences.get(request.member_id, Preferences()),
-                _CapCounts(self, request.member_id, clock),
-                _Redeemed(self, clock),
+            preferences = self._preferences.get(request.member_id, Preferences())
+            cap_counts = _CapCounts(self, request.member_id, clock)
+            choice = select_offers(
+                MemberState(preferences, cap_counts, _Redeemed(self, clock)), request
             )
-            choice = select_offers(state, request)
             for increment in choice.increments:
-                counter = _cap_counter(request.member_id, increment.counter)
+                counter = cap_counts.key(increment.counter)
                 self._increment(counter, increment.ttl_seconds, clock, increment.amount)
         return choice.selection()
 
@@ -233,22 +232,26 @@ class MemoryStateStore:
         self._next_sweep = clock + SWEEP_INTERVAL_SECONDS
 
 
-def _cap_counter(member_id: str, counter: CapCounter) -> CounterKey:
-    """Where the memory store keeps a cap counter: the key and field it has in Redis."""
-    if counter.scope == "offer_total":
-        return offer_cap_key(KEY_PREFIX, counter.value, counter.rule, counter.bucket), None
-    return member_cap_key(KEY_PREFIX, member_id, counter.rule, counter.bucket), counter.value
-
-
 class _CapCounts:
     """The member's cap counters as `select_offers` reads them, looked up as the walk goes."""
 
     def __init__(self, store: MemoryStateStore, member_id: str, clock: float) -> None:
         self._store, self._member_id, self._clock = store, member_id, clock
+        self._hashes: dict[tuple[str, str], str] = {}
+        """(rule, bucket) → the key of the member's hash of that rule and bucket."""
 
     def get(self, counter: CapCounter, default: int, /) -> int:
-        key = _cap_counter(self._member_id, counter)
-        return self._store._count(key, self._clock) or default
+        return self._store._count(self.key(counter), self._clock) or default
+
+    def key(self, counter: CapCounter) -> CounterKey:
+        """Where the counter lives: the key and hash field it has in Redis."""
+        if counter.scope == "offer_total":
+            return offer_cap_key(KEY_PREFIX, counter.value, counter.rule, counter.bucket), None
+        hash_key = self._hashes.get((counter.rule, counter.bucket))
+        if hash_key is None:
+            hash_key = member_cap_key(KEY_PREFIX, self._member_id, counter.rule, counter.bucket)
+            self._hashes[counter.rule, counter.bucket] = hash_key
+        return hash_key, counter.value
 
 
 class _Redeemed:

@@ -75,10 +75,11 @@ if opt_out_all or opted_out_channel then
   return result
 end
 
--- Rules and their counters (MemberState.cap_counts). `counts[value]` is the count by scope
--- value (offer, partner or channel id) as the walk goes; `read[value]` what the store held. A
--- member-scoped rule's counters are the fields of one hash (rule.key); an offer_total rule
--- keeps one key per offer (offer_key(id, rule.suffix)).
+-- Rules as _Cap.of makes them (RedisStateStore._rules_text computes each bucket and ttl) and
+-- their counters (MemberState.cap_counts). `counts[value]` is the count by scope value (offer,
+-- partner or channel id) as the walk goes; `read[value]` what the store held. A member-scoped
+-- rule's counters are the fields of one hash (rule.key); an offer_total rule keeps one key per
+-- offer (offer_key(id, rule.suffix)).
 local rules, channel_rules = {}, {}
 for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE) do
   local rule = { scope = scope, limit = tonumber(rule_limit), served = served == '1',

@@ -8,7 +8,6 @@ or draws random numbers: the same state and request always give the same `Choice
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, TypeVar
 
@@ -20,7 +19,7 @@ from perkrank.serving.store import (
     Selection,
     SelectionRequest,
 )
-from perkrank.serving.windows import Bucket, current_bucket
+from perkrank.serving.windows import current_bucket
 
 Reason = Literal["opt_out", "partner_limit", "budget", "cap", "limit"]
 """Why a candidate was left out: a SUPPRESSION_REASONS entry, or `limit` for a candidate the
@@ -59,8 +58,7 @@ class MemberState:
     """Redemptions so far by offer id; compared with `Candidate.budget`."""
 
 
-@dataclass(frozen=True)
-class Exclusion:
+class Exclusion(NamedTuple):
     """A candidate left out: its position in the order used, and why."""
 
     position: int
@@ -148,7 +146,7 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
             for position, candidate in enumerate(candidates)
         )
         return Choice((), (), personalized, left_out, ())
-    rules = [(rule, current_bucket(rule.window, request.now)) for rule in request.rules]
+    caps = [_Cap.of(rule, request.now) for rule in request.rules]
     served: dict[CapCounter, int] = {}
     taken_by_partner: Counter[str] = Counter()
     positions: list[int] = []
@@ -157,27 +155,24 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         if len(positions) >= request.limit:
             left.append(Exclusion(position, candidate.offer_id, LIMIT_REACHED))
             continue
-        counters = [
-            _counter(rule, bucket.label, candidate, request.channel) for rule, bucket in rules
-        ]
         why = (
             _opt_out(preferences, candidate)
             or _partner_limit(candidate, taken_by_partner, request.max_per_partner)
             or _budget_spent(candidate, state.redeemed)
-            or _capped(request.rules, counters, state.cap_counts, served)
+            or _capped(caps, candidate, request.channel, state.cap_counts, served)
         )
         if why is not None:
             left.append(Exclusion(position, candidate.offer_id, *why))
             continue
         positions.append(position)
         taken_by_partner[candidate.partner_id] += 1
-        _count_served(request.rules, counters, served)
+        _count_served(caps, candidate, request.channel, served)
     return Choice(
         tuple(positions),
         tuple(candidates[position].offer_id for position in positions),
         personalized,
         tuple(left),
-        _increments(rules, served),
+        _increments(caps, served),
     )
 
 
@@ -217,40 +212,59 @@ def _budget_spent(candidate: Candidate, redeemed: Counts[str]) -> _Why | None:
 
 
 def _capped(
-    rules: Sequence[CapRule],
-    counters: list[CapCounter],
+    caps: list[_Cap],
+    candidate: Candidate,
+    channel: str,
     counts: Counts[CapCounter],
     served: dict[CapCounter, int],
 ) -> _Why | None:
     """The first rule, in order, whose counter (stored + chosen in this walk) is at its limit."""
-    for rule, counter in zip(rules, counters, strict=True):
-        if counts.get(counter, 0) + served.get(counter, 0) >= rule.limit:
-            return "cap", rule.name
+    for cap in caps:
+        counter = cap.counter(candidate, channel)
+        if counts.get(counter, 0) + served.get(counter, 0) >= cap.limit:
+            return "cap", cap.name
     return None
 
 
 def _count_served(
-    rules: Sequence[CapRule], counters: list[CapCounter], served: dict[CapCounter, int]
+    caps: list[_Cap], candidate: Candidate, channel: str, served: dict[CapCounter, int]
 ) -> None:
     """A chosen candidate adds 1 to its counter of every rule counting `served`."""
-    for rule, counter in zip(rules, counters, strict=True):
-        if rule.counts == "served":
+    for cap in caps:
+        if cap.served:
+            counter = cap.counter(candidate, channel)
             served[counter] = served.get(counter, 0) + 1
 
 
-def _increments(
-    rules: Sequence[tuple[CapRule, Bucket]], served: dict[CapCounter, int]
-) -> tuple[Increment, ...]:
+def _increments(caps: list[_Cap], served: dict[CapCounter, int]) -> tuple[Increment, ...]:
     """The walk's additions, with the expiry of each rule's current bucket."""
-    ttl_by_rule = {rule.name: bucket.ttl_seconds for rule, bucket in rules}
+    ttl_by_rule = {cap.name: cap.ttl_seconds for cap in caps}
     return tuple(
         Increment(counter, amount, ttl_by_rule[counter.rule]) for counter, amount in served.items()
     )
 
 
-def _counter(rule: CapRule, bucket: str, candidate: Candidate, channel: str) -> CapCounter:
-    """The rule's counter for this candidate: keyed by its offer, its partner or the channel."""
-    return CapCounter(rule.name, rule.scope, bucket, scope_value(rule.scope, candidate, channel))
+class _Cap(NamedTuple):
+    """A cap rule as of `request.now`: what the walk needs of it and of its current bucket."""
+
+    name: str
+    scope: str
+    limit: int
+    served: bool
+    bucket: str
+    ttl_seconds: int | None
+
+    @classmethod
+    def of(cls, rule: CapRule, now: float) -> _Cap:
+        bucket = current_bucket(rule.window, now)
+        served = rule.counts == "served"
+        return cls(rule.name, rule.scope, rule.limit, served, bucket.label, bucket.ttl_seconds)
+
+    def counter(self, candidate: Candidate, channel: str) -> CapCounter:
+        """This rule's counter for the candidate: by its offer, its partner or the channel."""
+        return CapCounter(
+            self.name, self.scope, self.bucket, scope_value(self.scope, candidate, channel)
+        )
 
 
 def scope_value(scope: str, candidate: Candidate, channel: str) -> str:
