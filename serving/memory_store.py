@@ -1,4 +1,5 @@
-"""The in-process state store: the rules of serving/select.lua, in dictionaries behind one lock."""
+"""The in-process state store: counters in dictionaries behind one lock; `select` decides by
+perkrank.serving.domain.rules.select_offers (serving/select.lua is its translation for Redis)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from perkrank.config import CapRule, CapsConfig
-from perkrank.serving.keys import cap_counter, event_id_key, redeemed_key
+from perkrank.serving.domain.rules import CapCounter, MemberState, select_offers
+from perkrank.serving.keys import event_id_key, member_cap_key, offer_cap_key, redeemed_key
 from perkrank.serving.store import (
     EVENT_ID_TTL_SECONDS,
     EVENTS_KEPT,
     HISTORY_LENGTH,
     LIVE_VERSIONS,
-    SUPPRESSION_REASONS,
-    Candidate,
     CapsVersion,
     CatalogVersion,
     Change,
@@ -38,7 +38,6 @@ from perkrank.serving.store import (
     event_counters,
     live_change,
 )
-from perkrank.serving.windows import Bucket, current_bucket
 
 KEY_PREFIX = "memory"
 CounterKey = tuple[str, str | None]
@@ -77,13 +76,20 @@ class MemoryStateStore:
             self._preferences[member_id] = preferences
 
     async def select(self, request: SelectionRequest) -> Selection:
-        """Apply opt-outs, partner limit, budgets and caps; count what is returned."""
-        buckets = [current_bucket(rule.window, request.now) for rule in request.rules]
+        """Decide by `select_offers` on the state under the lock, then count what it chose."""
         with self._lock:
             clock = time.monotonic()
             if clock >= self._next_sweep:
                 self._drop_expired(clock)
-            return self._select(request, buckets, clock)
+            preferences = self._preferences.get(request.member_id, Preferences())
+            cap_counts = _CapCounts(self, request.member_id, clock)
+            choice = select_offers(
+                MemberState(preferences, cap_counts, _Redeemed(self, clock)), request
+            )
+            for increment in choice.increments:
+                counter = cap_counts.key(increment.counter)
+                self._increment(counter, increment.ttl_seconds, clock, increment.amount)
+        return choice.selection()
 
     def record_events(
         self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
@@ -196,58 +202,6 @@ class MemoryStateStore:
         with self._live_lock:
             return [change(entry) for entry in self._changes.get(setting, [])[:limit]]
 
-    def _select(self, request: SelectionRequest, buckets: list[Bucket], clock: float) -> Selection:
-        preferences = self._preferences.get(request.member_id, Preferences())
-        personalized = preferences.personalization
-        candidates = request.personalized if personalized else request.fallback
-        if preferences.opt_out_all or request.channel in preferences.opted_out_channels:
-            return Selection([], personalized, _nonzero({"opt_out": len(candidates)}))
-        suppressed = dict.fromkeys(SUPPRESSION_REASONS, 0)
-        offer_ids: list[str] = []
-        taken_by_partner: dict[str, int] = {}
-        for candidate in candidates:
-            if len(offer_ids) >= request.limit:
-                break
-            counters = [
-                _cap_counter(rule, bucket, request.member_id, request.channel, candidate)
-                for rule, bucket in zip(request.rules, buckets, strict=True)
-            ]
-            taken = taken_by_partner.get(candidate.partner_id, 0)
-            reason = self._reason_left_out(request, preferences, candidate, taken, counters, clock)
-            if reason is not None:
-                suppressed[reason] += 1
-                continue
-            offer_ids.append(candidate.offer_id)
-            taken_by_partner[candidate.partner_id] = taken + 1
-            for rule, bucket, counter in zip(request.rules, buckets, counters, strict=True):
-                if rule.counts == "served":
-                    self._increment(counter, bucket.ttl_seconds, clock)
-        return Selection(offer_ids, personalized, _nonzero(suppressed))
-
-    def _reason_left_out(
-        self,
-        request: SelectionRequest,
-        preferences: Preferences,
-        candidate: Candidate,
-        taken_from_partner: int,
-        cap_counters: list[CounterKey],
-        clock: float,
-    ) -> str | None:
-        if (
-            candidate.category in preferences.opted_out_categories
-            or candidate.partner_id in preferences.opted_out_partners
-        ):
-            return "opt_out"
-        if taken_from_partner >= request.max_per_partner:
-            return "partner_limit"
-        redeemed = self._count((redeemed_key(KEY_PREFIX, candidate.offer_id), None), clock)
-        if candidate.budget is not None and redeemed >= candidate.budget:
-            return "budget"
-        for rule, counter in zip(request.rules, cap_counters, strict=True):
-            if self._count(counter, clock) >= rule.limit:
-                return "cap"
-        return None
-
     def _count(self, counter: CounterKey, clock: float) -> int:
         count, expires_at = self._counters.get(counter, (0, math.inf))
         if expires_at <= clock:
@@ -255,13 +209,15 @@ class MemoryStateStore:
             return 0
         return count
 
-    def _increment(self, counter: CounterKey, ttl_seconds: int | None, clock: float) -> None:
+    def _increment(
+        self, counter: CounterKey, ttl_seconds: int | None, clock: float, amount: int = 1
+    ) -> None:
         count = self._count(counter, clock)
         if count == 0:
             expires_at = math.inf if ttl_seconds is None else clock + ttl_seconds
         else:
             expires_at = self._counters[counter][1]
-        self._counters[counter] = (count + 1, expires_at)
+        self._counters[counter] = (count + amount, expires_at)
 
     def _next_stream_id(self) -> str:
         """A stream id after every earlier one, `<ms>-<seq>` as Redis makes them."""
@@ -276,23 +232,37 @@ class MemoryStateStore:
         self._next_sweep = clock + SWEEP_INTERVAL_SECONDS
 
 
-def _cap_counter(
-    rule: CapRule, bucket: Bucket, member_id: str, channel: str, offer: Candidate
-) -> CounterKey:
-    return cap_counter(
-        KEY_PREFIX,
-        rule.scope,
-        rule.name,
-        bucket.label,
-        member_id=member_id,
-        channel=channel,
-        offer_id=offer.offer_id,
-        partner_id=offer.partner_id,
-    )
+class _CapCounts:
+    """The member's cap counters as `select_offers` reads them, looked up as the walk goes."""
+
+    def __init__(self, store: MemoryStateStore, member_id: str, clock: float) -> None:
+        self._store, self._member_id, self._clock = store, member_id, clock
+        self._hashes: dict[tuple[str, str], str] = {}
+        """(rule, bucket) → the key of the member's hash of that rule and bucket."""
+
+    def get(self, counter: CapCounter, default: int, /) -> int:
+        return self._store._count(self.key(counter), self._clock) or default
+
+    def key(self, counter: CapCounter) -> CounterKey:
+        """Where the counter lives: the key and hash field it has in Redis."""
+        if counter.scope == "offer_total":
+            return offer_cap_key(KEY_PREFIX, counter.value, counter.rule, counter.bucket), None
+        hash_key = self._hashes.get((counter.rule, counter.bucket))
+        if hash_key is None:
+            hash_key = member_cap_key(KEY_PREFIX, self._member_id, counter.rule, counter.bucket)
+            self._hashes[counter.rule, counter.bucket] = hash_key
+        return hash_key, counter.value
 
 
-def _nonzero(counts: dict[str, int]) -> dict[str, int]:
-    return {reason: count for reason, count in counts.items() if count}
+class _Redeemed:
+    """Redemptions by offer id as `select_offers` reads them, looked up as the walk goes."""
+
+    def __init__(self, store: MemoryStateStore, clock: float) -> None:
+        self._store, self._clock = store, clock
+
+    def get(self, offer_id: str, default: int, /) -> int:
+        key = (redeemed_key(KEY_PREFIX, offer_id), None)
+        return self._store._count(key, self._clock) or default
 
 
 def _stream_position(stream_id: str) -> tuple[int, int]:

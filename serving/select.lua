@@ -1,6 +1,13 @@
 -- One member's offers for one request, chosen and counted atomically. The keys are those of
 -- perkrank/serving/keys.py, built here (no KEYS); the caller is RedisStateStore.select.
 --
+-- This script is the translation of the pure function select_offers in
+-- serving/domain/rules.py, which states the policy (MemoryStateStore calls it directly). Each
+-- step below names the function of rules.py it translates; change both together.
+-- tests/serving/state/test_rules_agreement.py checks that they, and the memory store, agree.
+-- What only this script does: read the MemberState it needs from Redis (lazily, below) and
+-- write the increments (Choice.increments) back.
+--
 -- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
 --       personalized_count, personalized candidates, fallback_count, fallback candidates.
 -- Rules are one string: rules separated by \30, each rule is
@@ -34,7 +41,7 @@ local function offer_key(offer_id, suffix)
   return prefix .. ':{o:' .. key_part(offer_id) .. '}' .. suffix
 end
 
--- Preferences: opt-outs by kind, looked up by value during the walk.
+-- MemberState.preferences: opt-outs by kind, looked up by value during the walk.
 local opt_out_all, personalized, opted_out_channel = false, true, false
 local opted_out_categories, opted_out_partners = {}, {}
 local fields = redis.call('HGETALL', member_tag .. ':prefs')
@@ -56,19 +63,23 @@ for i = 1, #fields, 2 do
   end
 end
 
+-- select_offers: the personalized order unless the member turned personalization off.
 local count, text = tonumber(ARGV[7]), ARGV[8]
 if not personalized then
   count, text = tonumber(ARGV[9]), ARGV[10]
 end
 local result = { personalized and 1 or 0, 0, 0, 0, 0 }
+-- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
 if opt_out_all or opted_out_channel then
   result[2] = count
   return result
 end
 
--- Rules. `counts[value]` is the count by scope value (offer, partner or channel id) as the walk
--- goes; `read[value]` what the store held. A member-scoped rule's counters are the fields of
--- one hash (rule.key); an offer_total rule keeps one key per offer (offer_key(id, rule.suffix)).
+-- Rules as _Cap.of makes them (RedisStateStore._rules_text computes each bucket and ttl) and
+-- their counters (MemberState.cap_counts). `counts[value]` is the count by scope value (offer,
+-- partner or channel id) as the walk goes; `read[value]` what the store held. A member-scoped
+-- rule's counters are the fields of one hash (rule.key); an offer_total rule keeps one key per
+-- offer (offer_key(id, rule.suffix)).
 local rules, channel_rules = {}, {}
 for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE) do
   local rule = { scope = scope, limit = tonumber(rule_limit), served = served == '1',
@@ -90,7 +101,8 @@ end
 local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
 local redeemed, parsed, from = {}, 0, 1
 
--- Each rule counts by the values of one array (rule.values[position]), or by the channel.
+-- scope_value: each rule counts by the values of one array (rule.values[position]), or by
+-- the channel.
 for _, rule in ipairs(rules) do
   if rule.scope == 'member_partner' then
     rule.values = partner_ids
@@ -117,6 +129,7 @@ local function remember(counts, read, values, replies)
   end
 end
 
+-- Reads MemberState.redeemed and MemberState.cap_counts for the next `size` candidates.
 local function load(size)
   local first = parsed + 1
   parsed = math.min(parsed + size, count)
@@ -159,6 +172,7 @@ local function load(size)
   end
 end
 
+-- _capped: a rule's count (stored + chosen in this walk) is at its limit (first rule wins).
 local function capped(position)
   for _, rule in ipairs(rules) do
     local values = rule.values
@@ -169,6 +183,8 @@ local function capped(position)
   return false
 end
 
+-- select_offers: the walk, best first, until `limit` are chosen (the rest: `limit`, not
+-- counted). A candidate is left out by the first rule it breaks, in SUPPRESSION_REASONS order.
 local chosen, taken_by_partner, position = 0, {}, 0
 while chosen < limit and position < count do
   position = position + 1
@@ -178,17 +194,18 @@ while chosen < limit and position < count do
   local partner_id = partner_ids[position]
   local taken = taken_by_partner[partner_id] or 0
   if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
-    result[2] = result[2] + 1
+    result[2] = result[2] + 1 -- _opt_out
   elseif taken >= max_per_partner then
-    result[3] = result[3] + 1
+    result[3] = result[3] + 1 -- _partner_limit
   elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
-    result[4] = result[4] + 1
+    result[4] = result[4] + 1 -- _budget_spent
   elseif capped(position) then
-    result[5] = result[5] + 1
+    result[5] = result[5] + 1 -- _capped
   else
     chosen = chosen + 1
     result[5 + chosen] = position - 1
     taken_by_partner[partner_id] = taken + 1
+    -- _count_served: 1 more on its counter of every rule counting `served`.
     for _, rule in ipairs(rules) do
       if rule.served then
         local value = scope_value(rule, position)
@@ -198,8 +215,8 @@ while chosen < limit and position < count do
   end
 end
 
--- Write the new counts. A member rule's hash gets the window's expiry on every write; an
--- offer counter gets it when this call creates it and keeps it otherwise.
+-- Apply Choice.increments: write the new counts. A member rule's hash gets the window's expiry
+-- on every write; an offer counter gets it when this call creates it and keeps it otherwise.
 for _, rule in ipairs(rules) do
   if rule.served then
     local changed = {}

@@ -1,0 +1,1 @@
+"""Serving policy as pure functions: what the state stores decide, with no I/O."""
