@@ -42,7 +42,7 @@ def bootstrap(settings: ServeConfig, data_dir: Path) -> Runtime:
     from perkrank.features.loader import load_dataset
     from perkrank.serving.domain.catalog import catalog_from_dataset
 
-    caps = load_config(CapsConfig, settings.caps_path)
+    caps = load_caps(settings)
     bundle, model_version = load_bundle(settings)
     dataset = load_dataset(data_dir)
     catalog, partners = catalog_from_dataset(dataset, bundle), dataset.partners
@@ -81,6 +81,11 @@ def build_context(
         caps=caps,
         model_version=model_version,
     )
+
+
+def load_caps(settings: ServeConfig) -> CapsConfig:
+    """The initial cap rules of `settings.caps_path` (raises ConfigError)."""
+    return load_config(CapsConfig, settings.caps_path)
 
 
 def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:

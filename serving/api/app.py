@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 
-from perkrank.config import ConfigError, ServeConfig
+from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
 from perkrank.serving.api.events import events_routes
@@ -28,7 +28,7 @@ from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddle
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
 from perkrank.serving.api.schemas import ERRORS
-from perkrank.serving.bootstrap import Runtime, bootstrap
+from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.domain.context import ContextHolder
 from perkrank.serving.live import LiveRefresher
 from perkrank.serving.state.ports import StateStoreError
@@ -46,10 +46,12 @@ def create_app(
     settings: ServeConfig, runtime: Runtime | None = None, *, data_dir: Path | None = None
 ) -> FastAPI:
     """The app serving `runtime`, or what `bootstrap(settings, data_dir)` loads at startup;
-    raises ConfigError when no API key is configured."""
+    raises ConfigError without any API key or with a bad caps file."""
     if (runtime is None) == (data_dir is None):
-        raise ConfigError("create_app needs either a runtime or a data directory")
+        raise ValueError("create_app needs either a runtime or a data directory")
     keys = ApiKeys.from_settings(settings)
+    if data_dir is not None:
+        load_caps(settings)  # a bad caps file stops `perkrank serve` before the server starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
