@@ -459,3 +459,12 @@ def test_more_than_one_worker_needs_redis(tmp_path):
 
     with pytest.raises(ConfigError, match="more than one worker needs redis_url"):
         run(settings, tmp_path, workers=2)
+
+
+def test_app_from_config_refuses_a_bad_caps_file_before_it_starts(tmp_path):
+    caps_path = tmp_path / "caps.yaml"
+    caps_path.write_text("rules:\n  - {name: no_scope, limit: 1, window: day}\n")
+    settings = ServeConfig(caps_path=caps_path, app_api_keys=APP_KEY)
+
+    with pytest.raises(ConfigError, match="scope"):
+        create_app(settings, data_dir=tmp_path)
