@@ -20,8 +20,8 @@ from typing import Any
 
 from starlette.routing import Route
 
-from perkrank.serving.logs import JsonFormatter
-from perkrank.serving.observability import ObservabilityMiddleware
+from perkrank.serving.api.logs import JsonFormatter
+from perkrank.serving.api.observability import ObservabilityMiddleware
 
 RESULTS = Path(__file__).with_name("results") / "observability_overhead.md"
 ROUTE = Route("/v1/members/{member_id}/offers", lambda request: None)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from perkrank.config import CONFIG_DIR, CapsConfig, ServeConfig, TrainConfig, load_config
+from perkrank.config import CONFIG_DIR, ServeConfig, TrainConfig, load_config
 from perkrank.progress import step
 
 DEMO_MEMBERS = 20_000
@@ -58,19 +58,15 @@ def run_demo(work_dir: Path, *, members: int = DEMO_MEMBERS, serve: bool = True)
 
 def print_offers(settings: ServeConfig, data_dir: Path) -> None:
     """Rank offers for a warm member, a member without purchases and an unknown member."""
-    from perkrank.serving.app import load_bundle
-    from perkrank.serving.catalog import load_catalog
-    from perkrank.serving.memory_store import MemoryStateStore
-    from perkrank.serving.ranking import OfferRanker, OfferRequest
+    from perkrank.serving.bootstrap import bootstrap
+    from perkrank.serving.domain.ranking import OfferRequest
 
     with step("load the champion and the catalog"):
-        bundle, version = load_bundle(settings)
-        catalog = load_catalog(data_dir, bundle)
-    ranker = OfferRanker(bundle, catalog, settings)
-    store = MemoryStateStore()
-    rules = load_config(CapsConfig, settings.caps_path).rules
+        # The in-process store: printing offers never counts caps in a shared Redis.
+        context = bootstrap(settings.model_copy(update={"redis_url": None}), data_dir).context
     for member_id in _demo_members(data_dir):
-        ranking = asyncio.run(ranker.rank(store, OfferRequest(member_id, "app", 5), rules))
+        request = OfferRequest(member_id, "app", 5)
+        ranking = asyncio.run(context.ranker.rank(context.store, request, context.rules()))
         offers = [
             {
                 "rank": served.rank,
@@ -85,7 +81,7 @@ def print_offers(settings: ServeConfig, data_dir: Path) -> None:
             json.dumps(
                 {
                     "member_id": member_id,
-                    "model_version": version,
+                    "model_version": context.model_version,
                     "personalized": ranking.personalized,
                     "offers": offers,
                 },

@@ -13,35 +13,30 @@ runs one `LiveRefresher` with two daemon threads:
   next reload request, and the old model keeps serving.
 
 The model thread has its own thread so that loading a large model never delays caps. Every
-swap builds a new immutable `Serving` and assigns `app.state.serving` in one statement;
-requests read it once, so each one sees one consistent model, catalog and rule set.
+change builds a new immutable `ServingContext` and swaps it into the `ContextHolder`; requests
+read it once, so each one sees one consistent model, catalog and rule set. Nothing here knows
+HTTP: the API wires a refresher to the holder its requests read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import threading
 import time
-from dataclasses import asdict, replace
-from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from perkrank.config import CapsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
-from perkrank.serving.catalog import Offer, with_offers
-from perkrank.serving.ranking import OfferRanker, OfferRequest
-from perkrank.serving.store import CapsVersion, CatalogVersion, StateStoreError
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from fastapi import FastAPI
-
-    from perkrank.serving.app import Serving
+from perkrank.serving.bootstrap import resolve_model
+from perkrank.serving.domain.catalog import Offer, with_offers
+from perkrank.serving.domain.catalog_file import offer_from_record, offer_record
+from perkrank.serving.domain.context import ContextHolder, ServingContext
+from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
+from perkrank.serving.state.live_records import CapsVersion, CatalogVersion
+from perkrank.serving.state.ports import StateStoreError
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +53,14 @@ class ModelRejectedError(ValueError):
 
 
 class LiveRefresher:
-    """Follows the live settings for one app: `start` at startup, `stop` at shutdown."""
+    """Follows the live settings for one process: `start` at startup, `stop` at shutdown."""
 
-    def __init__(
-        self, app: FastAPI, settings: ServeConfig, partners: pd.DataFrame | None = None
-    ) -> None:
-        self._app = app
+    def __init__(self, holder: ContextHolder, settings: ServeConfig) -> None:
+        self.holder = holder
+        """The context in force, swapped by every change this refresher applies."""
         self._settings = settings
-        self._partners = partners
-        """The partners table new catalogs are checked against (None: publishing refused)."""
         self._lock = threading.Lock()
-        """Held while reading the store's settings and while swapping a Serving."""
+        """Held while reading the store's settings and while swapping a context."""
         self._model_lock = threading.Lock()
         self._stopping = threading.Event()
         self._model_wanted = threading.Event()
@@ -78,9 +70,9 @@ class LiveRefresher:
         self._refresh_failing = False
 
     @property
-    def serving(self) -> Serving:
+    def context(self) -> ServingContext:
         """What requests use now."""
-        return self._app.state.serving
+        return self.holder.current
 
     def start(self) -> None:
         """Load the stored settings once, then follow them and the registry in threads."""
@@ -101,12 +93,12 @@ class LiveRefresher:
         """Apply the caps and catalog versions the store holds if this process serves others;
         seed the caps when the store has none (raises StateStoreError)."""
         with self._lock:
-            serving = self.serving
-            versions = serving.store.live_versions()
-            if versions.caps == 0 or versions.caps != serving.caps_version:
-                self._apply_caps(serving.store.get_caps() or self.stored_caps())
-            if versions.catalog != serving.catalog_version:
-                self._apply_catalog(serving.store.get_catalog())
+            context = self.context
+            versions = context.store.live_versions()
+            if versions.caps == 0 or versions.caps != context.caps_version:
+                self._apply_caps(context.store.get_caps() or self.stored_caps())
+            if versions.catalog != context.catalog_version:
+                self._apply_catalog(context.store.get_catalog())
             if versions.reload != self._reload_generation:
                 if self._reload_generation is not None:
                     self._rejected_model = None
@@ -115,35 +107,29 @@ class LiveRefresher:
 
     def stored_caps(self) -> CapsVersion:
         """The caps in the store; when it has none, the rules in force become version 1."""
-        serving = self.serving
-        return serving.store.seed_caps(serving.caps, INITIAL_ACTOR, time.time())
+        context = self.context
+        return context.store.seed_caps(context.caps, INITIAL_ACTOR, time.time())
 
     def put_caps(self, caps: CapsConfig, actor: str) -> CapsVersion:
         """Store `caps` as the next version (by `actor`, an API key's name) and apply it here
         now; other processes follow within `REFRESH_SECONDS`."""
         self.stored_caps()  # the initial rules stay version 1 of the history
-        stored = self.serving.store.put_caps(caps, actor, time.time())
+        stored = self.context.store.put_caps(caps, actor, time.time())
         self.refresh_settings()
         return stored
 
-    def publish_catalog(self, content: bytes, suffix: str, actor: str) -> CatalogVersion:
-        """Validate an offers file, store it as the next catalog version and serve it here now.
-
-        Raises DataValidationError (nothing stored) or LookupError without a partners table.
-        """
-        if self._partners is None:
-            raise LookupError("this service was started without a partners table (--data)")
-        offers = read_offers_file(content, suffix, self._partners)
-        records = [offer_record(offer) for offer in offers]
-        digest = hashlib.sha256(content).hexdigest()
-        published = self.serving.store.publish_catalog(records, digest, actor, time.time())
+    def publish_catalog(self, offers: list[Offer], sha256: str, actor: str) -> CatalogVersion:
+        """Store validated `offers` (an uploaded file's, of digest `sha256`) as the next catalog
+        version and serve it here now; other processes follow within `REFRESH_SECONDS`."""
+        records: list[dict[str, Any]] = [offer_record(offer) for offer in offers]
+        published = self.context.store.publish_catalog(records, sha256, actor, time.time())
         self.refresh_settings()
         return published
 
     def check_model(self) -> None:
         """Swap in the model `model_uri` names if it is new and passes the smoke check."""
         with self._model_lock:
-            current = self.serving.model_version
+            current = self.context.model_version
             try:
                 directory, version = resolve_model(self._settings)
             except Exception:
@@ -156,7 +142,7 @@ class LiveRefresher:
             try:
                 bundle = Bundle.load(directory)
                 with self._lock:
-                    self._app.state.serving = self._with_model(self.serving, bundle, version)
+                    self.holder.swap(self._with_model(self.context, bundle, version))
             except Exception:
                 log.exception("model %s rejected; still serving %s", version, current)
                 self._rejected_model = version
@@ -164,10 +150,10 @@ class LiveRefresher:
             log.info("model %s swapped in for %s", version, current)
 
     def _apply_caps(self, stored: CapsVersion) -> None:
-        serving = self.serving
-        if stored.version == serving.caps_version:
+        context = self.context
+        if stored.version == context.caps_version:
             return
-        self._app.state.serving = replace(serving, caps=stored.caps, caps_version=stored.version)
+        self.holder.swap(replace(context, caps=stored.caps, caps_version=stored.version))
         log.info(
             "caps version %d in force: %d rules, by %s",
             stored.version,
@@ -176,17 +162,19 @@ class LiveRefresher:
         )
 
     def _apply_catalog(self, published: CatalogVersion | None) -> None:
-        serving = self.serving
+        context = self.context
         if published is None:  # the store lost its data: keep the offers, follow what comes
-            self._app.state.serving = replace(serving, catalog_version=0)
+            self.holder.swap(replace(context, catalog_version=0))
             return
         offers = [offer_from_record(record) for record in published.offers]
-        bundle = serving.ranker.bundle
-        catalog = with_offers(serving.ranker.catalog, offers, bundle)
-        self._app.state.serving = replace(
-            serving,
-            ranker=OfferRanker(bundle, catalog, self._settings),
-            catalog_version=published.version,
+        bundle = context.ranker.bundle
+        catalog = with_offers(context.ranker.catalog, offers, bundle)
+        self.holder.swap(
+            replace(
+                context,
+                ranker=OfferRanker(bundle, catalog, self._settings),
+                catalog_version=published.version,
+            )
         )
         log.info(
             "catalog version %d in force: %d offers, by %s",
@@ -195,11 +183,11 @@ class LiveRefresher:
             published.actor,
         )
 
-    def _with_model(self, serving: Serving, bundle: Bundle, version: str) -> Serving:
-        catalog = with_offers(serving.ranker.catalog, serving.ranker.catalog.offers, bundle)
+    def _with_model(self, context: ServingContext, bundle: Bundle, version: str) -> ServingContext:
+        catalog = with_offers(context.ranker.catalog, context.ranker.catalog.offers, bundle)
         ranker = OfferRanker(bundle, catalog, self._settings)
         smoke_check(ranker, time.time())
-        return replace(serving, ranker=ranker, model_version=version)
+        return replace(context, ranker=ranker, model_version=version)
 
     def _follow_settings(self) -> None:
         while not self._stopping.wait(REFRESH_SECONDS):
@@ -232,19 +220,6 @@ class LiveRefresher:
         self._refresh_failing = False
 
 
-def resolve_model(settings: ServeConfig) -> tuple[Path, str]:
-    """The bundle directory `settings.model_uri` names now and its version; mlflow is only
-    imported for a models:/ URI."""
-    local = Path(settings.model_uri)
-    if (local / "bundle.json").is_file():
-        return local, f"local:{local.resolve().name}"
-    from perkrank.models.registry import resolve_bundle
-
-    return resolve_bundle(
-        settings.model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
-    )
-
-
 def smoke_check(ranker: OfferRanker, now: float) -> None:
     """Raise ModelRejectedError unless `ranker` gives a member its model knows and a cold
     member finite scores for every offer, in both orders, and orders their eligible offers."""
@@ -258,38 +233,3 @@ def smoke_check(ranker: OfferRanker, now: float) -> None:
                 raise ModelRejectedError(f"non-finite scores for member {member_id!r}")
             if len(segment.rows) and not order.rows:
                 raise ModelRejectedError(f"no offers ordered for member {member_id!r}")
-
-
-def read_offers_file(content: bytes, suffix: str, partners: pd.DataFrame) -> list[Offer]:
-    """The offers of an uploaded `.csv`, `.csv.gz` or `.parquet` file, checked like the
-    training inputs against `partners` (raises DataValidationError naming row and field)."""
-    from perkrank.features.loader import load_offers
-    from perkrank.serving.catalog import catalog_offers
-
-    with tempfile.TemporaryDirectory(prefix="perkrank-offers-") as directory:
-        path = Path(directory) / f"offers{suffix}"
-        path.write_bytes(content)
-        table = load_offers(path, partners)
-    return catalog_offers(table, partners)
-
-
-def offer_record(offer: Offer) -> dict[str, Any]:
-    """An offer as JSON for the store."""
-    return asdict(offer) | {
-        "valid_from": offer.valid_from.isoformat(),
-        "valid_to": offer.valid_to.isoformat(),
-        "regions": None if offer.regions is None else sorted(offer.regions),
-    }
-
-
-def offer_from_record(record: dict[str, Any]) -> Offer:
-    """The offer `offer_record` wrote."""
-    regions = record["regions"]
-    return Offer(
-        **record
-        | {
-            "valid_from": date.fromisoformat(record["valid_from"]),
-            "valid_to": date.fromisoformat(record["valid_to"]),
-            "regions": None if regions is None else frozenset(regions),
-        }
-    )

@@ -1,4 +1,8 @@
-"""Run the HTTP API with uvicorn (what `perkrank serve` calls)."""
+"""Run the HTTP API with uvicorn (what `perkrank serve` calls).
+
+Every process (one, or each of `--workers`) builds its app with `create_app(settings,
+data_dir=...)`, whose startup runs `perkrank.serving.bootstrap.bootstrap`.
+"""
 
 import json
 import os
@@ -9,9 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from perkrank.config import ConfigError, ServeConfig
-from perkrank.serving.app import build_app_from_config
-from perkrank.serving.logs import logging_config
-from perkrank.serving.observability import MULTIPROCESS_VARIABLE
+from perkrank.serving.api.app import create_app
+from perkrank.serving.api.logs import logging_config
+from perkrank.serving.api.observability import MULTIPROCESS_VARIABLE
 
 WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
 """How `run` hands settings and data directory to worker processes."""
@@ -20,7 +24,7 @@ WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
 def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
     """Serve on `settings.host`:`settings.port` until interrupted (raises ConfigError).
 
-    Logs are JSON lines (perkrank.serving.logs); uvicorn's access log is off (request paths
+    Logs are JSON lines (perkrank.serving.api.logs); uvicorn's access log is off (request paths
     hold member ids) and perkrank logs its own access lines. Several workers share one fresh
     PROMETHEUS_MULTIPROC_DIR (unless it is set), so /metrics covers all of them. Past
     `settings.max_in_flight` connections and requests in progress, a process answers 503 at
@@ -32,7 +36,7 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
             "more than one worker needs redis_url: with the in-process store every worker "
             "would keep its own cap counters and preferences"
         )
-    app = build_app_from_config(settings, data_dir)
+    app = create_app(settings, data_dir=data_dir)
     options = {
         "host": settings.host,
         "port": settings.port,
@@ -54,4 +58,4 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
 def worker_app() -> FastAPI:
     """The app of one worker process, from the setup `run` put in the environment."""
     setup = json.loads(os.environ[WORKER_SETUP_VARIABLE])
-    return build_app_from_config(ServeConfig(**setup["settings"]), Path(setup["data_dir"]))
+    return create_app(ServeConfig(**setup["settings"]), data_dir=Path(setup["data_dir"]))

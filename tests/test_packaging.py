@@ -47,7 +47,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
             shutil.copy2(path, source / name)
     wheels, site = root / "wheels", root / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment = {  # nothing of other tests' settings (mlflow exports its tracking URI)
+        key: value
+        for key, value in os.environ.items()
+        if key != "PYTHONPATH" and not key.startswith(("PERKRANK_", "MLFLOW_"))
+    }
     run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."], source,
         environment)
     (wheel,) = wheels.glob("perkrank-*.whl")

@@ -1,1 +1,2 @@
-"""Serving policy as pure functions: what the state stores decide, with no I/O."""
+"""Ranking, catalog, selection rules and the serving context: pure Python and numpy, no HTTP,
+no storage."""

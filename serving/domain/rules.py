@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from perkrank.config import CapRule
-from perkrank.serving.store import (
+from perkrank.serving.domain.selection import (
     SUPPRESSION_REASONS,
     Candidate,
     Preferences,
     Selection,
     SelectionRequest,
 )
-from perkrank.serving.windows import current_bucket
+from perkrank.serving.domain.windows import current_bucket
 
 Reason = Literal["opt_out", "partner_limit", "budget", "cap", "limit"]
 """Why a candidate was left out: a SUPPRESSION_REASONS entry, or `limit` for a candidate the

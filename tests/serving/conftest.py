@@ -23,11 +23,12 @@ from fastapi import FastAPI
 from perkrank.config import CapsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
-from perkrank.serving.app import create_app
-from perkrank.serving.catalog import Member, Offer, build_catalog
-from perkrank.serving.memory_store import MemoryStateStore
-from perkrank.serving.redis_store import RedisStateStore
-from perkrank.serving.store import StateStore
+from perkrank.serving.api.app import create_app
+from perkrank.serving.bootstrap import Runtime, build_context
+from perkrank.serving.domain.catalog import Member, Offer, build_catalog
+from perkrank.serving.state.memory import MemoryStateStore
+from perkrank.serving.state.ports import StateStore
+from perkrank.serving.state.redis_store import RedisStateStore
 
 STORE_TIMEOUT_MS = 2000
 """Generous: the test machine is shared and slow; production uses ServeConfig.store_timeout_ms."""
@@ -173,14 +174,16 @@ def small_app(store: StateStore, rules=(), **settings) -> FastAPI:
         "app_api_keys": f"tests:{SMALL_APP_KEY}",
         "admin_api_keys": f"ops:{SMALL_ADMIN_KEY}",
     }
-    return create_app(
-        ServeConfig(**values | settings),
+    serve_config = ServeConfig(**values | settings)
+    context = build_context(
         bundle=bundle,
         model_version="small-1",
         catalog=build_catalog(offers, {"alice": Member("north", "base")}, bundle),
         store=store,
         caps=CapsConfig(rules=rules),
+        settings=serve_config,
     )
+    return create_app(serve_config, Runtime(context))
 
 
 @pytest.fixture

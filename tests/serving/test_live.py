@@ -24,11 +24,15 @@ from perkrank.cli import main
 from perkrank.config import CapsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
-from perkrank.serving import admin
-from perkrank.serving.app import build_app_from_config, create_app
-from perkrank.serving.catalog import build_catalog
-from perkrank.serving.memory_store import MemoryStateStore
-from perkrank.serving.redis_store import RedisStateStore
+from perkrank.serving.api import admin
+from perkrank.serving.api.app import create_app
+from perkrank.serving.bootstrap import Runtime, bootstrap, build_context
+from perkrank.serving.domain.catalog import build_catalog
+from perkrank.serving.domain.catalog_file import read_offers_file
+from perkrank.serving.domain.context import ContextHolder
+from perkrank.serving.live import LiveRefresher
+from perkrank.serving.state.memory import MemoryStateStore
+from perkrank.serving.state.redis_store import RedisStateStore
 
 APP_KEY = "app-key-for-live-tests-01"
 ADMIN_KEY = "admin-key-for-live-tests-01"
@@ -156,7 +160,7 @@ def running(live_server) -> Callable[[ServeConfig, Path], AbstractContextManager
 
     @contextmanager
     def run_process(settings: ServeConfig, data_dir: Path) -> Iterator[httpx.Client]:
-        app = build_app_from_config(settings, data_dir)
+        app = create_app(settings, data_dir=data_dir)
         with (
             live_server(app, lifespan="on") as url,
             httpx.Client(base_url=url, timeout=10) as client,
@@ -283,7 +287,7 @@ def test_a_process_started_while_redis_is_down_follows_the_caps_once_it_is_back(
 @pytest.fixture
 def client(program) -> Iterator[TestClient]:
     """One process with the in-process store."""
-    app = build_app_from_config(settings_for(program, None, "perkrank"), program / "data")
+    app = create_app(settings_for(program, None, "perkrank"), data_dir=program / "data")
     with TestClient(app) as test_client:
         yield test_client
 
@@ -402,14 +406,16 @@ def test_offers_of_an_unknown_content_type_or_too_large_are_refused(client, monk
 
 def test_publishing_needs_the_partners_table(program):
     bundle = make_bundle()
-    app = create_app(
-        settings_for(program, None, "perkrank"),
+    settings = settings_for(program, None, "perkrank")
+    context = build_context(
         bundle=bundle,
         model_version="test",
         catalog=build_catalog([], {}, bundle),
         store=MemoryStateStore(),
         caps=CapsConfig(),
+        settings=settings,
     )
+    app = create_app(settings, Runtime(context))
 
     response = TestClient(app).put(
         "/v1/admin/offers", content=offers_file(NEXT_OFFERS), headers=ADMIN | CSV
@@ -417,6 +423,32 @@ def test_publishing_needs_the_partners_table(program):
 
     assert response.status_code == 409
     assert "without a partners table" in response.json()["detail"]
+
+
+def test_the_refresher_swaps_contexts_in_its_holder_without_any_app(program):
+    settings = settings_for(program, None, "perkrank")
+    runtime = bootstrap(settings, program / "data")
+    holder = ContextHolder(runtime.context)
+    live = LiveRefresher(holder, settings)
+    first = holder.current
+
+    live.put_caps(CapsConfig.model_validate(PAUSED), "ops")
+    offers = read_offers_file(offers_file(NEXT_OFFERS).encode(), ".csv", runtime.partners)
+    live.publish_catalog(offers, "sha-of-the-file", "ops")
+    promote(program / "models", "v2")
+    live.check_model()
+
+    current = holder.current
+    assert (first.caps_version, first.catalog_version, first.model_version) == (0, 0, "local:v1")
+    assert (current.caps_version, current.catalog_version) == (2, 1)
+    assert current.model_version == "local:v2"
+    assert [rule.name for rule in current.rules()] == ["paused"]
+    assert sorted(offer.offer_id for offer in current.ranker.catalog.offers) == [
+        "fresh-snacks",
+        "glow-fuel",
+        "north-bakery",
+    ]
+    assert runtime.context.store.get_catalog().sha256 == "sha-of-the-file"
 
 
 # ---------------------------------------------------------------- models
@@ -464,7 +496,7 @@ def test_model_swap_during_a_stream_of_requests_fails_none_of_them(
 
 @pytest.mark.parametrize("broken", ["nan", "unloadable"])
 def test_a_broken_model_version_leaves_the_old_one_serving(program, broken):
-    app = build_app_from_config(settings_for(program, None, "perkrank"), program / "data")
+    app = create_app(settings_for(program, None, "perkrank"), data_dir=program / "data")
     with TestClient(app) as client:
         promote(program / "models", broken)
         rejected = client.post("/v1/admin/reload", headers=ADMIN)

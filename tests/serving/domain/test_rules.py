@@ -15,7 +15,12 @@ from perkrank.serving.domain.rules import (
     MemberState,
     select_offers,
 )
-from perkrank.serving.store import Candidate, Preferences, Selection, SelectionRequest
+from perkrank.serving.domain.selection import (
+    Candidate,
+    Preferences,
+    Selection,
+    SelectionRequest,
+)
 
 NOW = datetime(2024, 5, 17, 12, tzinfo=UTC).timestamp()
 """Friday noon, UTC: 12 hours left in the day, 2.5 days in the ISO week 2024-W20."""

@@ -22,17 +22,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from perkrank.config import CAP_SCOPES, CapRule
+from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.rules import CapCounter, MemberState, select_offers
-from perkrank.serving.keys import member_cap_key, offer_cap_key, redeemed_key
-from perkrank.serving.memory_store import KEY_PREFIX, MemoryStateStore
-from perkrank.serving.redis_store import RedisStateStore
-from perkrank.serving.store import (
-    Candidate,
-    OfferEvent,
-    Preferences,
-    SelectionRequest,
-)
-from perkrank.serving.windows import current_bucket
+from perkrank.serving.domain.selection import Candidate, Preferences, SelectionRequest
+from perkrank.serving.domain.windows import current_bucket
+from perkrank.serving.state.keys import member_cap_key, offer_cap_key, redeemed_key
+from perkrank.serving.state.memory import KEY_PREFIX, MemoryStateStore
+from perkrank.serving.state.redis_store import RedisStateStore
 
 NOW = datetime(2024, 5, 17, 12, tzinfo=UTC).timestamp()
 """Friday noon, UTC."""

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): the app factory, its routers, schemas, auth and observability."""

@@ -1,0 +1,254 @@
+"""Live changes over HTTP (admin key): cap rules, catalog publishing, model reload.
+
+A change is stored in the state store, applied by the process that took it before it answers,
+and by every other process within a second (`perkrank.serving.live`). Each one is versioned
+and audited with the API key's name (never the key). An uploaded offers file is parsed here
+(`perkrank.serving.domain.catalog_file`); the refresher only stores and applies its offers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
+from perkrank.serving.domain.catalog_file import read_offers_file
+from perkrank.serving.live import LiveRefresher
+from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
+
+OFFERS_FILE_SUFFIXES = {
+    "text/csv": ".csv",
+    "application/gzip": ".csv.gz",
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+}
+"""Content types of `PUT /v1/admin/offers` and the file each one is read as."""
+MAX_OFFERS_FILE_BYTES = 64 * 1024 * 1024
+HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
+CAPS_EXAMPLE = {
+    "rules": [
+        {"name": "member_offer_week", "scope": "member_offer", "limit": 3, "window": "week"},
+        {"name": "member_partner_day", "scope": "member_partner", "limit": 5, "window": "day"},
+    ]
+}
+
+
+class CapsBody(BaseModel):
+    """The cap rules in force: which version, who stored it (API key name) and when."""
+
+    version: int
+    actor: str
+    at: float = Field(description="Unix seconds.")
+    rules: tuple[CapRule, ...]
+
+    @classmethod
+    def of(cls, stored: CapsVersion) -> CapsBody:
+        return cls(
+            version=stored.version, actor=stored.actor, at=stored.at, rules=stored.caps.rules
+        )
+
+
+class ChangeBody(BaseModel):
+    """One audit entry: caps `old`/`new` are `{rules}`, a catalog's `{offers, sha256}`."""
+
+    version: int
+    actor: str
+    at: float
+    old: Any = Field(description="null for version 1.")
+    new: Any
+
+    @classmethod
+    def of(cls, change: Change) -> ChangeBody:
+        return cls(
+            version=change.version, actor=change.actor, at=change.at, old=change.old, new=change.new
+        )
+
+
+class CatalogBody(BaseModel):
+    """A published catalog: its version, size, the file's SHA-256, who and when."""
+
+    version: int
+    offers: int
+    sha256: str
+    actor: str
+    at: float
+
+    @classmethod
+    def of(cls, published: CatalogVersion) -> CatalogBody:
+        return cls(
+            version=published.version,
+            offers=len(published.offers),
+            sha256=published.sha256,
+            actor=published.actor,
+            at=published.at,
+        )
+
+
+class ReloadBody(BaseModel):
+    """The reload generation every process follows, and the model this process serves now."""
+
+    reload: int
+    model_version: str
+
+
+def admin_routes() -> APIRouter:
+    """The caps and admin endpoints."""
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/caps", response_model=CapsBody, tags=["caps"], summary="The cap rules in force")
+    def get_caps(_: AdminKey, live: Live) -> CapsBody:
+        """The current version of the frequency caps (admin key)."""
+        return CapsBody.of(live.stored_caps())
+
+    @router.put(
+        "/caps",
+        response_model=CapsBody,
+        tags=["caps"],
+        summary="Replace the cap rules on every process",
+        responses={422: {"description": "A rule is invalid: `detail` names rule and field."}},
+    )
+    def put_caps(
+        actor: AdminKey,
+        live: Live,
+        body: Annotated[dict[str, Any], Body(examples=[CAPS_EXAMPLE])],
+    ) -> Any:
+        """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
+        here at once, on every process within a second, audited with the key's name."""
+        try:
+            caps = CapsConfig.model_validate(body)
+        except ValidationError as error:
+            return JSONResponse({"detail": cap_problems(error, body)}, status_code=422)
+        return CapsBody.of(live.put_caps(caps, actor))
+
+    @router.get(
+        "/caps/history",
+        response_model=list[ChangeBody],
+        tags=["caps"],
+        summary="Who changed the cap rules, when, old → new",
+    )
+    def caps_history(
+        _: AdminKey, context: Context, limit: Annotated[int, HISTORY_LIMIT] = 20
+    ) -> list[ChangeBody]:
+        """The last cap changes, newest first (admin key)."""
+        return [ChangeBody.of(change) for change in context.store.caps_history(limit)]
+
+    @router.put(
+        "/admin/offers",
+        response_model=CatalogBody,
+        tags=["admin"],
+        summary="Publish a new offer catalog on every process",
+        responses={
+            413: {"description": "File larger than 64 MiB."},
+            415: {"description": "Not text/csv, application/gzip or Parquet."},
+            422: {"description": "The file breaks the data contract: `detail` names rows."},
+        },
+    )
+    async def put_offers(request: Request, actor: AdminKey, live: Live, partners: Partners) -> Any:
+        """The body is an offers file as in the data contract (CSV, gzipped CSV or Parquet,
+        by Content-Type). It is checked like training inputs, against the partners the
+        service started with; a bad file changes nothing. A good one replaces the catalog
+        here at once and on every process within a second."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        suffix = OFFERS_FILE_SUFFIXES.get(media_type)
+        if suffix is None:
+            return _error(415, f"send the offers file as one of {', '.join(OFFERS_FILE_SUFFIXES)}")
+        content = bytearray()
+        async for chunk in request.stream():
+            content += chunk
+            if len(content) > MAX_OFFERS_FILE_BYTES:
+                return _error(413, f"the offers file is larger than {MAX_OFFERS_FILE_BYTES} bytes")
+        from perkrank.features.loader import DataValidationError
+
+        try:
+            published = await run_in_threadpool(
+                publish_offers_file, live, partners, bytes(content), suffix, actor
+            )
+        except DataValidationError as error:
+            return JSONResponse(
+                {"detail": [_problem_body(problem) for problem in error.problems]},
+                status_code=422,
+            )
+        except LookupError as error:
+            return _error(409, str(error))
+        return CatalogBody.of(published)
+
+    @router.get(
+        "/admin/offers/history",
+        response_model=list[ChangeBody],
+        tags=["admin"],
+        summary="Who published which catalog, when",
+    )
+    def catalog_history(
+        _: AdminKey, context: Context, limit: Annotated[int, HISTORY_LIMIT] = 20
+    ) -> list[ChangeBody]:
+        """The last catalog publications, newest first (admin key)."""
+        return [ChangeBody.of(change) for change in context.store.catalog_history(limit)]
+
+    @router.post(
+        "/admin/reload",
+        response_model=ReloadBody,
+        tags=["admin"],
+        summary="Check the registry for a new champion on every process",
+    )
+    def reload(_: AdminKey, live: Live) -> ReloadBody:
+        """Every process re-checks the registry (and retries a version it rejected); this one
+        before it answers, with the model it serves afterwards."""
+        generation = live.context.store.request_reload()
+        live.refresh_settings()
+        live.check_model()
+        return ReloadBody(reload=generation, model_version=live.context.model_version)
+
+    return router
+
+
+def publish_offers_file(
+    live: LiveRefresher, partners: Any, content: bytes, suffix: str, actor: str
+) -> CatalogVersion:
+    """Parse an uploaded offers file against `partners` and publish its offers through `live`.
+
+    Raises DataValidationError (nothing stored) or LookupError without a partners table.
+    """
+    if partners is None:
+        raise LookupError("this service was started without a partners table (--data)")
+    offers = read_offers_file(content, suffix, partners)
+    return live.publish_catalog(offers, hashlib.sha256(content).hexdigest(), actor)
+
+
+def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each problem of a rule set with the rule's index and name and the field."""
+    rules = body.get("rules")
+    problems = []
+    for item in error.errors(include_url=False):
+        location, message = item["loc"], item["msg"]
+        problem: dict[str, Any] = {"loc": list(location), "msg": message}
+        if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
+            index = location[1]
+            rule = rules[index] if isinstance(rules, list) else None
+            name = rule.get("name") if isinstance(rule, dict) else None
+            field = ".".join(str(part) for part in location[2:]) or None
+            problem |= {"rule": index, "name": name, "field": field}
+            message = f"rule {index} ({name}), field {field}: {message}"
+        else:
+            message = f"{'.'.join(str(part) for part in location)}: {message}"
+        problems.append(problem | {"message": message})
+    return problems
+
+
+def _problem_body(problem: Any) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "row": problem.row,
+        "field": problem.field,
+        "msg": problem.message,
+        "message": str(problem),
+    }
+
+
+def _error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)

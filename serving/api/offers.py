@@ -1,0 +1,103 @@
+"""`GET /v1/members/{member_id}/offers`: a member's ranked offers for one screen view.
+
+Apps call it on every screen view, so its path stays small: numpy over arrays held in memory,
+one store round trip, JSON written by orjson. Its parameters are read in one pydantic
+validation and its key checked by a plain call, not declared to FastAPI: FastAPI's
+per-parameter and per-dependency handling cost more than ranking on this path.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+
+from perkrank.config import ServeConfig
+from perkrank.serving.api.auth import API_KEY_HEADER, Role
+from perkrank.serving.api.deps import context_of, require_key
+from perkrank.serving.api.logs import REQUEST_ID
+from perkrank.serving.api.observability import count_offers
+from perkrank.serving.api.schemas import (
+    VALIDATION_ERROR,
+    OffersResponse,
+    offers_parameters,
+    openapi_parameters,
+)
+from perkrank.serving.domain.ranking import OfferRequest, Ranking
+
+
+def offers_routes(settings: ServeConfig) -> APIRouter:
+    """The offers endpoint, under /v1, with the configured list lengths."""
+    router = APIRouter(prefix="/v1")
+    parameters = offers_parameters(settings.default_limit, settings.max_limit)
+
+    @router.get(
+        "/members/{member_id}/offers",
+        response_model=OffersResponse,
+        tags=["offers"],
+        summary="A member's ranked offers for one screen view",
+        responses={422: VALIDATION_ERROR},
+        openapi_extra={
+            "parameters": openapi_parameters(parameters, in_path={"member_id"}),
+            "security": [{APIKeyHeader.__name__: []}],
+        },
+    )
+    async def get_offers(request: Request) -> Response:
+        """Eligible offers (valid today, offered in the region, open to the tier), ranked for
+        the member, without opt-outs and within caps, budgets and the per-partner limit.
+        Every offer returned is counted against its caps. A member the files do not know
+        gets offers for their region and tier (query parameters, else the defaults)."""
+        context = context_of(request)
+        require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
+        offer_request = _offer_request(request, parameters)
+        ranking = await context.ranker.rank(context.store, offer_request, context.rules())
+        count_offers(context, offer_request.channel, ranking)
+        return _offers_response(offer_request, ranking, context.model_version)
+
+    return router
+
+
+def _offer_request(request: Request, parameters: type[BaseModel]) -> OfferRequest:
+    """The request's validated parameters; RequestValidationError (422) names each bad one."""
+    try:
+        values = parameters.model_validate({**request.query_params, **request.path_params})
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**problem, "loc": (_parameter_place(problem["loc"]), *problem["loc"])}
+                for problem in error.errors(include_url=False)
+            ]
+        ) from None
+    return OfferRequest(values.member_id, values.channel, values.limit, values.region, values.tier)
+
+
+def _parameter_place(location: tuple[int | str, ...]) -> str:
+    return "path" if location[:1] == ("member_id",) else "query"
+
+
+def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str) -> Response:
+    """`OffersResponse` as JSON, written by orjson without building pydantic objects."""
+    offers = [
+        {
+            "offer_id": served.offer.offer_id,
+            "partner_id": served.offer.partner_id,
+            "category": served.offer.category,
+            "title": served.offer.title,
+            "reward": served.offer.reward,
+            "rank": served.rank,
+            "score": round(served.score, 6),
+            "reason": served.reason,
+        }
+        for served in ranking.offers
+    ]
+    body = {
+        "member_id": request.member_id,
+        "channel": request.channel,
+        "personalized": ranking.personalized,
+        "model_version": model_version,
+        "request_id": REQUEST_ID.get(),
+        "offers": offers,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

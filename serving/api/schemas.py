@@ -1,0 +1,217 @@
+"""The JSON bodies of the HTTP API, with the examples the OpenAPI page shows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi.openapi.constants import REF_PREFIX
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from perkrank.serving.domain.selection import Preferences
+
+MEMBER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+Channel = Literal["store", "app", "web"]
+Tier = Literal["base", "silver", "gold", "vip"]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""A category, partner id or region as the data files spell it."""
+MAX_OPT_OUTS = 200
+
+
+def offers_parameters(default_limit: int, max_limit: int) -> type[BaseModel]:
+    """The offers endpoint's parameters (member_id from the path, the rest from the query),
+    with the configured list lengths."""
+    return create_model(
+        "OffersParameters",
+        member_id=(
+            str,
+            Field(
+                pattern=MEMBER_ID_PATTERN,
+                description="The member's id: 1–64 letters, digits, `_ . : -`.",
+                examples=["M000042"],
+            ),
+        ),
+        channel=(Channel, Field("app", description="Where the offers are shown.")),
+        limit=(
+            int,
+            Field(default_limit, ge=1, le=max_limit, description="How many offers to return."),
+        ),
+        region=(
+            str | None,
+            Field(
+                None,
+                min_length=1,
+                max_length=64,
+                description="Rank for this region instead of the member's home region "
+                "(travellers).",
+                examples=["north"],
+            ),
+        ),
+        tier=(Tier | None, Field(None, description="Rank for this tier instead of the member's.")),
+    )
+
+
+def openapi_parameters(model: type[BaseModel], in_path: set[str]) -> list[dict[str, Any]]:
+    """OpenAPI `parameters` for a model's fields: those named in `in_path` in the path, the
+    others in the query."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema["properties"].items():
+        field = dict(field)
+        description = field.pop("description", None)
+        examples = field.pop("examples", None)
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "path" if name in in_path else "query",
+            "required": name in required,
+            "schema": field,
+        }
+        if description:
+            parameter["description"] = description
+        if examples:
+            parameter["example"] = examples[0]
+        parameters.append(parameter)
+    return parameters
+
+
+class ServedOffer(BaseModel):
+    """One offer in a member's list."""
+
+    offer_id: str
+    partner_id: str
+    category: str
+    title: str
+    reward: str
+    rank: int = Field(description="1 = show first.")
+    score: float = Field(description="Model score of the order used; comparable within a list.")
+    reason: str = Field(description="Why the member sees it, short enough for a badge.")
+
+
+class OffersResponse(BaseModel):
+    """A member's offers for one screen view; every offer returned counts against its caps."""
+
+    member_id: str
+    channel: Channel
+    personalized: bool = Field(
+        description="false when the member turned personalization off: regional popularity order."
+    )
+    model_version: str
+    request_id: str
+    offers: list[ServedOffer]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "member_id": "M000042",
+                    "channel": "app",
+                    "personalized": True,
+                    "model_version": "perkrank-offers/7",
+                    "request_id": "9f1c2b7e4a5d6c8b",
+                    "offers": [
+                        {
+                            "offer_id": "O2026-11-0117",
+                            "partner_id": "P0031",
+                            "category": "Beauty",
+                            "title": "10% back on skincare",
+                            "reward": "10% cashback",
+                            "rank": 1,
+                            "score": 2.4183,
+                            "reason": "you often buy Beauty at Glow",
+                        },
+                        {
+                            "offer_id": "O2026-11-0008",
+                            "partner_id": "P0002",
+                            "category": "Grocery",
+                            "title": "Double points on groceries",
+                            "reward": "2x points",
+                            "rank": 2,
+                            "score": 1.9027,
+                            "reason": "picked for you",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class PreferencesBody(BaseModel):
+    """What a member opted out of; PUT replaces all of it."""
+
+    opt_out_all: bool = False
+    opted_out_channels: list[Channel] = Field(default_factory=list, max_length=3)
+    opted_out_categories: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+    opted_out_partners: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+    personalization: bool = Field(
+        True, description="false: offers in regional popularity order, not from their history."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "opt_out_all": False,
+                    "opted_out_channels": ["web"],
+                    "opted_out_categories": ["Alcohol"],
+                    "opted_out_partners": ["P0007"],
+                    "personalization": True,
+                }
+            ]
+        },
+    )
+
+    @classmethod
+    def of(cls, preferences: Preferences) -> PreferencesBody:
+        """The body of stored preferences (lists sorted)."""
+        return cls(
+            opt_out_all=preferences.opt_out_all,
+            opted_out_channels=sorted(preferences.opted_out_channels),
+            opted_out_categories=sorted(preferences.opted_out_categories),
+            opted_out_partners=sorted(preferences.opted_out_partners),
+            personalization=preferences.personalization,
+        )
+
+    def to_preferences(self) -> Preferences:
+        """The preferences to store."""
+        return Preferences(
+            opt_out_all=self.opt_out_all,
+            opted_out_channels=frozenset(self.opted_out_channels),
+            opted_out_categories=frozenset(self.opted_out_categories),
+            opted_out_partners=frozenset(self.opted_out_partners),
+            personalization=self.personalization,
+        )
+
+
+class ErrorBody(BaseModel):
+    """Why a request failed."""
+
+    detail: str = Field(examples=["missing API key: send a valid key in X-API-Key"])
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether this process can serve offers: model loaded and state store reachable."""
+
+    status: Literal["ready", "unavailable"]
+    model_version: str
+    detail: str | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key."},
+    403: {"model": ErrorBody, "description": "The API key's role may not do this."},
+    503: {"model": ErrorBody, "description": "State store unavailable; retry after Retry-After."},
+}
+"""The errors every keyed route may answer, as OpenAPI documents them."""
+VALIDATION_ERROR = {
+    "description": "A parameter is invalid; `detail` names each one.",
+    "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "HTTPValidationError"}}},
+}
+"""The 422 FastAPI documents for routes whose parameters it validates itself."""

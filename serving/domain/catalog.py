@@ -1,0 +1,224 @@
+"""The offer catalog as serving needs it: plain arrays and dicts, built once at startup.
+
+Everything a request reads is here in numpy arrays or tuples: offer fields, validity as day
+numbers, minimum tier ranks, one eligibility mask per region, and every offer's vector and
+bias under the ranker and the fallback (offers the model never saw get theirs from their
+partner, category and scope features). A new catalog can be built and swapped in without
+touching the model. pandas is only used by `load_catalog`, which imports it lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from perkrank.features.schema import TIERS
+from perkrank.features.vocabulary import item_feature_names, item_id
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+from perkrank.serving.domain.selection import Candidate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from perkrank.features.dataset import Dataset
+
+TIER_RANKS: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
+EPOCH = date(1970, 1, 1)
+
+
+class Member(NamedTuple):
+    """Where a member lives and their tier, as in the members file."""
+
+    region: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One offer with its partner's name and scope and its effective regions resolved."""
+
+    offer_id: str
+    partner_id: str
+    partner_name: str
+    scope: str
+    category: str
+    title: str
+    reward: str
+    min_tier: str
+    valid_from: date
+    valid_to: date
+    regions: frozenset[str] | None = None
+    """Where the offer applies; None: everywhere."""
+    budget: int | None = None
+
+
+@dataclass(frozen=True)
+class OfferVectors:
+    """Every offer's vector, bias and item row under one set of factors (row -1: unseen item)."""
+
+    vectors: np.ndarray
+    biases: np.ndarray
+    item_rows: np.ndarray
+
+    @classmethod
+    def build(cls, factors: Factors, offers: Sequence[Offer]) -> OfferVectors:
+        """Look up each offer's item, or build it from its features when the model lacks it."""
+        items = [item_id(offer.partner_id, offer.category) for offer in offers]
+        features = [
+            item_feature_names(offer.partner_id, offer.category, offer.scope) for offer in offers
+        ]
+        vectors, biases = factors.item_vectors_for(items, features)
+        rows = [factors.item_row(item) for item in items]
+        item_rows = np.array([-1 if row is None else row for row in rows], dtype=np.int64)
+        return cls(np.ascontiguousarray(vectors), biases, item_rows)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The offers and members serving ranks over, in arrays indexed by offer row."""
+
+    offers: tuple[Offer, ...]
+    candidates: tuple[Candidate, ...]
+    """What the store needs to know of each offer row."""
+    offer_rows: dict[str, int]
+    valid_from_days: np.ndarray
+    valid_to_days: np.ndarray
+    min_tier_ranks: np.ndarray
+    everywhere: np.ndarray
+    """Offers that apply in any region, including regions no file names."""
+    region_masks: dict[str, np.ndarray]
+    member_profiles: dict[str, int]
+    """Member id → index into `profiles` (ints keep a million members small and GC-cheap)."""
+    profiles: tuple[Member, ...]
+    ranker: OfferVectors
+    fallback: OfferVectors
+
+    def member(self, member_id: str) -> Member | None:
+        """The member's region and tier, None for a member the files do not list."""
+        index = self.member_profiles.get(member_id)
+        return None if index is None else self.profiles[index]
+
+    def eligible(self, region: str, tier: str, day: int) -> np.ndarray:
+        """Boolean mask of offers valid on `day`, offered in `region` and open to `tier`."""
+        mask = self.region_masks.get(region, self.everywhere)
+        mask = mask & (self.min_tier_ranks <= TIER_RANKS[tier])
+        mask &= self.valid_from_days <= day
+        mask &= self.valid_to_days >= day
+        return mask
+
+
+def day_number(day: date) -> int:
+    """Days since 1970-01-01, the unit of the validity arrays."""
+    return (day - EPOCH).days
+
+
+def build_catalog(
+    offers: Sequence[Offer], members: Mapping[str, Member], bundle: Bundle
+) -> Catalog:
+    """Arrays, region masks and offer vectors for `offers`; `members` by member id."""
+    profiles = tuple(sorted(set(members.values())))
+    profile_index = {profile: index for index, profile in enumerate(profiles)}
+    member_profiles = {member_id: profile_index[member] for member_id, member in members.items()}
+    return _build(offers, member_profiles, profiles, bundle)
+
+
+def with_offers(catalog: Catalog, offers: Sequence[Offer], bundle: Bundle) -> Catalog:
+    """The catalog of `catalog`'s members with `offers` under `bundle`: for a newly published
+    catalog or a new model (the member index is shared, not copied)."""
+    return _build(offers, catalog.member_profiles, catalog.profiles, bundle)
+
+
+def _build(
+    offers: Sequence[Offer],
+    member_profiles: dict[str, int],
+    profiles: tuple[Member, ...],
+    bundle: Bundle,
+) -> Catalog:
+    offers = tuple(offers)
+    regions = {profile.region for profile in profiles}
+    for offer in offers:
+        regions.update(offer.regions or ())
+    everywhere = np.array([offer.regions is None for offer in offers], dtype=bool)
+    region_masks = {
+        region: everywhere
+        | np.array(
+            [offer.regions is not None and region in offer.regions for offer in offers],
+            dtype=bool,
+        )
+        for region in sorted(regions)
+    }
+    return Catalog(
+        offers=offers,
+        candidates=tuple(
+            Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
+            for offer in offers
+        ),
+        offer_rows={offer.offer_id: row for row, offer in enumerate(offers)},
+        valid_from_days=np.array([day_number(o.valid_from) for o in offers], dtype=np.int64),
+        valid_to_days=np.array([day_number(o.valid_to) for o in offers], dtype=np.int64),
+        min_tier_ranks=np.array([TIER_RANKS[o.min_tier] for o in offers], dtype=np.int64),
+        everywhere=everywhere,
+        region_masks=region_masks,
+        member_profiles=member_profiles,
+        profiles=profiles,
+        ranker=OfferVectors.build(bundle.ranker, offers),
+        fallback=OfferVectors.build(bundle.fallback, offers),
+    )
+
+
+def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
+    """The catalog of a validated data set (members, partners and offers)."""
+    members = dataset.members
+    profiles = {
+        member_id: Member(region, tier)
+        for member_id, region, tier in zip(
+            members["member_id"], members["region"], members["tier"], strict=True
+        )
+    }
+    return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle)
+
+
+def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
+    """The offers of a validated offers table, with partner names, scopes and regions."""
+    from perkrank.features.offer_features import partner_scopes, regions_of_offers
+
+    partner_names = dict(zip(partners["partner_id"], partners["name"], strict=True))
+    scopes = partner_scopes(partners)
+    budget_column = table["budget"]
+    budgets = [
+        None if missing else int(budget)
+        for budget, missing in zip(budget_column.fillna(0), budget_column.isna(), strict=True)
+    ]
+    records = table.to_dict("records")
+    return [
+        Offer(
+            offer_id=record["offer_id"],
+            partner_id=record["partner_id"],
+            partner_name=partner_names[record["partner_id"]],
+            scope=scopes[record["partner_id"]],
+            category=record["category"],
+            title=record["title"],
+            reward=record["reward"],
+            min_tier=record["min_tier"],
+            valid_from=record["valid_from"].date(),
+            valid_to=record["valid_to"].date(),
+            regions=regions,
+            budget=budget,
+        )
+        for record, regions, budget in zip(
+            records, regions_of_offers(table, partners), budgets, strict=True
+        )
+    ]
+
+
+def load_catalog(data_dir: Path, bundle: Bundle) -> Catalog:
+    """Read and validate the data directory, then build its catalog (raises DataValidationError)."""
+    from perkrank.features.loader import load_dataset
+
+    return catalog_from_dataset(load_dataset(data_dir), bundle)

@@ -1,0 +1,55 @@
+"""The immutable serving context every request reads, and the holder live changes swap it in.
+
+A request reads `ContextHolder.current` once and uses that one context throughout, so it sees
+one consistent model, catalog and rule set however the live settings change meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.domain.ranking import OfferRanker
+
+if TYPE_CHECKING:
+    from perkrank.serving.state.ports import StateStore
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """Everything a request needs; a live change builds a new one (perkrank.serving.live)."""
+
+    ranker: OfferRanker
+    store: StateStore
+    caps: CapsConfig
+    model_version: str
+    caps_version: int = 0
+    """The stored caps version in force; 0: the initial rules, not yet read from the store."""
+    catalog_version: int = 0
+    """The published catalog in force; 0: the offers of the data directory."""
+
+    def rules(self) -> Sequence[CapRule]:
+        """The frequency caps in force: the one place requests look them up."""
+        return self.caps.rules
+
+
+class ContextHolder:
+    """The context in force: read `current` from any thread; `swap` replaces it atomically."""
+
+    def __init__(self, context: ServingContext) -> None:
+        self._context = context
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> ServingContext:
+        """What requests use now."""
+        return self._context
+
+    def swap(self, context: ServingContext) -> ServingContext:
+        """Put `context` in force; the one it replaced."""
+        with self._lock:
+            previous, self._context = self._context, context
+        return previous

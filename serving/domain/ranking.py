@@ -1,0 +1,263 @@
+"""One request's offers: eligibility, two scorings, a shortlist per order, one store call.
+
+The personalized order scores eligible offers with the bundle's ranker (a known member's
+vector plus their repeat-purchase boost, else the cold vector of their region and tier); the
+fallback order scores them with the regional popularity of their segment. Each order's best
+`pool` offers go to `StateStore.select`, which applies opt-outs, the per-partner limit,
+budgets and caps, takes the order the member's personalization setting asks for, and counts
+what it returns. Everything but that one call is numpy over the catalog's arrays.
+
+What depends only on region, tier and day (the eligible offers, their fallback order and the
+cold order) is computed once per segment and day and reused by every request there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from perkrank.config import CapRule, ServeConfig
+from perkrank.features.vocabulary import cold_member_feature_names, member_feature_names
+from perkrank.models.bundle import Bundle
+from perkrank.serving.domain.catalog import Catalog, Offer, day_number
+from perkrank.serving.domain.reasons import offer_reason
+from perkrank.serving.domain.selection import Selection, SelectionRequest
+
+if TYPE_CHECKING:
+    from perkrank.serving.state.ports import MemberStore as StateStore
+
+SECONDS_PER_DAY = 86_400
+REGION_FEATURE = "region="
+"""How `vocabulary.member_feature_names` names a member's region feature."""
+MAX_CACHED_SEGMENTS = 4096
+"""Region × tier × day entries kept before the cache starts over."""
+
+
+@dataclass(frozen=True)
+class OfferRequest:
+    """What an app asked for; region and tier override the member's own (None: theirs)."""
+
+    member_id: str
+    channel: str
+    limit: int
+    region: str | None = None
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The offers eligible for one region, tier and day, and the orders all its members share.
+
+    `vectors`, `biases` and `item_rows` are the ranker's arrays cut to the eligible rows, so
+    a known member's scores cost one small matrix-vector product.
+    """
+
+    rows: np.ndarray
+    vectors: np.ndarray
+    biases: np.ndarray
+    item_rows: np.ndarray
+    cold: Order
+    """The personalized order of a member the ranker never saw."""
+    fallback: Order
+
+
+class Order(NamedTuple):
+    """The best offer rows, best first, and the score behind each."""
+
+    rows: list[int]
+    scores: list[float]
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    """Each order's best eligible offers for one request."""
+
+    personalized: Order
+    fallback: Order
+    known_member: bool
+    """The ranker learned this member's vector (else it scored their region and tier)."""
+    repeat_rows: frozenset[int]
+    """Offer rows of items the member bought before."""
+
+
+class RankedOffer(NamedTuple):
+    """One served offer: its catalog entry, 1-based rank, score and reason."""
+
+    offer: Offer
+    rank: int
+    score: float
+    reason: str
+
+
+class Ranking(NamedTuple):
+    """The served offers, best first, and whether they follow the personalized order."""
+
+    personalized: bool
+    offers: list[RankedOffer]
+    suppressed: dict[str, int]
+    """Offers left out, by reason: `SUPPRESSION_REASONS` of the store, and `eligibility`
+    (catalog offers not valid for the member's region, tier and day)."""
+
+
+class OfferRanker:
+    """Ranks one catalog's offers with one bundle; caches per-segment work only."""
+
+    def __init__(self, bundle: Bundle, catalog: Catalog, settings: ServeConfig) -> None:
+        self.bundle = bundle
+        self.catalog = catalog
+        self._settings = settings
+        self._max_pool = self.pool_size(settings.max_limit)
+        self._segments: dict[tuple[str | None, str, int], Segment] = {}
+        self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
+
+    async def rank(
+        self,
+        store: StateStore,
+        request: OfferRequest,
+        rules: Sequence[CapRule],
+        now: float | None = None,
+    ) -> Ranking:
+        """Shortlist eligible offers, let the store select and count them, explain each one.
+
+        Parameters
+        ----------
+        store:
+            Applies opt-outs, the per-partner limit, budgets and `rules` in one call.
+        request:
+            Member, channel, list length and optional region and tier overrides.
+        rules:
+            The frequency caps in force.
+        now:
+            Unix seconds (None: the clock); picks the cap windows, and the catalog day
+            unless `ServeConfig.catalog_date` fixes it.
+
+        Returns
+        -------
+        At most `request.limit` offers in the order the store selected them.
+        """
+        now = time.time() if now is None else now
+        region, tier = self.profile(request)
+        pool = self.pool_size(request.limit)
+        segment = self.segment(region, tier, self.day(now))
+        shortlist = self.shortlist(request.member_id, segment, pool)
+        candidates = self.catalog.candidates
+        selection = await store.select(
+            SelectionRequest(
+                member_id=request.member_id,
+                channel=request.channel,
+                now=now,
+                limit=request.limit,
+                max_per_partner=self._settings.max_offers_per_partner,
+                personalized=[candidates[row] for row in shortlist.personalized.rows[:pool]],
+                fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
+                rules=rules,
+            )
+        )
+        ranking = self.explain(shortlist, selection)
+        ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
+        return ranking
+
+    def profile(self, request: OfferRequest) -> tuple[str, str]:
+        """Region and tier to rank for: the request's, else the member's, else the defaults."""
+        member = self.catalog.member(request.member_id)
+        region = request.region or (member.region if member else self._settings.default_region)
+        tier = request.tier or (member.tier if member else self._settings.default_tier)
+        return region, tier
+
+    def day(self, now: float) -> int:
+        """The catalog day offers must be valid on: the configured date, else today (UTC)."""
+        if self._settings.catalog_date is not None:
+            return day_number(self._settings.catalog_date)
+        return int(now // SECONDS_PER_DAY)
+
+    def pool_size(self, limit: int) -> int:
+        """How many candidates of each order go to the store."""
+        settings = self._settings
+        return limit * settings.candidate_pool_multiplier + settings.candidate_pool_margin
+
+    def segment(self, region: str, tier: str, day: int) -> Segment:
+        """The eligible offers and shared orders of a region, tier and day (cached)."""
+        # Regions neither the catalog nor the models name all rank alike: one cache entry.
+        key = (region if region in self._known_regions else None, tier, day)
+        segment = self._segments.get(key)
+        if segment is None:
+            if len(self._segments) >= MAX_CACHED_SEGMENTS:
+                self._segments.clear()
+            segment = self._segments[key] = self._build_segment(region, tier, day)
+        return segment
+
+    def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
+        """Both orders for the member: the segment's cold order unless the ranker knows them."""
+        ranker = self.bundle.ranker
+        member_row = ranker.member_row(member_id)
+        if member_row is None:
+            return Shortlist(segment.cold, segment.fallback, False, frozenset())
+        repeat = ranker.repeat_scores(member_id, segment.item_rows)
+        scores = segment.vectors @ ranker.member_vectors[member_row]
+        scores += segment.biases
+        scores += repeat
+        personalized = best_order(scores, segment.rows, pool)
+        repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
+        return Shortlist(personalized, segment.fallback, True, repeat_rows)
+
+    def explain(self, shortlist: Shortlist, selection: Selection) -> Ranking:
+        """The selected offers with their rank, score (in the order used) and reason."""
+        order = shortlist.personalized if selection.personalized else shortlist.fallback
+        scores = dict(zip(order.rows, order.scores, strict=True))
+        offer_rows = self.catalog.offer_rows
+        offers = self.catalog.offers
+        ranked = []
+        for rank, offer_id in enumerate(selection.offer_ids, start=1):
+            row = offer_rows[offer_id]
+            reason = offer_reason(
+                offers[row],
+                personalized=selection.personalized,
+                known_member=shortlist.known_member,
+                repeated=row in shortlist.repeat_rows,
+            )
+            ranked.append(RankedOffer(offers[row], rank, scores[row], reason))
+        return Ranking(selection.personalized, ranked, dict(selection.suppressed))
+
+    def _build_segment(self, region: str, tier: str, day: int) -> Segment:
+        rows = np.flatnonzero(self.catalog.eligible(region, tier, day))
+        ranker, fallback = self.catalog.ranker, self.catalog.fallback
+        cold_vector = self.bundle.ranker.member_vector(
+            None, cold_member_feature_names(region, tier)
+        )
+        segment_vector = self.bundle.fallback.member_vector(
+            None, member_feature_names(region, tier)
+        )
+        vectors, biases = ranker.vectors[rows], ranker.biases[rows]
+        cold_scores = vectors @ cold_vector + biases
+        fallback_scores = fallback.vectors[rows] @ segment_vector + fallback.biases[rows]
+        return Segment(
+            rows=rows,
+            vectors=vectors,
+            biases=biases,
+            item_rows=ranker.item_rows[rows],
+            cold=best_order(cold_scores, rows, self._max_pool),
+            fallback=best_order(fallback_scores, rows, self._max_pool),
+        )
+
+
+def _model_regions(bundle: Bundle) -> set[str]:
+    """Regions the ranker or the fallback has a feature vector for."""
+    names = {
+        *bundle.ranker.member_feature_ids.tolist(),
+        *bundle.fallback.member_feature_ids.tolist(),
+    }
+    return {name.removeprefix(REGION_FEATURE) for name in names if name.startswith(REGION_FEATURE)}
+
+
+def best_order(scores: np.ndarray, rows: np.ndarray, count: int) -> Order:
+    """The `count` best of `rows` by `scores` (aligned with `rows`), best first; ties by row."""
+    if len(rows) > count:
+        positions = np.sort(np.argpartition(-scores, count - 1)[:count])
+    else:
+        positions = np.arange(len(rows))
+    positions = positions[np.argsort(-scores[positions], kind="stable")]
+    return Order(rows[positions].tolist(), scores[positions].tolist())

@@ -1,0 +1,71 @@
+"""What ranking hands the member-state store and what it gets back: pure, immutable types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from perkrank.config import CapRule
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a member opted out of. The default opts out of nothing."""
+
+    opt_out_all: bool = False
+    opted_out_channels: frozenset[str] = frozenset()
+    opted_out_categories: frozenset[str] = frozenset()
+    opted_out_partners: frozenset[str] = frozenset()
+    personalization: bool = True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An eligible offer, as the store needs to know it to apply rules."""
+
+    offer_id: str
+    partner_id: str
+    category: str
+    budget: int | None = None
+
+    @cached_property
+    def record(self) -> str:
+        """Its fields joined by \\x1f (budget empty when None), as RedisStateStore ships it;
+        computed once per Candidate, and catalogs keep theirs. Raises ValueError when an id
+        holds \\x1e or \\x1f, which would split it."""
+        fields = (self.offer_id, self.partner_id, self.category)
+        if any("\x1e" in field or "\x1f" in field for field in fields):
+            raise ValueError(f"offer {self.offer_id!r}: an id holds the character \\x1e or \\x1f")
+        budget = "" if self.budget is None else self.budget
+        return f"{self.offer_id}\x1f{self.partner_id}\x1f{self.category}\x1f{budget}"
+
+
+@dataclass(frozen=True)
+class SelectionRequest:
+    """One request's candidates, best first, in two orders: personalized and fallback."""
+
+    member_id: str
+    channel: str
+    now: float
+    """Unix seconds; picks the cap windows."""
+    limit: int
+    max_per_partner: int
+    personalized: Sequence[Candidate]
+    fallback: Sequence[Candidate]
+    """Used instead of `personalized` when the member turned personalization off."""
+    rules: Sequence[CapRule] = ()
+
+
+SUPPRESSION_REASONS = ("opt_out", "partner_limit", "budget", "cap")
+"""Why a candidate was left out, in the order the rules are checked."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What `select` returned and why the rest was left out."""
+
+    offer_ids: list[str]
+    personalized: bool
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Candidates left out, by reason: opt_out, partner_limit, budget, cap."""

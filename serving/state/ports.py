@@ -1,0 +1,116 @@
+"""The live state of serving behind three small ports, one per job, and one combined store.
+
+- `MemberStore`: preferences, and `select`, the one call a request makes: it reads the
+  member's preferences, applies opt-outs, the per-partner limit, budgets and frequency caps to
+  the ranked candidates, and counts what it returns — atomically;
+- `EventLog`: the events apps report (counted against caps and budgets) and reading them back;
+- `LiveSettings`: the cap rules and published catalog every process follows, their history,
+  and the reload generation.
+
+Two adapters implement all three as `StateStore`: `RedisStateStore` (production, shared by
+every process; keys in docs/redis_keys.md) and `MemoryStateStore` (the embedded default, one
+process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from perkrank.config import CapRule, CapsConfig, ServeConfig
+from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
+from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
+from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change, LiveVersions
+
+
+class StateStoreError(RuntimeError):
+    """The store cannot be reached or answered with an error; serving answers 503."""
+
+
+class MemberStore(Protocol):
+    """Port: one member's preferences and the selection (and counting) of their offers."""
+
+    def get_preferences(self, member_id: str) -> Preferences: ...
+
+    def set_preferences(self, member_id: str, preferences: Preferences) -> None: ...
+
+    async def select(self, request: SelectionRequest) -> Selection:
+        """The one call of a request: awaited, so a networked store never blocks the loop."""
+        ...
+
+
+class EventLog(Protocol):
+    """Port: the impressions, clicks and redemptions apps report."""
+
+    def record_events(
+        self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> EventsRecorded:
+        """Keep each event whose `event_id` was not seen within `EVENT_ID_TTL_SECONDS`, count it
+        against every rule counting its type (see `event_counters`), let a redemption spend
+        budget, and append it to the event stream: in one round trip, atomically."""
+        ...
+
+    def read_events(self, after: str, count: int) -> list[StoredEvent]:
+        """Up to `count` kept events whose stream id comes after `after` ("0-0": the first)."""
+        ...
+
+
+class LiveSettings(Protocol):
+    """Port: versioned, audited cap rules and catalogs, and the reload generation."""
+
+    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """The stored caps; when none are stored yet, `caps` become version 1 (atomically:
+        of several processes starting at once, one writes)."""
+        ...
+
+    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """Store `caps` as the next version and audit the change (old → new), atomically."""
+        ...
+
+    def get_caps(self) -> CapsVersion | None: ...
+
+    def caps_history(self, limit: int) -> list[Change]:
+        """The last `limit` cap changes, newest first."""
+        ...
+
+    def publish_catalog(
+        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
+    ) -> CatalogVersion:
+        """Store validated offers (JSON records) as the next catalog version, audited."""
+        ...
+
+    def get_catalog(self) -> CatalogVersion | None: ...
+
+    def catalog_history(self, limit: int) -> list[Change]:
+        """The last `limit` catalog publications, newest first."""
+        ...
+
+    def live_versions(self) -> LiveVersions:
+        """The caps and catalog versions and the reload generation, in one round trip."""
+        ...
+
+    def request_reload(self) -> int:
+        """Bump the reload generation: every process re-checks the model registry."""
+        ...
+
+
+class StateStore(MemberStore, EventLog, LiveSettings, Protocol):
+    """All three ports in one store, with its health check and shutdown."""
+
+    def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(config: ServeConfig) -> StateStore:
+    """The Redis store when `config.redis_url` is set, else the in-process one."""
+    # Imported here: an adapter is loaded only when it is used.
+    if config.redis_url is None:
+        from perkrank.serving.state.memory import MemoryStateStore
+
+        return MemoryStateStore(events_kept=config.events_kept)
+    from perkrank.serving.state.redis_store import RedisStateStore
+
+    return RedisStateStore(
+        config.redis_url, config.key_prefix, config.store_timeout_ms, events_kept=config.events_kept
+    )

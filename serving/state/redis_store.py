@@ -1,0 +1,370 @@
+"""The Redis state store: preferences in one hash per member, selection in one Lua script call."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from perkrank.config import CapRule, CapsConfig
+from perkrank.serving.domain.events import (
+    EVENT_ID_TTL_SECONDS,
+    EventsRecorded,
+    OfferEvent,
+    StoredEvent,
+)
+from perkrank.serving.domain.selection import (
+    SUPPRESSION_REASONS,
+    Candidate,
+    Preferences,
+    Selection,
+    SelectionRequest,
+)
+from perkrank.serving.domain.windows import current_bucket
+from perkrank.serving.state.event_counters import EVENTS_KEPT, event_counters
+from perkrank.serving.state.keys import (
+    event_id_key,
+    events_key,
+    live_history_key,
+    live_setting_key,
+    live_versions_key,
+    preferences_key,
+    redeemed_key,
+)
+from perkrank.serving.state.live_records import (
+    HISTORY_LENGTH,
+    LIVE_VERSIONS,
+    CapsVersion,
+    CatalogVersion,
+    Change,
+    LiveSetting,
+    LiveVersions,
+    caps_value,
+    caps_version,
+    catalog_version,
+    change,
+    live_change,
+)
+from perkrank.serving.state.ports import StateStoreError
+from perkrank.serving.state.script_pipe import ScriptPipe
+
+SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
+EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
+HEALTH_CHECK_INTERVAL_SECONDS = 30
+"""A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
+RETRY_ON = (redis.ConnectionError,)
+"""Errors worth one retry: a broken connection. A timed-out script may have run already."""
+
+_OPT_OUT_KINDS = ("channel", "category", "partner")
+
+
+class RedisStateStore:
+    """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
+
+    `key_prefix` starts every key (ServeConfig.key_prefix: no braces); `timeout_ms` bounds
+    connecting and every reply. Every Redis error becomes StateStoreError.
+    """
+
+    def __init__(
+        self, url: str, key_prefix: str, timeout_ms: int, *, events_kept: int = EVENTS_KEPT
+    ) -> None:
+        parts = urlsplit(url)
+        self._location = parts.netloc.rpartition("@")[2] or parts.path
+        self._prefix = key_prefix
+        self._url = url
+        self._options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": timeout_ms / 1000,
+            "socket_connect_timeout": timeout_ms / 1000,
+            "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+        }
+        self._client = redis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON), **self._options
+        )
+        self._events_script = self._client.register_script(EVENTS_SCRIPT)
+        self._events_kept = events_kept
+        # `select` is awaited: while Redis works, the event loop serves other requests. A
+        # connection belongs to one event loop, so each loop that selects gets its own pipe.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._select_pipe: ScriptPipe | None = None
+        self._cached_rules: Sequence[CapRule] | None = None
+        self._cached_second = 0
+        self._cached_rules_text = ""
+
+    def get_preferences(self, member_id: str) -> Preferences:
+        """The member's preferences; defaults when none were set. One round trip."""
+        try:
+            fields = self._client.hgetall(preferences_key(self._prefix, member_id))
+        except redis.RedisError as error:
+            raise self._error("reading preferences", error) from error
+        return _preferences_from_fields(fields)
+
+    def set_preferences(self, member_id: str, preferences: Preferences) -> None:
+        """Replace all of the member's preferences atomically (MULTI/EXEC, one round trip)."""
+        key = preferences_key(self._prefix, member_id)
+        pipeline = self._client.pipeline(transaction=True)
+        pipeline.delete(key)
+        pipeline.hset(key, mapping=_fields_from_preferences(preferences))
+        try:
+            pipeline.execute()
+        except redis.RedisError as error:
+            raise self._error("writing preferences", error) from error
+
+    async def select(self, request: SelectionRequest) -> Selection:
+        """Apply opt-outs, partner limit, budgets and caps; count what is returned (one call)."""
+        try:
+            reply = await self._pipe_of_this_loop().call(self._select_arguments(request))
+        except redis.RedisError as error:
+            raise self._error("selecting offers", error) from error
+        personalized = reply[0] == 1
+        candidates = request.personalized if personalized else request.fallback
+        counts = zip(SUPPRESSION_REASONS, reply[1:5], strict=True)
+        suppressed = {reason: count for reason, count in counts if count}
+        return Selection([candidates[i].offer_id for i in reply[5:]], personalized, suppressed)
+
+    def record_events(
+        self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> EventsRecorded:
+        """Skip duplicates, count, spend budget and append to the stream: one script call."""
+        arguments: list[Any] = [
+            events_key(self._prefix),
+            self._events_kept,
+            EVENT_ID_TTL_SECONDS,
+            len(events),
+        ]
+        for event in events:
+            counters = event_counters(self._prefix, event, rules, now)
+            entry = _stream_entry(event)
+            arguments += (
+                "" if event.event_id is None else event_id_key(self._prefix, event.event_id),
+                redeemed_key(self._prefix, event.offer_id) if event.type == "redemption" else "",
+                len(counters),
+            )
+            for counter in counters:
+                arguments += (counter.key, counter.field or "", counter.ttl_seconds or 0)
+            arguments += (len(entry), *entry)
+        try:
+            accepted, duplicates = self._events_script(args=arguments)
+        except redis.RedisError as error:
+            raise self._error("recording events", error) from error
+        return EventsRecorded(accepted, duplicates)
+
+    def read_events(self, after: str, count: int) -> list[StoredEvent]:
+        """Up to `count` kept events after stream id `after` (one XRANGE)."""
+        key = events_key(self._prefix)
+        entries = self._read("reading events", self._client.xrange, key, f"({after}", "+", count)
+        return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
+
+    def ping(self) -> None:
+        """Raise StateStoreError unless Redis answers."""
+        try:
+            self._client.ping()
+        except redis.RedisError as error:
+            raise self._error("pinging", error) from error
+
+    async def close(self) -> None:
+        """Close every pooled connection (those of other event loops are left to them)."""
+        self._client.close()
+        if self._select_pipe is not None and self._loop is asyncio.get_running_loop():
+            self._select_pipe.close()
+        self._loop = self._select_pipe = None
+
+    def _pipe_of_this_loop(self) -> ScriptPipe:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._select_pipe is None:
+            timeout = self._options["socket_timeout"]
+            self._loop, self._select_pipe = loop, ScriptPipe(self._url, SELECT_SCRIPT, timeout)
+        return self._select_pipe
+
+    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""
+        document = self._publish("caps", caps_value(caps), actor, now, only_if_absent=True)
+        return caps_version(document)
+
+    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
+        """Store `caps` as the next version and audit the change, in one transaction."""
+        return caps_version(self._publish("caps", caps_value(caps), actor, now))
+
+    def get_caps(self) -> CapsVersion | None:
+        """The caps in force; None before any were stored."""
+        document = self._read("reading caps", self._client.get, self._live_key("caps"))
+        return None if document is None else caps_version(document)
+
+    def caps_history(self, limit: int) -> list[Change]:
+        """The last `limit` cap changes, newest first."""
+        return self._history("caps", limit)
+
+    def publish_catalog(
+        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
+    ) -> CatalogVersion:
+        """Store validated offers as the next catalog version, audited, in one transaction."""
+        value = {"offers": offers, "sha256": sha256}
+        return catalog_version(self._publish("catalog", value, actor, now))
+
+    def get_catalog(self) -> CatalogVersion | None:
+        """The published catalog; None before the first publication."""
+        document = self._read("reading the catalog", self._client.get, self._live_key("catalog"))
+        return None if document is None else catalog_version(document)
+
+    def catalog_history(self, limit: int) -> list[Change]:
+        """The last `limit` catalog publications, newest first."""
+        return self._history("catalog", limit)
+
+    def live_versions(self) -> LiveVersions:
+        """The caps and catalog versions and the reload generation (one HMGET)."""
+        key = live_versions_key(self._prefix)
+        values = self._read("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
+        return LiveVersions(*(int(value or 0) for value in values))
+
+    def request_reload(self) -> int:
+        """Bump the reload generation."""
+        key = live_versions_key(self._prefix)
+        return self._read("requesting a reload", self._client.hincrby, key, "reload", 1)
+
+    def _publish(
+        self,
+        setting: LiveSetting,
+        value: Any,
+        actor: str,
+        now: float,
+        *,
+        only_if_absent: bool = False,
+    ) -> str:
+        """Write `value` as the setting's next version with its audit entry in one MULTI/EXEC,
+        retried when another writer changed the versions first; the current version's JSON."""
+        versions_key = live_versions_key(self._prefix)
+        history_key = live_history_key(self._prefix, setting)
+        try:
+            with self._client.pipeline(transaction=True) as pipeline:
+                while True:
+                    try:
+                        pipeline.watch(versions_key)
+                        old = pipeline.get(self._live_key(setting))
+                        if old is not None and only_if_absent:
+                            return old
+                        version = int(pipeline.hget(versions_key, setting) or 0) + 1
+                        document, entry = live_change(setting, version, value, actor, now, old)
+                        pipeline.multi()
+                        pipeline.hset(versions_key, setting, version)
+                        pipeline.set(self._live_key(setting), document)
+                        pipeline.lpush(history_key, entry)
+                        pipeline.ltrim(history_key, 0, HISTORY_LENGTH - 1)
+                        pipeline.execute()
+                        return document
+                    except redis.WatchError:
+                        continue
+        except redis.RedisError as error:
+            raise self._error(f"writing {setting}", error) from error
+
+    def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
+        key = live_history_key(self._prefix, setting)
+        entries = self._read(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
+        return [change(entry) for entry in entries]
+
+    def _live_key(self, setting: LiveSetting) -> str:
+        return live_setting_key(self._prefix, setting)
+
+    def _read(self, action: str, command: Any, *arguments: Any) -> Any:
+        """`command(*arguments)`, its Redis errors raised as StateStoreError."""
+        try:
+            return command(*arguments)
+        except redis.RedisError as error:
+            raise self._error(action, error) from error
+
+    def _select_arguments(self, request: SelectionRequest) -> list[Any]:
+        return [
+            self._prefix,
+            request.member_id,
+            request.channel,
+            request.limit,
+            request.max_per_partner,
+            self._rules_text(request.rules, request.now),
+            len(request.personalized),
+            _encode_candidates(request.personalized),
+            len(request.fallback),
+            _encode_candidates(request.fallback),
+        ]
+
+    def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:
+        """The rules as select.lua reads them (rules split by \\x1e, fields by \\x1f), cached
+        for one rule set and whole second (every window boundary is a whole second, so
+        buckets and their ttl cannot change within it). Names, scopes and bucket labels hold
+        neither separator."""
+        second = math.floor(now)
+        if rules is self._cached_rules and second == self._cached_second:
+            return self._cached_rules_text
+        records = []
+        for rule in rules:
+            bucket = current_bucket(rule.window, now)
+            served = 1 if rule.counts == "served" else 0
+            ttl = bucket.ttl_seconds or 0
+            fields = (rule.name, rule.scope, rule.limit, served, bucket.label, ttl)
+            records.append("\x1f".join(map(str, fields)))
+        self._cached_rules, self._cached_second = rules, second
+        self._cached_rules_text = "\x1e".join(records)
+        return self._cached_rules_text
+
+    def _error(self, action: str, error: redis.RedisError) -> StateStoreError:
+        return StateStoreError(f"Redis at {self._location} failed while {action}: {error}")
+
+
+def _encode_candidates(candidates: Sequence[Candidate]) -> str:
+    """The candidates as select.lua reads them: records split by \\x1e, fields by \\x1f."""
+    return "\x1e".join([candidate.record for candidate in candidates])
+
+
+def _fields_from_preferences(preferences: Preferences) -> dict[str, str]:
+    fields = {
+        "opt_out_all": "1" if preferences.opt_out_all else "0",
+        "personalization": "1" if preferences.personalization else "0",
+    }
+    for kind, values in zip(
+        _OPT_OUT_KINDS,
+        (
+            preferences.opted_out_channels,
+            preferences.opted_out_categories,
+            preferences.opted_out_partners,
+        ),
+        strict=True,
+    ):
+        fields.update((f"{kind}:{value}", "1") for value in values)
+    return fields
+
+
+def _preferences_from_fields(fields: dict[str, str]) -> Preferences:
+    opted_out: dict[str, set[str]] = {kind: set() for kind in _OPT_OUT_KINDS}
+    for field in fields:
+        kind, separator, value = field.partition(":")
+        if separator:
+            opted_out[kind].add(value)
+    return Preferences(
+        opt_out_all=fields.get("opt_out_all") == "1",
+        opted_out_channels=frozenset(opted_out["channel"]),
+        opted_out_categories=frozenset(opted_out["category"]),
+        opted_out_partners=frozenset(opted_out["partner"]),
+        personalization=fields.get("personalization") != "0",
+    )
+
+
+_ENTRY_FIELDS = ("type", "member_id", "offer_id", "partner_id", "category", "channel")
+
+
+def _stream_entry(event: OfferEvent) -> list[str]:
+    """The event as stream entry field, value pairs (see docs/redis_keys.md)."""
+    entry = []
+    for name in _ENTRY_FIELDS:
+        entry += (name, getattr(event, name))
+    return [*entry, "ts", repr(event.ts), "event_id", event.event_id or ""]
+
+
+def _event_of_entry(fields: dict[str, str]) -> OfferEvent:
+    """The event `_stream_entry` wrote."""
+    values: dict[str, Any] = {name: fields[name] for name in _ENTRY_FIELDS}
+    return OfferEvent(**values, ts=float(fields["ts"]), event_id=fields["event_id"] or None)

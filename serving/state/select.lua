@@ -1,0 +1,248 @@
+-- One member's offers for one request, chosen and counted atomically. The keys are those of
+-- perkrank/serving/state/keys.py, built here (no KEYS); the caller is RedisStateStore.select.
+--
+-- This script is the translation of the pure function select_offers in
+-- serving/domain/rules.py, which states the policy (MemoryStateStore calls it directly). Each
+-- step below names the function of rules.py it translates; change both together.
+-- tests/serving/state/test_rules_agreement.py checks that they, and the memory store, agree.
+-- What only this script does: read the MemberState it needs from Redis (lazily, below) and
+-- write the increments (Choice.increments) back.
+--
+-- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
+--       personalized_count, personalized candidates, fallback_count, fallback candidates.
+-- Rules are one string: rules separated by \30, each rule is
+-- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
+-- Candidates are one string per list: records separated by \30, each record is
+-- offer_id \31 partner_id \31 category \31 budget (empty: no budget).
+-- Returns {personalized 1|0, opt_out, partner_limit, budget, cap, chosen positions (0-based)}.
+--
+-- The walk reads counters in chunks of candidates, as far as it gets (first three times as many
+-- as wanted, then doubling): one HMGET per member-scoped rule, one MGET for offer counters and
+-- budgets per chunk. Every read happens before the first write, so a failing read leaves no
+-- partial counts. Candidates live in parallel arrays (no table per candidate): this script
+-- runs on every request.
+
+local CANDIDATE = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?()'
+local RULE = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
+local ESCAPES = { ['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D' }
+
+local function key_part(value)
+  if string.find(value, '[%%{}]') then
+    return (string.gsub(value, '[%%{}]', ESCAPES))
+  end
+  return value
+end
+
+local prefix, member_id, channel = ARGV[1], ARGV[2], ARGV[3]
+local limit, max_per_partner = tonumber(ARGV[4]), tonumber(ARGV[5])
+local member_tag = prefix .. ':{m:' .. key_part(member_id) .. '}'
+
+local function offer_key(offer_id, suffix)
+  return prefix .. ':{o:' .. key_part(offer_id) .. '}' .. suffix
+end
+
+-- MemberState.preferences: opt-outs by kind, looked up by value during the walk.
+local opt_out_all, personalized, opted_out_channel = false, true, false
+local opted_out_categories, opted_out_partners = {}, {}
+local fields = redis.call('HGETALL', member_tag .. ':prefs')
+for i = 1, #fields, 2 do
+  local field, value = fields[i], fields[i + 1]
+  if field == 'opt_out_all' then
+    opt_out_all = value == '1'
+  elseif field == 'personalization' then
+    personalized = value ~= '0'
+  else
+    local kind, id = string.match(field, '^(%a+):(.*)$')
+    if kind == 'category' then
+      opted_out_categories[id] = true
+    elseif kind == 'partner' then
+      opted_out_partners[id] = true
+    elseif kind == 'channel' and id == channel then
+      opted_out_channel = true
+    end
+  end
+end
+
+-- select_offers: the personalized order unless the member turned personalization off.
+local count, text = tonumber(ARGV[7]), ARGV[8]
+if not personalized then
+  count, text = tonumber(ARGV[9]), ARGV[10]
+end
+local result = { personalized and 1 or 0, 0, 0, 0, 0 }
+-- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
+if opt_out_all or opted_out_channel then
+  result[2] = count
+  return result
+end
+
+-- Rules as _Cap.of makes them (RedisStateStore._rules_text computes each bucket and ttl) and
+-- their counters (MemberState.cap_counts). `counts[value]` is the count by scope value (offer,
+-- partner or channel id) as the walk goes; `read[value]` what the store held. A member-scoped
+-- rule's counters are the fields of one hash (rule.key); an offer_total rule keeps one key per
+-- offer (offer_key(id, rule.suffix)).
+local rules, channel_rules = {}, {}
+for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE) do
+  local rule = { scope = scope, limit = tonumber(rule_limit), served = served == '1',
+                 ttl = tonumber(ttl), counts = {}, read = {} }
+  if scope == 'offer_total' then
+    rule.suffix = ':cap:' .. name .. ':' .. bucket
+  else
+    rule.key = member_tag .. ':cap:' .. name .. ':' .. bucket
+  end
+  rules[#rules + 1] = rule
+  if scope == 'member_channel' then
+    local counted = tonumber(redis.call('HGET', rule.key, channel)) or 0
+    rule.counts[channel], rule.read[channel] = counted, counted
+    channel_rules[#channel_rules + 1] = rule
+  end
+end
+
+-- Candidates, parsed and read chunk by chunk.
+local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
+local redeemed, parsed, from = {}, 0, 1
+
+-- scope_value: each rule counts by the values of one array (rule.values[position]), or by
+-- the channel.
+for _, rule in ipairs(rules) do
+  if rule.scope == 'member_partner' then
+    rule.values = partner_ids
+  elseif rule.scope ~= 'member_channel' then
+    rule.values = offer_ids
+  end
+end
+
+local function scope_value(rule, position)
+  local values = rule.values
+  if values then
+    return values[position]
+  end
+  return channel
+end
+
+-- Stores `replies` as the counts of `values` not known yet.
+local function remember(counts, read, values, replies)
+  for i, value in ipairs(values) do
+    if counts[value] == nil then
+      local counted = tonumber(replies[i]) or 0
+      counts[value], read[value] = counted, counted
+    end
+  end
+end
+
+-- Reads MemberState.redeemed and MemberState.cap_counts for the next `size` candidates.
+local function load(size)
+  local first = parsed + 1
+  parsed = math.min(parsed + size, count)
+  local budgeted, budget_keys = {}, {}
+  for position = first, parsed do
+    local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
+    offer_ids[position], partner_ids[position], categories[position] = offer_id, partner_id, category
+    budgets[position] = tonumber(budget)
+    if budgets[position] and redeemed[offer_id] == nil then
+      budgeted[#budgeted + 1] = offer_id
+      budget_keys[#budget_keys + 1] = offer_key(offer_id, ':redeemed')
+    end
+    from = next_from
+  end
+  if #budget_keys > 0 then
+    remember(redeemed, {}, budgeted, redis.call('MGET', unpack(budget_keys)))
+  end
+  for _, rule in ipairs(rules) do
+    if rule.scope ~= 'member_channel' then
+      local values, keys = {}, {}
+      for position = first, parsed do
+        local value = scope_value(rule, position)
+        if rule.counts[value] == nil then
+          values[#values + 1] = value
+          if rule.suffix then
+            keys[#keys + 1] = offer_key(value, rule.suffix)
+          end
+        end
+      end
+      if #values > 0 then
+        local replies
+        if rule.key then
+          replies = redis.call('HMGET', rule.key, unpack(values))
+        else
+          replies = redis.call('MGET', unpack(keys))
+        end
+        remember(rule.counts, rule.read, values, replies)
+      end
+    end
+  end
+end
+
+-- _capped: a rule's count (stored + chosen in this walk) is at its limit (first rule wins).
+local function capped(position)
+  for _, rule in ipairs(rules) do
+    local values = rule.values
+    if rule.counts[values and values[position] or channel] >= rule.limit then
+      return true
+    end
+  end
+  return false
+end
+
+-- select_offers: the walk, best first, until `limit` are chosen (the rest: `limit`, not
+-- counted). A candidate is left out by the first rule it breaks, in SUPPRESSION_REASONS order.
+local chosen, taken_by_partner, position = 0, {}, 0
+while chosen < limit and position < count do
+  position = position + 1
+  if position > parsed then
+    load(math.max(3 * (limit - chosen), parsed))
+  end
+  local partner_id = partner_ids[position]
+  local taken = taken_by_partner[partner_id] or 0
+  if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
+    result[2] = result[2] + 1 -- _opt_out
+  elseif taken >= max_per_partner then
+    result[3] = result[3] + 1 -- _partner_limit
+  elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
+    result[4] = result[4] + 1 -- _budget_spent
+  elseif capped(position) then
+    result[5] = result[5] + 1 -- _capped
+  else
+    chosen = chosen + 1
+    result[5 + chosen] = position - 1
+    taken_by_partner[partner_id] = taken + 1
+    -- _count_served: 1 more on its counter of every rule counting `served`.
+    for _, rule in ipairs(rules) do
+      if rule.served then
+        local value = scope_value(rule, position)
+        rule.counts[value] = rule.counts[value] + 1
+      end
+    end
+  end
+end
+
+-- Apply Choice.increments: write the new counts. A member rule's hash gets the window's expiry
+-- on every write; an offer counter gets it when this call creates it and keeps it otherwise.
+for _, rule in ipairs(rules) do
+  if rule.served then
+    local changed = {}
+    for value, counted in pairs(rule.counts) do
+      if counted ~= rule.read[value] then
+        changed[#changed + 1] = value
+        changed[#changed + 1] = counted
+      end
+    end
+    if #changed > 0 and rule.key then
+      redis.call('HSET', rule.key, unpack(changed))
+      if rule.ttl > 0 then
+        redis.call('EXPIRE', rule.key, rule.ttl)
+      end
+    else
+      for i = 1, #changed, 2 do
+        local key = offer_key(changed[i], rule.suffix)
+        if rule.read[changed[i]] > 0 then
+          redis.call('SET', key, changed[i + 1], 'KEEPTTL')
+        elseif rule.ttl > 0 then
+          redis.call('SET', key, changed[i + 1], 'EX', rule.ttl)
+        else
+          redis.call('SET', key, changed[i + 1])
+        end
+      end
+    end
+  end
+end
+return result
