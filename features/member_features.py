@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from perkrank.features.dataset import Dataset
 from perkrank.features.vocabulary import (
+    DAYS_PER_MONTH,
     SPEND_FEATURES,
     TENURE_FEATURES,
     TENURE_LIMITS_MONTHS,
@@ -23,7 +24,6 @@ from perkrank.features.vocabulary import (
     top_category_feature,
 )
 
-DAYS_PER_MONTH = 365.25 / 12
 SPEND_WINDOW_DAYS = 90
 SPEND_QUANTILES = (1 / 3, 2 / 3)
 """Thresholds between low, mid and high spend, as quantiles over the members who spent."""
@@ -105,8 +105,8 @@ def member_feature_table(
 
     Region, tier and segment; tenure at the cutoff; spend over the last `SPEND_WINDOW_DAYS`;
     the `TOP_CATEGORIES` categories with the most purchases, each weighted by recency
-    (`half_life_days`). A member without purchases gets what `cold_member_feature_names` gives
-    a new member, with their own tenure.
+    (`half_life_days`). A member without purchases gets exactly
+    `vocabulary.cold_member_feature_names(region, tier, days since signup)`.
     """
     return describe_members(history_at(dataset, cutoff), half_life_days)
 

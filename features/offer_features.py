@@ -4,15 +4,7 @@ import numpy as np
 import pandas as pd
 
 from perkrank.features.dataset import Dataset
-from perkrank.features.schema import TIERS
 from perkrank.features.vocabulary import item_feature_names, item_id
-
-_TIER_RANKS = {tier: rank for rank, tier in enumerate(TIERS)}
-
-
-def tier_rank(tier: str) -> int:
-    """Position of `tier` in base < silver < gold < vip."""
-    return _TIER_RANKS[tier]
 
 
 def offer_items(offers: pd.DataFrame) -> np.ndarray:

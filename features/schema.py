@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 TIERS: tuple[str, ...] = ("base", "silver", "gold", "vip")
+"""Lowest first: an offer open to a tier is open to every tier above it."""
 CHANNELS: tuple[str, ...] = ("store", "app", "web")
 SCOPES: tuple[str, ...] = ("federal", "local")
 LIST_SEPARATOR = ";"
 """Separator inside list-valued cells (partner regions and categories, offer regions)."""
+
+
+_TIER_RANKS = {tier: rank for rank, tier in enumerate(TIERS)}
+
+
+def tier_rank(tier: str) -> int:
+    """Position of `tier` in `TIERS` (base < silver < gold < vip)."""
+    return _TIER_RANKS[tier]
 
 
 class Kind(StrEnum):

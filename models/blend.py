@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
 SCALE_SAMPLE_SIZE = 256
@@ -54,7 +55,7 @@ def blend(
     kept = {name: factors for name, factors in components.items() if weights.get(name, 0.0)}
     if not kept:
         raise ValueError("every blend weight is zero")
-    with_repeat = [name for name, factors in kept.items() if _has_repeat(factors)]
+    with_repeat = [name for name, factors in kept.items() if scoring.has_repeat(factors)]
     if len(with_repeat) > 1:
         raise ValueError(f"only one blended component may carry repeat scores: {with_repeat}")
 
@@ -75,7 +76,7 @@ def blend(
     for name, factors in kept.items():
         multiplier = multipliers[name]
         member_blocks.append(multiplier * _member_block(factors, member_ids, member_features))
-        vectors, biases = factors.item_vectors_for(item_ids, item_names)
+        vectors, biases, _ = scoring.item_inputs(factors, item_ids, item_names)
         item_blocks.append(vectors)
         item_biases += multiplier * biases
         member_feature_vectors = _rows_by_id(
@@ -118,13 +119,10 @@ def score_scale(factors: Factors, *, seed: int, sample_size: int = SCALE_SAMPLE_
     member_count, item_count = len(factors.member_ids), len(factors.item_ids)
     member_rows = generator.choice(member_count, min(member_count, sample_size), replace=False)
     item_rows = generator.choice(item_count, min(item_count, sample_size), replace=False)
-    scores = factors.score_known(np.sort(member_rows), np.sort(item_rows)).astype(np.float64)
+    scores = scoring.known_scores(factors, np.sort(member_rows), np.sort(item_rows))
+    scores = scores.astype(np.float64)
     spread = float(scores.std()) if scores.size else 0.0
     return spread if spread > 0 else 1.0
-
-
-def _has_repeat(factors: Factors) -> bool:
-    return factors.repeat is not None and factors.repeat_weight != 0
 
 
 def _union(id_arrays: Iterable[np.ndarray]) -> np.ndarray:
@@ -145,7 +143,7 @@ def _member_block(
     block[known] = factors.member_vectors[[row for row in rows if row is not None]]
     for position in np.flatnonzero(~known):
         member_id = str(member_ids[position])
-        block[position] = factors.member_vector(None, member_features.get(member_id, ()))
+        block[position] = scoring.member_vector(factors, None, member_features.get(member_id, ()))
     return block
 
 

@@ -33,6 +33,7 @@ from perkrank.features.vocabulary import (
     item_feature_names,
     item_id,
 )
+from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 
@@ -94,7 +95,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
     Input: a DataFrame of strings with the columns `INPUT_COLUMNS`. Members the ranker never
     saw are scored from their region and tier, offers of unseen items from partner, category
-    and scope, exactly as `Factors` does for serving.
+    and scope, by `models.scoring` as serving scores them.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -112,21 +113,32 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 
 def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
-    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
-    records = list(rows[list(INPUT_COLUMNS)].itertuples(index=False))
-    items = [item_id(row.partner_id, row.category) for row in records]
-    item_vectors, item_biases = ranker.item_vectors_for(
-        items, [item_feature_names(row.partner_id, row.category, row.scope) for row in records]
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row.
+
+    Each member's rows are scored by `scoring.scores`; a member the ranker never saw is named
+    by `cold_member_feature_names` of its region and tier with no tenure known (0 days: like
+    serving names a member its files do not list).
+    """
+    records = rows[list(INPUT_COLUMNS)].astype(str)
+    items = scoring.item_inputs(
+        ranker,
+        [item_id(p, c) for p, c in zip(records["partner_id"], records["category"], strict=True)],
+        [
+            item_feature_names(partner_id, category, scope)
+            for partner_id, category, scope in zip(
+                records["partner_id"], records["category"], records["scope"], strict=True
+            )
+        ],
     )
-    member_vectors = np.zeros((len(records), ranker.dim), dtype=np.float32)
-    repeat = np.zeros(len(records), dtype=np.float32)
-    for position, (row, item) in enumerate(zip(records, items, strict=True)):
-        features = cold_member_feature_names(row.region, row.tier)
-        member_vectors[position] = ranker.member_vector(row.member_id, features)
-        item_row = ranker.item_row(item)
-        item_rows = np.array([-1 if item_row is None else item_row])
-        repeat[position] = ranker.repeat_scores(row.member_id, item_rows)[0]
-    return np.einsum("ij,ij->i", member_vectors, item_vectors) + item_biases + repeat
+    result = np.zeros(len(records), dtype=np.float32)
+    members = records[["member_id", "region", "tier"]]
+    for (member_id, region, tier), positions in members.groupby(list(members)).indices.items():
+        vector = scoring.member_vector(ranker, member_id, cold_member_feature_names(region, tier))
+        repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
+        result[positions] = scoring.scores(
+            vector, items.vectors[positions], items.biases[positions], repeat
+        )
+    return result
 
 
 def metric_key(metric_name: str) -> str:

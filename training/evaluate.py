@@ -3,21 +3,26 @@
 Definitions
 -----------
 Candidates:
-    the offers a member could have been shown in the window: active during it
-    (valid_from < end and valid_to ≥ start), running in the member's region (the offer's
-    effective regions; None = everywhere) and with min_tier ≤ the member's tier. Members with the
-    same region and tier share one candidate set (a *group*).
+    the offers a member could have been shown in the window: eligible (`features.eligibility`,
+    the rule serving applies to one day) on some day of it (valid_from < end and
+    valid_to ≥ start), running in the member's region (the offer's effective regions; None =
+    everywhere) and with min_tier ≤ the member's tier. Members with the same region and tier
+    share one candidate set (a *group*).
 Relevant offers:
     candidates at whose partner, in whose category, the member purchased on a day when the
     offer was valid and inside the window.
 Members evaluated:
     members who signed up before `start` and have at least one relevant offer.
     *Warm* members purchased anything before `start`; *cold* members did not.
+Member features:
+    a warm member's are given (as of `start`); a cold member is named as serving names a member
+    its ranker has no vector for: `cold_member_feature_names(region, tier, days from signup
+    to start)`.
 Score:
-    the model's `Factors` score: member vector (`Factors.member_vector` from the member's id or
-    features) · offer's item vector + item bias (`Factors.item_vectors_for`, unseen items from
-    their features) + `repeat_weight · log1p(repeat)` (`Factors.repeat_scores`). Candidates are
-    ranked by score, ties by offer_id; the first k form the top-k.
+    the model's `Factors` score by `models.scoring`, the code serving runs: member vector (learned
+    row, else the sum of its feature vectors) · offer's item vector + item bias (unseen items
+    from their features) + `repeat_weight · log1p(repeat)`. Candidates are ranked by score, ties
+    by offer_id (`scoring.top_k`); the first k form the top-k.
 Metrics at each k (averaged over the members of a slice):
     precision@k = relevant in top-k / k;  recall@k = relevant in top-k / |relevant|;
     ndcg@k = DCG@k / ideal DCG over min(k, |relevant|) relevant offers (binary relevance,
@@ -48,8 +53,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from perkrank.features.dataset import Dataset
-from perkrank.features.offer_features import offer_items, tier_rank
-from perkrank.features.vocabulary import member_feature_names
+from perkrank.features.eligibility import eligible, region_mask, valid_between
+from perkrank.features.offer_features import offer_items
+from perkrank.features.schema import tier_rank
+from perkrank.features.vocabulary import cold_member_feature_names
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
@@ -97,22 +105,6 @@ def catalog_coverage(top_offer_rows: np.ndarray, k: int, candidate_offers: int) 
     """Distinct offers in any top-k (rows of offer rows, -1 = empty) / distinct candidates."""
     shown = np.unique(top_offer_rows[:, :k])
     return float(np.count_nonzero(shown >= 0) / candidate_offers)
-
-
-def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the columns of the k highest scores, best first; ties go to the lower column."""
-    k = min(k, scores.shape[1])
-    if k == scores.shape[1]:
-        return np.argsort(-scores, axis=1, kind="stable")
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    top = np.take_along_axis(top, np.lexsort((top, -top_scores)), axis=1)
-    # argpartition picks arbitrarily among scores tied with the k-th: re-rank those rows fully.
-    kth = np.take_along_axis(scores, top[:, -1:], axis=1)
-    tied_outside = (scores == kth).sum(axis=1) > (top_scores == kth).sum(axis=1)
-    if tied_outside.any():
-        top[tied_outside] = np.argsort(-scores[tied_outside], axis=1, kind="stable")[:, :k]
-    return top
 
 
 # ---------------------------------------------------------------- the window
@@ -208,8 +200,8 @@ def prepare_window(
     start, end:
         The window, `end` excluded.
     member_features:
-        Feature names per member_id as of `start`; a member missing here gets its region and
-        tier names (`vocabulary.member_feature_names`).
+        Feature names per member_id as of `start`, used for warm members; a cold member (and a
+        warm one missing here) is named by `vocabulary.cold_member_feature_names`.
     items_bought_before:
         Item ids each member bought before `start` (missing or empty = a cold member).
     offer_regions:
@@ -222,12 +214,13 @@ def prepare_window(
     if not start < end:
         raise ValueError(f"the window must end after it starts: {start} .. {end}")
     start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    offers = _window_offers(dataset.offers, offer_regions, start_ts, end_ts)
+    first_day, last_day = _day_numbers(start_ts), _day_numbers(end_ts) - 1
+    offers = _window_offers(dataset.offers, offer_regions, first_day, last_day)
     members = dataset.members.loc[
-        dataset.members["signup_date"] < start_ts, ["member_id", "region", "tier"]
+        dataset.members["signup_date"] < start_ts, ["member_id", "region", "tier", "signup_date"]
     ].reset_index(drop=True)
     member_group, group_keys = _group_rows(members)
-    eligible = _eligibility(group_keys, offers)
+    eligible = _eligibility(group_keys, offers, first_day, last_day)
     pairs = _relevant_pairs(dataset.purchases, members, offers, start_ts, end_ts)
     pairs = pairs[eligible[member_group[pairs[:, 0]], pairs[:, 1]]]
     kept = np.unique(pairs[:, 0])
@@ -255,6 +248,8 @@ def prepare_window(
     )
     regions = members["region"].to_numpy(dtype=str)
     tiers = members["tier"].to_numpy(dtype=str)
+    is_warm = np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool)
+    tenure_days = first_day - _day_numbers(members["signup_date"])
     window = EvaluationWindow(
         start=start,
         end=end,
@@ -262,14 +257,18 @@ def prepare_window(
         member_regions=regions,
         member_tiers=tiers,
         member_features=[
-            list(member_features.get(member, member_feature_names(region, tier)))
-            for member, region, tier in zip(member_ids, regions, tiers, strict=True)
+            list(member_features[member])
+            if warm and member in member_features
+            else cold_member_feature_names(region, tier, days)
+            for member, region, tier, warm, days in zip(
+                member_ids, regions, tiers, is_warm, tenure_days.tolist(), strict=True
+            )
         ],
-        member_is_warm=np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool),
+        member_is_warm=is_warm,
         offer_ids=offers["offer_id"].to_numpy(dtype=str),
         offer_items=items,
         offer_item_features=[list(item_features[item]) for item in items],
-        offer_is_new=(offers["valid_from"] >= start_ts).to_numpy(),
+        offer_is_new=(offers["valid_from_day"] >= first_day).to_numpy(),
         groups=groups,
         relevant=relevant,
         bought_before=bought_before,
@@ -277,19 +276,29 @@ def prepare_window(
     return _with_slices(window)
 
 
+def _day_numbers(moments: pd.Timestamp | pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of timestamps (the unit of `features.eligibility`)."""
+    return np.asarray(moments, dtype="datetime64[D]").astype(np.int64)
+
+
 def _window_offers(
     offers: pd.DataFrame,
     offer_regions: Sequence[frozenset[str] | None],
-    start: pd.Timestamp,
-    end: pd.Timestamp,
+    first_day: int,
+    last_day: int,
 ) -> pd.DataFrame:
-    """Offers active during the window, sorted by offer_id, with item, regions and tier rank."""
+    """Offers valid on some day of the window, sorted by offer_id, with item, regions, tier
+    rank and validity as day numbers."""
     if len(offer_regions) != len(offers):
         raise ValueError("offer_regions must have one entry per row of dataset.offers")
-    table = offers[["offer_id", "partner_id", "category", "min_tier", "valid_from", "valid_to"]]
-    table = table.assign(regions=pd.Series(list(offer_regions), index=offers.index, dtype=object))
-    table = table[(table["valid_from"] < end) & (table["valid_to"] >= start)]
-    table = table.sort_values("offer_id", kind="stable").reset_index(drop=True)
+    columns = ["offer_id", "partner_id", "category", "min_tier", "valid_from", "valid_to"]
+    table = offers[columns].assign(
+        regions=pd.Series(list(offer_regions), index=offers.index, dtype=object),
+        valid_from_day=_day_numbers(offers["valid_from"]),
+        valid_to_day=_day_numbers(offers["valid_to"]),
+    )
+    valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
+    table = table[valid].sort_values("offer_id", kind="stable").reset_index(drop=True)
     table["item"] = offer_items(table)
     table["tier_rank"] = table["min_tier"].map(tier_rank).astype(int)
     return table
@@ -301,15 +310,23 @@ def _group_rows(members: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]
     return np.asarray(codes), [tuple(key) for key in keys]
 
 
-def _eligibility(group_keys: list[tuple[str, str]], offers: pd.DataFrame) -> np.ndarray:
-    """Bool (groups × offers): the offer runs in the group's region and tier."""
-    eligible = np.zeros((len(group_keys), len(offers)), dtype=bool)
+def _eligibility(
+    group_keys: list[tuple[str, str]], offers: pd.DataFrame, first_day: int, last_day: int
+) -> np.ndarray:
+    """Bool (groups × offers): `features.eligibility.eligible` for the group's region, tier
+    and the window's days."""
+    result = np.zeros((len(group_keys), len(offers)), dtype=bool)
     regions = offers["regions"].tolist()
-    tier_ranks = offers["tier_rank"].to_numpy()
+    arrays = (
+        offers["tier_rank"].to_numpy(),
+        offers["valid_from_day"].to_numpy(),
+        offers["valid_to_day"].to_numpy(),
+    )
     for group, (region, tier) in enumerate(group_keys):
-        in_region = np.array([r is None or region in r for r in regions], dtype=bool)
-        eligible[group] = in_region & (tier_ranks <= tier_rank(tier))
-    return eligible
+        result[group] = eligible(
+            region_mask(regions, region), *arrays, tier=tier, first_day=first_day, last_day=last_day
+        )
+    return result
 
 
 def _relevant_pairs(
@@ -449,7 +466,7 @@ class Ranking:
 
 def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
     """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
-    member_vectors, offer_vectors, offer_biases, repeat = _model_inputs(window, factors)
+    member_vectors, offers_in, repeat = _model_inputs(window, factors)
     n_members = len(window.member_ids)
     rankings = {
         restriction: Ranking(
@@ -464,9 +481,12 @@ def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[
         new_columns = np.flatnonzero(window.offer_is_new[offers])
         for batch in range(0, len(group.member_rows), BATCH_MEMBERS):
             rows = group.member_rows[batch : batch + BATCH_MEMBERS]
-            scores = member_vectors[rows] @ offer_vectors[offers].T + offer_biases[offers]
-            if repeat is not None:
-                scores += repeat[rows][:, offers].toarray()
+            scores = scoring.batch_scores(
+                member_vectors[rows],
+                offers_in.vectors[offers],
+                offers_in.biases[offers],
+                None if repeat is None else repeat[rows][:, offers].toarray(),
+            )
             relevant = window.relevant[rows][:, offers].toarray()
             bought = window.bought_before[rows][:, offers].toarray()
             _fill(rankings["all"], rows, offers, scores, relevant, None)
@@ -494,35 +514,19 @@ def recommend(window: EvaluationWindow, factors: Factors, k: int) -> dict[str, l
 
 def _model_inputs(
     window: EvaluationWindow, factors: Factors
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, sp.csr_matrix | None]:
-    """Member vectors, offer vectors and biases, and the repeat term (members × offers)."""
-    member_vectors = np.zeros((len(window.member_ids), factors.dim), dtype=np.float32)
-    for row, (member, names) in enumerate(
-        zip(window.member_ids, window.member_features, strict=True)
-    ):
-        member_vectors[row] = factors.member_vector(member, names)
-    offer_vectors, offer_biases = factors.item_vectors_for(
-        window.offer_items, window.offer_item_features
+) -> tuple[np.ndarray, scoring.ItemInputs, sp.csr_matrix | None]:
+    """Member vectors, the offers' vectors and biases, and the repeat term (members × offers)."""
+    member_vectors = scoring.member_vectors(
+        factors, window.member_ids.tolist(), window.member_features
     )
-    if factors.repeat is None or factors.repeat_weight == 0:
-        return member_vectors, offer_vectors, offer_biases, None
-    member_rows = np.array([_row(factors.member_row(m)) for m in window.member_ids], dtype=np.int64)
-    item_rows = np.array([_row(factors.item_row(i)) for i in window.offer_items], dtype=np.int64)
-    known_members, known_offers = np.flatnonzero(member_rows >= 0), np.flatnonzero(item_rows >= 0)
-    counts = factors.repeat[member_rows[known_members]][:, item_rows[known_offers]].tocoo()
-    repeat = sp.csr_matrix(
-        (
-            factors.repeat_weight * np.log1p(counts.data),
-            (known_members[counts.row], known_offers[counts.col]),
-        ),
-        shape=(len(window.member_ids), len(window.offer_ids)),
-        dtype=np.float32,
+    offers = scoring.item_inputs(factors, window.offer_items, window.offer_item_features)
+    if not scoring.has_repeat(factors):
+        return member_vectors, offers, None
+    member_rows = np.array(
+        [-1 if (row := factors.member_row(m)) is None else row for m in window.member_ids.tolist()],
+        dtype=np.int64,
     )
-    return member_vectors, offer_vectors, offer_biases, repeat
-
-
-def _row(row: int | None) -> int:
-    return -1 if row is None else row
+    return member_vectors, offers, scoring.repeat_matrix(factors, member_rows, offers.rows)
 
 
 def _fill(
@@ -539,7 +543,7 @@ def _fill(
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf)
         relevant = relevant & allowed
-    top = top_k_columns(scores, ranking.offer_rows.shape[1])
+    top = scoring.top_k(scores, ranking.offer_rows.shape[1])
     shown = (
         np.take_along_axis(allowed, top, axis=1)
         if allowed is not None

@@ -61,6 +61,8 @@ def test_member_without_purchases_gets_the_features_of_a_new_member_with_their_t
     table = member_feature_table(dataset, CUTOFF)
 
     assert table["new"] == cold_member_feature_names("north", "gold")
+    old_tenure_days = (CUTOFF - datetime(2021, 1, 1)).days
+    assert table["old"] == cold_member_feature_names("south", "base", old_tenure_days)
     assert table["old"] == member_feature_names("south", "base", ["tenure=3y+", "spend=none"])
 
 

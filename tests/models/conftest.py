@@ -14,6 +14,7 @@ from perkrank.features.vocabulary import (
     member_feature_names,
     segment_id,
 )
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
 GROUPS = (("north", "gold", "Food"), ("south", "base", "Travel"))
@@ -98,12 +99,11 @@ def score_items(
     item_features: Sequence[Sequence[str]],
 ) -> np.ndarray:
     """Scores of `items` for one member, known or not, the way serving computes them."""
-    member_vector = factors.member_vector(member_id, member_features)
-    item_vectors, item_biases = factors.item_vectors_for(items, item_features)
-    rows = [factors.item_row(item) for item in items]
-    item_rows = np.array([-1 if row is None else row for row in rows], dtype=np.int64)
-    repeat = factors.repeat_scores(member_id, item_rows)
-    return item_vectors @ member_vector + item_biases + repeat
+    member_vector = scoring.member_vector(factors, member_id, member_features)
+    item_vectors, item_biases, item_rows = scoring.item_inputs(factors, items, item_features)
+    member_row = None if member_id is None else factors.member_row(member_id)
+    repeat = scoring.repeat_scores(factors, member_row, item_rows)
+    return scoring.scores(member_vector, item_vectors, item_biases, repeat)
 
 
 @pytest.fixture(scope="session")

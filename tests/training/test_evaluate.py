@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from perkrank.features.dataset import Dataset
 from perkrank.features.vocabulary import item_feature_names, item_id, member_feature_names
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 from perkrank.training.evaluate import (
     EvaluationWindow,
@@ -23,7 +24,6 @@ from perkrank.training.evaluate import (
     prepare_window,
     recall_at_k,
     recommend,
-    top_k_columns,
 )
 
 START, END = date(2025, 3, 1), date(2025, 4, 1)
@@ -80,17 +80,6 @@ def test_catalog_coverage_counts_distinct_shown_offers_over_candidates():
     assert catalog_coverage(top_offer_rows, 2, 6) == pytest.approx(3 / 6)
     assert catalog_coverage(top_offer_rows, 1, 6) == pytest.approx(2 / 6)
     assert catalog_coverage(top_offer_rows, 3, 6) == pytest.approx(3 / 6)
-
-
-def test_top_k_breaks_ties_by_lower_column():
-    assert top_k_columns(np.array([[1.0, 3.0, 3.0, 3.0, 0.0]]), 2).tolist() == [[1, 2]]
-    assert top_k_columns(np.zeros((1, 4)), 3).tolist() == [[0, 1, 2]]
-
-
-def test_top_k_equals_a_stable_full_sort_with_many_ties():
-    scores = np.random.default_rng(3).integers(0, 4, size=(200, 30)).astype(np.float32)
-    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
-    assert np.array_equal(top_k_columns(scores, 7), expected)
 
 
 # ---------------------------------------------------------------- a hand-made window
@@ -341,14 +330,12 @@ def brute_force_ranking(window: EvaluationWindow, factors: Factors, k: int) -> d
     for group in window.groups:
         items = window.offer_items[group.offer_rows]
         names = [window.offer_item_features[o] for o in group.offer_rows]
-        vectors, biases = factors.item_vectors_for(items, names)
-        item_rows = np.array(
-            [-1 if factors.item_row(i) is None else factors.item_row(i) for i in items]
-        )
+        vectors, biases, item_rows = scoring.item_inputs(factors, items, names)
         for row in group.member_rows:
             member = str(window.member_ids[row])
-            scores = vectors @ factors.member_vector(member, window.member_features[row]) + biases
-            scores += factors.repeat_scores(member, item_rows)
+            vector = scoring.member_vector(factors, member, window.member_features[row])
+            repeat = scoring.repeat_scores(factors, factors.member_row(member), item_rows)
+            scores = scoring.scores(vector, vectors, biases, repeat)
             order = sorted(
                 range(len(items)), key=lambda i: (-scores[i], window.offer_ids[group.offer_rows[i]])
             )
