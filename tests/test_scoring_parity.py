@@ -16,9 +16,8 @@ import pytest
 
 from perkrank.config import InteractionConfig, ServeConfig
 from perkrank.features.dataset import Dataset
-from perkrank.features.interactions import build_training_data, items_bought_before
+from perkrank.features.interactions import build_training_data, cutoff_features
 from perkrank.features.loader import load_dataset
-from perkrank.features.member_features import member_feature_table
 from perkrank.features.offer_features import item_feature_table, offer_regions
 from perkrank.features.synthetic import generate
 from perkrank.features.vocabulary import (
@@ -35,7 +34,8 @@ from perkrank.models.factors import Factors
 from perkrank.models.popularity import fit_popularity
 from perkrank.serving.catalog import catalog_from_dataset, day_number
 from perkrank.serving.ranking import OfferRanker, OfferRequest
-from perkrank.training.evaluate import EvaluationWindow, prepare_window, rank_window
+from perkrank.training.evaluation import rank_window
+from perkrank.training.window import EvaluationWindow, prepare_window
 
 DAY = date(2025, 4, 10)
 """The catalog day serving ranks for and the one-day evaluation window [DAY, DAY + 1)."""
@@ -107,9 +107,9 @@ class Setup:
         generate(data_dir, members=400, months=4, seed=3, start=date(2025, 1, 1))
         self.dataset = with_purchases_on_day(load_dataset(data_dir))
         moment = datetime.combine(DAY, datetime.min.time())
-        fallback_data = build_training_data(self.dataset, moment, InteractionConfig())
+        features = cutoff_features(self.dataset, moment, InteractionConfig())
         self.bundle = Bundle(
-            ranker=hand_made_ranker(self.dataset, moment), fallback=fit_popularity(fallback_data)
+            ranker=hand_made_ranker(self.dataset, moment), fallback=fit_popularity(features.data)
         )
         self.catalog = catalog_from_dataset(self.dataset, self.bundle)
         settings = ServeConfig(catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001")
@@ -118,8 +118,8 @@ class Setup:
             self.dataset,
             DAY,
             DAY + timedelta(days=1),
-            member_features=member_feature_table(self.dataset, moment),
-            items_bought_before=items_bought_before(self.dataset, moment),
+            member_features=features.member_features,
+            items_bought_before=features.items_bought_before,
             offer_regions=offer_regions(self.dataset),
             item_features=item_feature_table(self.dataset),
         )

@@ -9,7 +9,7 @@ import pytest
 
 from perkrank.config import InteractionConfig
 from perkrank.features.dataset import Dataset
-from perkrank.features.interactions import build_training_data, items_bought_before
+from perkrank.features.interactions import build_training_data, cutoff_features
 from perkrank.features.member_features import member_feature_table
 from perkrank.features.training_data import TrainingData
 
@@ -230,6 +230,17 @@ def test_nothing_at_or_after_the_cutoff_changes_the_output():
         )
     assert member_feature_table(changed, CUTOFF) == member_feature_table(make_dataset(), CUTOFF)
     assert items_bought_before(changed, CUTOFF) == items_bought_before(make_dataset(), CUTOFF)
+
+
+def items_bought_before(dataset, cutoff):
+    return cutoff_features(dataset, cutoff, InteractionConfig()).items_bought_before
+
+
+def test_cutoff_features_share_one_history():
+    config = InteractionConfig(half_life_days=120)
+    features = cutoff_features(make_dataset(), CUTOFF, config)
+    assert features.member_features == member_feature_table(make_dataset(), CUTOFF, 120)
+    assert_same_training_data(features.data, build_training_data(make_dataset(), CUTOFF, config))
 
 
 def test_items_bought_before_lists_each_members_items():

@@ -1,4 +1,4 @@
-"""Offline evaluation of offer rankings over a time window [start, end).
+"""An evaluation window [start, end): candidates, relevance and slices, shared by all models.
 
 Definitions
 -----------
@@ -18,18 +18,6 @@ Member features:
     a warm member's are given (as of `start`); a cold member is named as serving names a member
     its ranker has no vector for: `cold_member_feature_names(region, tier, days from signup
     to start)`.
-Score:
-    the model's `Factors` score by `models.scoring`, the code serving runs: member vector (learned
-    row, else the sum of its feature vectors) · offer's item vector + item bias (unseen items
-    from their features) + `repeat_weight · log1p(repeat)`. Candidates are ranked by score, ties
-    by offer_id (`scoring.top_k`); the first k form the top-k.
-Metrics at each k (averaged over the members of a slice):
-    precision@k = relevant in top-k / k;  recall@k = relevant in top-k / |relevant|;
-    ndcg@k = DCG@k / ideal DCG over min(k, |relevant|) relevant offers (binary relevance,
-    gain 1 / log2(position + 1));  map@k = Σ precision@i over relevant positions i ≤ k,
-    divided by min(k, |relevant|);  hit_rate@k = 1 if any relevant offer is in the top-k;
-    coverage@k = distinct offers in any member's top-k / distinct candidate offers of the
-    slice's members (one value per slice, not an average).
 Slices (each restricts members and/or candidates; metrics are recomputed within it, and a
 member with no relevant offer inside a slice is left out of it):
     overall;  warm, cold;  region=<region>;
@@ -41,9 +29,8 @@ member with no relevant offer inside a slice is left out of it):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import chain
 from typing import Any
@@ -57,57 +44,9 @@ from perkrank.features.eligibility import eligible, region_mask, valid_between
 from perkrank.features.offer_features import offer_items
 from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import cold_member_feature_names
-from perkrank.models import scoring
-from perkrank.models.factors import Factors
 
-METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
 """How a slice restricts candidates: not at all, or to one of the three candidate subsets."""
-BATCH_MEMBERS = 4096
-"""Members scored per matrix product (bounds memory for large groups)."""
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
-    """Per member (row of ranked relevance flags): relevant offers in the top-k / k."""
-    return hits[:, :k].sum(axis=1) / k
-
-
-def recall_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
-    """Per member: relevant offers in the top-k / all relevant offers (counts ≥ 1)."""
-    return hits[:, :k].sum(axis=1) / relevant_counts
-
-
-def ndcg_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
-    """Per member: binary-relevance DCG@k over the ideal DCG of min(k, |relevant|) offers."""
-    top = hits[:, :k]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = top @ discounts[: top.shape[1]]
-    ideal = np.cumsum(discounts)[np.minimum(relevant_counts, k) - 1]
-    return dcg / ideal
-
-
-def average_precision_at_k(hits: np.ndarray, relevant_counts: np.ndarray, k: int) -> np.ndarray:
-    """Per member: Σ precision@i at relevant positions i ≤ k, over min(k, |relevant|)."""
-    top = hits[:, :k]
-    precisions = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
-    return (precisions * top).sum(axis=1) / np.minimum(relevant_counts, k)
-
-
-def hit_rate_at_k(hits: np.ndarray, k: int) -> np.ndarray:
-    """Per member: 1.0 if any relevant offer is in the top-k, else 0.0."""
-    return hits[:, :k].any(axis=1).astype(np.float64)
-
-
-def catalog_coverage(top_offer_rows: np.ndarray, k: int, candidate_offers: int) -> float:
-    """Distinct offers in any top-k (rows of offer rows, -1 = empty) / distinct candidates."""
-    shown = np.unique(top_offer_rows[:, :k])
-    return float(np.count_nonzero(shown >= 0) / candidate_offers)
-
-
-# ---------------------------------------------------------------- the window
 
 
 @dataclass(frozen=True)
@@ -447,190 +386,3 @@ def _with_slices(window: EvaluationWindow) -> EvaluationWindow:
         candidates = _candidate_offer_count(window, restriction, member_rows)
         slices.append(Slice(name, restriction, member_rows, candidates))
     return replace(window, slices=tuple(slices))
-
-
-# ---------------------------------------------------------------- scoring and ranking
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """Every member's top offers within one restriction."""
-
-    offer_rows: np.ndarray
-    """int (members × top_k): window offer rows, best first; -1 where fewer candidates."""
-    hits: np.ndarray
-    """bool (members × top_k): the offer at that position is relevant."""
-    relevant_counts: np.ndarray
-    """int (members,): relevant offers within the restriction."""
-
-
-def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
-    """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
-    member_vectors, offers_in, repeat = _model_inputs(window, factors)
-    n_members = len(window.member_ids)
-    rankings = {
-        restriction: Ranking(
-            offer_rows=np.full((n_members, top_k), -1, dtype=np.int32),
-            hits=np.zeros((n_members, top_k), dtype=bool),
-            relevant_counts=np.zeros(n_members, dtype=np.int64),
-        )
-        for restriction in RESTRICTIONS
-    }
-    for group in window.groups:
-        offers = group.offer_rows
-        new_columns = np.flatnonzero(window.offer_is_new[offers])
-        for batch in range(0, len(group.member_rows), BATCH_MEMBERS):
-            rows = group.member_rows[batch : batch + BATCH_MEMBERS]
-            scores = scoring.batch_scores(
-                member_vectors[rows],
-                offers_in.vectors[offers],
-                offers_in.biases[offers],
-                None if repeat is None else repeat[rows][:, offers].toarray(),
-            )
-            relevant = window.relevant[rows][:, offers].toarray()
-            bought = window.bought_before[rows][:, offers].toarray()
-            _fill(rankings["all"], rows, offers, scores, relevant, None)
-            _fill(rankings["repeat_items"], rows, offers, scores, relevant, bought)
-            _fill(rankings["new_items"], rows, offers, scores, relevant, ~bought)
-            _fill(
-                rankings["new_offers"],
-                rows,
-                offers[new_columns],
-                scores[:, new_columns],
-                relevant[:, new_columns],
-                None,
-            )
-    return rankings
-
-
-def recommend(window: EvaluationWindow, factors: Factors, k: int) -> dict[str, list[str]]:
-    """Each evaluated member's top-k candidate offer ids under `factors`."""
-    offer_rows = rank_window(window, factors, k)["all"].offer_rows
-    return {
-        member: [str(window.offer_ids[row]) for row in rows if row >= 0]
-        for member, rows in zip(window.member_ids, offer_rows, strict=True)
-    }
-
-
-def _model_inputs(
-    window: EvaluationWindow, factors: Factors
-) -> tuple[np.ndarray, scoring.ItemInputs, sp.csr_matrix | None]:
-    """Member vectors, the offers' vectors and biases, and the repeat term (members × offers)."""
-    member_vectors = scoring.member_vectors(
-        factors, window.member_ids.tolist(), window.member_features
-    )
-    offers = scoring.item_inputs(factors, window.offer_items, window.offer_item_features)
-    if not scoring.has_repeat(factors):
-        return member_vectors, offers, None
-    member_rows = np.array(
-        [-1 if (row := factors.member_row(m)) is None else row for m in window.member_ids.tolist()],
-        dtype=np.int64,
-    )
-    return member_vectors, offers, scoring.repeat_matrix(factors, member_rows, offers.rows)
-
-
-def _fill(
-    ranking: Ranking,
-    rows: np.ndarray,
-    offers: np.ndarray,
-    scores: np.ndarray,
-    relevant: np.ndarray,
-    allowed: np.ndarray | None,
-) -> None:
-    """Rank one batch of members over `offers` (only `allowed` ones) into `ranking`."""
-    if len(offers) == 0:
-        return
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
-        relevant = relevant & allowed
-    top = scoring.top_k(scores, ranking.offer_rows.shape[1])
-    shown = (
-        np.take_along_axis(allowed, top, axis=1)
-        if allowed is not None
-        else np.ones(top.shape, dtype=bool)
-    )
-    width = top.shape[1]
-    ranking.offer_rows[rows, :width] = np.where(shown, offers[top], -1)
-    ranking.hits[rows, :width] = np.take_along_axis(relevant, top, axis=1) & shown
-    ranking.relevant_counts[rows] = relevant.sum(axis=1)
-
-
-# ---------------------------------------------------------------- reports
-
-
-@dataclass
-class ModelReport:
-    """One model's metrics per slice (slice → "ndcg@10" → value) and members per slice."""
-
-    name: str
-    metrics: dict[str, dict[str, float]]
-    members: dict[str, int]
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
-
-
-@dataclass
-class EvaluationReport:
-    """Several models evaluated on the same window."""
-
-    window: dict[str, Any]
-    k_values: tuple[int, ...]
-    models: dict[str, ModelReport] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "k_values": list(self.k_values),
-            "models": {name: report.to_dict() for name, report in self.models.items()},
-        }
-
-
-def evaluate_model(
-    window: EvaluationWindow, factors: Factors, k_values: Sequence[int], name: str | None = None
-) -> ModelReport:
-    """Metrics of one model on every non-empty slice of the window."""
-    started = time.perf_counter()
-    k_values = sorted(k_values)
-    rankings = rank_window(window, factors, k_values[-1])
-    metrics = {
-        part.name: _slice_metrics(rankings[part.restriction], part, k_values)
-        for part in window.slices
-        if len(part.member_rows) > 0
-    }
-    return ModelReport(
-        name=name or factors.name,
-        metrics=metrics,
-        members={part.name: len(part.member_rows) for part in window.slices},
-        seconds=time.perf_counter() - started,
-    )
-
-
-def evaluate_models(
-    window: EvaluationWindow, models: Mapping[str, Factors], k_values: Sequence[int]
-) -> EvaluationReport:
-    """Every model on the same window; `models` maps report names to factors."""
-    return EvaluationReport(
-        window=window.summary(),
-        k_values=tuple(sorted(k_values)),
-        models={
-            name: evaluate_model(window, factors, k_values, name)
-            for name, factors in models.items()
-        },
-    )
-
-
-def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, float]:
-    hits = ranking.hits[part.member_rows]
-    counts = ranking.relevant_counts[part.member_rows]
-    offer_rows = ranking.offer_rows[part.member_rows]
-    values: dict[str, float] = {}
-    for k in k_values:
-        values[f"precision@{k}"] = float(precision_at_k(hits, k).mean())
-        values[f"recall@{k}"] = float(recall_at_k(hits, counts, k).mean())
-        values[f"ndcg@{k}"] = float(ndcg_at_k(hits, counts, k).mean())
-        values[f"map@{k}"] = float(average_precision_at_k(hits, counts, k).mean())
-        values[f"hit_rate@{k}"] = float(hit_rate_at_k(hits, k).mean())
-        values[f"coverage@{k}"] = catalog_coverage(offer_rows, k, part.candidate_offers)
-    return values
