@@ -10,6 +10,7 @@ from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from perkrank.config import InteractionConfig
 from perkrank.features.dataset import Dataset
+from perkrank.features.ids import IdMap
 from perkrank.features.member_features import History, describe_members, history_at
 from perkrank.features.offer_features import offer_items, partner_scopes
 from perkrank.features.training_data import TrainingData
@@ -71,7 +72,7 @@ def _training_data(
     offered = dataset.offers[["partner_id", "category"]].assign(item_id=offer_items(dataset.offers))
     items = pd.concat([history.items, offered], ignore_index=True).drop_duplicates("item_id")
     items = items.sort_values("item_id", ignore_index=True)
-    item_columns = pd.Index(items["item_id"]).get_indexer(history.items["item_id"])
+    item_columns = IdMap(items["item_id"]).rows(history.items["item_id"])
     matrix_columns = item_columns[history.item_rows]
 
     shape = (len(buyer_rows), len(items))

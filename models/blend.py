@@ -7,10 +7,12 @@ which makes a weight mean the same for every component.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 
+from perkrank.features.ids import IdMap
 from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
@@ -127,10 +129,7 @@ def score_scale(factors: Factors, *, seed: int, sample_size: int = SCALE_SAMPLE_
 
 def _union(id_arrays: Iterable[np.ndarray]) -> np.ndarray:
     """Ids in order of first appearance over the arrays."""
-    seen: dict[str, None] = {}
-    for ids in id_arrays:
-        seen.update(dict.fromkeys(ids.tolist()))
-    return np.array(list(seen), dtype=str)
+    return IdMap.from_values(chain.from_iterable(ids.tolist() for ids in id_arrays)).external_ids
 
 
 def _member_block(
@@ -149,12 +148,10 @@ def _member_block(
 
 def _rows_by_id(ids: np.ndarray, rows: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     """`rows` reordered to `wanted_ids`, zeros for ids not in `ids`."""
-    row_of = {identifier: row for row, identifier in enumerate(ids.tolist())}
+    positions = IdMap(ids).rows(wanted_ids)
+    found = positions >= 0
     result = np.zeros((len(wanted_ids), *rows.shape[1:]), dtype=np.float64)
-    for position, identifier in enumerate(wanted_ids.tolist()):
-        row = row_of.get(identifier)
-        if row is not None:
-            result[position] = rows[row]
+    result[found] = rows[positions[found]]
     return result
 
 
@@ -162,12 +159,8 @@ def _reindexed(
     matrix: sp.csr_matrix, factors: Factors, member_ids: np.ndarray, item_ids: np.ndarray
 ) -> sp.csr_matrix:
     """`matrix` (the component's members × items) moved onto the blend's rows and columns."""
-    member_position = {
-        member_id: position for position, member_id in enumerate(member_ids.tolist())
-    }
-    item_position = {item: position for position, item in enumerate(item_ids.tolist())}
-    new_rows = np.array([member_position[m] for m in factors.member_ids.tolist()], dtype=np.int64)
-    new_columns = np.array([item_position[i] for i in factors.item_ids.tolist()], dtype=np.int64)
+    new_rows = IdMap(member_ids).rows(factors.member_ids)
+    new_columns = IdMap(item_ids).rows(factors.item_ids)
     coo = matrix.tocoo()
     return sp.csr_matrix(
         (coo.data, (new_rows[coo.row], new_columns[coo.col])),

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from perkrank.features.ids import IdMap
+
 FORMAT_VERSION = 1
 
 
@@ -89,10 +91,10 @@ class Factors:
             if self.repeat.shape != (len(self.member_ids), len(self.item_ids)):
                 raise ValueError("repeat must have shape (n_members, n_items)")
         self.repeat_weight = float(self.repeat_weight)
-        self._member_index = _index(self.member_ids)
-        self._item_index = _index(self.item_ids)
-        self._member_feature_index = _index(self.member_feature_ids)
-        self._item_feature_index = _index(self.item_feature_ids)
+        self._members = IdMap(self.member_ids)
+        self._items = IdMap(self.item_ids)
+        self._member_features = IdMap(self.member_feature_ids)
+        self._item_features = IdMap(self.item_feature_ids)
 
     @property
     def dim(self) -> int:
@@ -102,20 +104,28 @@ class Factors:
 
     def member_row(self, member_id: str) -> int | None:
         """Row of a known member, None for one the model never saw."""
-        return self._member_index.get(member_id)
+        return self._members.get(member_id)
 
     def item_row(self, item: str) -> int | None:
         """Row of a known item, None for one the model never saw."""
-        return self._item_index.get(item)
+        return self._items.get(item)
+
+    def member_rows(self, member_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Row of each member, -1 for members the model never saw."""
+        return self._members.rows(member_ids)
+
+    def item_rows(self, items: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Row of each item, -1 for items the model never saw."""
+        return self._items.rows(items)
 
     def member_feature_rows(self, names: Sequence[str]) -> list[int]:
         """Rows of the member feature names the factors know (others are left out)."""
-        index = self._member_feature_index
+        index = self._member_features
         return [index[name] for name in names if name in index]
 
     def item_feature_rows(self, names: Sequence[str]) -> list[int]:
         """Rows of the item feature names the factors know (others are left out)."""
-        index = self._item_feature_index
+        index = self._item_features
         return [index[name] for name in names if name in index]
 
     def save(self, directory: Path | str) -> Path:
@@ -166,12 +176,6 @@ class Factors:
             parts = (arrays.pop("repeat_data"), arrays.pop("repeat_indices"))
             repeat = sp.csr_matrix((*parts, arrays.pop("repeat_indptr")), shape=shape)
         return cls(**arrays, repeat=repeat, repeat_weight=meta["repeat_weight"], name=meta["name"])
-
-
-def _index(ids: np.ndarray) -> dict[str, int]:
-    """Id → row; `tolist` first, so keys are plain str (built fast, hashed fast)."""
-    names = np.asarray(ids).tolist()
-    return dict(zip(names, range(len(names)), strict=True))
 
 
 def _matrix(values: np.ndarray | None, rows: int, dim: int) -> np.ndarray:

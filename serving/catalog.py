@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from perkrank.features.eligibility import day_number, eligible, region_mask
+from perkrank.features.ids import IdMap
 from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import item_feature_names, item_id
 from perkrank.models import scoring
@@ -85,7 +86,8 @@ class Catalog:
     offers: tuple[Offer, ...]
     candidates: tuple[Candidate, ...]
     """What the store needs to know of each offer row."""
-    offer_rows: dict[str, int]
+    offer_rows: IdMap
+    """Offer id → row."""
     valid_from_days: np.ndarray
     valid_to_days: np.ndarray
     min_tier_ranks: np.ndarray
@@ -151,7 +153,7 @@ def _build(
             Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
             for offer in offers
         ),
-        offer_rows={offer.offer_id: row for row, offer in enumerate(offers)},
+        offer_rows=IdMap(offer.offer_id for offer in offers),
         valid_from_days=np.array([day_number(o.valid_from) for o in offers], dtype=np.int64),
         valid_to_days=np.array([day_number(o.valid_to) for o in offers], dtype=np.int64),
         min_tier_ranks=np.array([tier_rank(o.min_tier) for o in offers], dtype=np.int64),

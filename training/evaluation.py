@@ -104,10 +104,7 @@ def _model_inputs(
     offers = scoring.item_inputs(factors, window.offer_items, window.offer_item_features)
     if not scoring.has_repeat(factors):
         return member_vectors, offers, None
-    member_rows = np.array(
-        [-1 if (row := factors.member_row(m)) is None else row for m in window.member_ids.tolist()],
-        dtype=np.int64,
-    )
+    member_rows = factors.member_rows(window.member_ids)
     return member_vectors, offers, scoring.repeat_matrix(factors, member_rows, offers.rows)
 
 

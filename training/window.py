@@ -41,6 +41,7 @@ import scipy.sparse as sp
 
 from perkrank.features.dataset import Dataset
 from perkrank.features.eligibility import eligible, region_mask, valid_between
+from perkrank.features.ids import IdMap
 from perkrank.features.offer_features import offer_items
 from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import cold_member_feature_names
@@ -280,7 +281,7 @@ def _relevant_pairs(
         (purchases["ts"] >= start) & (purchases["ts"] < end),
         ["member_id", "partner_id", "category", "ts"],
     ]
-    member_rows = pd.Index(members["member_id"]).get_indexer(in_window["member_id"])
+    member_rows = IdMap(members["member_id"]).rows(in_window["member_id"])
     in_window = in_window.assign(member_row=member_rows, day=in_window["ts"].dt.normalize())
     in_window = in_window[in_window["member_row"] >= 0]
     joined = in_window.merge(
@@ -308,7 +309,7 @@ def _bought_before(
     items, offer_item_index = np.unique(offer_item_ids, return_inverse=True)
     bought = [items_bought_before.get(member, frozenset()) for member in member_ids]
     rows = np.repeat(np.arange(len(member_ids)), [len(member_items) for member_items in bought])
-    columns = pd.Index(items).get_indexer(list(chain.from_iterable(bought)))
+    columns = IdMap(items).rows(chain.from_iterable(bought))
     known = columns >= 0
     member_items = _bool_matrix(rows[known], columns[known], (shape[0], len(items)))
     item_offers = _bool_matrix(

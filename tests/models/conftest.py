@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from perkrank.features.ids import IdMap
 from perkrank.features.training_data import TrainingData
 from perkrank.features.vocabulary import (
     item_feature_names,
@@ -43,8 +44,8 @@ class Checkerboard:
 
     def item_feature_lists(self, items: Sequence[str]) -> list[list[str]]:
         """Feature names of `items`, as in `data.item_features`."""
-        column_of = {item: column for column, item in enumerate(self.data.item_ids)}
-        return [self.data.item_features[column_of[item]] for item in items]
+        columns = IdMap(self.data.item_ids).rows(items)
+        return [self.data.item_features[column] for column in columns]
 
 
 def make_checkerboard() -> Checkerboard:
@@ -64,7 +65,7 @@ def make_checkerboard() -> Checkerboard:
             member_features.append(member_feature_names(region, tier))
             member_segments.append(segment_id(region, tier))
     item_ids = group_items[0] + group_items[1]
-    column_of = {item: column for column, item in enumerate(item_ids)}
+    column_of = IdMap(item_ids)
 
     rows, columns, counts, held_out = [], [], [], {}
     for row, member_id in enumerate(member_ids):
