@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from perkrank.config import InteractionConfig
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
 from perkrank.features.member_features import History, describe_members, history_at
@@ -69,10 +70,12 @@ def _training_data(
     bought_any = np.bincount(history.member_rows, minlength=len(history.members)) > 0
     buyer_rows = np.flatnonzero(bought_any)
     matrix_rows = (np.cumsum(bought_any) - 1)[history.member_rows]
-    offered = dataset.offers[["partner_id", "category"]].assign(item_id=offer_items(dataset.offers))
-    items = pd.concat([history.items, offered], ignore_index=True).drop_duplicates("item_id")
-    items = items.sort_values("item_id", ignore_index=True)
-    item_columns = IdMap(items["item_id"]).rows(history.items["item_id"])
+    offered = dataset.offers[[Columns.partner_id, Columns.category]].assign(
+        item_id=offer_items(dataset.offers)
+    )
+    items = pd.concat([history.items, offered], ignore_index=True).drop_duplicates(Columns.item_id)
+    items = items.sort_values(Columns.item_id, ignore_index=True)
+    item_columns = IdMap(items[Columns.item_id]).rows(history.items[Columns.item_id])
     matrix_columns = item_columns[history.item_rows]
 
     shape = (len(buyer_rows), len(items))
@@ -88,23 +91,25 @@ def _training_data(
         user_items = purchase_counts
 
     buyers = history.members.iloc[buyer_rows]
-    buyer_ids = buyers["member_id"].tolist()
+    buyer_ids = buyers[Columns.member_id].tolist()
     scopes = partner_scopes(dataset.partners)
     return TrainingData(
         member_ids=np.array(buyer_ids, dtype=str),
-        item_ids=items["item_id"].to_numpy(dtype=str),
+        item_ids=items[Columns.item_id].to_numpy(dtype=str),
         user_items=_canonical(user_items),
         purchase_counts=_canonical(purchase_counts),
         member_features=[member_features[member_id] for member_id in buyer_ids],
         item_features=[
             item_feature_names(partner_id, category, scopes[partner_id])
-            for partner_id, category in zip(items["partner_id"], items["category"], strict=True)
+            for partner_id, category in zip(
+                items[Columns.partner_id], items[Columns.category], strict=True
+            )
         ],
         member_segments=np.array(
             [
                 segment_id(region, tier)
                 for region, tier in zip(
-                    buyers["region"].tolist(), buyers["tier"].tolist(), strict=True
+                    buyers[Columns.region].tolist(), buyers[Columns.tier].tolist(), strict=True
                 )
             ],
             dtype=str,
@@ -117,8 +122,8 @@ def _items_bought(history: History) -> dict[str, frozenset[str]]:
     shape = (len(history.members), len(history.items))
     ones = np.ones(len(history.member_rows))
     bought = _sparse_sum(ones, history.member_rows, history.item_rows, shape)
-    member_ids = history.members["member_id"].tolist()
-    item_ids = history.items["item_id"].to_numpy(dtype=object)[bought.indices].tolist()
+    member_ids = history.members[Columns.member_id].tolist()
+    item_ids = history.items[Columns.item_id].to_numpy(dtype=object)[bought.indices].tolist()
     bounds = bought.indptr.tolist()
     return {
         member_id: frozenset(item_ids[start:end])

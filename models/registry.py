@@ -28,6 +28,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from perkrank.config import RegistryConfig
+from perkrank.features.columns import Columns
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
     item_feature_names,
@@ -45,14 +46,21 @@ REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
-INPUT_COLUMNS = ("member_id", "region", "tier", "partner_id", "category", "scope")
+INPUT_COLUMNS = (
+    Columns.member_id,
+    Columns.region,
+    Columns.tier,
+    Columns.partner_id,
+    Columns.category,
+    Columns.scope,
+)
 EXAMPLE_INPUT = {
-    "member_id": ["M000001", "new-member"],
-    "region": ["north", "south"],
-    "tier": ["gold", "base"],
-    "partner_id": ["P0001", "P0002"],
-    "category": ["Food", "Travel"],
-    "scope": ["federal", "local"],
+    Columns.member_id: ["M000001", "new-member"],
+    Columns.region: ["north", "south"],
+    Columns.tier: ["gold", "base"],
+    Columns.partner_id: ["P0001", "P0002"],
+    Columns.category: ["Food", "Travel"],
+    Columns.scope: ["federal", "local"],
 }
 """A few rows of the pyfunc model's input (logged as its input example)."""
 MODEL_CODE = """\
@@ -122,16 +130,22 @@ def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
     records = rows[list(INPUT_COLUMNS)].astype(str)
     items = scoring.item_inputs(
         ranker,
-        [item_id(p, c) for p, c in zip(records["partner_id"], records["category"], strict=True)],
+        [
+            item_id(p, c)
+            for p, c in zip(records[Columns.partner_id], records[Columns.category], strict=True)
+        ],
         [
             item_feature_names(partner_id, category, scope)
             for partner_id, category, scope in zip(
-                records["partner_id"], records["category"], records["scope"], strict=True
+                records[Columns.partner_id],
+                records[Columns.category],
+                records[Columns.scope],
+                strict=True,
             )
         ],
     )
     result = np.zeros(len(records), dtype=np.float32)
-    members = records[["member_id", "region", "tier"]]
+    members = records[[Columns.member_id, Columns.region, Columns.tier]]
     for (member_id, region, tier), positions in members.groupby(list(members)).indices.items():
         vector = scoring.member_vector(ranker, member_id, cold_member_feature_names(region, tier))
         repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])

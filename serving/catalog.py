@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from perkrank.features.columns import Columns
 from perkrank.features.eligibility import day_number, eligible, region_mask
 from perkrank.features.ids import IdMap
 from perkrank.features.schema import tier_rank
@@ -169,13 +170,13 @@ def _build(
 def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
     """The catalog of a validated data set (members, partners and offers)."""
     members = dataset.members
-    signup_days = members["signup_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    signup_days = members[Columns.signup_date].to_numpy(dtype="datetime64[D]").astype(np.int64)
     profiles = {
         member_id: Member(region, tier, signup_day)
         for member_id, region, tier, signup_day in zip(
-            members["member_id"],
-            members["region"],
-            members["tier"],
+            members[Columns.member_id],
+            members[Columns.region],
+            members[Columns.tier],
             signup_days.tolist(),
             strict=True,
         )
@@ -192,9 +193,9 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
     """The offers of a validated offers table, with partner names, scopes and regions."""
     from perkrank.features.offer_features import partner_scopes, regions_of_offers
 
-    partner_names = dict(zip(partners["partner_id"], partners["name"], strict=True))
+    partner_names = dict(zip(partners[Columns.partner_id], partners[Columns.name], strict=True))
     scopes = partner_scopes(partners)
-    budget_column = table["budget"]
+    budget_column = table[Columns.budget]
     budgets = [
         None if missing else int(budget)
         for budget, missing in zip(budget_column.fillna(0), budget_column.isna(), strict=True)
@@ -202,16 +203,16 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
     records = table.to_dict("records")
     return [
         Offer(
-            offer_id=record["offer_id"],
-            partner_id=record["partner_id"],
-            partner_name=partner_names[record["partner_id"]],
-            scope=scopes[record["partner_id"]],
-            category=record["category"],
-            title=record["title"],
-            reward=record["reward"],
-            min_tier=record["min_tier"],
-            valid_from=record["valid_from"].date(),
-            valid_to=record["valid_to"].date(),
+            offer_id=record[Columns.offer_id],
+            partner_id=record[Columns.partner_id],
+            partner_name=partner_names[record[Columns.partner_id]],
+            scope=scopes[record[Columns.partner_id]],
+            category=record[Columns.category],
+            title=record[Columns.title],
+            reward=record[Columns.reward],
+            min_tier=record[Columns.min_tier],
+            valid_from=record[Columns.valid_from].date(),
+            valid_to=record[Columns.valid_to].date(),
             regions=regions,
             budget=budget,
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perkrank.config import TrainConfig
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
@@ -78,7 +79,7 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
     the last `test_days` of purchases begin (catalogs rotate monthly, so the window holds a
     whole catalog's new offers) and runs to the last purchase.
     """
-    last_day = dataset.purchases["ts"].max().date()
+    last_day = dataset.purchases[Columns.ts].max().date()
     if config.split.test_start is not None:
         test_start = config.split.test_start
         test_end = test_start + timedelta(days=config.split.test_days)
@@ -202,7 +203,7 @@ def train(
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 
-    served_until = dataset.purchases["ts"].max().date() + timedelta(days=1)
+    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
     served_fit = fit_components(dataset, served_until, config)
     with step("write the serving bundle"):
         bundle = Bundle(

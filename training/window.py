@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.eligibility import eligible, region_mask, valid_between
 from perkrank.features.ids import IdMap
@@ -157,7 +158,8 @@ def prepare_window(
     first_day, last_day = _day_numbers(start_ts), _day_numbers(end_ts) - 1
     offers = _window_offers(dataset.offers, offer_regions, first_day, last_day)
     members = dataset.members.loc[
-        dataset.members["signup_date"] < start_ts, ["member_id", "region", "tier", "signup_date"]
+        dataset.members[Columns.signup_date] < start_ts,
+        [Columns.member_id, Columns.region, Columns.tier, Columns.signup_date],
     ].reset_index(drop=True)
     member_group, group_keys = _group_rows(members)
     eligible = _eligibility(group_keys, offers, first_day, last_day)
@@ -171,10 +173,10 @@ def prepare_window(
     pairs = pairs[new_row[pairs[:, 0]] >= 0]
     members = members.iloc[kept].reset_index(drop=True)
     member_group = member_group[kept]
-    member_ids = members["member_id"].to_numpy(dtype=str)
+    member_ids = members[Columns.member_id].to_numpy(dtype=str)
     shape = (len(member_ids), len(offers))
     relevant = _bool_matrix(new_row[pairs[:, 0]], pairs[:, 1], shape)
-    items = offers["item"].to_numpy(dtype=str)
+    items = offers[Columns.item_id].to_numpy(dtype=str)
     bought_before = _bought_before(member_ids, items_bought_before, items, shape)
     bought_before = _keep_eligible(bought_before, eligible, member_group)
     groups = tuple(
@@ -186,10 +188,10 @@ def prepare_window(
         )
         for group in np.unique(member_group)
     )
-    regions = members["region"].to_numpy(dtype=str)
-    tiers = members["tier"].to_numpy(dtype=str)
+    regions = members[Columns.region].to_numpy(dtype=str)
+    tiers = members[Columns.tier].to_numpy(dtype=str)
     is_warm = np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool)
-    tenure_days = first_day - _day_numbers(members["signup_date"])
+    tenure_days = first_day - _day_numbers(members[Columns.signup_date])
     window = EvaluationWindow(
         start=start,
         end=end,
@@ -205,7 +207,7 @@ def prepare_window(
             )
         ],
         member_is_warm=is_warm,
-        offer_ids=offers["offer_id"].to_numpy(dtype=str),
+        offer_ids=offers[Columns.offer_id].to_numpy(dtype=str),
         offer_items=items,
         offer_item_features=[list(item_features[item]) for item in items],
         offer_is_new=(offers["valid_from_day"] >= first_day).to_numpy(),
@@ -231,22 +233,29 @@ def _window_offers(
     rank and validity as day numbers."""
     if len(offer_regions) != len(offers):
         raise ValueError("offer_regions must have one entry per row of dataset.offers")
-    columns = ["offer_id", "partner_id", "category", "min_tier", "valid_from", "valid_to"]
+    columns = [
+        Columns.offer_id,
+        Columns.partner_id,
+        Columns.category,
+        Columns.min_tier,
+        Columns.valid_from,
+        Columns.valid_to,
+    ]
     table = offers[columns].assign(
         regions=pd.Series(list(offer_regions), index=offers.index, dtype=object),
-        valid_from_day=_day_numbers(offers["valid_from"]),
-        valid_to_day=_day_numbers(offers["valid_to"]),
+        valid_from_day=_day_numbers(offers[Columns.valid_from]),
+        valid_to_day=_day_numbers(offers[Columns.valid_to]),
     )
     valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
-    table = table[valid].sort_values("offer_id", kind="stable").reset_index(drop=True)
-    table["item"] = offer_items(table)
-    table["tier_rank"] = table["min_tier"].map(tier_rank).astype(int)
+    table = table[valid].sort_values(Columns.offer_id, kind="stable").reset_index(drop=True)
+    table[Columns.item_id] = offer_items(table)
+    table["tier_rank"] = table[Columns.min_tier].map(tier_rank).astype(int)
     return table
 
 
 def _group_rows(members: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Group index per member and the (region, tier) of each group."""
-    codes, keys = pd.MultiIndex.from_frame(members[["region", "tier"]]).factorize()
+    codes, keys = pd.MultiIndex.from_frame(members[[Columns.region, Columns.tier]]).factorize()
     return np.asarray(codes), [tuple(key) for key in keys]
 
 
@@ -256,7 +265,7 @@ def _eligibility(
     """Bool (groups × offers): `features.eligibility.eligible` for the group's region, tier
     and the window's days."""
     result = np.zeros((len(group_keys), len(offers)), dtype=bool)
-    regions = offers["regions"].tolist()
+    regions = offers[Columns.regions].tolist()
     arrays = (
         offers["tier_rank"].to_numpy(),
         offers["valid_from_day"].to_numpy(),
@@ -278,17 +287,21 @@ def _relevant_pairs(
 ) -> np.ndarray:
     """Unique (member row, offer row) pairs: a purchase in the window on a day the offer ran."""
     in_window = purchases.loc[
-        (purchases["ts"] >= start) & (purchases["ts"] < end),
-        ["member_id", "partner_id", "category", "ts"],
+        (purchases[Columns.ts] >= start) & (purchases[Columns.ts] < end),
+        [Columns.member_id, Columns.partner_id, Columns.category, Columns.ts],
     ]
-    member_rows = IdMap(members["member_id"]).rows(in_window["member_id"])
-    in_window = in_window.assign(member_row=member_rows, day=in_window["ts"].dt.normalize())
+    member_rows = IdMap(members[Columns.member_id]).rows(in_window[Columns.member_id])
+    in_window = in_window.assign(member_row=member_rows, day=in_window[Columns.ts].dt.normalize())
     in_window = in_window[in_window["member_row"] >= 0]
     joined = in_window.merge(
-        offers[["partner_id", "category", "valid_from", "valid_to"]].reset_index(names="offer_row"),
-        on=["partner_id", "category"],
+        offers[
+            [Columns.partner_id, Columns.category, Columns.valid_from, Columns.valid_to]
+        ].reset_index(names="offer_row"),
+        on=[Columns.partner_id, Columns.category],
     )
-    joined = joined[(joined["day"] >= joined["valid_from"]) & (joined["day"] <= joined["valid_to"])]
+    joined = joined[
+        (joined["day"] >= joined[Columns.valid_from]) & (joined["day"] <= joined[Columns.valid_to])
+    ]
     keys = np.unique(joined["member_row"].to_numpy() * len(offers) + joined["offer_row"].to_numpy())
     return np.column_stack(np.divmod(keys, len(offers))).astype(np.int64).reshape(-1, 2)
 
