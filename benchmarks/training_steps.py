@@ -57,7 +57,7 @@ def run(members: int, months: int, work_dir: Path) -> dict:
         dataset = load_dataset(data_dir)
     dates = pipeline.split_dates(dataset, config)
     cutoff = datetime.combine(dates.test_start, datetime.min.time())
-    with timed(timings, "features (interaction matrix, member features)"):
+    with timed(timings, "features (interaction matrix)"):
         features = cutoff_features(dataset, cutoff, config.interactions)
         data = features.data
     fitters = pipeline.component_fitters(config)

@@ -99,21 +99,14 @@ def history_at(dataset: Dataset, cutoff: datetime) -> History:
     )
 
 
-def member_feature_table(
-    dataset: Dataset, cutoff: datetime, half_life_days: float | None = 120.0
-) -> dict[str, list[str]]:
-    """Feature names of every member who signed up before `cutoff`, from what was known then.
+def describe_members(history: History, half_life_days: float | None) -> dict[str, list[str]]:
+    """Feature names of every member of `history`, from what was known at its cutoff.
 
     Region, tier and segment; tenure at the cutoff; spend over the last `SPEND_WINDOW_DAYS`;
     the `TOP_CATEGORIES` categories with the most purchases, each weighted by recency
     (`half_life_days`). A member without purchases gets exactly
     `vocabulary.cold_member_feature_names(region, tier, days since signup)`.
     """
-    return describe_members(history_at(dataset, cutoff), half_life_days)
-
-
-def describe_members(history: History, half_life_days: float | None) -> dict[str, list[str]]:
-    """`member_feature_table` of the members of `history`."""
     members = history.members
     segments = list(
         zip(members[Columns.region].tolist(), members[Columns.tier].tolist(), strict=True)

@@ -114,10 +114,6 @@ class Factors:
         """Row of each member, -1 for members the model never saw."""
         return self._members.rows(member_ids)
 
-    def item_rows(self, items: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Row of each item, -1 for items the model never saw."""
-        return self._items.rows(items)
-
     def member_feature_rows(self, names: Sequence[str]) -> list[int]:
         """Rows of the member feature names the factors know (others are left out)."""
         index = self._member_features

@@ -46,14 +46,6 @@ REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
-INPUT_COLUMNS = (
-    Columns.member_id,
-    Columns.region,
-    Columns.tier,
-    Columns.partner_id,
-    Columns.category,
-    Columns.scope,
-)
 EXAMPLE_INPUT = {
     Columns.member_id: ["M000001", "new-member"],
     Columns.region: ["north", "south"],
@@ -63,6 +55,8 @@ EXAMPLE_INPUT = {
     Columns.scope: ["federal", "local"],
 }
 """A few rows of the pyfunc model's input (logged as its input example)."""
+INPUT_COLUMNS = tuple(EXAMPLE_INPUT)
+"""The pyfunc model's input columns: member id, region, tier, partner id, category, scope."""
 MODEL_CODE = """\
 import mlflow
 
@@ -128,21 +122,12 @@ def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
     serving names a member its files do not list).
     """
     records = rows[list(INPUT_COLUMNS)].astype(str)
+    offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
+    offers = [records[column].tolist() for column in offer_columns]
     items = scoring.item_inputs(
         ranker,
-        [
-            item_id(p, c)
-            for p, c in zip(records[Columns.partner_id], records[Columns.category], strict=True)
-        ],
-        [
-            item_feature_names(partner_id, category, scope)
-            for partner_id, category, scope in zip(
-                records[Columns.partner_id],
-                records[Columns.category],
-                records[Columns.scope],
-                strict=True,
-            )
-        ],
+        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
+        [item_feature_names(*names) for names in zip(*offers, strict=True)],
     )
     result = np.zeros(len(records), dtype=np.float32)
     members = records[[Columns.member_id, Columns.region, Columns.tier]]
