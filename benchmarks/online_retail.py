@@ -37,7 +37,8 @@ from perkrank.models.als import als_factors
 from perkrank.models.factors import Factors
 from perkrank.progress import report, step
 from perkrank.training import pipeline
-from perkrank.training.evaluate import EvaluationReport, EvaluationWindow, evaluate_models
+from perkrank.training.evaluation import EvaluationReport, evaluate_models
+from perkrank.training.window import EvaluationWindow
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared/datasets/online-retail/online_retail.csv.gz"
 """The UCI file in the shared datasets folder beside this checkout."""
@@ -90,9 +91,7 @@ def validate(
 ) -> tuple[dict[str, float], EvaluationReport]:
     """Blend weights chosen on the validation window, and every model's metrics there."""
     fitted = fit_all(dataset, dates.validation_start, config)
-    window = pipeline.evaluation_window(
-        dataset, dates.validation_start, dates.test_start, fitted, config
-    )
+    window = pipeline.evaluation_window(dataset, dates.test_start, fitted, config)
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
         with step("choose blend weights on the validation window"):
@@ -111,7 +110,7 @@ def test(
 ) -> EvaluationReport:
     """Every model fitted before the test window and evaluated on it."""
     fitted = fit_all(dataset, dates.test_start, config)
-    window = pipeline.evaluation_window(dataset, dates.test_start, dates.test_end, fitted, config)
+    window = pipeline.evaluation_window(dataset, dates.test_end, fitted, config)
     with step("evaluate on the test window"):
         return evaluate_all(window, fitted, weights, config)
 
@@ -260,7 +259,7 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         f"{test_window['relevant_pairs']:,} relevant member × item pairs.",
         f"- slices: overall {members['overall']:,} members; new_items (candidates the member "
         f"never bought) {members['new_items']:,}; repeat_items (items the member bought "
-        f"before) {members['repeat_items']:,}. Definitions: `training/evaluate.py`.",
+        f"before) {members['repeat_items']:,}. Definitions: `training/window.py`.",
         "",
         "## Models",
         "",

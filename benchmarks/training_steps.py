@@ -23,7 +23,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
-from perkrank.features.interactions import build_training_data
+from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.als import fit_als
@@ -58,7 +58,8 @@ def run(members: int, months: int, work_dir: Path) -> dict:
     dates = pipeline.split_dates(dataset, config)
     cutoff = datetime.combine(dates.test_start, datetime.min.time())
     with timed(timings, "features (interaction matrix)"):
-        data = build_training_data(dataset, cutoff, config.interactions)
+        features = cutoff_features(dataset, cutoff, config.interactions)
+        data = features.data
     fitters = pipeline.component_fitters(config)
     models = {}
     for name, fit in fitters.items():
@@ -67,17 +68,14 @@ def run(members: int, months: int, work_dir: Path) -> dict:
     fitted = pipeline.FittedComponents(
         cutoff=dates.test_start,
         models=models,
-        member_features=pipeline.member_feature_table(
-            dataset, cutoff, config.interactions.half_life_days
-        ),
+        member_features=features.member_features,
         item_features=pipeline.item_feature_table(dataset),
+        items_bought_before=features.items_bought_before,
     )
     with timed(timings, "blend"):
         models["blend"] = pipeline.blend_components(fitted, config.blend.weights, config.seed)
     with timed(timings, "evaluation window"):
-        window = pipeline.evaluation_window(
-            dataset, dates.test_start, dates.test_end, fitted, config
-        )
+        window = pipeline.evaluation_window(dataset, dates.test_end, fitted, config)
     with timed(timings, f"evaluate {len(models)} models"):
         pipeline.evaluate_models(window, models, config.evaluation.k_values)
     with timed(timings, "train (whole pipeline, with weight search and MLflow)"):

@@ -1,5 +1,6 @@
 """Purchases before a cutoff → the member × item matrices and feature names models fit on."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -8,8 +9,10 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from perkrank.config import InteractionConfig
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.member_features import describe_members, history_at
+from perkrank.features.ids import IdMap
+from perkrank.features.member_features import History, describe_members, history_at
 from perkrank.features.offer_features import offer_items, partner_scopes
 from perkrank.features.training_data import TrainingData
 from perkrank.features.vocabulary import item_feature_names, segment_id
@@ -17,6 +20,30 @@ from perkrank.features.vocabulary import item_feature_names, segment_id
 MIN_CONFIDENCE = 1e-6
 """bm25/tfidf give a member who bought (nearly) every item an idf ≤ 0; their weights are raised
 to this, so every purchase stays a positive interaction."""
+
+
+@dataclass(frozen=True)
+class CutoffFeatures:
+    """What fitting and evaluating need from the data before one cutoff, each built once
+    from one `History`: the training matrices, every member's feature names
+    (`describe_members`) and the item ids each member bought (buyers only)."""
+
+    data: TrainingData
+    member_features: dict[str, list[str]]
+    items_bought_before: dict[str, frozenset[str]]
+
+
+def cutoff_features(
+    dataset: Dataset, cutoff: datetime, config: InteractionConfig
+) -> CutoffFeatures:
+    """`CutoffFeatures` of what was known before `cutoff`."""
+    history = history_at(dataset, cutoff)
+    member_features = describe_members(history, config.half_life_days)
+    return CutoffFeatures(
+        data=_training_data(dataset, history, member_features, config),
+        member_features=member_features,
+        items_bought_before=_items_bought(history),
+    )
 
 
 def build_training_data(
@@ -31,14 +58,24 @@ def build_training_data(
     log1p(recency-weighted amount), "bm25"/"tfidf" by implicit's weighting of the
     items × members matrix, as implicit does for ALS.
     """
-    history = history_at(dataset, cutoff)
+    return cutoff_features(dataset, cutoff, config).data
+
+
+def _training_data(
+    dataset: Dataset,
+    history: History,
+    member_features: dict[str, list[str]],
+    config: InteractionConfig,
+) -> TrainingData:
     bought_any = np.bincount(history.member_rows, minlength=len(history.members)) > 0
     buyer_rows = np.flatnonzero(bought_any)
     matrix_rows = (np.cumsum(bought_any) - 1)[history.member_rows]
-    offered = dataset.offers[["partner_id", "category"]].assign(item_id=offer_items(dataset.offers))
-    items = pd.concat([history.items, offered], ignore_index=True).drop_duplicates("item_id")
-    items = items.sort_values("item_id", ignore_index=True)
-    item_columns = pd.Index(items["item_id"]).get_indexer(history.items["item_id"])
+    offered = dataset.offers[[Columns.partner_id, Columns.category]].assign(
+        item_id=offer_items(dataset.offers)
+    )
+    items = pd.concat([history.items, offered], ignore_index=True).drop_duplicates(Columns.item_id)
+    items = items.sort_values(Columns.item_id, ignore_index=True)
+    item_columns = IdMap(items[Columns.item_id]).rows(history.items[Columns.item_id])
     matrix_columns = item_columns[history.item_rows]
 
     shape = (len(buyer_rows), len(items))
@@ -54,24 +91,25 @@ def build_training_data(
         user_items = purchase_counts
 
     buyers = history.members.iloc[buyer_rows]
-    buyer_ids = buyers["member_id"].tolist()
-    feature_table = describe_members(history, config.half_life_days)
+    buyer_ids = buyers[Columns.member_id].tolist()
     scopes = partner_scopes(dataset.partners)
     return TrainingData(
         member_ids=np.array(buyer_ids, dtype=str),
-        item_ids=items["item_id"].to_numpy(dtype=str),
+        item_ids=items[Columns.item_id].to_numpy(dtype=str),
         user_items=_canonical(user_items),
         purchase_counts=_canonical(purchase_counts),
-        member_features=[feature_table[member_id] for member_id in buyer_ids],
+        member_features=[member_features[member_id] for member_id in buyer_ids],
         item_features=[
             item_feature_names(partner_id, category, scopes[partner_id])
-            for partner_id, category in zip(items["partner_id"], items["category"], strict=True)
+            for partner_id, category in zip(
+                items[Columns.partner_id], items[Columns.category], strict=True
+            )
         ],
         member_segments=np.array(
             [
                 segment_id(region, tier)
                 for region, tier in zip(
-                    buyers["region"].tolist(), buyers["tier"].tolist(), strict=True
+                    buyers[Columns.region].tolist(), buyers[Columns.tier].tolist(), strict=True
                 )
             ],
             dtype=str,
@@ -79,14 +117,13 @@ def build_training_data(
     )
 
 
-def items_bought_before(dataset: Dataset, cutoff: datetime) -> dict[str, frozenset[str]]:
-    """Item ids each member bought before `cutoff` (members who signed up before it)."""
-    history = history_at(dataset, cutoff)
+def _items_bought(history: History) -> dict[str, frozenset[str]]:
+    """Item ids each member of `history` bought before its cutoff (buyers only)."""
     shape = (len(history.members), len(history.items))
     ones = np.ones(len(history.member_rows))
     bought = _sparse_sum(ones, history.member_rows, history.item_rows, shape)
-    member_ids = history.members["member_id"].tolist()
-    item_ids = history.items["item_id"].to_numpy(dtype=object)[bought.indices].tolist()
+    member_ids = history.members[Columns.member_id].tolist()
+    item_ids = history.items[Columns.item_id].to_numpy(dtype=object)[bought.indices].tolist()
     bounds = bought.indptr.tolist()
     return {
         member_id: frozenset(item_ids[start:end])

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.schema import (
     LIST_SEPARATOR,
@@ -35,7 +36,7 @@ FIRST_ROW = 2
 """Row number of the first data row, as a spreadsheet shows it (the header is row 1)."""
 LISTED_PROBLEMS = 50
 """Problems `str(DataValidationError)` lists; each single check also keeps at most this many."""
-ITEM_PART_COLUMNS = frozenset({"partner_id", "category", "categories"})
+ITEM_PART_COLUMNS = frozenset({Columns.partner_id, Columns.category, Columns.categories})
 """Columns joined into item ids by `ITEM_SEPARATOR`, which they therefore must not contain."""
 EARLIEST = pd.Timestamp("1678-01-01")
 LATEST = pd.Timestamp("2261-12-31 23:59:59")
@@ -468,12 +469,14 @@ def _check_known(
 
 
 def _check_local_partners_have_regions(partners: _Loaded | None, problems: _Problems) -> None:
-    if partners is None or not partners.has("scope", "regions"):
+    if partners is None or not partners.has(Columns.scope, Columns.regions):
         return
     frame = partners.frame
-    without = ((frame["scope"] == "local") & (frame["regions"].map(len) == 0)).to_numpy()
+    without = (
+        (frame[Columns.scope] == "local") & (frame[Columns.regions].map(len) == 0)
+    ).to_numpy()
     messages = ["a local partner needs at least one region"] * int(without.sum())
-    problems.add_rows(partners.file, "regions", partners.rows[without], messages)
+    problems.add_rows(partners.file, Columns.regions, partners.rows[without], messages)
 
 
 def _check_offer_regions(
@@ -482,20 +485,23 @@ def _check_offer_regions(
     """An offer of a local partner may only name regions the partner operates in."""
     if offers is None or partners is None:
         return
-    if not (offers.has("partner_id", "regions") and partners.has("partner_id", "scope", "regions")):
+    if not (
+        offers.has(Columns.partner_id, Columns.regions)
+        and partners.has(Columns.partner_id, Columns.scope, Columns.regions)
+    ):
         return
     local_regions = {
         partner_id: regions
         for partner_id, scope, regions in zip(
-            partners.frame["partner_id"],
-            partners.frame["scope"],
-            partners.frame["regions"],
+            partners.frame[Columns.partner_id],
+            partners.frame[Columns.scope],
+            partners.frame[Columns.regions],
             strict=True,
         )
         if scope == "local" and regions
     }
     rows, messages = [], []
-    offer_columns = (offers.rows, offers.frame["partner_id"], offers.frame["regions"])
+    offer_columns = (offers.rows, offers.frame[Columns.partner_id], offers.frame[Columns.regions])
     for row, partner_id, regions in zip(*offer_columns, strict=True):
         allowed = local_regions.get(partner_id, ())
         outside = [region for region in regions if allowed and region not in allowed]
@@ -505,19 +511,19 @@ def _check_offer_regions(
                 f"{', '.join(outside)} not among the regions of local partner {partner_id} "
                 f"({', '.join(allowed)})"
             )
-    problems.add_rows(offers.file, "regions", np.array(rows, dtype=int), messages)
+    problems.add_rows(offers.file, Columns.regions, np.array(rows, dtype=int), messages)
 
 
 def _check_validity_periods(offers: _Loaded | None, problems: _Problems) -> None:
-    if offers is None or not offers.has("valid_from", "valid_to"):
+    if offers is None or not offers.has(Columns.valid_from, Columns.valid_to):
         return
-    starts, ends = offers.frame["valid_from"], offers.frame["valid_to"]
+    starts, ends = offers.frame[Columns.valid_from], offers.frame[Columns.valid_to]
     backwards = (ends < starts).to_numpy()
     messages = (
         f"{end:%Y-%m-%d} is before valid_from {start:%Y-%m-%d}"
         for start, end in zip(starts[backwards], ends[backwards], strict=True)
     )
-    problems.add_rows(offers.file, "valid_to", offers.rows[backwards], messages)
+    problems.add_rows(offers.file, Columns.valid_to, offers.rows[backwards], messages)
 
 
 def _output_frame(frame: pd.DataFrame) -> pd.DataFrame:

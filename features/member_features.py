@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.vocabulary import (
+    DAYS_PER_MONTH,
     SPEND_FEATURES,
     TENURE_FEATURES,
     TENURE_LIMITS_MONTHS,
@@ -23,7 +25,6 @@ from perkrank.features.vocabulary import (
     top_category_feature,
 )
 
-DAYS_PER_MONTH = 365.25 / 12
 SPEND_WINDOW_DAYS = 90
 SPEND_QUANTILES = (1 / 3, 2 / 3)
 """Thresholds between low, mid and high spend, as quantiles over the members who spent."""
@@ -66,22 +67,22 @@ def as_cutoff(cutoff: datetime) -> pd.Timestamp:
 def history_at(dataset: Dataset, cutoff: datetime) -> History:
     """Members who signed up before `cutoff` and their purchases before it."""
     cutoff = as_cutoff(cutoff)
-    members = dataset.members[dataset.members["signup_date"] < cutoff]
-    members = members.sort_values("member_id", ignore_index=True)
+    members = dataset.members[dataset.members[Columns.signup_date] < cutoff]
+    members = members.sort_values(Columns.member_id, ignore_index=True)
     purchases = dataset.purchases
-    member_rows = _positions(purchases["member_id"], members["member_id"])
-    known = (member_rows >= 0) & (purchases["ts"] < cutoff).to_numpy()
-    partner_codes, partner_ids = pd.factorize(purchases["partner_id"])
-    category_codes, categories = pd.factorize(purchases["category"])
+    member_rows = _positions(purchases[Columns.member_id], members[Columns.member_id])
+    known = (member_rows >= 0) & (purchases[Columns.ts] < cutoff).to_numpy()
+    partner_codes, partner_ids = pd.factorize(purchases[Columns.partner_id])
+    category_codes, categories = pd.factorize(purchases[Columns.category])
     pair_keys = partner_codes[known].astype(np.int64) * len(categories) + category_codes[known]
     item_rows, item_keys = pd.factorize(pair_keys)
     item_partners = np.asarray(partner_ids)[item_keys // len(categories)]
     item_categories = np.asarray(categories)[item_keys % len(categories)]
     items = pd.DataFrame(
         {
-            "partner_id": item_partners,
-            "category": item_categories,
-            "item_id": [
+            Columns.partner_id: item_partners,
+            Columns.category: item_categories,
+            Columns.item_id: [
                 item_id(partner_id, category)
                 for partner_id, category in zip(item_partners, item_categories, strict=True)
             ],
@@ -93,31 +94,26 @@ def history_at(dataset: Dataset, cutoff: datetime) -> History:
         items=items,
         member_rows=member_rows[known],
         item_rows=item_rows,
-        timestamps=purchases["ts"].to_numpy()[known],
-        amounts=purchases["amount"].to_numpy(dtype=float)[known],
+        timestamps=purchases[Columns.ts].to_numpy()[known],
+        amounts=purchases[Columns.amount].to_numpy(dtype=float)[known],
     )
 
 
-def member_feature_table(
-    dataset: Dataset, cutoff: datetime, half_life_days: float | None = 120.0
-) -> dict[str, list[str]]:
-    """Feature names of every member who signed up before `cutoff`, from what was known then.
+def describe_members(history: History, half_life_days: float | None) -> dict[str, list[str]]:
+    """Feature names of every member of `history`, from what was known at its cutoff.
 
     Region, tier and segment; tenure at the cutoff; spend over the last `SPEND_WINDOW_DAYS`;
     the `TOP_CATEGORIES` categories with the most purchases, each weighted by recency
-    (`half_life_days`). A member without purchases gets what `cold_member_feature_names` gives
-    a new member, with their own tenure.
+    (`half_life_days`). A member without purchases gets exactly
+    `vocabulary.cold_member_feature_names(region, tier, days since signup)`.
     """
-    return describe_members(history_at(dataset, cutoff), half_life_days)
-
-
-def describe_members(history: History, half_life_days: float | None) -> dict[str, list[str]]:
-    """`member_feature_table` of the members of `history`."""
     members = history.members
-    segments = list(zip(members["region"].tolist(), members["tier"].tolist(), strict=True))
+    segments = list(
+        zip(members[Columns.region].tolist(), members[Columns.tier].tolist(), strict=True)
+    )
     segment_features = {segment: member_feature_names(*segment) for segment in set(segments)}
     rows = zip(
-        members["member_id"].tolist(),
+        members[Columns.member_id].tolist(),
         segments,
         _tenure_features(history).tolist(),
         _spend_features(history).tolist(),
@@ -138,7 +134,7 @@ def _positions(values: pd.Series, known: pd.Series) -> np.ndarray:
 
 
 def _tenure_features(history: History) -> np.ndarray:
-    signup_dates = history.members["signup_date"].to_numpy()
+    signup_dates = history.members[Columns.signup_date].to_numpy()
     days = (history.cutoff.to_datetime64() - signup_dates) / np.timedelta64(1, "D")
     buckets = np.searchsorted(TENURE_LIMITS_MONTHS, days / DAYS_PER_MONTH, side="right")
     return np.asarray(TENURE_FEATURES)[buckets]
@@ -160,7 +156,7 @@ def _spend_features(history: History) -> np.ndarray:
 
 
 def _top_category_features(history: History, half_life_days: float | None) -> list[list[str]]:
-    item_categories, categories = pd.factorize(history.items["category"], sort=True)
+    item_categories, categories = pd.factorize(history.items[Columns.category], sort=True)
     totals = sp.csr_matrix(
         (
             history.recency_weights(half_life_days),

@@ -3,21 +3,14 @@
 import numpy as np
 import pandas as pd
 
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.schema import TIERS
 from perkrank.features.vocabulary import item_feature_names, item_id
-
-_TIER_RANKS = {tier: rank for rank, tier in enumerate(TIERS)}
-
-
-def tier_rank(tier: str) -> int:
-    """Position of `tier` in base < silver < gold < vip."""
-    return _TIER_RANKS[tier]
 
 
 def offer_items(offers: pd.DataFrame) -> np.ndarray:
     """The item id of every offer row."""
-    pairs = zip(offers["partner_id"], offers["category"], strict=True)
+    pairs = zip(offers[Columns.partner_id], offers[Columns.category], strict=True)
     return np.array([item_id(partner_id, category) for partner_id, category in pairs], dtype=str)
 
 
@@ -31,39 +24,46 @@ def regions_of_offers(offers: pd.DataFrame, partners: pd.DataFrame) -> list[froz
     local_regions = {
         partner_id: frozenset(regions)
         for partner_id, scope, regions in zip(
-            partners["partner_id"], partners["scope"], partners["regions"], strict=True
+            partners[Columns.partner_id],
+            partners[Columns.scope],
+            partners[Columns.regions],
+            strict=True,
         )
         if scope == "local"
     }
     return [
         frozenset(regions) if regions else local_regions.get(partner_id)
-        for partner_id, regions in zip(offers["partner_id"], offers["regions"], strict=True)
+        for partner_id, regions in zip(
+            offers[Columns.partner_id], offers[Columns.regions], strict=True
+        )
     ]
 
 
 def partner_scopes(partners: pd.DataFrame) -> dict[str, str]:
     """Scope ("federal" or "local") by partner id."""
-    return dict(zip(partners["partner_id"], partners["scope"], strict=True))
+    return dict(zip(partners[Columns.partner_id], partners[Columns.scope], strict=True))
 
 
 def item_feature_table(dataset: Dataset) -> dict[str, list[str]]:
     """Feature names of every item the data names: partners' categories, offers and purchases."""
     declared = (
-        dataset.partners[["partner_id", "categories"]]
-        .explode("categories")
+        dataset.partners[[Columns.partner_id, Columns.categories]]
+        .explode(Columns.categories)
         .dropna()
-        .rename(columns={"categories": "category"})
+        .rename(columns={Columns.categories: Columns.category})
     )
     pairs = pd.concat(
         [
             declared,
-            dataset.offers[["partner_id", "category"]],
-            dataset.purchases[["partner_id", "category"]].drop_duplicates(),
+            dataset.offers[[Columns.partner_id, Columns.category]],
+            dataset.purchases[[Columns.partner_id, Columns.category]].drop_duplicates(),
         ],
         ignore_index=True,
     ).drop_duplicates()
     scopes = partner_scopes(dataset.partners)
     return {
         item_id(partner_id, category): item_feature_names(partner_id, category, scopes[partner_id])
-        for partner_id, category in zip(pairs["partner_id"], pairs["category"], strict=True)
+        for partner_id, category in zip(
+            pairs[Columns.partner_id], pairs[Columns.category], strict=True
+        )
     }

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from perkrank.features.columns import Columns
 from perkrank.features.loader import load_dataset
 from perkrank.features.schema import MEMBERS, OFFERS, PARTNERS, PURCHASES
 
@@ -86,7 +87,7 @@ def import_online_retail(source: Path, out_dir: Path) -> dict[str, int]:
         MEMBERS.name: _members_table(lines),
         PURCHASES.name: _purchases_table(lines, products),
         PARTNERS.name: _partners_table(products),
-        OFFERS.name: _offers_table(products, lines["ts"].min(), lines["ts"].max()),
+        OFFERS.name: _offers_table(products, lines[Columns.ts].min(), lines[Columns.ts].max()),
     }
     return _write_validated(tables, Path(out_dir))
 
@@ -117,15 +118,15 @@ def kept_lines(raw: pd.DataFrame) -> pd.DataFrame:
     )
     lines = pd.DataFrame(
         {
-            "member_id": MEMBER_PREFIX + customer_number[keep],
-            "ts": pd.to_datetime(raw.loc[keep, "InvoiceDate"], format=RAW_TIMESTAMP_FORMAT),
+            Columns.member_id: MEMBER_PREFIX + customer_number[keep],
+            Columns.ts: pd.to_datetime(raw.loc[keep, "InvoiceDate"], format=RAW_TIMESTAMP_FORMAT),
             "stock_code": stock_code[keep],
             "description": raw.loc[keep, "Description"].str.replace(r"\s+", " ", regex=True),
-            "amount": (quantity[keep] * unit_price[keep]).round(AMOUNT_DECIMALS),
-            "region": raw.loc[keep, "Country"].map(region_slug),
+            Columns.amount: (quantity[keep] * unit_price[keep]).round(AMOUNT_DECIMALS),
+            Columns.region: raw.loc[keep, "Country"].map(region_slug),
         }
     )
-    return lines.sort_values("ts", kind="stable", ignore_index=True)
+    return lines.sort_values(Columns.ts, kind="stable", ignore_index=True)
 
 
 def region_slug(country: str) -> str:
@@ -163,7 +164,7 @@ def product_table(lines: pd.DataFrame) -> pd.DataFrame:
         for code, name in zip(codes, names, strict=True)
     ]
     return pd.DataFrame(
-        {"stock_code": codes, "name": names.to_numpy(), "category": families}
+        {"stock_code": codes, Columns.name: names.to_numpy(), Columns.category: families}
     ).reset_index(drop=True)
 
 
@@ -175,29 +176,31 @@ def _most_frequent(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
 
 
 def _members_table(lines: pd.DataFrame) -> pd.DataFrame:
-    regions = _most_frequent(lines, "member_id", "region")
-    first_purchase = lines.groupby("member_id")["ts"].min()
+    regions = _most_frequent(lines, Columns.member_id, Columns.region)
+    first_purchase = lines.groupby(Columns.member_id)[Columns.ts].min()
     return pd.DataFrame(
         {
-            "member_id": regions.index,
-            "region": regions.to_numpy(),
-            "tier": TIER,
-            "birth_date": "",
-            "signup_date": first_purchase.reindex(regions.index).dt.strftime("%Y-%m-%d").to_numpy(),
+            Columns.member_id: regions.index,
+            Columns.region: regions.to_numpy(),
+            Columns.tier: TIER,
+            Columns.birth_date: "",
+            Columns.signup_date: first_purchase.reindex(regions.index)
+            .dt.strftime("%Y-%m-%d")
+            .to_numpy(),
         }
     )[list(MEMBERS.column_names)]
 
 
 def _purchases_table(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    category_of = products.set_index("stock_code")["category"]
+    category_of = products.set_index("stock_code")[Columns.category]
     return pd.DataFrame(
         {
-            "member_id": lines["member_id"],
-            "ts": lines["ts"].dt.strftime(RAW_TIMESTAMP_FORMAT),
-            "partner_id": lines["stock_code"],
-            "category": lines["stock_code"].map(category_of),
-            "amount": lines["amount"],
-            "channel": CHANNEL,
+            Columns.member_id: lines[Columns.member_id],
+            Columns.ts: lines[Columns.ts].dt.strftime(RAW_TIMESTAMP_FORMAT),
+            Columns.partner_id: lines["stock_code"],
+            Columns.category: lines["stock_code"].map(category_of),
+            Columns.amount: lines[Columns.amount],
+            Columns.channel: CHANNEL,
         }
     )[list(PURCHASES.column_names)]
 
@@ -205,11 +208,11 @@ def _purchases_table(lines: pd.DataFrame, products: pd.DataFrame) -> pd.DataFram
 def _partners_table(products: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "partner_id": products["stock_code"],
-            "name": products["name"],
-            "scope": SCOPE,
-            "regions": "",
-            "categories": products["category"],
+            Columns.partner_id: products["stock_code"],
+            Columns.name: products[Columns.name],
+            Columns.scope: SCOPE,
+            Columns.regions: "",
+            Columns.categories: products[Columns.category],
         }
     )[list(PARTNERS.column_names)]
 
@@ -219,16 +222,16 @@ def _offers_table(
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "offer_id": OFFER_PREFIX + products["stock_code"],
-            "partner_id": products["stock_code"],
-            "category": products["category"],
-            "title": products["name"],
-            "regions": "",
-            "min_tier": TIER,
-            "valid_from": f"{first_ts:%Y-%m-%d}",
-            "valid_to": f"{last_ts:%Y-%m-%d}",
-            "budget": "",
-            "reward": REWARD,
+            Columns.offer_id: OFFER_PREFIX + products["stock_code"],
+            Columns.partner_id: products["stock_code"],
+            Columns.category: products[Columns.category],
+            Columns.title: products[Columns.name],
+            Columns.regions: "",
+            Columns.min_tier: TIER,
+            Columns.valid_from: f"{first_ts:%Y-%m-%d}",
+            Columns.valid_to: f"{last_ts:%Y-%m-%d}",
+            Columns.budget: "",
+            Columns.reward: REWARD,
         }
     )[list(OFFERS.column_names)]
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from perkrank.features.columns import Columns
 from perkrank.features.schema import (
     CHANNELS,
     LIST_SEPARATOR,
@@ -99,7 +100,11 @@ REWARDS = (
 )  # fmt: skip
 BUDGETS = (100, 250, 500, 1000, 2500, 5000)
 OFFER_TIER_SHARES = (0.72, 0.12, 0.10, 0.06)
-OFFER_TYPES = {"valid_from": pa.date32(), "valid_to": pa.date32(), "budget": pa.int64()}
+OFFER_TYPES = {
+    Columns.valid_from: pa.date32(),
+    Columns.valid_to: pa.date32(),
+    Columns.budget: pa.int64(),
+}
 """Column types of the offers table that are not text."""
 
 FEDERAL_PARTNERS = 45
@@ -577,17 +582,17 @@ def _catalog(
         category = CATEGORIES[program.item_category[item]]
         offers.append(
             {
-                "offer_id": f"O{month_code}-{number + 1:03d}",
-                "partner_id": program.partner_ids[partner],
-                "category": category,
-                "title": f"{category} at {program.partner_names[partner]}: "
+                Columns.offer_id: f"O{month_code}-{number + 1:03d}",
+                Columns.partner_id: program.partner_ids[partner],
+                Columns.category: category,
+                Columns.title: f"{category} at {program.partner_names[partner]}: "
                 f"{REWARDS[reward[number]]}",
-                "regions": _offer_regions(rng, program, partner),
-                "min_tier": TIERS[min_tier[number]],
-                "valid_from": valid_from[number],
-                "valid_to": valid_to[number],
-                "budget": int(budget[number]) or None,
-                "reward": REWARDS[reward[number]],
+                Columns.regions: _offer_regions(rng, program, partner),
+                Columns.min_tier: TIERS[min_tier[number]],
+                Columns.valid_from: valid_from[number],
+                Columns.valid_to: valid_to[number],
+                Columns.budget: int(budget[number]) or None,
+                Columns.reward: REWARDS[reward[number]],
             }
         )
     return offers
@@ -628,11 +633,11 @@ def _join_names(names: tuple[str, ...], indices: list[int] | np.ndarray) -> str:
 def _members_table(members: Members) -> pa.Table:
     return pa.table(
         {
-            "member_id": pa.array(members.member_ids, pa.string()),
-            "region": pa.array(np.array(REGIONS)[members.region], pa.string()),
-            "tier": pa.array(np.array(TIERS)[members.tier], pa.string()),
-            "birth_date": _dates(members.birth_day, missing=members.birth_day_unknown),
-            "signup_date": _dates(members.signup_day),
+            Columns.member_id: pa.array(members.member_ids, pa.string()),
+            Columns.region: pa.array(np.array(REGIONS)[members.region], pa.string()),
+            Columns.tier: pa.array(np.array(TIERS)[members.tier], pa.string()),
+            Columns.birth_date: _dates(members.birth_day, missing=members.birth_day_unknown),
+            Columns.signup_date: _dates(members.signup_day),
         }
     ).select(list(MEMBERS.column_names))
 
@@ -645,11 +650,13 @@ def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
 def _partners_table(program: Program) -> pa.Table:
     return pa.table(
         {
-            "partner_id": pa.array(program.partner_ids, pa.string()),
-            "name": pa.array(program.partner_names, pa.string()),
-            "scope": ["federal" if federal else "local" for federal in program.partner_is_federal],
-            "regions": [_join_names(REGIONS, regions) for regions in program.partner_regions],
-            "categories": [
+            Columns.partner_id: pa.array(program.partner_ids, pa.string()),
+            Columns.name: pa.array(program.partner_names, pa.string()),
+            Columns.scope: [
+                "federal" if federal else "local" for federal in program.partner_is_federal
+            ],
+            Columns.regions: [_join_names(REGIONS, regions) for regions in program.partner_regions],
+            Columns.categories: [
                 _join_names(CATEGORIES, categories) for categories in program.partner_categories
             ],
         }
@@ -662,12 +669,12 @@ def _purchases_table(purchases: Purchases, program: Program, members: Members) -
     item = purchases.item_idx[order]
     return pa.table(
         {
-            "member_id": _strings(members.member_ids, purchases.member_row[order]),
-            "ts": pa.array(purchases.second[order], pa.timestamp("s")),
-            "partner_id": _strings(program.partner_ids, program.item_partner[item]),
-            "category": _strings(CATEGORIES, program.item_category[item]),
-            "amount": _decimal_strings(purchases.amount_cents[order]),
-            "channel": _strings(CHANNELS, purchases.channel_idx[order]),
+            Columns.member_id: _strings(members.member_ids, purchases.member_row[order]),
+            Columns.ts: pa.array(purchases.second[order], pa.timestamp("s")),
+            Columns.partner_id: _strings(program.partner_ids, program.item_partner[item]),
+            Columns.category: _strings(CATEGORIES, program.item_category[item]),
+            Columns.amount: _decimal_strings(purchases.amount_cents[order]),
+            Columns.channel: _strings(CHANNELS, purchases.channel_idx[order]),
         }
     ).select(list(PURCHASES.column_names))
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 ITEM_SEPARATOR = "|"
 
+DAYS_PER_MONTH = 365.25 / 12
 TENURE_LIMITS_MONTHS: tuple[float, ...] = (3.0, 12.0, 36.0)
 """Upper ends (exclusive) of the tenure buckets in `TENURE_FEATURES`; the last one is open."""
 TENURE_FEATURES: tuple[str, ...] = ("tenure=0-3m", "tenure=3-12m", "tenure=1-3y", "tenure=3y+")
@@ -42,11 +43,22 @@ def tenure_feature(months: float) -> str:
     return TENURE_FEATURES[bisect_right(TENURE_LIMITS_MONTHS, months)]
 
 
+def tenure_feature_after(days: float) -> str:
+    """The tenure feature of a member `days` after signup (a month is `DAYS_PER_MONTH`)."""
+    return tenure_feature(days / DAYS_PER_MONTH)
+
+
 def top_category_feature(category: str) -> str:
     """The feature of a category among the member's most bought ones."""
     return f"top_category={category}"
 
 
-def cold_member_feature_names(region: str, tier: str) -> list[str]:
-    """Feature names of a member known only by region and tier: just signed up, no spend."""
-    return member_feature_names(region, tier, extra=[tenure_feature(0.0), SPEND_FEATURES[0]])
+def cold_member_feature_names(region: str, tier: str, tenure_days: float = 0.0) -> list[str]:
+    """Feature names of a member without purchases, `tenure_days` after signup: region, tier,
+    segment, tenure and no spend (a member nobody knows: just signed up).
+
+    Evaluation names its cold members with this, serving every member its ranker has no
+    vector for, so both score such a member alike.
+    """
+    tenure = tenure_feature_after(tenure_days)
+    return member_feature_names(region, tier, extra=[tenure, SPEND_FEATURES[0]])

@@ -7,10 +7,13 @@ which makes a weight mean the same for every component.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 
+from perkrank.features.ids import IdMap
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
 SCALE_SAMPLE_SIZE = 256
@@ -54,7 +57,7 @@ def blend(
     kept = {name: factors for name, factors in components.items() if weights.get(name, 0.0)}
     if not kept:
         raise ValueError("every blend weight is zero")
-    with_repeat = [name for name, factors in kept.items() if _has_repeat(factors)]
+    with_repeat = [name for name, factors in kept.items() if scoring.has_repeat(factors)]
     if len(with_repeat) > 1:
         raise ValueError(f"only one blended component may carry repeat scores: {with_repeat}")
 
@@ -75,7 +78,7 @@ def blend(
     for name, factors in kept.items():
         multiplier = multipliers[name]
         member_blocks.append(multiplier * _member_block(factors, member_ids, member_features))
-        vectors, biases = factors.item_vectors_for(item_ids, item_names)
+        vectors, biases, _ = scoring.item_inputs(factors, item_ids, item_names)
         item_blocks.append(vectors)
         item_biases += multiplier * biases
         member_feature_vectors = _rows_by_id(
@@ -118,21 +121,15 @@ def score_scale(factors: Factors, *, seed: int, sample_size: int = SCALE_SAMPLE_
     member_count, item_count = len(factors.member_ids), len(factors.item_ids)
     member_rows = generator.choice(member_count, min(member_count, sample_size), replace=False)
     item_rows = generator.choice(item_count, min(item_count, sample_size), replace=False)
-    scores = factors.score_known(np.sort(member_rows), np.sort(item_rows)).astype(np.float64)
+    scores = scoring.known_scores(factors, np.sort(member_rows), np.sort(item_rows))
+    scores = scores.astype(np.float64)
     spread = float(scores.std()) if scores.size else 0.0
     return spread if spread > 0 else 1.0
 
 
-def _has_repeat(factors: Factors) -> bool:
-    return factors.repeat is not None and factors.repeat_weight != 0
-
-
 def _union(id_arrays: Iterable[np.ndarray]) -> np.ndarray:
     """Ids in order of first appearance over the arrays."""
-    seen: dict[str, None] = {}
-    for ids in id_arrays:
-        seen.update(dict.fromkeys(ids.tolist()))
-    return np.array(list(seen), dtype=str)
+    return IdMap.from_values(chain.from_iterable(ids.tolist() for ids in id_arrays)).external_ids
 
 
 def _member_block(
@@ -145,18 +142,16 @@ def _member_block(
     block[known] = factors.member_vectors[[row for row in rows if row is not None]]
     for position in np.flatnonzero(~known):
         member_id = str(member_ids[position])
-        block[position] = factors.member_vector(None, member_features.get(member_id, ()))
+        block[position] = scoring.member_vector(factors, None, member_features.get(member_id, ()))
     return block
 
 
 def _rows_by_id(ids: np.ndarray, rows: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     """`rows` reordered to `wanted_ids`, zeros for ids not in `ids`."""
-    row_of = {identifier: row for row, identifier in enumerate(ids.tolist())}
+    positions = IdMap(ids).rows(wanted_ids)
+    found = positions >= 0
     result = np.zeros((len(wanted_ids), *rows.shape[1:]), dtype=np.float64)
-    for position, identifier in enumerate(wanted_ids.tolist()):
-        row = row_of.get(identifier)
-        if row is not None:
-            result[position] = rows[row]
+    result[found] = rows[positions[found]]
     return result
 
 
@@ -164,12 +159,8 @@ def _reindexed(
     matrix: sp.csr_matrix, factors: Factors, member_ids: np.ndarray, item_ids: np.ndarray
 ) -> sp.csr_matrix:
     """`matrix` (the component's members × items) moved onto the blend's rows and columns."""
-    member_position = {
-        member_id: position for position, member_id in enumerate(member_ids.tolist())
-    }
-    item_position = {item: position for position, item in enumerate(item_ids.tolist())}
-    new_rows = np.array([member_position[m] for m in factors.member_ids.tolist()], dtype=np.int64)
-    new_columns = np.array([item_position[i] for i in factors.item_ids.tolist()], dtype=np.int64)
+    new_rows = IdMap(member_ids).rows(factors.member_ids)
+    new_columns = IdMap(item_ids).rows(factors.item_ids)
     coo = matrix.tocoo()
     return sp.csr_matrix(
         (coo.data, (new_rows[coo.row], new_columns[coo.col])),

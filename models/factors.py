@@ -1,7 +1,9 @@
 """The one artifact every model produces and serving loads: vectors, biases and id maps.
 
-score(member, item) = member_vector · item_vector + item_bias
-                      + repeat_weight · log1p(repeat[member, item])
+The score these arrays define (`models.scoring`):
+
+    score(member, item) = member_vector · item_vector + item_bias
+                          + repeat_weight · log1p(repeat[member, item])
 
 Members and items the model never saw get vectors from their feature names (the sum of the
 feature vectors it learned, see `features.vocabulary`), so brand-new offers and new members
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from perkrank.features.ids import IdMap
 
 FORMAT_VERSION = 1
 
@@ -83,14 +87,14 @@ class Factors:
             raise ValueError("item_feature_biases must have one value per item feature")
         if self.repeat is not None:
             self.repeat = sp.csr_matrix(self.repeat, dtype=np.float32, copy=True)
-            self.repeat.sum_duplicates()  # repeat_scores reads one entry per cell
+            self.repeat.sum_duplicates()  # scoring reads one entry per cell
             if self.repeat.shape != (len(self.member_ids), len(self.item_ids)):
                 raise ValueError("repeat must have shape (n_members, n_items)")
         self.repeat_weight = float(self.repeat_weight)
-        self._member_index = _index(self.member_ids)
-        self._item_index = _index(self.item_ids)
-        self._member_feature_index = _index(self.member_feature_ids)
-        self._item_feature_index = _index(self.item_feature_ids)
+        self._members = IdMap(self.member_ids)
+        self._items = IdMap(self.item_ids)
+        self._member_features = IdMap(self.member_feature_ids)
+        self._item_features = IdMap(self.item_feature_ids)
 
     @property
     def dim(self) -> int:
@@ -100,59 +104,25 @@ class Factors:
 
     def member_row(self, member_id: str) -> int | None:
         """Row of a known member, None for one the model never saw."""
-        return self._member_index.get(member_id)
+        return self._members.get(member_id)
 
     def item_row(self, item: str) -> int | None:
         """Row of a known item, None for one the model never saw."""
-        return self._item_index.get(item)
+        return self._items.get(item)
 
-    def member_vector(self, member_id: str | None, feature_names: Sequence[str]) -> np.ndarray:
-        """The member's learned vector, else the sum of its known feature vectors."""
-        row = self.member_row(member_id) if member_id is not None else None
-        if row is not None:
-            return self.member_vectors[row]
-        index = self._member_feature_index
-        rows = [index[name] for name in feature_names if name in index]
-        return self.member_feature_vectors[rows].sum(axis=0, dtype=np.float32)
+    def member_rows(self, member_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Row of each member, -1 for members the model never saw."""
+        return self._members.rows(member_ids)
 
-    def item_vectors_for(
-        self, items: Sequence[str], feature_names: Sequence[Sequence[str]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors and biases for `items`; unseen items are built from their feature names."""
-        vectors = np.zeros((len(items), self.dim), dtype=np.float32)
-        biases = np.zeros(len(items), dtype=np.float32)
-        for position, (item, names) in enumerate(zip(items, feature_names, strict=True)):
-            row = self.item_row(item)
-            if row is not None:
-                vectors[position] = self.item_vectors[row]
-                biases[position] = self.item_biases[row]
-                continue
-            rows = [self._item_feature_index[n] for n in names if n in self._item_feature_index]
-            vectors[position] = self.item_feature_vectors[rows].sum(axis=0)
-            biases[position] = self.item_feature_biases[rows].sum()
-        return vectors, biases
+    def member_feature_rows(self, names: Sequence[str]) -> list[int]:
+        """Rows of the member feature names the factors know (others are left out)."""
+        index = self._member_features
+        return [index[name] for name in names if name in index]
 
-    def repeat_scores(self, member_id: str | None, item_rows: np.ndarray) -> np.ndarray:
-        """`repeat_weight · log1p(repeat)` for the member over item rows (-1 = unknown item)."""
-        scores = np.zeros(len(item_rows), dtype=np.float32)
-        row = self.member_row(member_id) if member_id is not None else None
-        if self.repeat is None or self.repeat_weight == 0 or row is None:
-            return scores
-        start, end = self.repeat.indptr[row], self.repeat.indptr[row + 1]
-        if start == end:
-            return scores
-        dense = np.zeros(len(self.item_ids) + 1, dtype=np.float32)  # last slot: unknown items
-        dense[self.repeat.indices[start:end]] = np.log1p(self.repeat.data[start:end])
-        return self.repeat_weight * dense[np.asarray(item_rows)]
-
-    def score_known(self, member_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
-        """Scores (len(member_rows) × len(item_rows)) of known members over known items."""
-        scores = self.member_vectors[member_rows] @ self.item_vectors[item_rows].T
-        scores += self.item_biases[item_rows]
-        if self.repeat is not None and self.repeat_weight != 0:
-            repeat = self.repeat[member_rows][:, item_rows].toarray()
-            scores += self.repeat_weight * np.log1p(repeat)
-        return scores.astype(np.float32, copy=False)
+    def item_feature_rows(self, names: Sequence[str]) -> list[int]:
+        """Rows of the item feature names the factors know (others are left out)."""
+        index = self._item_features
+        return [index[name] for name in names if name in index]
 
     def save(self, directory: Path | str) -> Path:
         """Write `arrays.npz` and `factors.json` into `directory` (created if missing)."""
@@ -202,12 +172,6 @@ class Factors:
             parts = (arrays.pop("repeat_data"), arrays.pop("repeat_indices"))
             repeat = sp.csr_matrix((*parts, arrays.pop("repeat_indptr")), shape=shape)
         return cls(**arrays, repeat=repeat, repeat_weight=meta["repeat_weight"], name=meta["name"])
-
-
-def _index(ids: np.ndarray) -> dict[str, int]:
-    """Id → row; `tolist` first, so keys are plain str (built fast, hashed fast)."""
-    names = np.asarray(ids).tolist()
-    return dict(zip(names, range(len(names)), strict=True))
 
 
 def _matrix(values: np.ndarray | None, rows: int, dim: int) -> np.ndarray:

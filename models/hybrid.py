@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from lightfm import LightFM
 
 from perkrank.config import LightFMConfig
+from perkrank.features.ids import IdMap
 from perkrank.features.training_data import TrainingData
 from perkrank.models.factors import Factors
 
@@ -32,12 +33,12 @@ def feature_matrix(feature_names: list[list[str]]) -> tuple[sp.csr_matrix, np.nd
     """Binary rows × (identity columns + one column per distinct feature name), and the names."""
     row_count = len(feature_names)
     feature_ids = np.array(sorted({name for names in feature_names for name in names}), dtype=str)
-    column_of = {name: row_count + position for position, name in enumerate(feature_ids)}
+    feature_columns = IdMap(feature_ids)
     rows = list(range(row_count))
     columns = list(range(row_count))
     for row, names in enumerate(feature_names):
         rows.extend([row] * len(names))
-        columns.extend(column_of[name] for name in names)
+        columns.extend(row_count + feature_columns[name] for name in names)
     matrix = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, columns)),
         shape=(row_count, row_count + len(feature_ids)),

@@ -28,11 +28,13 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from perkrank.config import RegistryConfig
+from perkrank.features.columns import Columns
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
     item_feature_names,
     item_id,
 )
+from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 
@@ -44,16 +46,17 @@ REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
-INPUT_COLUMNS = ("member_id", "region", "tier", "partner_id", "category", "scope")
 EXAMPLE_INPUT = {
-    "member_id": ["M000001", "new-member"],
-    "region": ["north", "south"],
-    "tier": ["gold", "base"],
-    "partner_id": ["P0001", "P0002"],
-    "category": ["Food", "Travel"],
-    "scope": ["federal", "local"],
+    Columns.member_id: ["M000001", "new-member"],
+    Columns.region: ["north", "south"],
+    Columns.tier: ["gold", "base"],
+    Columns.partner_id: ["P0001", "P0002"],
+    Columns.category: ["Food", "Travel"],
+    Columns.scope: ["federal", "local"],
 }
 """A few rows of the pyfunc model's input (logged as its input example)."""
+INPUT_COLUMNS = tuple(EXAMPLE_INPUT)
+"""The pyfunc model's input columns: member id, region, tier, partner id, category, scope."""
 MODEL_CODE = """\
 import mlflow
 
@@ -94,7 +97,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
     Input: a DataFrame of strings with the columns `INPUT_COLUMNS`. Members the ranker never
     saw are scored from their region and tier, offers of unseen items from partner, category
-    and scope, exactly as `Factors` does for serving.
+    and scope, by `models.scoring` as serving scores them.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -112,21 +115,29 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 
 def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
-    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
-    records = list(rows[list(INPUT_COLUMNS)].itertuples(index=False))
-    items = [item_id(row.partner_id, row.category) for row in records]
-    item_vectors, item_biases = ranker.item_vectors_for(
-        items, [item_feature_names(row.partner_id, row.category, row.scope) for row in records]
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row.
+
+    Each member's rows are scored by `scoring.scores`; a member the ranker never saw is named
+    by `cold_member_feature_names` of its region and tier with no tenure known (0 days: like
+    serving names a member its files do not list).
+    """
+    records = rows[list(INPUT_COLUMNS)].astype(str)
+    offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
+    offers = [records[column].tolist() for column in offer_columns]
+    items = scoring.item_inputs(
+        ranker,
+        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
+        [item_feature_names(*names) for names in zip(*offers, strict=True)],
     )
-    member_vectors = np.zeros((len(records), ranker.dim), dtype=np.float32)
-    repeat = np.zeros(len(records), dtype=np.float32)
-    for position, (row, item) in enumerate(zip(records, items, strict=True)):
-        features = cold_member_feature_names(row.region, row.tier)
-        member_vectors[position] = ranker.member_vector(row.member_id, features)
-        item_row = ranker.item_row(item)
-        item_rows = np.array([-1 if item_row is None else item_row])
-        repeat[position] = ranker.repeat_scores(row.member_id, item_rows)[0]
-    return np.einsum("ij,ij->i", member_vectors, item_vectors) + item_biases + repeat
+    result = np.zeros(len(records), dtype=np.float32)
+    members = records[[Columns.member_id, Columns.region, Columns.tier]]
+    for (member_id, region, tier), positions in members.groupby(list(members)).indices.items():
+        vector = scoring.member_vector(ranker, member_id, cold_member_feature_names(region, tier))
+        repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
+        result[positions] = scoring.scores(
+            vector, items.vectors[positions], items.biases[positions], repeat
+        )
+    return result
 
 
 def metric_key(metric_name: str) -> str:

@@ -113,7 +113,7 @@ class BlendConfig(Section):
 
 
 class EvaluationConfig(Section):
-    """Offline evaluation on the test window (definitions in training/evaluate.py)."""
+    """Offline evaluation on the test window (definitions in training/window.py and metrics.py)."""
 
     k_values: tuple[Annotated[int, Field(gt=0)], ...] = Field((5, 10, 20), min_length=1)
     """List lengths at which every metric is reported; the main report table uses k=10."""

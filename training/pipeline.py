@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from perkrank.config import TrainConfig
+from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.interactions import build_training_data, items_bought_before
+from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
-from perkrank.features.member_features import member_feature_table
 from perkrank.features.offer_features import item_feature_table, offer_regions
 from perkrank.features.training_data import TrainingData
 from perkrank.models.als import fit_als
@@ -31,14 +31,10 @@ from perkrank.models.hybrid import fit_lightfm
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
-from perkrank.training.evaluate import (
-    EvaluationReport,
-    EvaluationWindow,
-    evaluate_models,
-    prepare_window,
-)
+from perkrank.training.evaluation import EvaluationReport, evaluate_models
 from perkrank.training.report import format_table, write_report
 from perkrank.training.weights import choose_weights
+from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
 OVERALL = "overall"
@@ -55,12 +51,14 @@ class SplitDates:
 
 @dataclass
 class FittedComponents:
-    """Every component model fitted on data before one cutoff, with the features it saw."""
+    """Every component model fitted on data before one cutoff, with the features it saw and
+    the items each member had bought (what an evaluation window starting there needs)."""
 
     cutoff: date
     models: dict[str, Factors]
     member_features: dict[str, list[str]]
     item_features: dict[str, list[str]]
+    items_bought_before: dict[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
     the last `test_days` of purchases begin (catalogs rotate monthly, so the window holds a
     whole catalog's new offers) and runs to the last purchase.
     """
-    last_day = dataset.purchases["ts"].max().date()
+    last_day = dataset.purchases[Columns.ts].max().date()
     if config.split.test_start is not None:
         test_start = config.split.test_start
         test_end = test_start + timedelta(days=config.split.test_days)
@@ -96,10 +94,12 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
 
 
 def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> FittedComponents:
-    """Fit every component on purchases strictly before `cutoff`."""
+    """Fit every component on purchases strictly before `cutoff` (the cutoff's history and
+    features are built once, `cutoff_features`)."""
     moment = datetime.combine(cutoff, datetime.min.time())
     with step(f"features before {cutoff}"):
-        data = build_training_data(dataset, moment, config.interactions)
+        features = cutoff_features(dataset, moment, config.interactions)
+        data = features.data
         report(
             f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
             f"{data.user_items.nnz} non-zeros"
@@ -111,8 +111,9 @@ def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> Fitte
     return FittedComponents(
         cutoff=cutoff,
         models=models,
-        member_features=member_feature_table(dataset, moment, config.interactions.half_life_days),
+        member_features=features.member_features,
         item_features=item_feature_table(dataset),
+        items_bought_before=features.items_bought_before,
     )
 
 
@@ -142,21 +143,19 @@ def blend_components(fitted: FittedComponents, weights: Mapping[str, float], see
 
 def evaluation_window(
     dataset: Dataset,
-    start: date,
     end: date,
     fitted: FittedComponents,
     config: TrainConfig,
     *,
     max_members: int | None = None,
 ) -> EvaluationWindow:
-    """The window [start, end) with candidates and relevance, shared by every model."""
-    moment = datetime.combine(start, datetime.min.time())
+    """The window [fitted.cutoff, end) with candidates and relevance, shared by every model."""
     return prepare_window(
         dataset,
-        start,
+        fitted.cutoff,
         end,
         member_features=fitted.member_features,
-        items_bought_before=items_bought_before(dataset, moment),
+        items_bought_before=fitted.items_bought_before,
         offer_regions=offer_regions(dataset),
         item_features=fitted.item_features,
         max_members=max_members or config.evaluation.max_members,
@@ -186,7 +185,6 @@ def train(
         validation_fit = fit_components(dataset, dates.validation_start, config)
         window = evaluation_window(
             dataset,
-            dates.validation_start,
             dates.test_start,
             validation_fit,
             config,
@@ -198,14 +196,14 @@ def train(
 
     test_fit = fit_components(dataset, dates.test_start, config)
     with step("evaluate on the test window"):
-        window = evaluation_window(dataset, dates.test_start, dates.test_end, test_fit, config)
+        window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
         models[BLEND] = blend_components(test_fit, weights, config.seed)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 
-    served_until = dataset.purchases["ts"].max().date() + timedelta(days=1)
+    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
     served_fit = fit_components(dataset, served_until, config)
     with step("write the serving bundle"):
         bundle = Bundle(

@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from perkrank.training.evaluate import EvaluationReport
+from perkrank.training.evaluation import EvaluationReport
+from perkrank.training.metrics import METRICS
 
-MAIN_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 NDCG_SLICES = ("warm", "cold", "new_items", "new_offers")
 """Slices whose NDCG sits next to the overall metrics in the main table."""
 CHART_SLICES = ("overall", "warm", "cold", "repeat_items", "new_items", "new_offers")
@@ -36,13 +36,13 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> list[Path]:
 def format_table(report: EvaluationReport) -> str:
     """The main table (models as rows, metrics at k=10 overall, NDCG@10 per slice) as text."""
     k = main_k(report)
-    header = ["model", "members", *(f"{metric}@{k}" for metric in MAIN_METRICS)]
+    header = ["model", "members", *(f"{metric}@{k}" for metric in METRICS)]
     header += [f"ndcg@{k} {name}" for name in NDCG_SLICES]
     rows = []
     for name, model in report.models.items():
         overall = model.metrics.get("overall", {})
         row = [name, str(model.members.get("overall", 0))]
-        row += [_number(overall.get(f"{metric}@{k}")) for metric in MAIN_METRICS]
+        row += [_number(overall.get(f"{metric}@{k}")) for metric in METRICS]
         row += [_number(model.metrics.get(part, {}).get(f"ndcg@{k}")) for part in NDCG_SLICES]
         rows.append(row)
     return _markdown_table(header, rows)
@@ -82,12 +82,12 @@ def main_k(report: EvaluationReport) -> int:
 
 
 def _all_k_table(report: EvaluationReport) -> str:
-    header = ["model", "k", *MAIN_METRICS]
+    header = ["model", "k", *METRICS]
     rows = [
         [
             name,
             str(k),
-            *(_number(model.metrics.get("overall", {}).get(f"{m}@{k}")) for m in MAIN_METRICS),
+            *(_number(model.metrics.get("overall", {}).get(f"{m}@{k}")) for m in METRICS),
         ]
         for name, model in report.models.items()
         for k in report.k_values

@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from perkrank.features.schema import TIERS
+from perkrank.features.columns import Columns
+from perkrank.features.eligibility import day_number, eligible, region_mask
+from perkrank.features.ids import IdMap
+from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import item_feature_names, item_id
+from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.serving.domain.selection import Candidate
@@ -28,15 +32,14 @@ if TYPE_CHECKING:
 
     from perkrank.features.dataset import Dataset
 
-TIER_RANKS: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
-EPOCH = date(1970, 1, 1)
-
 
 class Member(NamedTuple):
-    """Where a member lives and their tier, as in the members file."""
+    """Where a member lives, their tier and signup day, as in the members file."""
 
     region: str
     tier: str
+    signup_day: int | None = None
+    """Days since 1970-01-01 (`day_number`); None: not known."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,7 @@ class OfferVectors:
         features = [
             item_feature_names(offer.partner_id, offer.category, offer.scope) for offer in offers
         ]
-        vectors, biases = factors.item_vectors_for(items, features)
-        rows = [factors.item_row(item) for item in items]
-        item_rows = np.array([-1 if row is None else row for row in rows], dtype=np.int64)
+        vectors, biases, item_rows = scoring.item_inputs(factors, items, features)
         return cls(np.ascontiguousarray(vectors), biases, item_rows)
 
 
@@ -86,7 +87,8 @@ class Catalog:
     offers: tuple[Offer, ...]
     candidates: tuple[Candidate, ...]
     """What the store needs to know of each offer row."""
-    offer_rows: dict[str, int]
+    offer_rows: IdMap
+    """Offer id → row."""
     valid_from_days: np.ndarray
     valid_to_days: np.ndarray
     min_tier_ranks: np.ndarray
@@ -100,29 +102,28 @@ class Catalog:
     fallback: OfferVectors
 
     def member(self, member_id: str) -> Member | None:
-        """The member's region and tier, None for a member the files do not list."""
+        """The member's region, tier and signup day, None for a member the files do not list."""
         index = self.member_profiles.get(member_id)
         return None if index is None else self.profiles[index]
 
     def eligible(self, region: str, tier: str, day: int) -> np.ndarray:
         """Boolean mask of offers valid on `day`, offered in `region` and open to `tier`."""
-        mask = self.region_masks.get(region, self.everywhere)
-        mask = mask & (self.min_tier_ranks <= TIER_RANKS[tier])
-        mask &= self.valid_from_days <= day
-        mask &= self.valid_to_days >= day
-        return mask
-
-
-def day_number(day: date) -> int:
-    """Days since 1970-01-01, the unit of the validity arrays."""
-    return (day - EPOCH).days
+        return eligible(
+            self.region_masks.get(region, self.everywhere),
+            self.min_tier_ranks,
+            self.valid_from_days,
+            self.valid_to_days,
+            tier=tier,
+            first_day=day,
+            last_day=day,
+        )
 
 
 def build_catalog(
     offers: Sequence[Offer], members: Mapping[str, Member], bundle: Bundle
 ) -> Catalog:
     """Arrays, region masks and offer vectors for `offers`; `members` by member id."""
-    profiles = tuple(sorted(set(members.values())))
+    profiles = tuple(sorted(set(members.values()), key=_profile_order))
     profile_index = {profile: index for index, profile in enumerate(profiles)}
     member_profiles = {member_id: profile_index[member] for member_id, member in members.items()}
     return _build(offers, member_profiles, profiles, bundle)
@@ -144,25 +145,19 @@ def _build(
     regions = {profile.region for profile in profiles}
     for offer in offers:
         regions.update(offer.regions or ())
+    offer_regions = [offer.regions for offer in offers]
     everywhere = np.array([offer.regions is None for offer in offers], dtype=bool)
-    region_masks = {
-        region: everywhere
-        | np.array(
-            [offer.regions is not None and region in offer.regions for offer in offers],
-            dtype=bool,
-        )
-        for region in sorted(regions)
-    }
+    region_masks = {region: region_mask(offer_regions, region) for region in sorted(regions)}
     return Catalog(
         offers=offers,
         candidates=tuple(
             Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
             for offer in offers
         ),
-        offer_rows={offer.offer_id: row for row, offer in enumerate(offers)},
+        offer_rows=IdMap(offer.offer_id for offer in offers),
         valid_from_days=np.array([day_number(o.valid_from) for o in offers], dtype=np.int64),
         valid_to_days=np.array([day_number(o.valid_to) for o in offers], dtype=np.int64),
-        min_tier_ranks=np.array([TIER_RANKS[o.min_tier] for o in offers], dtype=np.int64),
+        min_tier_ranks=np.array([tier_rank(o.min_tier) for o in offers], dtype=np.int64),
         everywhere=everywhere,
         region_masks=region_masks,
         member_profiles=member_profiles,
@@ -175,22 +170,32 @@ def _build(
 def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
     """The catalog of a validated data set (members, partners and offers)."""
     members = dataset.members
+    signup_days = members[Columns.signup_date].to_numpy(dtype="datetime64[D]").astype(np.int64)
     profiles = {
-        member_id: Member(region, tier)
-        for member_id, region, tier in zip(
-            members["member_id"], members["region"], members["tier"], strict=True
+        member_id: Member(region, tier, signup_day)
+        for member_id, region, tier, signup_day in zip(
+            members[Columns.member_id],
+            members[Columns.region],
+            members[Columns.tier],
+            signup_days.tolist(),
+            strict=True,
         )
     }
     return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle)
+
+
+def _profile_order(member: Member) -> tuple[str, str, int]:
+    """Sort key of profiles (an unknown signup day first)."""
+    return member.region, member.tier, -1 if member.signup_day is None else member.signup_day
 
 
 def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
     """The offers of a validated offers table, with partner names, scopes and regions."""
     from perkrank.features.offer_features import partner_scopes, regions_of_offers
 
-    partner_names = dict(zip(partners["partner_id"], partners["name"], strict=True))
+    partner_names = dict(zip(partners[Columns.partner_id], partners[Columns.name], strict=True))
     scopes = partner_scopes(partners)
-    budget_column = table["budget"]
+    budget_column = table[Columns.budget]
     budgets = [
         None if missing else int(budget)
         for budget, missing in zip(budget_column.fillna(0), budget_column.isna(), strict=True)
@@ -198,16 +203,16 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
     records = table.to_dict("records")
     return [
         Offer(
-            offer_id=record["offer_id"],
-            partner_id=record["partner_id"],
-            partner_name=partner_names[record["partner_id"]],
-            scope=scopes[record["partner_id"]],
-            category=record["category"],
-            title=record["title"],
-            reward=record["reward"],
-            min_tier=record["min_tier"],
-            valid_from=record["valid_from"].date(),
-            valid_to=record["valid_to"].date(),
+            offer_id=record[Columns.offer_id],
+            partner_id=record[Columns.partner_id],
+            partner_name=partner_names[record[Columns.partner_id]],
+            scope=scopes[record[Columns.partner_id]],
+            category=record[Columns.category],
+            title=record[Columns.title],
+            reward=record[Columns.reward],
+            min_tier=record[Columns.min_tier],
+            valid_from=record[Columns.valid_from].date(),
+            valid_to=record[Columns.valid_to].date(),
             regions=regions,
             budget=budget,
         )

@@ -1,14 +1,16 @@
 """One request's offers: eligibility, two scorings, a shortlist per order, one store call.
 
 The personalized order scores eligible offers with the bundle's ranker (a known member's
-vector plus their repeat-purchase boost, else the cold vector of their region and tier); the
-fallback order scores them with the regional popularity of their segment. Each order's best
+vector plus their repeat-purchase boost, else the cold vector of their region, tier and tenure,
+named as evaluation names its cold members); the fallback order scores them with the regional
+popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
 `pool` offers go to `StateStore.select`, which applies opt-outs, the per-partner limit,
 budgets and caps, takes the order the member's personalization setting asks for, and counts
 what it returns. Everything but that one call is numpy over the catalog's arrays.
 
-What depends only on region, tier and day (the eligible offers, their fallback order and the
-cold order) is computed once per segment and day and reused by every request there.
+What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
+order and the cold order) is computed once per segment and day and reused by every request
+there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from perkrank.config import CapRule, ServeConfig
-from perkrank.features.vocabulary import cold_member_feature_names, member_feature_names
+from perkrank.features.vocabulary import (
+    cold_member_feature_names,
+    member_feature_names,
+    tenure_feature_after,
+)
+from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
 from perkrank.serving.domain.reasons import offer_reason
@@ -34,7 +41,7 @@ SECONDS_PER_DAY = 86_400
 REGION_FEATURE = "region="
 """How `vocabulary.member_feature_names` names a member's region feature."""
 MAX_CACHED_SEGMENTS = 4096
-"""Region × tier × day entries kept before the cache starts over."""
+"""Region × tier × day × tenure bucket entries kept before the cache starts over."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,8 @@ class OfferRequest:
 
 @dataclass(frozen=True)
 class Segment:
-    """The offers eligible for one region, tier and day, and the orders all its members share.
+    """The offers eligible for one region, tier and day, and the orders all its members share
+    (of one tenure bucket: the cold order depends on it).
 
     `vectors`, `biases` and `item_rows` are the ranker's arrays cut to the eligible rows, so
     a known member's scores cost one small matrix-vector product.
@@ -61,7 +69,7 @@ class Segment:
     biases: np.ndarray
     item_rows: np.ndarray
     cold: Order
-    """The personalized order of a member the ranker never saw."""
+    """The personalized order of a member the ranker never saw (of the segment's tenure)."""
     fallback: Order
 
 
@@ -79,7 +87,7 @@ class Shortlist:
     personalized: Order
     fallback: Order
     known_member: bool
-    """The ranker learned this member's vector (else it scored their region and tier)."""
+    """The ranker learned this member's vector (else it scored region, tier and tenure)."""
     repeat_rows: frozenset[int]
     """Offer rows of items the member bought before."""
 
@@ -111,7 +119,7 @@ class OfferRanker:
         self.catalog = catalog
         self._settings = settings
         self._max_pool = self.pool_size(settings.max_limit)
-        self._segments: dict[tuple[str | None, str, int], Segment] = {}
+        self._segments: dict[tuple[str | None, str, int, str], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
 
     async def rank(
@@ -142,7 +150,8 @@ class OfferRanker:
         now = time.time() if now is None else now
         region, tier = self.profile(request)
         pool = self.pool_size(request.limit)
-        segment = self.segment(region, tier, self.day(now))
+        day = self.day(now)
+        segment = self.segment(region, tier, day, self.tenure_days(request.member_id, day))
         shortlist = self.shortlist(request.member_id, segment, pool)
         candidates = self.catalog.candidates
         selection = await store.select(
@@ -168,6 +177,13 @@ class OfferRanker:
         tier = request.tier or (member.tier if member else self._settings.default_tier)
         return region, tier
 
+    def tenure_days(self, member_id: str, day: int) -> int:
+        """Days from the member's signup to `day`; 0 for a member the files do not list."""
+        member = self.catalog.member(member_id)
+        if member is None or member.signup_day is None:
+            return 0
+        return day - member.signup_day
+
     def day(self, now: float) -> int:
         """The catalog day offers must be valid on: the configured date, else today (UTC)."""
         if self._settings.catalog_date is not None:
@@ -179,15 +195,18 @@ class OfferRanker:
         settings = self._settings
         return limit * settings.candidate_pool_multiplier + settings.candidate_pool_margin
 
-    def segment(self, region: str, tier: str, day: int) -> Segment:
-        """The eligible offers and shared orders of a region, tier and day (cached)."""
+    def segment(self, region: str, tier: str, day: int, tenure_days: int = 0) -> Segment:
+        """The eligible offers and shared orders of a region, tier, day and the tenure bucket
+        of `tenure_days` (cached)."""
         # Regions neither the catalog nor the models name all rank alike: one cache entry.
-        key = (region if region in self._known_regions else None, tier, day)
+        region_key = region if region in self._known_regions else None
+        key = (region_key, tier, day, tenure_feature_after(tenure_days))
         segment = self._segments.get(key)
         if segment is None:
             if len(self._segments) >= MAX_CACHED_SEGMENTS:
                 self._segments.clear()
-            segment = self._segments[key] = self._build_segment(region, tier, day)
+            segment = self._build_segment(region, tier, day, tenure_days)
+            self._segments[key] = segment
         return segment
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
@@ -196,10 +215,9 @@ class OfferRanker:
         member_row = ranker.member_row(member_id)
         if member_row is None:
             return Shortlist(segment.cold, segment.fallback, False, frozenset())
-        repeat = ranker.repeat_scores(member_id, segment.item_rows)
-        scores = segment.vectors @ ranker.member_vectors[member_row]
-        scores += segment.biases
-        scores += repeat
+        repeat = scoring.repeat_scores(ranker, member_row, segment.item_rows)
+        vector = ranker.member_vectors[member_row]
+        scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
         personalized = best_order(scores, segment.rows, pool)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
@@ -222,18 +240,20 @@ class OfferRanker:
             ranked.append(RankedOffer(offers[row], rank, scores[row], reason))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
-    def _build_segment(self, region: str, tier: str, day: int) -> Segment:
+    def _build_segment(self, region: str, tier: str, day: int, tenure_days: int) -> Segment:
         rows = np.flatnonzero(self.catalog.eligible(region, tier, day))
         ranker, fallback = self.catalog.ranker, self.catalog.fallback
-        cold_vector = self.bundle.ranker.member_vector(
-            None, cold_member_feature_names(region, tier)
+        cold_vector = scoring.member_vector(
+            self.bundle.ranker, None, cold_member_feature_names(region, tier, tenure_days)
         )
-        segment_vector = self.bundle.fallback.member_vector(
-            None, member_feature_names(region, tier)
+        segment_vector = scoring.member_vector(
+            self.bundle.fallback, None, member_feature_names(region, tier)
         )
         vectors, biases = ranker.vectors[rows], ranker.biases[rows]
-        cold_scores = vectors @ cold_vector + biases
-        fallback_scores = fallback.vectors[rows] @ segment_vector + fallback.biases[rows]
+        cold_scores = scoring.scores(cold_vector, vectors, biases)
+        fallback_scores = scoring.scores(
+            segment_vector, fallback.vectors[rows], fallback.biases[rows]
+        )
         return Segment(
             rows=rows,
             vectors=vectors,
@@ -254,10 +274,7 @@ def _model_regions(bundle: Bundle) -> set[str]:
 
 
 def best_order(scores: np.ndarray, rows: np.ndarray, count: int) -> Order:
-    """The `count` best of `rows` by `scores` (aligned with `rows`), best first; ties by row."""
-    if len(rows) > count:
-        positions = np.sort(np.argpartition(-scores, count - 1)[:count])
-    else:
-        positions = np.arange(len(rows))
-    positions = positions[np.argsort(-scores[positions], kind="stable")]
+    """The `count` best of `rows` (ascending) by `scores` (aligned with `rows`), best first;
+    ties by row (`scoring.best`)."""
+    positions = scoring.best(scores, count)
     return Order(rows[positions].tolist(), scores[positions].tolist())

@@ -9,8 +9,8 @@ import pytest
 
 from perkrank.config import InteractionConfig
 from perkrank.features.dataset import Dataset
-from perkrank.features.interactions import build_training_data, items_bought_before
-from perkrank.features.member_features import member_feature_table
+from perkrank.features.interactions import build_training_data, cutoff_features
+from perkrank.features.member_features import describe_members, history_at
 from perkrank.features.training_data import TrainingData
 
 CUTOFF = datetime(2025, 7, 1)
@@ -194,7 +194,7 @@ def test_matrices_are_canonical_float32_csr(weighting):
 
 def test_member_and_item_features_and_segments_follow_rows_and_columns():
     data = build(half_life_days=120)
-    table = member_feature_table(make_dataset(), CUTOFF, half_life_days=120)
+    table = describe_members(history_at(make_dataset(), CUTOFF), half_life_days=120)
 
     assert data.member_features == [table["m1"], table["m2"]]
     assert data.item_features[ITEMS.index("P3|Travel")] == [
@@ -228,8 +228,21 @@ def test_nothing_at_or_after_the_cutoff_changes_the_output():
             build_training_data(make_dataset(), CUTOFF, config),
             build_training_data(changed, CUTOFF, config),
         )
-    assert member_feature_table(changed, CUTOFF) == member_feature_table(make_dataset(), CUTOFF)
+    assert cutoff_features(changed, CUTOFF, InteractionConfig()).member_features == (
+        cutoff_features(make_dataset(), CUTOFF, InteractionConfig()).member_features
+    )
     assert items_bought_before(changed, CUTOFF) == items_bought_before(make_dataset(), CUTOFF)
+
+
+def items_bought_before(dataset, cutoff):
+    return cutoff_features(dataset, cutoff, InteractionConfig()).items_bought_before
+
+
+def test_cutoff_features_share_one_history():
+    config = InteractionConfig(half_life_days=120)
+    features = cutoff_features(make_dataset(), CUTOFF, config)
+    assert features.member_features == describe_members(history_at(make_dataset(), CUTOFF), 120)
+    assert_same_training_data(features.data, build_training_data(make_dataset(), CUTOFF, config))
 
 
 def test_items_bought_before_lists_each_members_items():

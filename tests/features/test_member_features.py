@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perkrank.features.dataset import Dataset
-from perkrank.features.member_features import member_feature_table
+from perkrank.features.member_features import describe_members, history_at
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
     member_feature_names,
@@ -14,6 +14,11 @@ from perkrank.features.vocabulary import (
 )
 
 CUTOFF = datetime(2025, 7, 1)
+
+
+def member_feature_table(dataset, cutoff, half_life_days=120.0):
+    """Feature names of every member who signed up before `cutoff`."""
+    return describe_members(history_at(dataset, cutoff), half_life_days)
 
 
 def make_dataset(members, purchases=()):
@@ -61,6 +66,8 @@ def test_member_without_purchases_gets_the_features_of_a_new_member_with_their_t
     table = member_feature_table(dataset, CUTOFF)
 
     assert table["new"] == cold_member_feature_names("north", "gold")
+    old_tenure_days = (CUTOFF - datetime(2021, 1, 1)).days
+    assert table["old"] == cold_member_feature_names("south", "base", old_tenure_days)
     assert table["old"] == member_feature_names("south", "base", ["tenure=3y+", "spend=none"])
 
 

@@ -4,12 +4,8 @@ import pandas as pd
 import pytest
 
 from perkrank.features.dataset import Dataset
-from perkrank.features.offer_features import (
-    item_feature_table,
-    offer_items,
-    offer_regions,
-    tier_rank,
-)
+from perkrank.features.offer_features import item_feature_table, offer_items, offer_regions
+from perkrank.features.schema import tier_rank
 
 PARTNERS = [
     ("CHAIN", "federal", (), ("Grocery", "Fuel")),

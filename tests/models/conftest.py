@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from perkrank.features.ids import IdMap
 from perkrank.features.training_data import TrainingData
 from perkrank.features.vocabulary import (
     item_feature_names,
@@ -14,6 +15,7 @@ from perkrank.features.vocabulary import (
     member_feature_names,
     segment_id,
 )
+from perkrank.models import scoring
 from perkrank.models.factors import Factors
 
 GROUPS = (("north", "gold", "Food"), ("south", "base", "Travel"))
@@ -42,8 +44,8 @@ class Checkerboard:
 
     def item_feature_lists(self, items: Sequence[str]) -> list[list[str]]:
         """Feature names of `items`, as in `data.item_features`."""
-        column_of = {item: column for column, item in enumerate(self.data.item_ids)}
-        return [self.data.item_features[column_of[item]] for item in items]
+        columns = IdMap(self.data.item_ids).rows(items)
+        return [self.data.item_features[column] for column in columns]
 
 
 def make_checkerboard() -> Checkerboard:
@@ -63,7 +65,7 @@ def make_checkerboard() -> Checkerboard:
             member_features.append(member_feature_names(region, tier))
             member_segments.append(segment_id(region, tier))
     item_ids = group_items[0] + group_items[1]
-    column_of = {item: column for column, item in enumerate(item_ids)}
+    column_of = IdMap(item_ids)
 
     rows, columns, counts, held_out = [], [], [], {}
     for row, member_id in enumerate(member_ids):
@@ -98,12 +100,11 @@ def score_items(
     item_features: Sequence[Sequence[str]],
 ) -> np.ndarray:
     """Scores of `items` for one member, known or not, the way serving computes them."""
-    member_vector = factors.member_vector(member_id, member_features)
-    item_vectors, item_biases = factors.item_vectors_for(items, item_features)
-    rows = [factors.item_row(item) for item in items]
-    item_rows = np.array([-1 if row is None else row for row in rows], dtype=np.int64)
-    repeat = factors.repeat_scores(member_id, item_rows)
-    return item_vectors @ member_vector + item_biases + repeat
+    member_vector = scoring.member_vector(factors, member_id, member_features)
+    item_vectors, item_biases, item_rows = scoring.item_inputs(factors, items, item_features)
+    member_row = None if member_id is None else factors.member_row(member_id)
+    repeat = scoring.repeat_scores(factors, member_row, item_rows)
+    return scoring.scores(member_vector, item_vectors, item_biases, repeat)
 
 
 @pytest.fixture(scope="session")

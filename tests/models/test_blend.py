@@ -13,6 +13,7 @@ from perkrank.models.factors import Factors
 from perkrank.models.hybrid import fit_lightfm
 from perkrank.models.popularity import fit_popularity
 from perkrank.models.repeat import fit_repeat
+from perkrank.models.scoring import known_scores
 
 MEMBER_FEATURES = {
     "m1": ["region=north"],
@@ -117,8 +118,8 @@ def test_a_weight_means_the_same_whatever_the_scale_of_the_components_scores():
     )
     every_member, every_item = np.arange(2), np.arange(2)
     np.testing.assert_allclose(
-        blend({"a": louder}, {"a": 1.0}).score_known(every_member, every_item),
-        blend({"a": quiet}, {"a": 1.0}).score_known(every_member, every_item),
+        known_scores(blend({"a": louder}, {"a": 1.0}), every_member, every_item),
+        known_scores(blend({"a": quiet}, {"a": 1.0}), every_member, every_item),
         rtol=1e-5,
     )
     assert score_scale(blend({"a": quiet}, {"a": 1.0}), seed=0) == pytest.approx(1.0, rel=1e-5)

@@ -4,6 +4,7 @@ import numpy as np
 
 from perkrank.config import BprConfig
 from perkrank.models.bpr import bpr_factors, train_bpr
+from perkrank.models.scoring import known_scores
 
 
 def test_factors_reproduce_implicits_recommend_scores_and_ranking(checkerboard):
@@ -18,7 +19,7 @@ def test_factors_reproduce_implicits_recommend_scores_and_ranking(checkerboard):
             N=len(data.item_ids),
             filter_already_liked_items=False,
         )
-        scores = factors.score_known(np.array([member_row]), every_item)[0]
+        scores = known_scores(factors, np.array([member_row]), every_item)[0]
         np.testing.assert_allclose(scores[item_rows], implicit_scores, rtol=1e-5, atol=1e-6)
         assert np.all(np.diff(scores[item_rows]) <= 1e-6)
 

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from perkrank.config import LightFMConfig
 from perkrank.models.hybrid import feature_matrix, lightfm_factors, train_lightfm
+from perkrank.models.scoring import known_scores
 
 CONFIG = LightFMConfig(no_components=4, epochs=10)
 
@@ -44,7 +45,7 @@ def test_known_pairs_score_as_predict_less_the_member_bias(fitted):
         member_rows, item_rows, item_features=fit.item_features, user_features=fit.user_features
     ).reshape(member_count, item_count)
     member_biases, _ = fit.model.get_user_representations(fit.user_features)
-    scores = factors.score_known(np.arange(member_count), np.arange(item_count))
+    scores = known_scores(factors, np.arange(member_count), np.arange(item_count))
     np.testing.assert_allclose(scores, predicted - member_biases[:, None], rtol=1e-5, atol=1e-5)
     for member_row in range(member_count):
         assert np.all(np.diff(scores[member_row][np.argsort(-predicted[member_row])]) <= 1e-5)

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from perkrank.features.training_data import TrainingData
 from perkrank.features.vocabulary import member_feature_names, segment_id
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
+from perkrank.models.scoring import known_scores
 
 ITEMS = ["A", "B", "C", "D"]
 
@@ -42,25 +43,25 @@ def cold_scores(factors, region: str, tier: str, score) -> np.ndarray:
 
 def test_members_of_a_large_segment_rank_its_purchases_first():
     factors = fit_popularity(regional_data())
-    scores = factors.score_known(np.array([factors.member_row("s0")]), np.arange(len(ITEMS)))[0]
+    scores = known_scores(factors, np.array([factors.member_row("s0")]), np.arange(len(ITEMS)))[0]
     assert ranking(scores)[0] == "C"
 
 
 def test_a_small_segment_ranks_like_its_region():
     factors = fit_popularity(regional_data())
-    scores = factors.score_known(np.array([factors.member_row("nb")]), np.arange(len(ITEMS)))[0]
+    scores = known_scores(factors, np.array([factors.member_row("nb")]), np.arange(len(ITEMS)))[0]
     assert ranking(scores)[0] == "A"
 
 
 def test_every_segments_scores_sum_to_one_over_items():
     factors = fit_popularity(regional_data())
-    totals = factors.score_known(np.arange(len(factors.member_ids)), np.arange(len(ITEMS))).sum(1)
+    totals = known_scores(factors, np.arange(len(factors.member_ids)), np.arange(len(ITEMS))).sum(1)
     np.testing.assert_allclose(totals, 1.0, rtol=1e-5)
 
 
 def test_cold_member_of_a_known_segment_scores_as_its_members(score):
     factors = fit_popularity(regional_data())
-    known = factors.score_known(np.array([factors.member_row("n0")]), np.arange(len(ITEMS)))[0]
+    known = known_scores(factors, np.array([factors.member_row("n0")]), np.arange(len(ITEMS)))[0]
     np.testing.assert_allclose(cold_scores(factors, "north", "gold", score), known, rtol=1e-6)
 
 
@@ -75,7 +76,7 @@ def test_cold_member_of_a_new_tier_gets_its_regions_ranking_and_of_a_new_region_
 
 def test_an_item_nobody_bought_scores_zero_everywhere():
     factors = fit_popularity(regional_data())
-    scores = factors.score_known(np.arange(len(factors.member_ids)), np.array([ITEMS.index("D")]))
+    scores = known_scores(factors, np.arange(len(factors.member_ids)), np.array([ITEMS.index("D")]))
     np.testing.assert_array_equal(scores, 0.0)
 
 

@@ -1,5 +1,6 @@
 """The whole training pipeline on generated data: better than baselines, registered, promotable."""
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -7,10 +8,22 @@ import numpy as np
 import pytest
 
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
+from perkrank.features import interactions, member_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
 from perkrank.training.pipeline import TrainResult, fit_components, train
+
+HISTORIES: Counter = Counter()
+"""Cutoffs whose purchase history the `trained` run built, and how often."""
+
+
+def counting(history_at):
+    def wrapper(dataset, cutoff):
+        HISTORIES[cutoff] += 1
+        return history_at(dataset, cutoff)
+
+    return wrapper
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +33,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Trai
     config = load_config(TrainConfig, CONFIG_DIR / "train.yaml")
     registry = config.registry.model_copy(update={"tracking_uri": f"sqlite:///{work}/mlflow.db"})
     config = config.model_copy(update={"registry": registry, "threads": 1})
-    return train(work / "data", config, output_dir=work / "out"), config
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (interactions, member_features):
+            patch.setattr(module, "history_at", counting(module.history_at))
+        return train(work / "data", config, output_dir=work / "out"), config
+
+
+@pytest.mark.usefixtures("trained")
+def test_each_cutoffs_history_is_built_once():
+    assert len(HISTORIES) == 3  # validation start, test start, the served bundle's end
+    assert set(HISTORIES.values()) == {1}
 
 
 def ndcg(result: TrainResult, model: str, part: str) -> float:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from perkrank.training.evaluate import EvaluationReport, ModelReport
+from perkrank.training.evaluation import EvaluationReport, ModelReport
 from perkrank.training.report import format_table, write_report
 
 WINDOW = {

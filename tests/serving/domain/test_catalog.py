@@ -148,6 +148,6 @@ def test_catalog_loaded_from_files_resolves_regions_budgets_and_partner_names(tm
     assert by_id["O2"].partner_name == "North Bakery"
     assert by_id["O2"].scope == "local"
     assert by_id["O1"].valid_to == date(2026, 6, 30)
-    assert catalog.member("M1") == Member("north", "silver")
+    assert catalog.member("M1") == Member("north", "silver", day_number(date(2024, 1, 1)))
     assert eligible_ids(catalog, "north", "silver") == {"O1", "O2"}
     assert eligible_ids(catalog, "east", "base") == {"O1", "O3"}

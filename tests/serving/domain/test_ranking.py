@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from perkrank.config import CapRule, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
-from perkrank.serving.domain.catalog import Member, Offer, build_catalog
+from perkrank.serving.domain.catalog import Member, Offer, build_catalog, day_number
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest, best_order
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
@@ -27,15 +27,16 @@ def settings(**overrides):
 
 
 def make_bundle():
-    """alice likes Beauty, bob Grocery, bob bought Bakery often; cold north ~ Grocery."""
+    """alice likes Beauty, bob Grocery, bob bought Bakery often; cold north ~ Grocery, unless
+    a member of 1-3 years (~ Beauty)."""
     ranker = Factors(
         member_ids=["alice", "bob"],
         member_vectors=[[1.0, 0.0], [0.0, 1.0]],
         item_ids=ITEMS,
         item_vectors=[[1.0, 0.0], [0.0, 1.0], [0.3, 0.3]],
         item_biases=[0.0, 0.0, 0.0],
-        member_feature_ids=["region=north", "region=south", "tier=base"],
-        member_feature_vectors=[[0.0, 0.5], [0.5, 0.0], [0.0, 0.0]],
+        member_feature_ids=["region=north", "region=south", "tier=base", "tenure=1-3y"],
+        member_feature_vectors=[[0.0, 0.5], [0.5, 0.0], [0.0, 0.0], [1.0, 0.0]],
         repeat=sp.csr_matrix(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 9.0]])),
         repeat_weight=1.0,
     )
@@ -69,7 +70,11 @@ OFFERS = [
     offer("bakery", "P3", "Bakery", "North Bakery"),
     offer("vip-beauty", "P1", "Beauty", "Glow", min_tier="vip"),
 ]
-MEMBERS = {"alice": Member("north", "base"), "bob": Member("south", "base")}
+MEMBERS = {
+    "alice": Member("north", "base"),
+    "bob": Member("south", "base"),
+    "carol": Member("north", "base", day_number(TODAY - timedelta(days=730))),
+}
 
 
 def make_ranker(**overrides):
@@ -144,6 +149,21 @@ def test_members_the_ranker_never_saw_are_ranked_by_region():
     assert {served.reason for served in north.offers} == {"popular in your region"}
 
 
+def test_a_listed_member_the_ranker_never_saw_is_ranked_with_their_tenure():
+    ranker = make_ranker()
+
+    carol = rank(ranker, MemoryStateStore(), OfferRequest("carol", "app", 3), (), NOW)
+    stranger = rank(
+        ranker, MemoryStateStore(), OfferRequest("new-1", "app", 3, region="north"), (), NOW
+    )
+
+    assert ranker.tenure_days("carol", ranker.day(NOW)) == 730
+    assert ranker.tenure_days("new-1", ranker.day(NOW)) == 0
+    assert offer_ids(carol)[0] == "beauty"  # north + 1-3 years
+    assert offer_ids(stranger)[0] == "grocery"  # north, just signed up
+    assert carol.offers[0].reason == "popular in your region"
+
+
 def test_personalization_off_follows_the_fallback_order():
     store = MemoryStateStore()
     store.set_preferences("alice", Preferences(personalization=False))
@@ -213,6 +233,15 @@ def test_regions_nobody_knows_share_one_cached_segment():
 
     assert ranker.segment("atlantis", "base", day) is ranker.segment("lemuria", "base", day)
     assert ranker.segment("north", "base", day) is not ranker.segment("south", "base", day)
+
+
+def test_members_of_one_tenure_bucket_share_a_cached_segment():
+    ranker = make_ranker()
+    day = ranker.day(NOW)
+
+    assert ranker.segment("north", "base", day, 400) is ranker.segment("north", "base", day, 700)
+    assert ranker.segment("north", "base", day, 0) is ranker.segment("north", "base", day, 60)
+    assert ranker.segment("north", "base", day, 0) is not ranker.segment("north", "base", day, 400)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,212 @@
+"""Offline evaluation of offer rankings on an `EvaluationWindow` (see `training.window`).
+
+Score:
+    the model's `Factors` score by `models.scoring`, the code serving runs: member vector (learned
+    row, else the sum of its feature vectors) · offer's item vector + item bias (unseen items
+    from their features) + `repeat_weight · log1p(repeat)`. Candidates are ranked by score, ties
+    by offer_id (`scoring.top_k`); the first k form the top-k.
+Metrics (`training.metrics`) at each k are averaged over the members of each slice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from perkrank.models import scoring
+from perkrank.models.factors import Factors
+from perkrank.training.metrics import (
+    average_precision_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
+from perkrank.training.window import RESTRICTIONS, EvaluationWindow, Slice
+
+BATCH_MEMBERS = 4096
+"""Members scored per matrix product (bounds memory for large groups)."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every member's top offers within one restriction."""
+
+    offer_rows: np.ndarray
+    """int (members × top_k): window offer rows, best first; -1 where fewer candidates."""
+    hits: np.ndarray
+    """bool (members × top_k): the offer at that position is relevant."""
+    relevant_counts: np.ndarray
+    """int (members,): relevant offers within the restriction."""
+
+
+def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
+    """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
+    member_vectors, offers_in, repeat = _model_inputs(window, factors)
+    n_members = len(window.member_ids)
+    rankings = {
+        restriction: Ranking(
+            offer_rows=np.full((n_members, top_k), -1, dtype=np.int32),
+            hits=np.zeros((n_members, top_k), dtype=bool),
+            relevant_counts=np.zeros(n_members, dtype=np.int64),
+        )
+        for restriction in RESTRICTIONS
+    }
+    for group in window.groups:
+        offers = group.offer_rows
+        new_columns = np.flatnonzero(window.offer_is_new[offers])
+        for batch in range(0, len(group.member_rows), BATCH_MEMBERS):
+            rows = group.member_rows[batch : batch + BATCH_MEMBERS]
+            scores = scoring.batch_scores(
+                member_vectors[rows],
+                offers_in.vectors[offers],
+                offers_in.biases[offers],
+                None if repeat is None else repeat[rows][:, offers].toarray(),
+            )
+            relevant = window.relevant[rows][:, offers].toarray()
+            bought = window.bought_before[rows][:, offers].toarray()
+            _fill(rankings["all"], rows, offers, scores, relevant, None)
+            _fill(rankings["repeat_items"], rows, offers, scores, relevant, bought)
+            _fill(rankings["new_items"], rows, offers, scores, relevant, ~bought)
+            _fill(
+                rankings["new_offers"],
+                rows,
+                offers[new_columns],
+                scores[:, new_columns],
+                relevant[:, new_columns],
+                None,
+            )
+    return rankings
+
+
+def recommend(window: EvaluationWindow, factors: Factors, k: int) -> dict[str, list[str]]:
+    """Each evaluated member's top-k candidate offer ids under `factors`."""
+    offer_rows = rank_window(window, factors, k)["all"].offer_rows
+    return {
+        member: [str(window.offer_ids[row]) for row in rows if row >= 0]
+        for member, rows in zip(window.member_ids, offer_rows, strict=True)
+    }
+
+
+def _model_inputs(
+    window: EvaluationWindow, factors: Factors
+) -> tuple[np.ndarray, scoring.ItemInputs, sp.csr_matrix | None]:
+    """Member vectors, the offers' vectors and biases, and the repeat term (members × offers)."""
+    member_vectors = scoring.member_vectors(
+        factors, window.member_ids.tolist(), window.member_features
+    )
+    offers = scoring.item_inputs(factors, window.offer_items, window.offer_item_features)
+    if not scoring.has_repeat(factors):
+        return member_vectors, offers, None
+    member_rows = factors.member_rows(window.member_ids)
+    return member_vectors, offers, scoring.repeat_matrix(factors, member_rows, offers.rows)
+
+
+def _fill(
+    ranking: Ranking,
+    rows: np.ndarray,
+    offers: np.ndarray,
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    allowed: np.ndarray | None,
+) -> None:
+    """Rank one batch of members over `offers` (only `allowed` ones) into `ranking`."""
+    if len(offers) == 0:
+        return
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+        relevant = relevant & allowed
+    top = scoring.top_k(scores, ranking.offer_rows.shape[1])
+    shown = (
+        np.take_along_axis(allowed, top, axis=1)
+        if allowed is not None
+        else np.ones(top.shape, dtype=bool)
+    )
+    width = top.shape[1]
+    ranking.offer_rows[rows, :width] = np.where(shown, offers[top], -1)
+    ranking.hits[rows, :width] = np.take_along_axis(relevant, top, axis=1) & shown
+    ranking.relevant_counts[rows] = relevant.sum(axis=1)
+
+
+@dataclass
+class ModelReport:
+    """One model's metrics per slice (slice → "ndcg@10" → value) and members per slice."""
+
+    name: str
+    metrics: dict[str, dict[str, float]]
+    members: dict[str, int]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
+
+
+@dataclass
+class EvaluationReport:
+    """Several models evaluated on the same window."""
+
+    window: dict[str, Any]
+    k_values: tuple[int, ...]
+    models: dict[str, ModelReport] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "k_values": list(self.k_values),
+            "models": {name: report.to_dict() for name, report in self.models.items()},
+        }
+
+
+def evaluate_model(
+    window: EvaluationWindow, factors: Factors, k_values: Sequence[int], name: str | None = None
+) -> ModelReport:
+    """Metrics of one model on every non-empty slice of the window."""
+    started = time.perf_counter()
+    k_values = sorted(k_values)
+    rankings = rank_window(window, factors, k_values[-1])
+    metrics = {
+        part.name: _slice_metrics(rankings[part.restriction], part, k_values)
+        for part in window.slices
+        if len(part.member_rows) > 0
+    }
+    return ModelReport(
+        name=name or factors.name,
+        metrics=metrics,
+        members={part.name: len(part.member_rows) for part in window.slices},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def evaluate_models(
+    window: EvaluationWindow, models: Mapping[str, Factors], k_values: Sequence[int]
+) -> EvaluationReport:
+    """Every model on the same window; `models` maps report names to factors."""
+    return EvaluationReport(
+        window=window.summary(),
+        k_values=tuple(sorted(k_values)),
+        models={
+            name: evaluate_model(window, factors, k_values, name)
+            for name, factors in models.items()
+        },
+    )
+
+
+def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, float]:
+    hits = ranking.hits[part.member_rows]
+    counts = ranking.relevant_counts[part.member_rows]
+    offer_rows = ranking.offer_rows[part.member_rows]
+    values: dict[str, float] = {}
+    for k in k_values:
+        values[f"precision@{k}"] = float(precision_at_k(hits, k).mean())
+        values[f"recall@{k}"] = float(recall_at_k(hits, counts, k).mean())
+        values[f"ndcg@{k}"] = float(ndcg_at_k(hits, counts, k).mean())
+        values[f"map@{k}"] = float(average_precision_at_k(hits, counts, k).mean())
+        values[f"hit_rate@{k}"] = float(hit_rate_at_k(hits, k).mean())
+        values[f"coverage@{k}"] = catalog_coverage(offer_rows, k, part.candidate_offers)
+    return values
