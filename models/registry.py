@@ -1,7 +1,8 @@
 """The MLflow model registry: log a bundle as a pyfunc model, promote it by alias, resolve it.
 
-The only module of perkrank that imports mlflow (which takes seconds to import: training,
-`perkrank promote` and serving start-up import this module, the request path never does).
+With `models/pyfunc.py` (the model MLflow serves), the only modules of perkrank that import
+mlflow (which takes seconds to import: training, `perkrank promote` and serving start-up
+import this module, the request path never does).
 
 A registered model's versions carry two aliases: `challenger` (the last version registered by
 `log_bundle`) and `champion` (the version serving loads, moved only by `promote`). Each version
@@ -28,45 +29,25 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from perkrank.config import RegistryConfig
-from perkrank.features.columns import Columns
-from perkrank.features.vocabulary import (
-    cold_member_feature_names,
-    item_feature_names,
-    item_id,
-)
-from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
-from perkrank.models.factors import Factors
+
+# BundleModel stays importable from here: versions registered before it moved to
+# perkrank.models.pyfunc name `perkrank.models.registry.BundleModel` in their model code.
+from perkrank.models.pyfunc import (  # noqa: F401
+    BUNDLE_ARTIFACT,
+    EXAMPLE_INPUT,
+    MODEL_CODE,
+    BundleModel,
+    score_rows,
+)
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-BUNDLE_ARTIFACT = "bundle"
 MODEL_NAME_IN_RUN = "model"
 REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
-EXAMPLE_INPUT = {
-    Columns.member_id: ["M000001", "new-member"],
-    Columns.region: ["north", "south"],
-    Columns.tier: ["gold", "base"],
-    Columns.partner_id: ["P0001", "P0002"],
-    Columns.category: ["Food", "Travel"],
-    Columns.scope: ["federal", "local"],
-}
-"""A few rows of the pyfunc model's input (logged as its input example)."""
-INPUT_COLUMNS = tuple(EXAMPLE_INPUT)
-"""The pyfunc model's input columns: member id, region, tier, partner id, category, scope."""
-MODEL_CODE = """\
-import mlflow
-
-from perkrank.models.registry import BundleModel
-
-mlflow.models.set_model(BundleModel())
-"""
-"""The pyfunc model is logged as this code ("models from code"), not as a pickle."""
-
-
 class RegistryError(RuntimeError):
     """The registry cannot answer: an unknown alias or version, or an unreachable store."""
 
@@ -90,54 +71,6 @@ class PromotionDecision:
     reason: str
     candidate_version: str
     champion_version_before: str | None
-
-
-class BundleModel(mlflow.pyfunc.PythonModel):
-    """A bundle as an MLflow pyfunc model: one ranker score per (member, offer) row.
-
-    Input: a DataFrame of strings with the columns `INPUT_COLUMNS`. Members the ranker never
-    saw are scored from their region and tier, offers of unseen items from partner, category
-    and scope, by `models.scoring` as serving scores them.
-    """
-
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        """Read the bundle the model was logged with."""
-        self.bundle = Bundle.load(context.artifacts[BUNDLE_ARTIFACT])
-
-    def predict(
-        self,
-        context: mlflow.pyfunc.PythonModelContext,
-        model_input: pd.DataFrame,
-        params: dict[str, Any] | None = None,
-    ) -> np.ndarray:
-        """Ranker scores of the input rows."""
-        return score_rows(self.bundle.ranker, model_input)
-
-
-def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
-    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row.
-
-    Each member's rows are scored by `scoring.scores`; a member the ranker never saw is named
-    by `cold_member_feature_names` of its region and tier with no tenure known (0 days: like
-    serving names a member its files do not list).
-    """
-    records = rows[list(INPUT_COLUMNS)].astype(str)
-    offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
-    offers = [records[column].tolist() for column in offer_columns]
-    items = scoring.item_inputs(
-        ranker,
-        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
-        [item_feature_names(*names) for names in zip(*offers, strict=True)],
-    )
-    result = np.zeros(len(records), dtype=np.float32)
-    members = records[[Columns.member_id, Columns.region, Columns.tier]]
-    for (member_id, region, tier), positions in members.groupby(list(members)).indices.items():
-        vector = scoring.member_vector(ranker, member_id, cold_member_feature_names(region, tier))
-        repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
-        result[positions] = scoring.scores(
-            vector, items.vectors[positions], items.biases[positions], repeat
-        )
-    return result
 
 
 def metric_key(metric_name: str) -> str:

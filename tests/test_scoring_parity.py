@@ -193,20 +193,21 @@ def test_personalization_off_follows_the_evaluated_fallback(setup):
 
 
 def test_registered_model_scores_rows_with_the_scoring_module(setup):
-    from perkrank.models.registry import INPUT_COLUMNS, score_rows
+    from perkrank.models.pyfunc import INPUT_COLUMNS, score_rows
 
     ranker = setup.bundle.ranker
     members = setup.dataset.members.head(60)
     offers = setup.catalog.offers[:15]
     rows = pd.DataFrame(
         [
-            (member, region, tier, offer.partner_id, offer.category, offer.scope)
+            (member, region, tier, tenure, offer.partner_id, offer.category, offer.scope)
             for member, region, tier in members[["member_id", "region", "tier"]].itertuples(
                 index=False
             )
+            for tenure in (setup.tenure_days(member),)
             for offer in offers
         ]
-        + [("stranger", "atlantis", "vip", "P999", "Nothing", "local")],
+        + [("stranger", "atlantis", "vip", 0, "P999", "Nothing", "local")],
         columns=list(INPUT_COLUMNS),
     )
     expected = []
@@ -217,9 +218,13 @@ def test_registered_model_scores_rows_with_the_scoring_module(setup):
             [item_feature_names(row.partner_id, row.category, row.scope)],
         )
         vector = scoring.member_vector(
-            ranker, row.member_id, cold_member_feature_names(row.region, row.tier)
+            ranker,
+            row.member_id,
+            cold_member_feature_names(row.region, row.tier, row.tenure_days),
         )
         repeat = scoring.repeat_scores(ranker, ranker.member_row(row.member_id), items.rows)
         expected.append(scoring.scores(vector, items.vectors, items.biases, repeat)[0])
     assert (rows["member_id"].isin(ranker.member_ids)).any()
+    unknown = rows[~rows["member_id"].isin(ranker.member_ids)]
+    assert (unknown["tenure_days"] > 92).any()  # the tenure column changes cold members' scores
     np.testing.assert_array_equal(score_rows(ranker, rows), np.array(expected, dtype=np.float32))

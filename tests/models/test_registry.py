@@ -140,13 +140,13 @@ def test_nested_params_are_flattened_with_dotted_keys():
 def test_registered_model_scores_like_the_bundle(registered, tracking_uri, bundle_dir, score):
     rows = pd.DataFrame(
         [
-            ("M1", "north", "gold", "P1", "Food", "federal"),  # known, bought before
-            ("M2", "north", "gold", "P9", "Food", "local"),  # known member, new partner
-            ("new", "north", "gold", "P3", "Food", "federal"),  # new member, known item
-            ("new", "south", "vip", "P9", "Travel", "local"),  # new member and partner
-            ("new", "east", "base", "P7", "Toys", "other"),  # no known feature at all
+            ("M1", "north", "gold", 900.0, "P1", "Food", "federal"),  # known, bought before
+            ("M2", "north", "gold", 30.0, "P9", "Food", "local"),  # known member, new partner
+            ("new", "north", "gold", 0.0, "P3", "Food", "federal"),  # new member, known item
+            ("new", "south", "vip", 500.0, "P9", "Travel", "local"),  # new member and partner
+            ("new", "east", "base", 0.0, "P7", "Toys", "other"),  # no known feature at all
         ],
-        columns=["member_id", "region", "tier", "partner_id", "category", "scope"],
+        columns=["member_id", "region", "tier", "tenure_days", "partner_id", "category", "scope"],
     )
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -159,7 +159,7 @@ def test_registered_model_scores_like_the_bundle(registered, tracking_uri, bundl
         score(
             ranker,
             row.member_id,
-            cold_member_feature_names(row.region, row.tier),
+            cold_member_feature_names(row.region, row.tier, row.tenure_days),
             [item_id(row.partner_id, row.category)],
             [item_feature_names(row.partner_id, row.category, row.scope)],
         )[0]

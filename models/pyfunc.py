@@ -1,0 +1,92 @@
+"""A bundle as an MLflow pyfunc model: one ranker score per (member, offer) row.
+
+Scored by `models.scoring`, like evaluation and serving: a member the ranker never saw is
+named by `cold_member_feature_names` of its region, tier and tenure, an offer of an item the
+ranker never saw by its partner, category and scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from perkrank.features.columns import Columns
+from perkrank.features.vocabulary import cold_member_feature_names, item_feature_names, item_id
+from perkrank.models import scoring
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+
+BUNDLE_ARTIFACT = "bundle"
+TENURE_DAYS = "tenure_days"
+"""Input column: days since the member signed up, at the moment scored (0: unknown)."""
+EXAMPLE_INPUT: dict[str, list[Any]] = {
+    Columns.member_id: ["M000001", "new-member"],
+    Columns.region: ["north", "south"],
+    Columns.tier: ["gold", "base"],
+    TENURE_DAYS: [400.0, 0.0],
+    Columns.partner_id: ["P0001", "P0002"],
+    Columns.category: ["Food", "Travel"],
+    Columns.scope: ["federal", "local"],
+}
+"""A few rows of the model's input (logged as its input example)."""
+INPUT_COLUMNS = tuple(EXAMPLE_INPUT)
+"""Member id, region, tier, tenure in days, partner id, category, scope."""
+MODEL_CODE = """\
+import mlflow
+
+from perkrank.models.pyfunc import BundleModel
+
+mlflow.models.set_model(BundleModel())
+"""
+"""The model is logged as this code ("models from code"), not as a pickle."""
+
+
+class BundleModel(mlflow.pyfunc.PythonModel):
+    """The ranker of the bundle the model was logged with; input columns `INPUT_COLUMNS`."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Read the bundle the model was logged with."""
+        self.bundle = Bundle.load(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Ranker scores of the input rows."""
+        return score_rows(self.bundle.ranker, model_input)
+
+
+def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
+    records = rows[list(INPUT_COLUMNS)]
+    offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
+    offers = [records[column].astype(str).tolist() for column in offer_columns]
+    items = scoring.item_inputs(
+        ranker,
+        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
+        [item_feature_names(*names) for names in zip(*offers, strict=True)],
+    )
+    members = pd.DataFrame(
+        {
+            Columns.member_id: records[Columns.member_id].astype(str),
+            Columns.region: records[Columns.region].astype(str),
+            Columns.tier: records[Columns.tier].astype(str),
+            TENURE_DAYS: records[TENURE_DAYS].astype(float),
+        }
+    )
+    result = np.zeros(len(records), dtype=np.float32)
+    for (member_id, region, tier, tenure_days), positions in members.groupby(
+        list(members)
+    ).indices.items():
+        names = cold_member_feature_names(region, tier, tenure_days)
+        vector = scoring.member_vector(ranker, member_id, names)
+        repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
+        result[positions] = scoring.scores(
+            vector, items.vectors[positions], items.biases[positions], repeat
+        )
+    return result
