@@ -4,9 +4,10 @@ The personalized order scores eligible offers with the bundle's ranker (a known 
 vector plus their repeat-purchase boost, else the cold vector of their region, tier and tenure,
 named as evaluation names its cold members); the fallback order scores them with the regional
 popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
-`pool` offers go to `StateStore.select`, which applies opt-outs, the per-partner limit,
-budgets and caps, takes the order the member's personalization setting asks for, and counts
-what it returns. Everything but that one call is numpy over the catalog's arrays.
+`pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, the
+per-partner limit, budgets and caps, takes the order the member's personalization setting
+asks for, and counts what it returns. Everything but that one call is numpy over the
+catalog's arrays.
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order and the cold order) is computed once per segment and day and reused by every request
@@ -18,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,10 +33,7 @@ from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
 from perkrank.serving.domain.reasons import offer_reason
-from perkrank.serving.domain.selection import Selection, SelectionRequest
-
-if TYPE_CHECKING:
-    from perkrank.serving.state.ports import MemberStore as StateStore
+from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
 
 SECONDS_PER_DAY = 86_400
 REGION_FEATURE = "region="
@@ -124,7 +122,7 @@ class OfferRanker:
 
     async def rank(
         self,
-        store: StateStore,
+        store: OfferSelector,
         request: OfferRequest,
         rules: Sequence[CapRule],
         now: float | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 from perkrank.config import CapRule
 
@@ -69,3 +70,11 @@ class Selection:
     personalized: bool
     suppressed: dict[str, int] = field(default_factory=dict)
     """Candidates left out, by reason: opt_out, partner_limit, budget, cap."""
+
+
+class OfferSelector(Protocol):
+    """What ranking needs of the member-state store: one atomic select-and-count call."""
+
+    async def select(self, request: SelectionRequest) -> Selection:
+        """Apply the rules to `request`'s candidates, count what is returned."""
+        ...
