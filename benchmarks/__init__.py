@@ -1,0 +1,1 @@
+"""Benchmarks of perkrank, each run from the repository root (results under results/)."""
