@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from perkrank.cli import main
-from perkrank.features.loader import LISTED_PROBLEMS, DataValidationError, load_dataset
+from perkrank.features.loader import DataValidationError, load_dataset
+from perkrank.features.problems import LISTED_PROBLEMS
 
 
 def replace_text(path: Path, old: str, new: str) -> None:

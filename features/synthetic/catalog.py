@@ -1,0 +1,106 @@
+"""The offer catalog: one catalog per month of history plus one for the month after it.
+
+Each month brings new offer ids on popular items of launched partners (new partners first), with
+validity periods, minimum tiers, budgets, rewards and regions within the partner's own.
+"""
+
+import numpy as np
+import pyarrow as pa
+
+from perkrank.features.columns import Columns
+from perkrank.features.schema import OFFERS, TIERS
+from perkrank.features.synthetic.program import CATEGORIES, REGIONS, Program
+from perkrank.features.synthetic.tables import join_names
+
+REWARDS = (
+    "5% cashback", "10% cashback", "15% cashback", "200 bonus points", "500 bonus points",
+    "1000 bonus points", "double points", "triple points", "gift with purchase",
+)  # fmt: skip
+BUDGETS = (100, 250, 500, 1000, 2500, 5000)
+OFFER_TIER_SHARES = (0.72, 0.12, 0.10, 0.06)
+OFFER_TYPES = {
+    Columns.valid_from: pa.date32(),
+    Columns.valid_to: pa.date32(),
+    Columns.budget: pa.int64(),
+}
+"""Column types of the offers table that are not text."""
+
+
+def offers_table(
+    rng: np.random.Generator, program: Program, member_count: int, period_days: np.ndarray
+) -> pa.Table:
+    """One catalog per period but the last (which only ends two-month offers), in id order."""
+    per_month = int(np.clip(round(20 * np.sqrt(member_count / 1000)), 40, 300))
+    offers = []
+    for month in range(len(period_days) - 2):
+        offers += _catalog(rng, program, month, per_month, period_days[month : month + 3])
+    types = [(name, OFFER_TYPES.get(name, pa.string())) for name in OFFERS.column_names]
+    return pa.Table.from_pylist(offers, schema=pa.schema(types))
+
+
+def _catalog(
+    rng: np.random.Generator,
+    program: Program,
+    month: int,
+    size: int,
+    period_days: np.ndarray,
+) -> list[dict[str, object]]:
+    """One month's offers: new ids on popular items of launched partners (new partners first)."""
+    launch_month = program.partner_launch_month[program.item_partner]
+    open_items = np.flatnonzero(launch_month <= month)
+    keys = program.item_popularity[open_items] + rng.gumbel(size=len(open_items))
+    keys += 10.0 * (launch_month[open_items] == month)
+    items = np.sort(open_items[np.argsort(-keys, kind="stable")[:size]])
+    valid_from, valid_to = _validity(rng, len(items), period_days)
+    min_tier = rng.choice(len(TIERS), len(items), p=OFFER_TIER_SHARES)
+    budget = np.where(rng.random(len(items)) < 0.3, rng.choice(BUDGETS, len(items)), 0)
+    reward = rng.choice(len(REWARDS), len(items))
+    month_code = np.datetime64(int(period_days[0]), "D").astype(object).strftime("%Y%m")
+    offers = []
+    for number, item in enumerate(items):
+        partner = program.item_partner[item]
+        category = CATEGORIES[program.item_category[item]]
+        offers.append(
+            {
+                Columns.offer_id: f"O{month_code}-{number + 1:03d}",
+                Columns.partner_id: program.partner_ids[partner],
+                Columns.category: category,
+                Columns.title: f"{category} at {program.partner_names[partner]}: "
+                f"{REWARDS[reward[number]]}",
+                Columns.regions: _offer_regions(rng, program, partner),
+                Columns.min_tier: TIERS[min_tier[number]],
+                Columns.valid_from: valid_from[number],
+                Columns.valid_to: valid_to[number],
+                Columns.budget: int(budget[number]) or None,
+                Columns.reward: REWARDS[reward[number]],
+            }
+        )
+    return offers
+
+
+def _validity(
+    rng: np.random.Generator, count: int, period_days: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """First and last valid day: the whole month, sometimes two months, sometimes 1–2 weeks."""
+    month_start, next_start, after_next_start = (int(day) for day in period_days)
+    kind = rng.random(count)
+    short_start = month_start + rng.integers(0, next_start - month_start - 13, count)
+    short_end = short_start + rng.integers(6, 14, count)
+    valid_from = np.where(kind < 0.15, short_start, month_start)
+    valid_to = np.where(kind < 0.15, short_end, next_start - 1)
+    valid_to = np.where(kind > 0.85, after_next_start - 1, valid_to)
+    return valid_from.tolist(), valid_to.tolist()
+
+
+def _offer_regions(rng: np.random.Generator, program: Program, partner: int) -> str:
+    """Empty (wherever the partner operates) or a subset of the partner's regions."""
+    if program.partner_is_federal[partner]:
+        if rng.random() >= 0.15:
+            return ""
+        size = int(rng.integers(1, 4))
+        regions = rng.choice(len(REGIONS), size, replace=False, p=program.region_weights)
+    else:
+        if rng.random() >= 0.35:
+            return ""
+        regions = rng.choice(program.partner_regions[partner], 1)
+    return join_names(REGIONS, regions)
