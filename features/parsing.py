@@ -1,7 +1,8 @@
 """Parse a table's text cells by column kind and report every empty, malformed or unknown cell.
 
 Kinds: text, lists, dates, timestamps, numbers ≥ 0 and whole numbers ≥ 0; dates and times must
-fit datetime64[ns].
+fit datetime64[ns]. Text and list cells must be printable (`schema.text_problem`): no control
+characters, and ids, categories and regions at most `schema.ID_MAX_LENGTH` characters.
 """
 
 from collections.abc import Iterable
@@ -14,7 +15,14 @@ import pyarrow.compute as pc
 
 from perkrank.features.columns import Columns
 from perkrank.features.problems import Problems, quote
-from perkrank.features.schema import LIST_SEPARATOR, Column, Kind, Table
+from perkrank.features.schema import (
+    LIST_SEPARATOR,
+    NOT_PRINTABLE_RE2,
+    Column,
+    Kind,
+    Table,
+    text_problem,
+)
 from perkrank.features.vocabulary import ITEM_SEPARATOR
 
 ITEM_PART_COLUMNS = frozenset({Columns.partner_id, Columns.category, Columns.categories})
@@ -96,6 +104,8 @@ def _parse_column(
         allowed = ", ".join(column.choices)
         messages = (f"{quote(value)} is not one of {allowed}" for value in values[unknown])
         problems.add_rows(file, column.name, rows[unknown], messages)
+    if column.kind in (Kind.TEXT, Kind.LIST) and not column.choices:
+        _check_text(file, column, values, parsed, rows, problems)
     if column.name in ITEM_PART_COLUMNS:
         joining = values.str.contains(ITEM_SEPARATOR, regex=False).to_numpy()
         messages = (
@@ -105,6 +115,38 @@ def _parse_column(
         )
         problems.add_rows(file, column.name, rows[joining], messages)
     return parsed
+
+
+def _check_text(
+    file: str,
+    column: Column,
+    values: pd.Series,
+    parsed: pd.Series,
+    rows: np.ndarray,
+    problems: Problems,
+) -> None:
+    """Report every cell that breaks the text rule (each list item checked on its own)."""
+    text = pa.array(values, type=pa.string())
+    broken = pc.match_substring_regex(text, NOT_PRINTABLE_RE2).to_numpy(zero_copy_only=False)
+    if column.max_length is not None:
+        if column.kind is Kind.LIST:
+            lengths = parsed.map(lambda items: max(map(len, items), default=0)).to_numpy()
+        else:
+            lengths = pc.utf8_length(text).to_numpy(zero_copy_only=False)
+        broken |= lengths > column.max_length
+    if not broken.any():
+        return
+    messages = (_text_message(value, column) for value in values[broken])
+    problems.add_rows(file, column.name, rows[broken], messages)
+
+
+def _text_message(value: str, column: Column) -> str:
+    """The problem of a cell `_check_text` found (for a list, of its first bad item)."""
+    items = _split_list(value) if column.kind is Kind.LIST else (value,)
+    problem = text_problem(value) or next(
+        found for item in items if (found := text_problem(item, column.max_length))
+    )
+    return f"{quote(value)} {problem}"
 
 
 def _split_list(cell: str) -> tuple[str, ...]:

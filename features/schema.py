@@ -3,6 +3,7 @@
 Column names come from `columns.Columns` (see docs/data.md for the prose version).
 """
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -16,12 +17,37 @@ LIST_SEPARATOR = ";"
 """Separator inside list-valued cells (partner regions and categories, offer regions)."""
 
 
+NOT_PRINTABLE: tuple[tuple[int, int], ...] = ((0x00, 0x1F), (0x7F, 0x9F), (0x2028, 0x2029))
+"""Code point ranges no text or list cell may hold: the C0 controls (tab, line breaks and the
+record separators \\x1e and \\x1f that serving's store records use), DEL, the C1 controls
+and the line and paragraph separators U+2028 and U+2029."""
+NOT_PRINTABLE_RE2 = (
+    "[" + "".join(f"\\x{{{low:x}}}-\\x{{{high:x}}}" for low, high in NOT_PRINTABLE) + "]"
+)
+"""`NOT_PRINTABLE` as an RE2 character class (for pyarrow.compute)."""
+ID_MAX_LENGTH = 64
+"""Longest id, category or region: what the HTTP API accepts in events, opt-outs and queries."""
+
+_NOT_PRINTABLE = re.compile(
+    "[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in NOT_PRINTABLE) + "]"
+)
 _TIER_RANKS = {tier: rank for rank, tier in enumerate(TIERS)}
 
 
 def tier_rank(tier: str) -> int:
     """Position of `tier` in `TIERS` (base < silver < gold < vip)."""
     return _TIER_RANKS[tier]
+
+
+def text_problem(value: str, max_length: int | None = None) -> str | None:
+    """Why `value` breaks the text rule (printable, at most `max_length` characters); None if
+    it does not. The loader and serving's catalog checks share this rule."""
+    found = _NOT_PRINTABLE.search(value)
+    if found is not None:
+        return f"holds U+{ord(found[0]):04X}, a control character; text must be printable"
+    if max_length is not None and len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    return None
 
 
 class Kind(StrEnum):
@@ -43,6 +69,8 @@ class Column:
     kind: Kind
     required: bool = True
     choices: tuple[str, ...] = ()
+    max_length: int | None = None
+    """Longest text (each item of a list); ids, categories and regions: `ID_MAX_LENGTH`."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +90,8 @@ MEMBERS = Table(
     name="members",
     id_column=Columns.member_id,
     columns=(
-        Column(Columns.member_id, Kind.TEXT),
-        Column(Columns.region, Kind.TEXT),
+        Column(Columns.member_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
+        Column(Columns.region, Kind.TEXT, max_length=ID_MAX_LENGTH),
         Column(Columns.tier, Kind.TEXT, choices=TIERS),
         Column(Columns.birth_date, Kind.DATE, required=False),
         Column(Columns.signup_date, Kind.DATE),
@@ -73,10 +101,10 @@ MEMBERS = Table(
 PURCHASES = Table(
     name="purchases",
     columns=(
-        Column(Columns.member_id, Kind.TEXT),
+        Column(Columns.member_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
         Column(Columns.ts, Kind.TIMESTAMP),
-        Column(Columns.partner_id, Kind.TEXT),
-        Column(Columns.category, Kind.TEXT),
+        Column(Columns.partner_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
+        Column(Columns.category, Kind.TEXT, max_length=ID_MAX_LENGTH),
         Column(Columns.amount, Kind.NUMBER),
         Column(Columns.channel, Kind.TEXT, choices=CHANNELS),
     ),
@@ -86,11 +114,11 @@ PARTNERS = Table(
     name="partners",
     id_column=Columns.partner_id,
     columns=(
-        Column(Columns.partner_id, Kind.TEXT),
+        Column(Columns.partner_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
         Column(Columns.name, Kind.TEXT),
         Column(Columns.scope, Kind.TEXT, choices=SCOPES),
-        Column(Columns.regions, Kind.LIST, required=False),
-        Column(Columns.categories, Kind.LIST),
+        Column(Columns.regions, Kind.LIST, required=False, max_length=ID_MAX_LENGTH),
+        Column(Columns.categories, Kind.LIST, max_length=ID_MAX_LENGTH),
     ),
 )
 
@@ -98,11 +126,11 @@ OFFERS = Table(
     name="offers",
     id_column=Columns.offer_id,
     columns=(
-        Column(Columns.offer_id, Kind.TEXT),
-        Column(Columns.partner_id, Kind.TEXT),
-        Column(Columns.category, Kind.TEXT),
+        Column(Columns.offer_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
+        Column(Columns.partner_id, Kind.TEXT, max_length=ID_MAX_LENGTH),
+        Column(Columns.category, Kind.TEXT, max_length=ID_MAX_LENGTH),
         Column(Columns.title, Kind.TEXT),
-        Column(Columns.regions, Kind.LIST, required=False),
+        Column(Columns.regions, Kind.LIST, required=False, max_length=ID_MAX_LENGTH),
         Column(Columns.min_tier, Kind.TEXT, choices=TIERS),
         Column(Columns.valid_from, Kind.DATE),
         Column(Columns.valid_to, Kind.DATE),

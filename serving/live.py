@@ -34,6 +34,7 @@ from perkrank.serving.bootstrap import resolve_model
 from perkrank.serving.domain.catalog import Offer, with_offers
 from perkrank.serving.domain.catalog_file import offer_from_record, offer_record
 from perkrank.serving.domain.context import ContextHolder, ServingContext
+from perkrank.serving.domain.offer_checks import describe
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion
 from perkrank.serving.state.ports import StateStoreError
@@ -166,9 +167,9 @@ class LiveRefresher:
         if published is None:  # the store lost its data: keep the offers, follow what comes
             self.holder.swap(replace(context, catalog_version=0))
             return
-        offers = [offer_from_record(record) for record in published.offers]
+        offers, unreadable = read_records(published.offers)
         bundle = context.ranker.bundle
-        catalog = with_offers(context.ranker.catalog, offers, bundle)
+        catalog = with_offers(context.ranker.catalog, offers, bundle, unreadable)
         self.holder.swap(
             replace(
                 context,
@@ -177,14 +178,16 @@ class LiveRefresher:
             )
         )
         log.info(
-            "catalog version %d in force: %d offers, by %s",
+            "catalog version %d in force: %d offers (%d left out), by %s",
             published.version,
-            len(offers),
+            len(catalog.offers),
+            len(catalog.excluded),
             published.actor,
         )
 
     def _with_model(self, context: ServingContext, bundle: Bundle, version: str) -> ServingContext:
-        catalog = with_offers(context.ranker.catalog, context.ranker.catalog.offers, bundle)
+        current = context.ranker.catalog
+        catalog = with_offers(current, current.offers, bundle, current.excluded)
         ranker = OfferRanker(bundle, catalog, self._settings)
         smoke_check(ranker, time.time())
         return replace(context, ranker=ranker, model_version=version)
@@ -218,6 +221,21 @@ class LiveRefresher:
         if self._refresh_failing:
             log.info("live settings refreshed again")
         self._refresh_failing = False
+
+
+def read_records(records: list[Any]) -> tuple[list[Offer], list[str]]:
+    """The offers of a stored catalog's records, and why each record that is not an offer
+    was left out (logged)."""
+    offers, unreadable = [], []
+    for record in records:
+        try:
+            offers.append(offer_from_record(record))
+        except (KeyError, TypeError, ValueError) as error:
+            offer_id = record.get("offer_id") if isinstance(record, dict) else None
+            unreadable.append(describe(offer_id, "record", f"cannot be read: {error!r}"))
+    if unreadable:
+        log.warning("%d stored offers cannot be read: %s", len(unreadable), unreadable[0])
+    return offers, unreadable
 
 
 def smoke_check(ranker: OfferRanker, now: float) -> None:

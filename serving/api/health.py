@@ -27,9 +27,11 @@ def health_routes() -> APIRouter:
         "/readyz",
         response_model=Readiness,
         responses={503: {"model": Readiness}},
-        summary="Model loaded and state store reachable",
+        summary="Model loaded, state store reachable, catalog servable",
     )
     def readyz(context: Context) -> Response:
+        """503 while the store is unreachable or no offer of the catalog can be served;
+        `detail` names offers left out of the catalog."""
         try:
             context.store.ping()
         except StateStoreError as error:
@@ -41,9 +43,20 @@ def health_routes() -> APIRouter:
                 detail="state store unreachable",
             )
             return JSONResponse(body.model_dump(), status_code=503)
-        return JSONResponse(
-            Readiness(status="ready", model_version=context.model_version).model_dump()
-        )
+        excluded = context.ranker.catalog.excluded
+        detail = None
+        if excluded:
+            detail = f"{len(excluded)} offers left out, they cannot be served: {excluded[0]}"
+        if excluded and not context.ranker.catalog.offers:
+            log.warning("not ready: %s", detail)
+            body = Readiness(
+                status="unavailable",
+                model_version=context.model_version,
+                detail=f"no offer of the catalog can be served; {detail}",
+            )
+            return JSONResponse(body.model_dump(), status_code=503)
+        body = Readiness(status="ready", model_version=context.model_version, detail=detail)
+        return JSONResponse(body.model_dump())
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics(context: Context) -> Response:

@@ -4,11 +4,14 @@ Everything a request reads is here in numpy arrays or tuples: offer fields, vali
 numbers, minimum tier ranks, one eligibility mask per region, and every offer's vector and
 bias under the ranker and the fallback (offers the model never saw get theirs from their
 partner, category and scope features). A new catalog can be built and swapped in without
-touching the model. pandas is only used by `load_catalog`, which imports it lazily.
+touching the model. An offer that cannot be served (`offer_checks`, or a store record that
+cannot be built) is left out, logged and named in `Catalog.excluded`, so it fails no request.
+pandas is only used by `load_catalog`, which imports it lazily.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -25,12 +28,17 @@ from perkrank.features.vocabulary import item_feature_names, item_id
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.serving.domain.offer_checks import describe, offer_problem
 from perkrank.serving.domain.selection import Candidate
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from perkrank.features.dataset import Dataset
+
+log = logging.getLogger(__name__)
+LOGGED_EXCLUSIONS = 10
+"""Left-out offers one log line names; the rest are counted."""
 
 
 class Member(NamedTuple):
@@ -100,6 +108,8 @@ class Catalog:
     profiles: tuple[Member, ...]
     ranker: OfferVectors
     fallback: OfferVectors
+    excluded: tuple[str, ...] = ()
+    """Offers left out because they cannot be served: which one, which field and why."""
 
     def member(self, member_id: str) -> Member | None:
         """The member's region, tier and signup day, None for a member the files do not list."""
@@ -129,10 +139,13 @@ def build_catalog(
     return _build(offers, member_profiles, profiles, bundle)
 
 
-def with_offers(catalog: Catalog, offers: Sequence[Offer], bundle: Bundle) -> Catalog:
+def with_offers(
+    catalog: Catalog, offers: Sequence[Offer], bundle: Bundle, excluded: Sequence[str] = ()
+) -> Catalog:
     """The catalog of `catalog`'s members with `offers` under `bundle`: for a newly published
-    catalog or a new model (the member index is shared, not copied)."""
-    return _build(offers, catalog.member_profiles, catalog.profiles, bundle)
+    catalog or a new model (the member index is shared, not copied); `excluded` names offers
+    the caller already left out."""
+    return _build(offers, catalog.member_profiles, catalog.profiles, bundle, excluded)
 
 
 def _build(
@@ -140,8 +153,9 @@ def _build(
     member_profiles: dict[str, int],
     profiles: tuple[Member, ...],
     bundle: Bundle,
+    excluded: Sequence[str] = (),
 ) -> Catalog:
-    offers = tuple(offers)
+    offers, candidates, left_out = servable(offers)
     regions = {profile.region for profile in profiles}
     for offer in offers:
         regions.update(offer.regions or ())
@@ -150,10 +164,7 @@ def _build(
     region_masks = {region: region_mask(offer_regions, region) for region in sorted(regions)}
     return Catalog(
         offers=offers,
-        candidates=tuple(
-            Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
-            for offer in offers
-        ),
+        candidates=candidates,
         offer_rows=IdMap(offer.offer_id for offer in offers),
         valid_from_days=np.array([day_number(o.valid_from) for o in offers], dtype=np.int64),
         valid_to_days=np.array([day_number(o.valid_to) for o in offers], dtype=np.int64),
@@ -164,7 +175,43 @@ def _build(
         profiles=profiles,
         ranker=OfferVectors.build(bundle.ranker, offers),
         fallback=OfferVectors.build(bundle.fallback, offers),
+        excluded=(*excluded, *left_out),
     )
+
+
+def servable(
+    offers: Sequence[Offer],
+) -> tuple[tuple[Offer, ...], tuple[Candidate, ...], list[str]]:
+    """The offers that can be served, their candidates (store records built once, here), and
+    why each other offer was left out (logged)."""
+    kept: list[Offer] = []
+    candidates: list[Candidate] = []
+    left_out: list[str] = []
+    seen: set[str] = set()
+    for offer in offers:
+        problem = offer_problem(offer)
+        if problem is None and offer.offer_id in seen:
+            problem = "offer_id", "is the id of an earlier offer"
+        if problem is None:
+            candidate = Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
+            try:
+                _ = candidate.record
+            except ValueError as error:
+                problem = "offer_id", str(error)
+        if problem is not None:
+            left_out.append(describe(offer.offer_id, *problem))
+            continue
+        seen.add(offer.offer_id)
+        kept.append(offer)
+        candidates.append(candidate)
+    if left_out:
+        log.warning(
+            "%d offers left out of the catalog, they cannot be served: %s%s",
+            len(left_out),
+            "; ".join(left_out[:LOGGED_EXCLUSIONS]),
+            " …" if len(left_out) > LOGGED_EXCLUSIONS else "",
+        )
+    return tuple(kept), tuple(candidates), left_out
 
 
 def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:

@@ -185,6 +185,63 @@ def test_valid_data_set_loads_with_the_contract_dtypes(valid_data_dir):
             "purchases.csv row 4, field category: 'Fuel|Gas' contains '|'",
             id="item separator in category",
         ),
+        pytest.param(
+            "offers.csv",
+            "Spa day discount",
+            "Spa day\x1fdiscount",
+            "offers.csv row 3, field title: 'Spa day\\x1fdiscount' holds U+001F, a control "
+            "character; text must be printable",
+            id="unit separator in a title",
+        ),
+        pytest.param(
+            "offers.csv",
+            "O2,P2",
+            "O\x1e2,P2",
+            "offers.csv row 3, field offer_id: 'O\\x1e2' holds U+001E, a control character",
+            id="record separator in an offer id",
+        ),
+        pytest.param(
+            "offers.csv",
+            "Miles bonus",
+            '"Miles\nbonus"',
+            "offers.csv row 4, field title: 'Miles\\nbonus' holds U+000A, a control character",
+            id="line break in a quoted title",
+        ),
+        pytest.param(
+            "offers.csv",
+            "15% off",
+            "15%\x85off",
+            "offers.csv row 3, field reward: '15%\\x85off' holds U+0085, a control character",
+            id="C1 control in a reward",
+        ),
+        pytest.param(
+            "partners.csv",
+            "Nordic Spa",
+            "Nordic\u2028Spa",
+            "partners.csv row 3, field name: 'Nordic\\u2028Spa' holds U+2028, a control",
+            id="line separator in a partner name",
+        ),
+        pytest.param(
+            "partners.csv",
+            "Grocery;Fuel",
+            "Grocery;Fu\tel",
+            "partners.csv row 2, field categories: 'Grocery;Fu\\tel' holds U+0009, a control",
+            id="tab inside a list item",
+        ),
+        pytest.param(
+            "members.csv",
+            "m2,south",
+            "m2,s" + "o" * 64,
+            f"members.csv row 3, field region: 's{'o' * 38}…' is longer than 64 characters",
+            id="region longer than an id may be",
+        ),
+        pytest.param(
+            "partners.csv",
+            "north; east",
+            "north; e" + "a" * 64,
+            "partners.csv row 3, field regions: 'north; eaaaa",
+            id="list item longer than an id may be",
+        ),
     ],
 )
 def test_bad_cell_is_reported_with_file_row_and_field(valid_data_dir, file, old, new, expected):
@@ -195,6 +252,36 @@ def test_bad_cell_is_reported_with_file_row_and_field(valid_data_dir, file, old,
     assert error.problem_count == 1
     assert str(error).startswith(expected)
     assert error.problems[0].file == file
+
+
+def test_printable_text_of_any_script_loads_verbatim(valid_data_dir):
+    title = "Crème brûlée -20%\u00a0🎉 عرض =SUM(A1) <b>x</b>"
+    replace_text(valid_data_dir / "offers.csv", "Spa day discount", title)
+    replace_text(valid_data_dir / "offers.csv", "O3,", f"{'O' * 64},")
+
+    offers = load_dataset(valid_data_dir).offers
+
+    assert offers["title"].tolist()[1] == title
+    assert offers["offer_id"].tolist()[2] == "O" * 64
+
+
+def test_control_characters_in_parquet_text_are_reported_by_record_row(valid_data_dir):
+    (valid_data_dir / "partners.csv").unlink()
+    partners = {
+        "partner_id": ["P1", "P2", "P3"],
+        "name": ["Fresh", "Spa", "Sky"],
+        "scope": ["federal", "local", "federal"],
+        "regions": [[], ["north"], []],
+        "categories": [["Grocery", "Fuel"], ["Beauty"], ["Tra\x1fvel"]],
+    }
+    pq.write_table(pa.table(partners), valid_data_dir / "partners.parquet")
+
+    error = validation_error(valid_data_dir)
+
+    assert [str(problem) for problem in error.problems] == [
+        "partners.parquet row 4, field categories: 'Tra\\x1fvel' holds U+001F, a control "
+        "character; text must be printable"
+    ]
 
 
 def test_missing_required_column_is_reported_with_file_and_field(valid_data_dir):

@@ -10,6 +10,7 @@ DOMAIN_MODULES = (
     "perkrank.serving.domain.catalog_file",
     "perkrank.serving.domain.context",
     "perkrank.serving.domain.events",
+    "perkrank.serving.domain.offer_checks",
     "perkrank.serving.domain.ranking",
     "perkrank.serving.domain.reasons",
     "perkrank.serving.domain.rules",

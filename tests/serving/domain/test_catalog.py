@@ -3,10 +3,18 @@
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
-from perkrank.serving.domain.catalog import Member, Offer, build_catalog, day_number, load_catalog
+from perkrank.serving.domain.catalog import (
+    Member,
+    Offer,
+    build_catalog,
+    day_number,
+    load_catalog,
+    with_offers,
+)
 
 TODAY = date(2026, 6, 15)
 
@@ -151,3 +159,51 @@ def test_catalog_loaded_from_files_resolves_regions_budgets_and_partner_names(tm
     assert catalog.member("M1") == Member("north", "silver", day_number(date(2024, 1, 1)))
     assert eligible_ids(catalog, "north", "silver") == {"O1", "O2"}
     assert eligible_ids(catalog, "east", "base") == {"O1", "O3"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "problem"),
+    [
+        (offer("glow\x1efuel"), "offer_id", "holds U+001E, a control character"),
+        (offer("bad-category", category="Be\x1fauty"), "category", "holds U+001F"),
+        (offer("bad-title", title="Spa\x1fday"), "title", "holds U+001F"),
+        (offer("bad-reward", reward="10%\u2029back"), "reward", "holds U+2029"),
+        (offer("bad-name", partner_name=""), "partner_name", "is not a non-empty text"),
+        (offer("x" * 65), "offer_id", "is longer than 64 characters"),
+        (offer("bad-item", partner_id="P|1"), "partner_id", "contains '|'"),
+        (offer("bad-region", regions=frozenset({"no\x00rth"})), "regions", "holds U+0000"),
+        (offer("bad-tier", min_tier="diamond"), "min_tier", "'diamond' is not one of"),
+        (offer("bad-scope", scope="galactic"), "scope", "'galactic' is not one of"),
+        (offer("backwards", valid_to=TODAY - timedelta(days=6)), "valid_to", "is before"),
+        (offer("bad-budget", budget=-1), "budget", "-1 is below 0"),
+        (offer("fractional-budget", budget=1.5), "budget", "1.5 is not a whole number"),
+        (offer("good"), "offer_id", "is the id of an earlier offer"),
+    ],
+)
+def test_offers_that_cannot_be_served_are_left_out_and_named(bad, field, problem, caplog):
+    catalog = build_catalog([offer("good"), bad, offer("other")], {}, bundle())
+
+    assert [served.offer_id for served in catalog.offers] == ["good", "other"]
+    assert [candidate.offer_id for candidate in catalog.candidates] == ["good", "other"]
+    (excluded,) = catalog.excluded
+    assert excluded.startswith(f"offer {bad.offer_id!r}, field {field}: ")
+    assert problem in excluded
+    assert eligible_ids(catalog, "north", "base") == {"good", "other"}
+    assert "1 offers left out of the catalog" in caplog.text
+
+
+def test_store_records_are_built_with_the_catalog_not_per_request():
+    catalog = build_catalog([offer("a"), offer("b", budget=3)], {}, bundle())
+
+    built = [vars(candidate).get("record") for candidate in catalog.candidates]
+
+    assert built == ["a\x1fP1\x1fBeauty\x1f", "b\x1fP1\x1fBeauty\x1f3"]
+
+
+def test_a_new_model_keeps_the_names_of_offers_left_out():
+    catalog = build_catalog([offer("good"), offer("bad\x1f")], {}, bundle())
+
+    swapped = with_offers(catalog, catalog.offers, bundle(), catalog.excluded)
+
+    assert [served.offer_id for served in swapped.offers] == ["good"]
+    assert swapped.excluded == catalog.excluded
