@@ -8,6 +8,15 @@ writes timestamps, so a training step can load the file like the purchases table
 oldest first. The format follows the file's extension, `.csv` or
 `.parquet`. The file is written beside its destination under a temporary name and renamed into
 place when complete, so a failed export writes nothing and leaves an older file as it was.
+
+Text from outside (ids, categories; titles, names and rewards if an export ever carries them)
+is kept verbatim everywhere but in CSV cells: a CSV cell that begins with a character a
+spreadsheet reads as the start of a formula (`FORMULA_LEADS`) gets a `'` in front
+(`spreadsheet_cell`, OWASP's CSV injection guidance), so opening an export never runs one;
+Parquet keeps every value as it is. Every CSV export of such text uses `spreadsheet_cell`;
+data-contract files written for the loader (`perkrank generate`, the Online Retail importer)
+keep text verbatim, as the loader reads it back. Nothing in perkrank renders text as HTML;
+whatever does must escape it (`html.escape`), as the catalog keeps titles verbatim.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from typing import Any
 from perkrank.config import ConfigError
 
 COLUMNS = ("event_id", "type", "member_id", "offer_id", "partner_id", "category", "channel", "ts")
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula."""
 Page = list[dict[str, Any]]
 """Events as `GET /v1/admin/events` returns them."""
 
@@ -51,10 +62,16 @@ def _write_csv(pages: Iterable[Page], path: Path) -> int:
         writer.writerow(COLUMNS)
         for page in pages:
             writer.writerows(
-                [["" if event[name] is None else event[name] for name in COLUMNS] for event in page]
+                [[spreadsheet_cell(event[name]) for name in COLUMNS] for event in page]
             )
             count += len(page)
     return count
+
+
+def spreadsheet_cell(value: object) -> str:
+    """`value` as a CSV cell no spreadsheet runs as a formula (None: an empty cell)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_LEADS) else text
 
 
 def _write_parquet(pages: Iterable[Page], path: Path) -> int:
