@@ -155,7 +155,7 @@ def _build(
     bundle: Bundle,
     excluded: Sequence[str] = (),
 ) -> Catalog:
-    offers, candidates, left_out = servable(offers)
+    offers, candidates, left_out = _servable(offers)
     regions = {profile.region for profile in profiles}
     for offer in offers:
         regions.update(offer.regions or ())
@@ -179,7 +179,7 @@ def _build(
     )
 
 
-def servable(
+def _servable(
     offers: Sequence[Offer],
 ) -> tuple[tuple[Offer, ...], tuple[Candidate, ...], list[str]]:
     """The offers that can be served, their candidates (store records built once, here), and

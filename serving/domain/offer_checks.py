@@ -33,7 +33,7 @@ def offer_problem(offer: Offer) -> tuple[str, str] | None:
     for field, max_length in TEXT_FIELDS.items():
         value = getattr(offer, field)
         if not isinstance(value, str) or not value:
-            return field, "is not a non-empty text"
+            return field, "is empty or not text"
         problem = text_problem(value, max_length)
         if problem is not None:
             return field, problem

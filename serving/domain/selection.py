@@ -33,8 +33,9 @@ class Candidate:
     @cached_property
     def record(self) -> str:
         """Its fields joined by \\x1f (budget empty when None), as RedisStateStore ships it;
-        computed once per Candidate, and catalogs keep theirs. Raises ValueError when an id
-        holds \\x1e or \\x1f, which would split it."""
+        computed once per Candidate, when its catalog is built (which leaves out an offer whose
+        record cannot be built). Raises ValueError when an id holds \\x1e or \\x1f, which would
+        split it."""
         fields = (self.offer_id, self.partner_id, self.category)
         if any("\x1e" in field or "\x1f" in field for field in fields):
             raise ValueError(f"offer {self.offer_id!r}: an id holds the character \\x1e or \\x1f")

@@ -168,7 +168,7 @@ def test_catalog_loaded_from_files_resolves_regions_budgets_and_partner_names(tm
         (offer("bad-category", category="Be\x1fauty"), "category", "holds U+001F"),
         (offer("bad-title", title="Spa\x1fday"), "title", "holds U+001F"),
         (offer("bad-reward", reward="10%\u2029back"), "reward", "holds U+2029"),
-        (offer("bad-name", partner_name=""), "partner_name", "is not a non-empty text"),
+        (offer("bad-name", partner_name=""), "partner_name", "is empty or not text"),
         (offer("x" * 65), "offer_id", "is longer than 64 characters"),
         (offer("bad-item", partner_id="P|1"), "partner_id", "contains '|'"),
         (offer("bad-region", regions=frozenset({"no\x00rth"})), "regions", "holds U+0000"),
