@@ -169,7 +169,13 @@ def events_routes(settings: ServeConfig) -> APIRouter:
         "/events",
         response_model=EventsRecordedBody,
         summary="Record impressions, clicks and redemptions",
-        responses={413: {"model": ErrorBody, "description": "Too many events in one batch."}},
+        responses={
+            413: {
+                "model": ErrorBody,
+                "description": "Too many events in one batch, or a body over "
+                "`max_json_body_bytes`.",
+            }
+        },
     )
     def post_events(body: EventsBody, _: AppKey, context: Context) -> EventsRecordedBody:
         """Count each event against the caps counting its type (a redemption also spends the

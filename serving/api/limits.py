@@ -103,6 +103,7 @@ class RequestLimits:
             raise BodyTooLarge(limit, setting)
         return limit, setting
 
+
 def _declared_length(headers: Headers) -> int:
     """The body's Content-Length (0 when none, or one the server would not accept)."""
     try:
@@ -120,8 +121,8 @@ async def _validation_failed(request: Request, error: Exception) -> Response:
 
 
 def trimmed_error(error: Mapping[str, Any]) -> dict[str, Any]:
-    """A validation error with `msg` shortened, and `input` and `ctx` values cut to a short
-    prefix (an input that is neither text nor short JSON is dropped)."""
+    """A validation error with `msg` shortened, and `input` and the `ctx` values cut to a
+    short prefix (an input that is neither text nor short JSON is dropped)."""
     trimmed = {name: value for name, value in error.items() if name not in ("input", "ctx")}
     trimmed["msg"] = shortened(str(error.get("msg", "")), MAX_MESSAGE_CHARS)
     if "input" in error:
@@ -130,7 +131,7 @@ def trimmed_error(error: Mapping[str, Any]) -> dict[str, Any]:
             trimmed["input"] = echoed
     if isinstance(error.get("ctx"), Mapping):
         trimmed["ctx"] = {
-            name: value if _is_scalar(value) else shortened(str(value))
+            name: value if _is_scalar(value) and not isinstance(value, str) else echo(str(value))
             for name, value in error["ctx"].items()
         }
     return jsonable_encoder(trimmed)
@@ -156,4 +157,5 @@ def shortened(text: str, most: int = MAX_ECHO_CHARS) -> str:
 
 
 def _is_scalar(value: Any) -> bool:
+    """Whether `value` is JSON's null, text, a number or a boolean."""
     return value is None or isinstance(value, str | int | float | bool)

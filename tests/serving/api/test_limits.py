@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from perkrank.serving.api.limits import trimmed_error
 from perkrank.serving.state.memory import MemoryStateStore
 
 APP = {"X-API-Key": "app-key-for-tests-0001"}
@@ -213,6 +214,27 @@ def test_a_cap_rule_422_quotes_a_large_value_only_in_part(make_small_app):
     assert set(problems) == {"name", "window"}  # the name breaks its pattern too
     assert problems["window"]["name"] == "n" * 100 + "…"
     assert problems["window"]["msg"].startswith("Value error, unknown window 'www")
+
+
+def test_a_trimmed_error_keeps_its_shape_and_cuts_what_it_quotes():
+    error = {
+        "type": "string_pattern_mismatch",
+        "loc": ("body", "events", 0, "member_id"),
+        "msg": "m" * 1000,
+        "input": {"member_id": "z" * 1000},
+        "ctx": {"pattern": "p" * 1000, "ge": 3, "error": ValueError("bad")},
+    }
+
+    trimmed = trimmed_error(error)
+
+    assert trimmed == {
+        "type": "string_pattern_mismatch",
+        "loc": ["body", "events", 0, "member_id"],
+        "msg": "m" * 300 + "…",
+        "ctx": {"pattern": "p" * 100 + "…", "ge": 3, "error": "bad"},
+    }
+    assert trimmed_error(error | {"input": {"member_id": "z"}})["input"] == {"member_id": "z"}
+    assert trimmed_error(error | {"input": None})["input"] is None
 
 
 # ---------------------------------------------------------------- strict types
