@@ -256,6 +256,14 @@ class ServeConfig(PerkrankSettings):
     """FastAPI's native OpenTelemetry spans, metrics and logs, sent to the global providers
     (an OpenTelemetry SDK must be configured). Off: no per-request tracing cost; Prometheus
     metrics at /metrics are always on."""
+    # Request limits (perkrank.serving.api.limits): checked before a body is read or parsed.
+    max_json_body_bytes: int = Field(1_048_576, gt=0)
+    """Largest JSON body (events, preferences, caps); a larger one is refused with 413."""
+    max_upload_bytes: int = Field(67_108_864, gt=0)
+    """Largest offers file `PUT /v1/admin/offers` takes as sent (gzipped or not); else 413."""
+    max_upload_table_bytes: int = Field(67_108_864, gt=0)
+    """Largest offers table an upload may hold uncompressed: a gzip's decompressed size, a
+    Parquet file's uncompressed column data (from its metadata), a CSV's size; else 413."""
 
 
 # ---------------------------------------------------------------- loading

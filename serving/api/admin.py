@@ -9,6 +9,7 @@ and audited with the API key's name (never the key). An uploaded offers file is 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -16,9 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from perkrank.config import CapRule, CapsConfig
+from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
-from perkrank.serving.domain.catalog_file import read_offers_file
+from perkrank.serving.api.limits import echo, shortened
+from perkrank.serving.domain.catalog_file import OffersFileTooLargeError, read_offers_file
 from perkrank.serving.live import LiveRefresher
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
 
@@ -29,7 +31,6 @@ OFFERS_FILE_SUFFIXES = {
     "application/x-parquet": ".parquet",
 }
 """Content types of `PUT /v1/admin/offers` and the file each one is read as."""
-MAX_OFFERS_FILE_BYTES = 64 * 1024 * 1024
 HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
 CAPS_EXAMPLE = {
     "rules": [
@@ -97,7 +98,7 @@ class ReloadBody(BaseModel):
     model_version: str
 
 
-def admin_routes() -> APIRouter:
+def admin_routes(settings: ServeConfig) -> APIRouter:
     """The caps and admin endpoints."""
     router = APIRouter(prefix="/v1")
 
@@ -111,7 +112,10 @@ def admin_routes() -> APIRouter:
         response_model=CapsBody,
         tags=["caps"],
         summary="Replace the cap rules on every process",
-        responses={422: {"description": "A rule is invalid: `detail` names rule and field."}},
+        responses={
+            413: {"description": "Body larger than `max_json_body_bytes`."},
+            422: {"description": "A rule is invalid: `detail` names rule and field."},
+        },
     )
     def put_caps(
         actor: AdminKey,
@@ -119,9 +123,10 @@ def admin_routes() -> APIRouter:
         body: Annotated[dict[str, Any], Body(examples=[CAPS_EXAMPLE])],
     ) -> Any:
         """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
-        here at once, on every process within a second, audited with the key's name."""
+        here at once, on every process within a second, audited with the key's name. Values
+        keep their JSON types: no text where a number is meant."""
         try:
-            caps = CapsConfig.model_validate(body)
+            caps = CapsConfig.model_validate_json(json.dumps(body), strict=True)
         except ValidationError as error:
             return JSONResponse({"detail": cap_problems(error, body)}, status_code=422)
         return CapsBody.of(live.put_caps(caps, actor))
@@ -144,7 +149,10 @@ def admin_routes() -> APIRouter:
         tags=["admin"],
         summary="Publish a new offer catalog on every process",
         responses={
-            413: {"description": "File larger than 64 MiB."},
+            413: {
+                "description": "File larger than `max_upload_bytes`, or its table larger "
+                "uncompressed than `max_upload_table_bytes`."
+            },
             415: {"description": "Not text/csv, application/gzip or Parquet."},
             422: {"description": "The file breaks the data contract: `detail` names rows."},
         },
@@ -158,17 +166,21 @@ def admin_routes() -> APIRouter:
         suffix = OFFERS_FILE_SUFFIXES.get(media_type)
         if suffix is None:
             return _error(415, f"send the offers file as one of {', '.join(OFFERS_FILE_SUFFIXES)}")
-        content = bytearray()
-        async for chunk in request.stream():
-            content += chunk
-            if len(content) > MAX_OFFERS_FILE_BYTES:
-                return _error(413, f"the offers file is larger than {MAX_OFFERS_FILE_BYTES} bytes")
+        content = await request.body()  # at most max_upload_bytes: serving.api.limits
         from perkrank.features.loader import DataValidationError
 
         try:
             published = await run_in_threadpool(
-                publish_offers_file, live, partners, bytes(content), suffix, actor
+                publish_offers_file,
+                live,
+                partners,
+                content,
+                suffix,
+                actor,
+                settings.max_upload_table_bytes,
             )
+        except OffersFileTooLargeError as error:
+            return _error(413, f"{error} (max_upload_table_bytes)")
         except DataValidationError as error:
             return JSONResponse(
                 {"detail": [_problem_body(problem) for problem in error.problems]},
@@ -208,29 +220,36 @@ def admin_routes() -> APIRouter:
 
 
 def publish_offers_file(
-    live: LiveRefresher, partners: Any, content: bytes, suffix: str, actor: str
+    live: LiveRefresher,
+    partners: Any,
+    content: bytes,
+    suffix: str,
+    actor: str,
+    max_table_bytes: int,
 ) -> CatalogVersion:
     """Parse an uploaded offers file against `partners` and publish its offers through `live`.
 
-    Raises DataValidationError (nothing stored) or LookupError without a partners table.
+    Raises DataValidationError or OffersFileTooLargeError (nothing stored), or LookupError without
+    a partners table.
     """
     if partners is None:
         raise LookupError("this service was started without a partners table (--data)")
-    offers = read_offers_file(content, suffix, partners)
+    offers = read_offers_file(content, suffix, partners, max_table_bytes)
     return live.publish_catalog(offers, hashlib.sha256(content).hexdigest(), actor)
 
 
 def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each problem of a rule set with the rule's index and name and the field."""
+    """Each problem of a rule set with the rule's index and name and the field (what it
+    echoes of the body cut short)."""
     rules = body.get("rules")
     problems = []
     for item in error.errors(include_url=False):
-        location, message = item["loc"], item["msg"]
+        location, message = item["loc"], shortened(item["msg"])
         problem: dict[str, Any] = {"loc": list(location), "msg": message}
         if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
             index = location[1]
             rule = rules[index] if isinstance(rules, list) else None
-            name = rule.get("name") if isinstance(rule, dict) else None
+            name = echo(rule.get("name")) if isinstance(rule, dict) else None
             field = ".".join(str(part) for part in location[2:]) or None
             problem |= {"rule": index, "name": name, "field": field}
             message = f"rule {index} ({name}), field {field}: {message}"

@@ -24,6 +24,7 @@ from perkrank.serving.api.admin import admin_routes
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
 from perkrank.serving.api.events import events_routes
 from perkrank.serving.api.health import health_routes
+from perkrank.serving.api.limits import limit_requests
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
@@ -85,9 +86,10 @@ def create_app(
         _serve(app, settings, runtime)
     app.include_router(offers_routes(settings), responses=ERRORS)
     app.include_router(preferences_routes(), responses=ERRORS)
-    app.include_router(admin_routes(), responses=ERRORS)
+    app.include_router(admin_routes(settings), responses=ERRORS)
     app.include_router(health_routes())
     app.include_router(events_routes(settings), responses=ERRORS)
+    limit_requests(app, settings)
     app.add_middleware(ObservabilityMiddleware)
     app.add_exception_handler(StateStoreError, _store_unavailable)
     return app

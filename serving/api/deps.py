@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader
 
 from perkrank.serving.api.auth import API_KEY_HEADER, Role
@@ -38,6 +39,18 @@ async def _app_key(request: Request, api_key: PresentedKey) -> str:
 
 async def _admin_key(request: Request, api_key: PresentedKey) -> str:
     return require_key(request, api_key, Role.ADMIN)
+
+
+def key_role(dependant: Dependant) -> Role | None:
+    """The highest role a route's dependencies check the key for; None: it checks no key."""
+    roles = [key_role(sub) for sub in dependant.dependencies]
+    roles += [
+        role
+        for sub in dependant.dependencies
+        for check, role in ((_app_key, Role.APP), (_admin_key, Role.ADMIN))
+        if sub.call is check
+    ]
+    return max((role for role in roles if role is not None), default=None)
 
 
 async def _context(request: Request) -> ServingContext:

@@ -2,8 +2,9 @@
 clicks and redemptions, and `GET /v1/admin/events` (admin key) pages through the kept events
 for `perkrank events export`.
 
-A batch is checked whole before anything is stored: every problem is reported (422, with
-`loc` = body, events, index, field) and nothing is counted. Accepted events count against
+A batch is checked whole, in one pass, before anything is stored: every problem of every
+event (its fields, an unknown offer, a `ts` out of range) is reported in one 422 (`loc` =
+body, events, index, field) and nothing is counted. Accepted events count against
 the cap rules that count their type, in the cap bucket of the event's own time; a redemption
 also spends the offer's budget. An `event_id` seen within the last 7 days makes the event a
 duplicate that changes nothing, so a client may resend a batch it got no answer for.
@@ -18,7 +19,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from perkrank.config import ServeConfig
 from perkrank.serving.api.deps import AdminKey, AppKey, Context
@@ -32,6 +43,8 @@ MAX_SECONDS_AHEAD = 300
 MAX_DAYS_AGO = EVENT_ID_TTL_SECONDS // 86_400
 """How old an event may be: as long as its `event_id` is remembered."""
 STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+MAX_STREAM_ID_PART = 2**64 - 1
+"""Both parts of a stream id `<ms>-<seq>` are unsigned 64-bit numbers."""
 MAX_PAGE = 10_000
 KEPT_EVENT_FIELDS = (
     "event_id",
@@ -46,10 +59,26 @@ KEPT_EVENT_FIELDS = (
 Identifier = Annotated[str, StringConstraints(pattern=MEMBER_ID_PATTERN)]
 
 
+def _within_64_bits(stream_id: str) -> str:
+    if any(int(part) > MAX_STREAM_ID_PART for part in stream_id.split("-")):
+        raise ValueError(f"both parts of a stream id are at most {MAX_STREAM_ID_PART}")
+    return stream_id
+
+
+StreamId = Annotated[
+    str,
+    Query(
+        pattern=STREAM_ID_PATTERN,
+        description="A stream id `<ms>-<seq>` (unsigned 64-bit numbers); `0-0`: the first page.",
+    ),
+    AfterValidator(_within_64_bits),
+]
+
+
 class EventBody(BaseModel):
     """One thing a member did with an offer they were served."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     event_id: Identifier | None = Field(
         None, description="Your id for the event: sent again within 7 days, it counts once."
@@ -59,6 +88,7 @@ class EventBody(BaseModel):
     offer_id: Name = Field(description="An offer of the catalog in force.")
     channel: Channel
     ts: AwareDatetime = Field(
+        strict=False,  # ISO 8601 text (checked below) becomes a datetime
         description="When it happened: ISO 8601 with an offset, at most 7 days ago and 5 "
         "minutes ahead; picks the cap windows it counts in.",
         examples=["2026-06-15T10:04:05Z"],
@@ -77,6 +107,7 @@ class EventsBody(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -95,7 +126,9 @@ class EventsBody(BaseModel):
         },
     )
 
-    events: list[EventBody] = Field(min_length=1)
+    events: list[SkipValidation[EventBody]] = Field(min_length=1)
+    """Documented as EventBody; each event is checked by `offer_events`, which reports the
+    problems of all of them at once."""
 
 
 class EventsRecordedBody(BaseModel):
@@ -136,7 +169,13 @@ def events_routes(settings: ServeConfig) -> APIRouter:
         "/events",
         response_model=EventsRecordedBody,
         summary="Record impressions, clicks and redemptions",
-        responses={413: {"model": ErrorBody, "description": "Too many events in one batch."}},
+        responses={
+            413: {
+                "model": ErrorBody,
+                "description": "Too many events in one batch, or a body over "
+                "`max_json_body_bytes`.",
+            }
+        },
     )
     def post_events(body: EventsBody, _: AppKey, context: Context) -> EventsRecordedBody:
         """Count each event against the caps counting its type (a redemption also spends the
@@ -162,7 +201,7 @@ def events_routes(settings: ServeConfig) -> APIRouter:
     def get_events(
         _: AdminKey,
         context: Context,
-        after: Annotated[str, Query(pattern=STREAM_ID_PATTERN)] = "0-0",
+        after: StreamId = "0-0",
         count: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
     ) -> EventsPage:
         """Up to `count` events kept after stream id `after` (the first page: `0-0`)."""
@@ -180,12 +219,20 @@ def events_routes(settings: ServeConfig) -> APIRouter:
     return router
 
 
-def offer_events(bodies: Sequence[EventBody], catalog: Catalog, now: float) -> list[OfferEvent]:
-    """The events with their offers' partner and category; RequestValidationError (422)
-    naming every unknown offer and every `ts` out of range."""
+def offer_events(bodies: Sequence[Any], catalog: Catalog, now: float) -> list[OfferEvent]:
+    """The events (JSON values checked here as EventBody) with their offers' partner and
+    category; RequestValidationError (422) naming every problem of every event at once."""
     problems: list[dict[str, Any]] = []
     events = []
-    for index, body in enumerate(bodies):
+    for index, value in enumerate(bodies):
+        try:
+            body = EventBody.model_validate(value)
+        except ValidationError as error:
+            problems += [
+                item | {"loc": ("body", "events", index, *item["loc"])}
+                for item in error.errors(include_url=False)
+            ]
+            continue
         ts = body.ts.timestamp()
         if ts > now + MAX_SECONDS_AHEAD:
             problems.append(

@@ -149,6 +149,7 @@ class PreferencesBody(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # JSON types as they are: no "yes" for true, no "1" for a number
         json_schema_extra={
             "examples": [
                 {

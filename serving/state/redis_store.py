@@ -57,6 +57,8 @@ from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
+LAST_STREAM_ID = f"{2**64 - 1}-{2**64 - 1}"
+"""The largest stream id: nothing comes after it (and XRANGE refuses to start after it)."""
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 """A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
 RETRY_ON = (redis.ConnectionError,)
@@ -158,6 +160,8 @@ class RedisStateStore:
 
     def read_events(self, after: str, count: int) -> list[StoredEvent]:
         """Up to `count` kept events after stream id `after` (one XRANGE)."""
+        if after == LAST_STREAM_ID:
+            return []
         key = events_key(self._prefix)
         entries = self._read("reading events", self._client.xrange, key, f"({after}", "+", count)
         return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]

@@ -2,6 +2,8 @@
 keep working, bad input changes nothing. Servers are real uvicorn servers on 127.0.0.1 (in
 threads, or `perkrank serve` processes) sharing one Redis key prefix."""
 
+import gzip
+import io
 import json
 import os
 import socket
@@ -24,7 +26,6 @@ from perkrank.cli import main
 from perkrank.config import CapsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
-from perkrank.serving.api import admin
 from perkrank.serving.api.app import create_app
 from perkrank.serving.bootstrap import Runtime, bootstrap, build_context
 from perkrank.serving.domain.catalog import build_catalog
@@ -389,19 +390,58 @@ def test_bad_catalog_is_rejected_and_a_good_one_serves_on_every_process(two_proc
     assert [(change["version"], change["new"]["offers"]) for change in history] == [(1, 3)]
 
 
-def test_offers_of_an_unknown_content_type_or_too_large_are_refused(client, monkeypatch):
-    monkeypatch.setattr(admin, "MAX_OFFERS_FILE_BYTES", 100)
+def test_offers_of_an_unknown_content_type_or_too_large_are_refused(program):
+    settings = settings_for(program, None, "perkrank", max_upload_bytes=100)
+    client = TestClient(create_app(settings, data_dir=program / "data"))
     json_body = ADMIN | {"Content-Type": "application/json"}
 
-    unknown_type = client.put("/v1/admin/offers", content=b"{}", headers=json_body)
-    too_large = client.put(
-        "/v1/admin/offers", content=offers_file(NEXT_OFFERS), headers=ADMIN | CSV
-    )
+    with client:
+        unknown_type = client.put("/v1/admin/offers", content=b"{}", headers=json_body)
+        too_large = client.put(
+            "/v1/admin/offers", content=offers_file(NEXT_OFFERS), headers=ADMIN | CSV
+        )
+        history = client.get("/v1/admin/offers/history", headers=ADMIN).json()
 
     assert unknown_type.status_code == 415
     assert "text/csv" in unknown_type.json()["detail"]
     assert too_large.status_code == 413
-    assert client.get("/v1/admin/offers/history", headers=ADMIN).json() == []
+    assert too_large.json()["detail"] == (
+        "the request body is larger than 100 bytes (max_upload_bytes)"
+    )
+    assert history == []
+
+
+def offers_files(rows: list[str]) -> dict[str, tuple[bytes, dict[str, str]]]:
+    """`rows` as a gzipped CSV and as a Parquet file, each with its Content-Type."""
+    frame = pd.DataFrame([row.split(",") for row in rows], columns=OFFERS_HEADER.split(","))
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet)
+    return {
+        "gzip": (gzip.compress(offers_file(rows).encode()), {"Content-Type": "application/gzip"}),
+        "parquet": (parquet.getvalue(), {"Content-Type": "application/vnd.apache.parquet"}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["gzip", "parquet"])
+def test_an_offers_file_larger_than_the_limit_uncompressed_is_refused(program, kind):
+    settings = settings_for(program, None, "perkrank", max_upload_table_bytes=20_000)
+    padded = [row.replace("Fuel deal", "Fuel deal " + "x" * 50_000) for row in NEXT_OFFERS]
+    large, content_type = offers_files(padded)[kind]
+    small, _ = offers_files(NEXT_OFFERS)[kind]
+
+    with TestClient(create_app(settings, data_dir=program / "data")) as client:
+        refused = client.put("/v1/admin/offers", content=large, headers=ADMIN | content_type)
+        history = client.get("/v1/admin/offers/history", headers=ADMIN).json()
+        published = client.put("/v1/admin/offers", content=small, headers=ADMIN | content_type)
+
+    assert len(large) < 20_000
+    assert refused.status_code == 413
+    assert refused.json()["detail"] == (
+        "the offers table is larger than 20000 bytes uncompressed (max_upload_table_bytes)"
+    )
+    assert history == []
+    assert published.status_code == 200, published.text
+    assert published.json()["offers"] == 3
 
 
 def test_publishing_needs_the_partners_table(program):
@@ -433,7 +473,7 @@ def test_the_refresher_swaps_contexts_in_its_holder_without_any_app(program):
     first = holder.current
 
     live.put_caps(CapsConfig.model_validate(PAUSED), "ops")
-    offers = read_offers_file(offers_file(NEXT_OFFERS).encode(), ".csv", runtime.partners)
+    offers = read_offers_file(offers_file(NEXT_OFFERS).encode(), ".csv", runtime.partners, 1 << 20)
     live.publish_catalog(offers, "sha-of-the-file", "ops")
     promote(program / "models", "v2")
     live.check_model()

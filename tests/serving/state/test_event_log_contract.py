@@ -130,6 +130,14 @@ def test_events_are_kept_in_order_and_read_page_by_page(store):
     assert store.read_events(third[-1].stream_id, 2) == []
 
 
+def test_nothing_is_kept_after_the_largest_stream_id(store):
+    store.record_events([event("click")], (), NOW)
+    largest = f"{2**64 - 1}-{2**64 - 1}"
+
+    assert store.read_events(largest, 10) == []
+    assert len(store.read_events(f"{2**64 - 1}-0", 10) + store.read_events("0-0", 10)) == 1
+
+
 def test_the_oldest_events_are_dropped_beyond_events_kept(redis_url, redis_key_prefix):
     stores = [
         MemoryStateStore(events_kept=10),
