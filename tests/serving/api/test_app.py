@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from perkrank.config import CONFIG_DIR, CapRule, CapsConfig, ConfigError, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.serving.api.admin import OFFERS_FILE_SUFFIXES
 from perkrank.serving.api.app import create_app
 from perkrank.serving.api.schemas import OffersResponse
 from perkrank.serving.bootstrap import Runtime, build_context
@@ -394,6 +395,22 @@ def test_openapi_documents_the_versioned_paths_and_the_api_key():
     assert {"200", "401", "422", "503"} <= set(offers["responses"])
     assert "X-API-Key" in str(schema["components"]["securitySchemes"])
     assert schema["components"]["schemas"]["OffersResponse"]["examples"]
+
+
+def test_openapi_documents_the_caps_body_and_the_offers_file_upload():
+    schema = TestClient(make_app(MemoryStateStore())).get("/openapi.json").json()
+
+    caps = schema["paths"]["/v1/caps"]["put"]["requestBody"]
+    caps_body = caps["content"]["application/json"]
+    assert caps["required"] is True
+    assert caps_body["schema"]["properties"]["rules"]["items"] == {
+        "$ref": "#/components/schemas/CapRule"
+    }
+    assert "CapRule" in schema["components"]["schemas"]
+    assert CapsConfig.model_validate(caps_body["example"]).rules
+    offers = schema["paths"]["/v1/admin/offers"]["put"]
+    assert set(offers["requestBody"]["content"]) == set(OFFERS_FILE_SUFFIXES)
+    assert {"409", "413", "415", "422"} <= set(offers["responses"])
 
 
 def test_service_refuses_to_start_without_any_api_key():
