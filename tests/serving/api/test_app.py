@@ -413,6 +413,23 @@ def test_openapi_documents_the_caps_body_and_the_offers_file_upload():
     assert {"409", "413", "415", "422"} <= set(offers["responses"])
 
 
+@pytest.mark.parametrize("content", [b"[]", b'"rules"', b"{not json", b"\xff\xfe"])
+def test_a_caps_body_that_is_not_a_json_object_is_refused_and_changes_nothing(client, content):
+    headers = ADMIN | {"Content-Type": "application/json"}
+
+    response = client.put("/v1/caps", content=content, headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["body"],
+            "msg": "the body must be a JSON object with `rules`",
+            "message": "the body must be a JSON object with `rules`",
+        }
+    ]
+    assert client.get("/v1/caps", headers=ADMIN).json()["version"] == 1
+
+
 def test_service_refuses_to_start_without_any_api_key():
     with pytest.raises(ConfigError, match="no API keys configured"):
         make_app(MemoryStateStore(), app_api_keys="", admin_api_keys="")
