@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from perkrank.arguments import http_url, int_range
 from perkrank.config import CapRule, CapsConfig, ConfigError, load_config
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -36,6 +37,9 @@ OFFERS_CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
 }
 RULE_FIELDS = ("scope", "limit", "window", "counts")
+MAX_HISTORY = 100
+MAX_PAGE_SIZE = 10_000
+"""The service's bounds of `GET /v1/caps/history?limit=` and `GET /v1/admin/events?count=`."""
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -65,7 +69,12 @@ def add_caps_commands(parser: argparse.ArgumentParser) -> None:
         action.add_argument("file", type=Path, help="a rule set like configs/caps.yaml")
         action.set_defaults(handler=partial(_reporting, handler))
     history = actions.add_parser("history", parents=[service], help="who changed caps, when")
-    history.add_argument("--limit", type=int, default=10, help="changes to show, newest first")
+    history.add_argument(
+        "--limit",
+        type=int_range(1, MAX_HISTORY),
+        default=10,
+        help="changes to show, newest first",
+    )
     history.set_defaults(handler=partial(_reporting, caps_history))
 
 
@@ -82,7 +91,9 @@ def add_events_commands(parser: argparse.ArgumentParser) -> None:
     help_text = "write the events the service kept to FILE (.csv or .parquet) for training"
     export = _only_action(parser, "export", help_text)
     export.add_argument("--out", type=Path, required=True, help="the file to write")
-    export.add_argument("--page-size", type=int, default=1000, help="events per request")
+    export.add_argument(
+        "--page-size", type=int_range(1, MAX_PAGE_SIZE), default=1000, help="events per request"
+    )
     export.set_defaults(handler=partial(_reporting, events_export))
 
 
@@ -198,7 +209,9 @@ def _only_action(
 
 def _service_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    options.add_argument(
+        "--url", type=http_url, default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})"
+    )
     options.add_argument("--api-key", help=f"an admin key (default: ${API_KEY_VARIABLE})")
     return options
 

@@ -6,12 +6,17 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
+from perkrank.arguments import existing_dir, int_range, iso_date, output_dir
 from perkrank.config import CONFIG_DIR, ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
+MAX_MEMBERS = 10_000_000
+MAX_MONTHS = 120
+MAX_WORKERS = 64
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,12 +29,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"config error:\n{error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file the job reads or writes: no traceback for that
+        print(f"perkrank: {error}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perkrank",
         description="Personalized, capped, opt-out-safe offers for loyalty programs.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('perkrank')}"
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_generate(commands)
@@ -58,27 +69,38 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
         "partners, offers) with planted tastes, regions, tiers and a monthly catalog.",
         _generate,
     )
-    command.add_argument("--members", type=int, default=10_000, help="number of members")
-    command.add_argument("--months", type=int, default=12, help="months of purchase history")
-    command.add_argument("--seed", type=int, default=7, help="same seed, byte-identical files")
+    command.add_argument(
+        "--members", type=int_range(1, MAX_MEMBERS), default=10_000, help="number of members"
+    )
+    command.add_argument(
+        "--months", type=int_range(1, MAX_MONTHS), default=12, help="months of purchase history"
+    )
+    command.add_argument(
+        "--seed", type=int_range(0), default=7, help="same seed and --start, identical files"
+    )
     command.add_argument(
         "--start",
-        type=date.fromisoformat,
-        default=date(2025, 1, 1),
-        help="first day of the history (YYYY-MM-DD)",
+        type=iso_date,
+        help="first day of the history (YYYY-MM-DD); default: the history ends last month, "
+        "so the catalog of its last month covers today",
     )
-    command.add_argument("--out", type=Path, required=True, help="output directory")
+    command.add_argument("--out", type=output_dir, required=True, help="output directory")
 
 
 def _generate(arguments: argparse.Namespace) -> int:
+    from perkrank.demo import history_start
     from perkrank.features.synthetic import generate
 
+    start = arguments.start or history_start(datetime.now(UTC).date(), arguments.months)
+    if start.year + (start.month + arguments.months + 1) // 12 > 9999:
+        print(f"perkrank generate: --start {start} runs past the year 9999", file=sys.stderr)
+        return 2
     summary = generate(
         arguments.out,
         members=arguments.members,
         months=arguments.months,
         seed=arguments.seed,
-        start=arguments.start,
+        start=start,
     )
     for table, rows in summary.items():
         print(f"{table}: {rows} rows")
@@ -94,7 +116,7 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
         _validate,
     )
     command.add_argument(
-        "data", type=Path, help="directory with members, purchases, partners, offers"
+        "data", type=existing_dir, help="directory with members, purchases, partners, offers"
     )
 
 
@@ -119,11 +141,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "evaluate on a time split, log to MLflow and register the blend as `challenger`.",
         _train,
     )
-    command.add_argument("--data", type=Path, required=True, help="validated data directory")
+    command.add_argument(
+        "--data", type=existing_dir, required=True, help="validated data directory"
+    )
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     command.add_argument(
         "--out",
-        type=Path,
+        type=output_dir,
         default=Path("var/train"),
         help="where the bundle and the evaluation report are written",
     )
@@ -185,13 +209,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "directory) and the members and offer catalog of --data.",
         _serve,
     )
-    command.add_argument("--data", type=Path, required=True, help="members, partners, offers")
+    command.add_argument(
+        "--data", type=existing_dir, required=True, help="members, partners, offers"
+    )
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "serve.yaml")
     command.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
-    command.add_argument("--port", type=int, help="port (default from config: 8000)")
+    command.add_argument(
+        "--port", type=int_range(1, 65535), help="port (default from config: 8000)"
+    )
     command.add_argument("--model", help="MLflow model URI or bundle directory")
     command.add_argument(
-        "--workers", type=int, default=1, help="processes; more than one needs PERKRANK_REDIS_URL"
+        "--workers",
+        type=int_range(1, MAX_WORKERS),
+        default=1,
+        help="processes; more than one needs PERKRANK_REDIS_URL",
     )
 
 
@@ -238,8 +269,8 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
         "promote, then serve on 127.0.0.1:8000 (or print three members' offers).",
         _demo,
     )
-    command.add_argument("--work-dir", type=Path, default=Path("var/demo"))
-    command.add_argument("--members", type=int, default=20_000)
+    command.add_argument("--work-dir", type=output_dir, default=Path("var/demo"))
+    command.add_argument("--members", type=int_range(1, MAX_MEMBERS), default=20_000)
     command.add_argument(
         "--no-serve",
         action="store_true",

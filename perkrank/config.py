@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_DIR = Path(str(files("perkrank.configs")))
@@ -161,6 +161,14 @@ class TrainConfig(PerkrankSettings):
 # ---------------------------------------------------------------- caps
 
 WINDOW_NAMES = ("day", "week", "month", "total")
+WINDOW_SCHEMA = {
+    "anyOf": [
+        {"enum": list(WINDOW_NAMES)},
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": "^0*[1-9][0-9]*$"},
+    ]
+}
+"""What CapRule.window accepts, as JSON Schema (for the OpenAPI page of PUT /v1/caps)."""
 CAP_SCOPES = ("member_offer", "member_partner", "member_channel", "offer_total")
 CAP_COUNTS = ("served", "impression", "click", "redemption")
 
@@ -171,7 +179,7 @@ class CapRule(Section):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
     scope: Literal["member_offer", "member_partner", "member_channel", "offer_total"]
     limit: int = Field(ge=0)
-    window: str | int
+    window: Annotated[str | int, WithJsonSchema(WINDOW_SCHEMA)]
     """`day`, `week`, `month` (calendar, UTC), `total` (never resets) or a number of seconds."""
     counts: Literal["served", "impression", "click", "redemption"] = "served"
 

@@ -12,14 +12,16 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
 from perkrank.serving.api.limits import echo, shortened
+from perkrank.serving.api.schemas import ErrorBody
 from perkrank.serving.domain.catalog_file import OffersFileTooLargeError, read_offers_file
 from perkrank.serving.live import LiveRefresher
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
@@ -38,6 +40,41 @@ CAPS_EXAMPLE = {
         {"name": "member_partner_day", "scope": "member_partner", "limit": 5, "window": "day"},
     ]
 }
+OFFERS_EXAMPLE = (
+    "offer_id,partner_id,category,title,regions,min_tier,valid_from,valid_to,budget,reward\n"
+    "O2026-12-0001,P0001,Grocery,Double points,,base,2026-12-01,2026-12-31,,2x points\n"
+)
+CAPS_REQUEST = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                # CapsConfig; its CapRule is the component CapsBody's `rules` declare
+                "schema": {
+                    name: value
+                    for name, value in CapsConfig.model_json_schema(
+                        ref_template=REF_PREFIX + "{model}"
+                    ).items()
+                    if name != "$defs"
+                },
+                "example": CAPS_EXAMPLE,
+            }
+        },
+    }
+}
+"""`PUT /v1/caps` reads its body itself (to name rule and field in a 422): its OpenAPI body."""
+OFFERS_REQUEST = {
+    "requestBody": {
+        "required": True,
+        "description": "An offers file as in the data contract (docs/data.md).",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            | ({"example": OFFERS_EXAMPLE} if media_type == "text/csv" else {})
+            for media_type in OFFERS_FILE_SUFFIXES
+        },
+    }
+}
+"""`PUT /v1/admin/offers` streams its body: its OpenAPI body, one entry per content type."""
 
 
 class CapsBody(BaseModel):
@@ -53,6 +90,40 @@ class CapsBody(BaseModel):
         return cls(
             version=stored.version, actor=stored.actor, at=stored.at, rules=stored.caps.rules
         )
+
+
+class CapProblem(BaseModel):
+    """One problem of a rule set: where (`loc`), what (`msg`), and for a rule its index, its
+    name as sent and the field; `message` says it all in one line."""
+
+    loc: list[str | int]
+    msg: str
+    message: str
+    rule: int | None = None
+    name: Any = None
+    field: str | None = None
+
+
+class CapProblemsBody(BaseModel):
+    """Why a rule set was refused (nothing changed)."""
+
+    detail: list[CapProblem]
+
+
+class OffersFileProblem(BaseModel):
+    """One problem of an offers file: row (header = 1) and field where known."""
+
+    file: str
+    row: int | None
+    field: str | None
+    msg: str
+    message: str
+
+
+class OffersFileProblemsBody(BaseModel):
+    """Why an offers file was refused (nothing changed)."""
+
+    detail: list[OffersFileProblem]
 
 
 class ChangeBody(BaseModel):
@@ -113,23 +184,33 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
         tags=["caps"],
         summary="Replace the cap rules on every process",
         responses={
-            413: {"description": "Body larger than `max_json_body_bytes`."},
-            422: {"description": "A rule is invalid: `detail` names rule and field."},
+            413: {"model": ErrorBody, "description": "Body larger than `max_json_body_bytes`."},
+            422: {
+                "model": CapProblemsBody,
+                "description": "A rule is invalid: `detail` names rule and field.",
+            },
         },
+        openapi_extra=CAPS_REQUEST,
     )
-    def put_caps(
-        actor: AdminKey,
-        live: Live,
-        body: Annotated[dict[str, Any], Body(examples=[CAPS_EXAMPLE])],
-    ) -> Any:
+    async def put_caps(request: Request, actor: AdminKey, live: Live) -> Any:
         """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
         here at once, on every process within a second, audited with the key's name. Values
         keep their JSON types: no text where a number is meant."""
         try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            problem = "the body must be a JSON object with `rules`"
+            return JSONResponse(
+                {"detail": [{"loc": ["body"], "msg": problem, "message": problem}]},
+                status_code=422,
+            )
+        try:
             caps = CapsConfig.model_validate_json(json.dumps(body), strict=True)
         except ValidationError as error:
             return JSONResponse({"detail": cap_problems(error, body)}, status_code=422)
-        return CapsBody.of(live.put_caps(caps, actor))
+        return CapsBody.of(await run_in_threadpool(live.put_caps, caps, actor))
 
     @router.get(
         "/caps/history",
@@ -149,13 +230,19 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
         tags=["admin"],
         summary="Publish a new offer catalog on every process",
         responses={
+            409: {"model": ErrorBody, "description": "Started without a partners table."},
             413: {
+                "model": ErrorBody,
                 "description": "File larger than `max_upload_bytes`, or its table larger "
-                "uncompressed than `max_upload_table_bytes`."
+                "uncompressed than `max_upload_table_bytes`.",
             },
-            415: {"description": "Not text/csv, application/gzip or Parquet."},
-            422: {"description": "The file breaks the data contract: `detail` names rows."},
+            415: {"model": ErrorBody, "description": "Not text/csv, application/gzip or Parquet."},
+            422: {
+                "model": OffersFileProblemsBody,
+                "description": "The file breaks the data contract: `detail` names rows.",
+            },
         },
+        openapi_extra=OFFERS_REQUEST,
     )
     async def put_offers(request: Request, actor: AdminKey, live: Live, partners: Partners) -> Any:
         """The body is an offers file as in the data contract (CSV, gzipped CSV or Parquet,

@@ -28,7 +28,7 @@ from perkrank.serving.api.limits import limit_requests
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
-from perkrank.serving.api.schemas import ERRORS
+from perkrank.serving.api.schemas import ERRORS, UNREADABLE_BODY
 from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.domain.context import ContextHolder
 from perkrank.serving.live import LiveRefresher
@@ -88,7 +88,8 @@ def create_app(
     app.include_router(preferences_routes(), responses=ERRORS)
     app.include_router(admin_routes(settings), responses=ERRORS)
     app.include_router(health_routes())
-    app.include_router(events_routes(settings), responses=ERRORS)
+    # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)
+    app.include_router(events_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     limit_requests(app, settings)
     app.add_middleware(ObservabilityMiddleware)
     app.add_exception_handler(StateStoreError, _store_unavailable)

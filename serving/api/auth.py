@@ -2,13 +2,15 @@
 
 Keys come from `ServeConfig.app_api_keys` and `admin_api_keys` (environment variables
 PERKRANK_APP_API_KEYS and PERKRANK_ADMIN_API_KEYS win): comma-separated `name:key` pairs or
-bare keys. The service refuses to start without any key. A presented key is compared with
-every configured key in constant time; keys are never logged.
+bare keys. The service refuses to start without any key, and with the published demo keys of
+configs/serve.yaml on any address but loopback. A presented key is compared with every
+configured key in constant time; keys are never logged.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 from enum import IntEnum
@@ -21,6 +23,8 @@ API_KEY_HEADER = "X-API-Key"
 MIN_KEY_LENGTH = 16
 _KEY_PATTERN = re.compile(r"[!-~]+")
 """Visible ASCII, no spaces."""
+DEMO_KEYS = frozenset({b"demo-app-key-change-me", b"demo-admin-key-change-me"})
+"""The keys configs/serve.yaml ships: published, so only for a server on a loopback address."""
 
 
 class Role(IntEnum):
@@ -52,11 +56,12 @@ class ApiKeys:
 
     @classmethod
     def from_settings(cls, settings: ServeConfig) -> ApiKeys:
-        """Parse the app and admin keys of `settings` (raises ConfigError)."""
-        return cls(
-            parse_keys(settings.app_api_keys, Role.APP)
-            + parse_keys(settings.admin_api_keys, Role.ADMIN)
-        )
+        """Parse the app and admin keys of `settings` (raises ConfigError, also for demo keys
+        on a host that is not loopback)."""
+        keys = parse_keys(settings.app_api_keys, Role.APP)
+        keys += parse_keys(settings.admin_api_keys, Role.ADMIN)
+        refuse_demo_keys(keys, settings.host)
+        return cls(keys)
 
     def key_of(self, presented: str | None) -> ApiKey | None:
         """The matching key of the highest role, None for no key or an unknown one."""
@@ -103,3 +108,27 @@ def parse_keys(text: str, role: Role) -> list[ApiKey]:
             )
         keys.append(ApiKey(name, secret.encode(), role))
     return keys
+
+
+def refuse_demo_keys(keys: list[ApiKey], host: str) -> None:
+    """Raise ConfigError if a published demo key would serve a host that is not loopback."""
+    demo = [key for key in keys if key.secret in DEMO_KEYS]
+    if not demo or is_loopback(host):
+        return
+    names = ", ".join(f"{key.role.name.lower()} key {key.name!r}" for key in demo)
+    raise ConfigError(
+        f"refusing to serve on {host!r} with the published demo API keys ({names}): they are "
+        "for 127.0.0.1 only. Set your own keys in PERKRANK_APP_API_KEYS and "
+        "PERKRANK_ADMIN_API_KEYS (or app_api_keys and admin_api_keys in the serve config), "
+        "or bind to 127.0.0.1"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an IP address or `localhost`) only listens on this machine."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

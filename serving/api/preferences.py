@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 
 from perkrank.serving.api.deps import AdminKey, AppKey, Context
-from perkrank.serving.api.schemas import MEMBER_ID_PATTERN, PreferencesBody
+from perkrank.serving.api.schemas import MEMBER_ID_PATTERN, UNREADABLE_BODY, PreferencesBody
 
 MemberId = Annotated[
     str,
@@ -39,6 +39,7 @@ def preferences_routes() -> APIRouter:
         "/members/{member_id}/preferences",
         response_model=PreferencesBody,
         summary="Replace what a member opted out of (admin key)",
+        responses=UNREADABLE_BODY,
     )
     def put_preferences(
         member_id: MemberId, body: PreferencesBody, _: AdminKey, context: Context

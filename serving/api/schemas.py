@@ -211,6 +211,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "State store unavailable; retry after Retry-After."},
 }
 """The errors every keyed route may answer, as OpenAPI documents them."""
+UNREADABLE_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not text FastAPI can read (UTF-8)."}
+}
+"""What FastAPI answers itself when a JSON body it parses is no text at all."""
 VALIDATION_ERROR = {
     "description": "A parameter is invalid; `detail` names each one.",
     "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "HTTPValidationError"}}},

@@ -149,11 +149,12 @@ def small_bundle() -> Bundle:
     return Bundle(ranker=ranker, fallback=fallback)
 
 
-def small_app(store: StateStore, rules=(), **settings) -> FastAPI:
+def small_app(store: StateStore, rules=(), partners=None, **settings) -> FastAPI:
     """An app over the offers of SMALL_OFFERS_CSV on 2026-06-15: `glow-beauty` (P1, Beauty),
     ranked first for `alice`, and `fresh-grocery` (P2, Grocery) for everyone, `glow-vip` for
     nobody (the only member, alice, is base tier); model version "small-1"; app key
-    "app-key-for-tests-0001", admin key "admin-key-for-tests-0001"."""
+    "app-key-for-tests-0001", admin key "admin-key-for-tests-0001"; `partners`: the table
+    published catalogs are checked against (None: publishing is refused)."""
     bundle = small_bundle()
     validity = {
         "scope": "federal",
@@ -183,7 +184,7 @@ def small_app(store: StateStore, rules=(), **settings) -> FastAPI:
         caps=CapsConfig(rules=rules),
         settings=serve_config,
     )
-    return create_app(serve_config, Runtime(context))
+    return create_app(serve_config, Runtime(context, partners))
 
 
 @pytest.fixture

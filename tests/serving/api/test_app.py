@@ -9,11 +9,13 @@ import httpx
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import yaml
 from fastapi.testclient import TestClient
 
-from perkrank.config import CapRule, CapsConfig, ConfigError, ServeConfig
+from perkrank.config import CONFIG_DIR, CapRule, CapsConfig, ConfigError, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.serving.api.admin import OFFERS_FILE_SUFFIXES
 from perkrank.serving.api.app import create_app
 from perkrank.serving.api.schemas import OffersResponse
 from perkrank.serving.bootstrap import Runtime, build_context
@@ -395,6 +397,39 @@ def test_openapi_documents_the_versioned_paths_and_the_api_key():
     assert schema["components"]["schemas"]["OffersResponse"]["examples"]
 
 
+def test_openapi_documents_the_caps_body_and_the_offers_file_upload():
+    schema = TestClient(make_app(MemoryStateStore())).get("/openapi.json").json()
+
+    caps = schema["paths"]["/v1/caps"]["put"]["requestBody"]
+    caps_body = caps["content"]["application/json"]
+    assert caps["required"] is True
+    assert caps_body["schema"]["properties"]["rules"]["items"] == {
+        "$ref": "#/components/schemas/CapRule"
+    }
+    assert "CapRule" in schema["components"]["schemas"]
+    assert CapsConfig.model_validate(caps_body["example"]).rules
+    offers = schema["paths"]["/v1/admin/offers"]["put"]
+    assert set(offers["requestBody"]["content"]) == set(OFFERS_FILE_SUFFIXES)
+    assert {"409", "413", "415", "422"} <= set(offers["responses"])
+
+
+@pytest.mark.parametrize("content", [b"[]", b'"rules"', b"{not json", b"\xff\xfe"])
+def test_a_caps_body_that_is_not_a_json_object_is_refused_and_changes_nothing(client, content):
+    headers = ADMIN | {"Content-Type": "application/json"}
+
+    response = client.put("/v1/caps", content=content, headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["body"],
+            "msg": "the body must be a JSON object with `rules`",
+            "message": "the body must be a JSON object with `rules`",
+        }
+    ]
+    assert client.get("/v1/caps", headers=ADMIN).json()["version"] == 1
+
+
 def test_service_refuses_to_start_without_any_api_key():
     with pytest.raises(ConfigError, match="no API keys configured"):
         make_app(MemoryStateStore(), app_api_keys="", admin_api_keys="")
@@ -403,6 +438,40 @@ def test_service_refuses_to_start_without_any_api_key():
 def test_short_api_key_is_refused_at_startup():
     with pytest.raises(ConfigError, match=r"'tiny'.*at least 16"):
         make_app(MemoryStateStore(), app_api_keys="tiny:short-key")
+
+
+SHIPPED_KEYS = yaml.safe_load((CONFIG_DIR / "serve.yaml").read_text(encoding="utf-8"))
+"""configs/serve.yaml as shipped: its app and admin keys are the published demo keys."""
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "", "example.org"])
+@pytest.mark.parametrize("which", ["app_api_keys", "admin_api_keys"])
+def test_demo_keys_are_refused_on_an_address_that_is_not_loopback(host, which):
+    demo_keys = {which: SHIPPED_KEYS[which]}
+
+    with pytest.raises(ConfigError) as refused:
+        make_app(MemoryStateStore(), host=host, **demo_keys)
+
+    message = str(refused.value)
+    assert f"refusing to serve on {host!r} with the published demo API keys" in message
+    assert "PERKRANK_APP_API_KEYS and PERKRANK_ADMIN_API_KEYS" in message
+    assert "app_api_keys and admin_api_keys" in message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_demo_keys_serve_a_loopback_address(host):
+    keys = {"app_api_keys": SHIPPED_KEYS["app_api_keys"]}
+    client = TestClient(make_app(MemoryStateStore(), host=host, **keys))
+
+    app_key = SHIPPED_KEYS["app_api_keys"].partition(":")[2]
+    response = client.get("/v1/members/alice/offers", headers={"X-API-Key": app_key})
+    assert response.status_code == 200
+
+
+def test_own_keys_serve_any_address():
+    client = TestClient(make_app(MemoryStateStore(), host="0.0.0.0"))
+
+    assert get_offers(client, "alice").status_code == 200
 
 
 def test_bare_keys_and_keys_from_the_environment_are_accepted(monkeypatch):
