@@ -21,6 +21,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
+from perkrank.serving.api.admission import AdmissionMiddleware
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
 from perkrank.serving.api.events import events_routes
 from perkrank.serving.api.health import health_routes
@@ -88,6 +89,12 @@ def create_app(
     app.include_router(admin_routes(), responses=ERRORS)
     app.include_router(health_routes())
     app.include_router(events_routes(settings), responses=ERRORS)
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.max_in_flight,
+        queued=settings.max_queued,
+        timeout_ms=settings.queue_timeout_ms,
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.add_exception_handler(StateStoreError, _store_unavailable)
     return app
