@@ -161,6 +161,11 @@ class RedisStateStore:
         entries = self._call("reading events", self._client.xrange, key, f"({after}", "+", count)
         return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
 
+    @property
+    def select_connection_attempts(self) -> int:
+        """Connections the offers script's pipe of the latest event loop tried so far."""
+        return 0 if self._select_pipe is None else self._select_pipe.connection_attempts
+
     def warn_without_persistence(self) -> None:
         """Log one warning when this Redis forgets opt-outs on restart (startup check)."""
         warn_without_persistence(self._client)
