@@ -185,7 +185,10 @@ class CapRule(Section):
     def _known_window(cls, window: str | int) -> str | int:
         if isinstance(window, int) or re.fullmatch(r"\d+", str(window)):
             if not 0 < int(window) <= MAX_WINDOW_SECONDS:
-                raise ValueError(f"a window in seconds must be 1 to {MAX_WINDOW_SECONDS}: 366 days")
+                raise ValueError(
+                    f"a window in seconds must be positive and at most {MAX_WINDOW_SECONDS} "
+                    "(366 days)"
+                )
             return int(window)
         if window not in WINDOW_NAMES:
             raise ValueError(f"unknown window {window!r}; use {', '.join(WINDOW_NAMES)} or seconds")
