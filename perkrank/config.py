@@ -19,6 +19,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 CONFIG_DIR = Path(str(files("perkrank.configs")))
 """The default configs, shipped as package data (`configs/` in the source tree)."""
+MAX_WINDOW_SECONDS = 366 * 24 * 3600
+"""The longest cap window in seconds (a leap year): its counters must expire."""
+MAX_COUNT = 1_000_000_000
+"""The upper bound of counts and sizes (cap limits, events kept, members sampled)."""
 
 
 class ConfigError(ValueError):
@@ -57,8 +61,8 @@ class SplitConfig(Section):
     test_start: date | None = None
     """First day of the test window; default: the 1st of the month where the last `test_days`
     of purchases begin, and the window then runs to the last purchase."""
-    test_days: int = Field(30, gt=0)
-    validation_days: int = Field(30, gt=0)
+    test_days: int = Field(30, gt=0, le=3660)
+    validation_days: int = Field(30, gt=0, le=3660)
 
 
 class InteractionConfig(Section):
@@ -67,39 +71,39 @@ class InteractionConfig(Section):
     weighting: Literal["count", "amount", "bm25", "tfidf"] = "bm25"
     """count: recency-weighted purchase counts; amount: log1p of recency-weighted spend;
     bm25/tfidf: implicit's weighting of the counts, on the items × members matrix."""
-    half_life_days: float | None = Field(120.0, gt=0)
+    half_life_days: float | None = Field(120.0, gt=0, le=36600)
     """A purchase's weight halves every this many days before the cutoff; None: no decay."""
-    bm25_k1: float = Field(100.0, gt=0)
+    bm25_k1: float = Field(100.0, gt=0, le=1e6)
     bm25_b: float = Field(0.8, ge=0, le=1)
 
 
 class AlsConfig(Section):
-    factors: int = Field(64, gt=0)
-    regularization: float = Field(0.05, ge=0)
-    alpha: float = Field(1.0, gt=0)
-    iterations: int = Field(15, gt=0)
+    factors: int = Field(64, gt=0, le=4096)
+    regularization: float = Field(0.05, ge=0, le=1e6)
+    alpha: float = Field(1.0, gt=0, le=1e6)
+    iterations: int = Field(15, gt=0, le=10_000)
 
 
 class BprConfig(Section):
-    factors: int = Field(64, gt=0)
-    learning_rate: float = Field(0.01, gt=0)
-    regularization: float = Field(0.01, ge=0)
-    iterations: int = Field(100, gt=0)
+    factors: int = Field(64, gt=0, le=4096)
+    learning_rate: float = Field(0.01, gt=0, le=100)
+    regularization: float = Field(0.01, ge=0, le=1e6)
+    iterations: int = Field(100, gt=0, le=10_000)
 
 
 class LightFMConfig(Section):
-    no_components: int = Field(32, gt=0)
+    no_components: int = Field(32, gt=0, le=4096)
     loss: Literal["warp", "bpr", "logistic", "warp-kos"] = "warp"
-    learning_rate: float = Field(0.05, gt=0)
-    item_alpha: float = Field(0.0, ge=0)
-    user_alpha: float = Field(0.0, ge=0)
-    epochs: int = Field(20, gt=0)
+    learning_rate: float = Field(0.05, gt=0, le=100)
+    item_alpha: float = Field(0.0, ge=0, le=1e6)
+    user_alpha: float = Field(0.0, ge=0, le=1e6)
+    epochs: int = Field(20, gt=0, le=10_000)
 
 
 class BlendConfig(Section):
     """Blend weights per component; `fit_weights` searches them on the validation window."""
 
-    weights: dict[str, float] = Field(
+    weights: dict[str, Annotated[float, Field(ge=-1e6, le=1e6)]] = Field(
         default_factory=lambda: {
             "als": 1.0,
             "lightfm": 1.0,
@@ -108,16 +112,16 @@ class BlendConfig(Section):
         }
     )
     fit_weights: bool = True
-    search_members: int | None = Field(5000, gt=0)
+    search_members: int | None = Field(5000, gt=0, le=MAX_COUNT)
     """Validation members (seeded sample) the weight search scores on; None: all."""
 
 
 class EvaluationConfig(Section):
     """Offline evaluation on the test window (definitions in training/window.py and metrics.py)."""
 
-    k_values: tuple[Annotated[int, Field(gt=0)], ...] = Field((5, 10, 20), min_length=1)
+    k_values: tuple[Annotated[int, Field(gt=0, le=10_000)], ...] = Field((5, 10, 20), min_length=1)
     """List lengths at which every metric is reported; the main report table uses k=10."""
-    max_members: int | None = Field(None, gt=0)
+    max_members: int | None = Field(None, gt=0, le=MAX_COUNT)
     """Evaluate on a seeded sample of test members (None: all of them)."""
 
 
@@ -129,7 +133,7 @@ class RegistryConfig(Section):
     model_name: str = "perkrank-offers"
     experiment: str = "perkrank"
     promote_metric: str = "ndcg@10"
-    promote_margin: float = Field(0.0, ge=0)
+    promote_margin: float = Field(0.0, ge=0, le=1e6)
     """The challenger must beat the champion's `promote_metric` by more than this."""
 
     @field_validator("tracking_uri")
@@ -143,8 +147,8 @@ class TrainConfig(PerkrankSettings):
 
     model_config = SettingsConfigDict(env_prefix="PERKRANK_TRAIN_")
 
-    seed: int = 42
-    threads: int = Field(2, gt=0)
+    seed: int = Field(42, ge=0, lt=2**32)
+    threads: int = Field(2, gt=0, le=1024)
     deterministic: bool = True
     """Fit BPR and LightFM on one thread (their parallel updates take no locks), so the same
     data, config and seed give the same metrics; ALS is reproducible on `threads` threads."""
@@ -164,7 +168,7 @@ WINDOW_NAMES = ("day", "week", "month", "total")
 WINDOW_SCHEMA = {
     "anyOf": [
         {"enum": list(WINDOW_NAMES)},
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_SECONDS},
         {"type": "string", "pattern": "^0*[1-9][0-9]*$"},
     ]
 }
@@ -178,17 +182,21 @@ class CapRule(Section):
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
     scope: Literal["member_offer", "member_partner", "member_channel", "offer_total"]
-    limit: int = Field(ge=0)
+    limit: int = Field(ge=0, le=MAX_COUNT)
     window: Annotated[str | int, WithJsonSchema(WINDOW_SCHEMA)]
-    """`day`, `week`, `month` (calendar, UTC), `total` (never resets) or a number of seconds."""
+    """`day`, `week`, `month` (calendar, UTC), `total` (never resets) or a number of seconds
+    (at most 366 days)."""
     counts: Literal["served", "impression", "click", "redemption"] = "served"
 
     @field_validator("window")
     @classmethod
     def _known_window(cls, window: str | int) -> str | int:
         if isinstance(window, int) or re.fullmatch(r"\d+", str(window)):
-            if int(window) <= 0:
-                raise ValueError("a window in seconds must be positive")
+            if not 0 < int(window) <= MAX_WINDOW_SECONDS:
+                raise ValueError(
+                    f"a window in seconds must be positive and at most {MAX_WINDOW_SECONDS} "
+                    "(366 days)"
+                )
             return int(window)
         if window not in WINDOW_NAMES:
             raise ValueError(f"unknown window {window!r}; use {', '.join(WINDOW_NAMES)} or seconds")
@@ -224,7 +232,7 @@ class ServeConfig(PerkrankSettings):
     redis_url: str | None = None
     """None: the in-process store (one process, state lost on exit)."""
     key_prefix: str = Field("perkrank", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-    store_timeout_ms: int = Field(100, gt=0)
+    store_timeout_ms: int = Field(100, gt=0, le=60_000)
     model_uri: str = "models:/perkrank-offers@champion"
     """An MLflow model URI or a local bundle directory."""
     tracking_uri: str = "sqlite:///var/mlflow/mlflow.db"
@@ -233,16 +241,16 @@ class ServeConfig(PerkrankSettings):
     caps_path: Path = CONFIG_DIR / "caps.yaml"
     """The initial frequency-cap rules (a CapsConfig file): stored as caps version 1 when the
     store holds no caps yet; after that `PUT /v1/caps` changes them."""
-    model_poll_seconds: float = Field(30.0, gt=0)
+    model_poll_seconds: float = Field(30.0, gt=0, le=86_400)
     """How often each process checks the registry for a new champion (and on
     `POST /v1/admin/reload`)."""
     catalog_date: date | None = None
     """Serve the offers valid on this date (None: today, UTC); for demos and replays."""
-    default_limit: int = Field(10, gt=0)
-    max_limit: int = Field(50, gt=0)
-    max_offers_per_partner: int = Field(2, gt=0)
-    candidate_pool_multiplier: int = Field(4, gt=0)
-    candidate_pool_margin: int = Field(20, ge=0)
+    default_limit: int = Field(10, gt=0, le=1000)
+    max_limit: int = Field(50, gt=0, le=1000)
+    max_offers_per_partner: int = Field(2, gt=0, le=1000)
+    candidate_pool_multiplier: int = Field(4, gt=0, le=100)
+    candidate_pool_margin: int = Field(20, ge=0, le=100_000)
     """Each order sends its best `limit × multiplier + margin` eligible offers to the store, so
     that opt-outs, caps and the per-partner limit can skip some and still fill `limit`."""
     default_region: str = "unknown"
@@ -252,12 +260,18 @@ class ServeConfig(PerkrankSettings):
     admin_api_keys: str = ""
     """Comma-separated `name:key` pairs (or bare keys) that may change preferences and caps.
     With no key at all the service refuses to start."""
-    max_in_flight: int = Field(64, gt=0)
-    """Connections plus requests in progress one process accepts (HTTP/1.1: one request per
-    connection at a time); beyond it the server answers 503 at once instead of queueing."""
-    max_events_per_request: int = Field(500, gt=0)
+    max_in_flight: int = Field(64, gt=0, le=10_000)
+    """Requests one process runs at once; more wait in a queue of `max_queued`."""
+    max_queued: int = Field(256, ge=0, le=100_000)
+    """Requests waiting for one of the `max_in_flight` slots (FIFO); beyond it, 503 at once."""
+    queue_timeout_ms: int = Field(500, gt=0, le=60_000)
+    """How long a request may wait in the queue before it is answered 503."""
+    max_connections: int = Field(1024, gt=0, le=1_000_000)
+    """Open connections one process accepts (idle keep-alive ones included); beyond it uvicorn
+    answers 503 (plain text) at once."""
+    max_events_per_request: int = Field(500, gt=0, le=100_000)
     """Events one `POST /v1/events` may carry; a larger batch is refused with 413."""
-    events_kept: int = Field(1_000_000, gt=0)
+    events_kept: int = Field(1_000_000, gt=0, le=MAX_COUNT)
     """Events the store keeps for `perkrank events export` (the oldest are dropped; Redis trims
     its stream approximately, MAXLEN ~)."""
     opentelemetry: bool = False

@@ -26,10 +26,10 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
 
     Logs are JSON lines (perkrank.serving.api.logs); uvicorn's access log is off (request paths
     hold member ids) and perkrank logs its own access lines. Several workers share one fresh
-    PROMETHEUS_MULTIPROC_DIR (unless it is set), so /metrics covers all of them. Past
-    `settings.max_in_flight` connections and requests in progress, a process answers 503 at
-    once. More than one worker needs `redis_url`, since the in-process store would count caps
-    per worker.
+    PROMETHEUS_MULTIPROC_DIR (unless it is set), so /metrics covers all of them. Requests past
+    `settings.max_in_flight` queue in the app (`perkrank.serving.api.admission`); past
+    `settings.max_connections` open connections, uvicorn answers 503 at once. More than one
+    worker needs `redis_url`, since the in-process store would count caps per worker.
     """
     if workers > 1 and settings.redis_url is None:
         raise ConfigError(
@@ -40,7 +40,7 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
     options = {
         "host": settings.host,
         "port": settings.port,
-        "limit_concurrency": settings.max_in_flight,
+        "limit_concurrency": settings.max_connections,
         "access_log": False,
         "log_level": "info",
         "log_config": logging_config(),

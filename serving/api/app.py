@@ -21,6 +21,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
+from perkrank.serving.api.admission import AdmissionMiddleware
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
 from perkrank.serving.api.events import events_routes
 from perkrank.serving.api.health import health_routes
@@ -91,6 +92,12 @@ def create_app(
     # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)
     app.include_router(events_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     limit_requests(app, settings)
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.max_in_flight,
+        queued=settings.max_queued,
+        timeout_ms=settings.queue_timeout_ms,
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.add_exception_handler(StateStoreError, _store_unavailable)
     return app

@@ -111,6 +111,8 @@ def open_store(config: ServeConfig) -> StateStore:
         return MemoryStateStore(events_kept=config.events_kept)
     from perkrank.serving.state.redis_store import RedisStateStore
 
-    return RedisStateStore(
+    store = RedisStateStore(
         config.redis_url, config.key_prefix, config.store_timeout_ms, events_kept=config.events_kept
     )
+    store.warn_without_persistence()
+    return store

@@ -28,6 +28,7 @@ from perkrank.serving.domain.selection import (
     SelectionRequest,
 )
 from perkrank.serving.domain.windows import current_bucket
+from perkrank.serving.state.breaker import Breaker
 from perkrank.serving.state.event_counters import EVENTS_KEPT, event_counters
 from perkrank.serving.state.keys import (
     event_id_key,
@@ -53,6 +54,7 @@ from perkrank.serving.state.live_records import (
     live_change,
 )
 from perkrank.serving.state.ports import StateStoreError
+from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
@@ -71,7 +73,9 @@ class RedisStateStore:
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
 
     `key_prefix` starts every key (ServeConfig.key_prefix: no braces); `timeout_ms` bounds
-    connecting and every reply. Every Redis error becomes StateStoreError.
+    connecting and every reply. Every Redis error becomes StateStoreError. After Redis failed
+    to answer, one blocking call at a time tries it again and the others fail at once
+    (`Breaker`); the offers script's pipe shares one connection attempt among its calls.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class RedisStateStore:
             url, retry=Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON), **self._options
         )
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
+        self.breaker = Breaker()
         self._events_kept = events_kept
         # `select` is awaited: while Redis works, the event loop serves other requests. A
         # connection belongs to one event loop, so each loop that selects gets its own pipe.
@@ -102,10 +107,8 @@ class RedisStateStore:
 
     def get_preferences(self, member_id: str) -> Preferences:
         """The member's preferences; defaults when none were set. One round trip."""
-        try:
-            fields = self._client.hgetall(preferences_key(self._prefix, member_id))
-        except redis.RedisError as error:
-            raise self._error("reading preferences", error) from error
+        key = preferences_key(self._prefix, member_id)
+        fields = self._call("reading preferences", self._client.hgetall, key)
         return _preferences_from_fields(fields)
 
     def set_preferences(self, member_id: str, preferences: Preferences) -> None:
@@ -114,10 +117,7 @@ class RedisStateStore:
         pipeline = self._client.pipeline(transaction=True)
         pipeline.delete(key)
         pipeline.hset(key, mapping=_fields_from_preferences(preferences))
-        try:
-            pipeline.execute()
-        except redis.RedisError as error:
-            raise self._error("writing preferences", error) from error
+        self._call("writing preferences", pipeline.execute)
 
     async def select(self, request: SelectionRequest) -> Selection:
         """Apply opt-outs, partner limit, budgets and caps; count what is returned (one call)."""
@@ -152,10 +152,9 @@ class RedisStateStore:
             for counter in counters:
                 arguments += (counter.key, counter.field or "", counter.ttl_seconds or 0)
             arguments += (len(entry), *entry)
-        try:
-            accepted, duplicates = self._events_script(args=arguments)
-        except redis.RedisError as error:
-            raise self._error("recording events", error) from error
+        accepted, duplicates = self._call(
+            "recording events", lambda: self._events_script(args=arguments)
+        )
         return EventsRecorded(accepted, duplicates)
 
     def read_events(self, after: str, count: int) -> list[StoredEvent]:
@@ -163,15 +162,21 @@ class RedisStateStore:
         if after == LAST_STREAM_ID:
             return []
         key = events_key(self._prefix)
-        entries = self._read("reading events", self._client.xrange, key, f"({after}", "+", count)
+        entries = self._call("reading events", self._client.xrange, key, f"({after}", "+", count)
         return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
+
+    @property
+    def select_connection_attempts(self) -> int:
+        """Connections the offers script's pipe of the latest event loop tried so far."""
+        return 0 if self._select_pipe is None else self._select_pipe.connection_attempts
+
+    def warn_without_persistence(self) -> None:
+        """Log one warning when this Redis forgets opt-outs on restart (startup check)."""
+        warn_without_persistence(self._client)
 
     def ping(self) -> None:
         """Raise StateStoreError unless Redis answers."""
-        try:
-            self._client.ping()
-        except redis.RedisError as error:
-            raise self._error("pinging", error) from error
+        self._call("pinging", self._client.ping)
 
     async def close(self) -> None:
         """Close every pooled connection (those of other event loops are left to them)."""
@@ -198,7 +203,7 @@ class RedisStateStore:
 
     def get_caps(self) -> CapsVersion | None:
         """The caps in force; None before any were stored."""
-        document = self._read("reading caps", self._client.get, self._live_key("caps"))
+        document = self._call("reading caps", self._client.get, self._live_key("caps"))
         return None if document is None else caps_version(document)
 
     def caps_history(self, limit: int) -> list[Change]:
@@ -214,7 +219,7 @@ class RedisStateStore:
 
     def get_catalog(self) -> CatalogVersion | None:
         """The published catalog; None before the first publication."""
-        document = self._read("reading the catalog", self._client.get, self._live_key("catalog"))
+        document = self._call("reading the catalog", self._client.get, self._live_key("catalog"))
         return None if document is None else catalog_version(document)
 
     def catalog_history(self, limit: int) -> list[Change]:
@@ -224,13 +229,13 @@ class RedisStateStore:
     def live_versions(self) -> LiveVersions:
         """The caps and catalog versions and the reload generation (one HMGET)."""
         key = live_versions_key(self._prefix)
-        values = self._read("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
+        values = self._call("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
         return LiveVersions(*(int(value or 0) for value in values))
 
     def request_reload(self) -> int:
         """Bump the reload generation."""
         key = live_versions_key(self._prefix)
-        return self._read("requesting a reload", self._client.hincrby, key, "reload", 1)
+        return self._call("requesting a reload", self._client.hincrby, key, "reload", 1)
 
     def _publish(
         self,
@@ -245,7 +250,8 @@ class RedisStateStore:
         retried when another writer changed the versions first; the current version's JSON."""
         versions_key = live_versions_key(self._prefix)
         history_key = live_history_key(self._prefix, setting)
-        try:
+
+        def publish() -> str:
             with self._client.pipeline(transaction=True) as pipeline:
                 while True:
                     try:
@@ -264,21 +270,22 @@ class RedisStateStore:
                         return document
                     except redis.WatchError:
                         continue
-        except redis.RedisError as error:
-            raise self._error(f"writing {setting}", error) from error
+
+        return self._call(f"writing {setting}", publish)
 
     def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
         key = live_history_key(self._prefix, setting)
-        entries = self._read(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
+        entries = self._call(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
         return [change(entry) for entry in entries]
 
     def _live_key(self, setting: LiveSetting) -> str:
         return live_setting_key(self._prefix, setting)
 
-    def _read(self, action: str, command: Any, *arguments: Any) -> Any:
-        """`command(*arguments)`, its Redis errors raised as StateStoreError."""
+    def _call(self, action: str, command: Any, *arguments: Any) -> Any:
+        """`command(*arguments)` through the breaker, its Redis errors raised as
+        StateStoreError."""
         try:
-            return command(*arguments)
+            return self.breaker.call(command, *arguments)
         except redis.RedisError as error:
             raise self._error(action, error) from error
 

@@ -9,7 +9,9 @@ order. Calls made in the same event loop turn go out in one write.
 Errors are redis-py's: `ConnectionError` when the connection cannot be made or breaks,
 `TimeoutError` when a reply is later than the timeout, `ResponseError` for an error reply.
 A broken or timed-out connection fails every call in flight (none is retried: it may have
-run) and the next call connects again.
+run) and the next call connects again. Reconnecting is one attempt at a time, shared: calls
+made while it is pending wait for it (at most the timeout, which bounds the whole attempt)
+and all get its result, so a frozen Redis costs each call one timeout, never a queue of them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class ScriptPipe:
         self._sha = hashlib.sha1(self._script).hexdigest().encode()
         self._timeout = timeout
         self._connection: _Connection | None = None
-        self._connecting = asyncio.Lock()
+        self._connecting: asyncio.Task[_Connection] | None = None
+        self.connection_attempts = 0
+        """Connections tried so far (each shared by the calls waiting for it)."""
 
     async def call(self, arguments: Sequence[Argument]) -> object:
         """The script's reply to `arguments` (its ARGV; it names no KEYS)."""
@@ -52,26 +56,54 @@ class ScriptPipe:
 
     def close(self) -> None:
         """Close the connection; calls in flight fail with ConnectionError."""
+        if self._connecting is not None:
+            self._connecting.cancel()
         if self._connection is not None:
             self._connection.fail(redis.ConnectionError("the store was closed"))
             self._connection = None
 
     async def _connected(self) -> _Connection:
+        """The open connection, else the result of the one connection attempt in progress
+        (started now if none is): a call never waits for more than one attempt."""
         connection = self._connection
         if connection is not None and connection.open:
             return connection
-        async with self._connecting:
-            if self._connection is None or not self._connection.open:
-                self._connection = await self._connect()
-            return self._connection
+        attempt = self._connecting
+        if attempt is None:
+            self.connection_attempts += 1
+            attempt = self._connecting = asyncio.ensure_future(self._connect())
+            attempt.add_done_callback(self._connect_done)
+        try:
+            # Shielded: a waiter that is cancelled (its client left) leaves the attempt running.
+            return await asyncio.shield(attempt)
+        except redis.RedisError as error:
+            raise _copy(error) from None
+
+    def _connect_done(self, attempt: asyncio.Task[_Connection]) -> None:
+        """Keep the attempt's connection, or forget the failed attempt (its error is read)."""
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._connection = attempt.result()
 
     async def _connect(self) -> _Connection:
-        """A new connection, authenticated, on the URL's database, with the script loaded."""
+        """A new connection, authenticated, on the URL's database, with the script loaded,
+        all within the timeout."""
+        connection: _Connection | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 connection = await self._open()
-        except (OSError, TimeoutError) as error:
+                await self._set_up(connection)
+        except TimeoutError:
+            error = redis.TimeoutError(f"no connection within {self._timeout * 1000:.0f} ms")
+            if connection is not None:
+                connection.fail(error)
+            raise error from None
+        except OSError as error:
             raise redis.ConnectionError(f"connecting: {error!r}") from error
+        return connection
+
+    async def _set_up(self, connection: _Connection) -> None:
+        """Authenticate, select the URL's database and load the script (one write)."""
         url = self._url
         setup = [pack(b"SCRIPT", b"LOAD", self._script)]
         if url.get("password"):
@@ -83,7 +115,6 @@ class ScriptPipe:
             if isinstance(reply, hiredis.ReplyError):
                 connection.fail(redis.ConnectionError(str(reply)))
                 raise redis.ResponseError(str(reply))
-        return connection
 
     async def _open(self) -> _Connection:
         loop, url = asyncio.get_running_loop(), self._url

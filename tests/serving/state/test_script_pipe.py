@@ -145,3 +145,47 @@ def test_a_garbled_reply_fails_the_calls_in_flight_as_a_connection_error():
         await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_calls_made_while_connecting_share_one_attempt():
+    async def main() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pipe = ScriptPipe(f"redis://127.0.0.1:{port}/0", ECHO, timeout=0.05)
+        results = await asyncio.gather(
+            *(pipe.call(["waiting", n]) for n in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(result, redis.TimeoutError) for result in results), results
+        assert pipe.connection_attempts == 1
+        assert len(accepted) == 1
+        with pytest.raises(redis.TimeoutError):
+            await pipe.call(["later", 1])  # a failed attempt is not reused: the next one tries
+        assert pipe.connection_attempts == 2
+        pipe.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_caller_leaves_the_shared_attempt_to_the_others(redis_url):
+    async def body(pipe: ScriptPipe) -> None:
+        leaving = asyncio.ensure_future(pipe.call(["leaving", 1]))
+
+        async def stay() -> object:
+            # Tasks run in the order they were made: `leaving` already started the attempt.
+            leaving.cancel()
+            return await pipe.call(["staying", 2])
+
+        assert await asyncio.ensure_future(stay()) == [b"staying", b"2"]
+        assert leaving.cancelled()
+        assert pipe.connection_attempts == 1
+
+    run_with(redis_url, ECHO, body)
