@@ -99,6 +99,7 @@ def compare_als(user_items, config: TrainConfig) -> dict[str, float]:
         item_ids=np.arange(user_items.shape[1]).astype(str),
         user_items=user_items,
         purchase_counts=user_items,
+        purchase_totals=user_items,
         member_features=[[] for _ in range(user_items.shape[0])],
         item_features=[[] for _ in range(user_items.shape[1])],
         member_segments=np.full(user_items.shape[0], "all"),

@@ -81,6 +81,7 @@ def _training_data(
     shape = (len(buyer_rows), len(items))
     weights = history.recency_weights(config.half_life_days)
     purchase_counts = _sparse_sum(weights, matrix_rows, matrix_columns, shape)
+    purchase_totals = _sparse_sum(np.ones(len(weights)), matrix_rows, matrix_columns, shape)
     if config.weighting == "amount":
         spend = weights * history.amounts
         user_items = _sparse_sum(spend, matrix_rows, matrix_columns, shape)
@@ -98,6 +99,7 @@ def _training_data(
         item_ids=items[Columns.item_id].to_numpy(dtype=str),
         user_items=_canonical(user_items),
         purchase_counts=_canonical(purchase_counts),
+        purchase_totals=_canonical(purchase_totals),
         member_features=[member_features[member_id] for member_id in buyer_ids],
         item_features=[
             item_feature_names(partner_id, category, scopes[partner_id])

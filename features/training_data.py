@@ -15,6 +15,7 @@ class TrainingData:
                      before the cutoff, plus every item an offer in the catalog maps onto.
     user_items:      CSR (members × items), confidence weights (see InteractionConfig).
     purchase_counts: CSR (members × items), recency-decayed purchase counts (repeat, popularity).
+    purchase_totals: CSR (members × items), purchase counts without decay (own+pop baseline).
     member_features: feature names per member row (`vocabulary` names: region, tier, segment,
                      tenure, spend, top categories).
     item_features:   feature names per item column (partner, category, scope).
@@ -25,6 +26,7 @@ class TrainingData:
     item_ids: np.ndarray
     user_items: sp.csr_matrix
     purchase_counts: sp.csr_matrix
+    purchase_totals: sp.csr_matrix
     member_features: list[list[str]]
     item_features: list[list[str]]
     member_segments: np.ndarray

@@ -142,6 +142,8 @@ class ModelReport:
     metrics: dict[str, dict[str, float]]
     members: dict[str, int]
     seconds: float
+    member_values: dict[str, np.ndarray] = field(default_factory=dict)
+    """"ndcg@10" → value per member of the overall slice (in window order; not serialized)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
@@ -154,12 +156,15 @@ class EvaluationReport:
     window: dict[str, Any]
     k_values: tuple[int, ...]
     models: dict[str, ModelReport] = field(default_factory=dict)
+    verdict: dict[str, Any] | None = None
+    """The served model against the strongest baseline (`training.compare.served_verdict`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "window": self.window,
             "k_values": list(self.k_values),
             "models": {name: report.to_dict() for name, report in self.models.items()},
+            "verdict": self.verdict,
         }
 
 
@@ -175,11 +180,13 @@ def evaluate_model(
         for part in window.slices
         if len(part.member_rows) > 0
     }
+    overall = next((part for part in window.slices if part.name == "overall"), None)
     return ModelReport(
         name=name or factors.name,
         metrics=metrics,
         members={part.name: len(part.member_rows) for part in window.slices},
         seconds=time.perf_counter() - started,
+        member_values={} if overall is None else _member_values(rankings["all"], overall, k_values),
     )
 
 
@@ -195,6 +202,17 @@ def evaluate_models(
             for name, factors in models.items()
         },
     )
+
+
+def _member_values(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, np.ndarray]:
+    """NDCG and recall at each k, per member of `part` (for `training.compare`)."""
+    hits = ranking.hits[part.member_rows]
+    counts = ranking.relevant_counts[part.member_rows]
+    values: dict[str, np.ndarray] = {}
+    for k in k_values:
+        values[f"ndcg@{k}"] = ndcg_at_k(hits, counts, k)
+        values[f"recall@{k}"] = recall_at_k(hits, counts, k)
+    return values
 
 
 def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, float]:

@@ -28,11 +28,14 @@ from perkrank.models.bpr import fit_bpr
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.hybrid import fit_lightfm
+from perkrank.models.own_pop import NAME as OWN_POP
+from perkrank.models.own_pop import fit_own_pop
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
+from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
-from perkrank.training.report import format_table, write_report
+from perkrank.training.report import format_table, main_k, write_report
 from perkrank.training.weights import choose_weights
 from perkrank.training.window import EvaluationWindow, prepare_window
 
@@ -124,6 +127,7 @@ def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData],
         "popularity": fit_global_popularity,
         "regional_popularity": fit_popularity,
         "repeat": fit_repeat,
+        OWN_POP: fit_own_pop,
         "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads),
         "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=sgd_threads),
         "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=sgd_threads),
@@ -200,6 +204,7 @@ def train(
         models = dict(test_fit.models)
         models[BLEND] = blend_components(test_fit, weights, config.seed)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
+        evaluation.verdict = served_verdict(evaluation, BLEND, main_k(evaluation), seed=config.seed)
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 

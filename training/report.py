@@ -64,6 +64,10 @@ def format_markdown(report: EvaluationReport) -> str:
         "",
         format_table(report),
         "",
+        "## Served model vs the strongest baseline",
+        "",
+        *verdict_lines(report),
+        "",
         "## Overall at every k",
         "",
         _all_k_table(report),
@@ -74,6 +78,19 @@ def format_markdown(report: EvaluationReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def verdict_lines(report: EvaluationReport) -> list[str]:
+    """The served model against the best non-learned model, paired bootstrap CI over members."""
+    verdict = report.verdict
+    if verdict is None:
+        return ["No served model or no non-learned baseline in this evaluation."]
+    return [
+        f"Strongest baseline: {verdict['baseline']} (the best non-learned model by NDCG). "
+        "Differences are means over the same members, with a paired bootstrap 95% CI:",
+        "",
+        *(f"- {sentence}" for sentence in verdict["sentences"]),
+    ]
 
 
 def main_k(report: EvaluationReport) -> int:

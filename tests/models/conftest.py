@@ -85,6 +85,7 @@ def make_checkerboard() -> Checkerboard:
         item_ids=np.array(item_ids),
         user_items=purchase_counts.copy(),
         purchase_counts=purchase_counts,
+        purchase_totals=purchase_counts,
         member_features=member_features,
         item_features=item_features,
         member_segments=np.array(member_segments),

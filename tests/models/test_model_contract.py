@@ -12,6 +12,7 @@ from perkrank.models.als import fit_als
 from perkrank.models.bpr import fit_bpr
 from perkrank.models.factors import Factors
 from perkrank.models.hybrid import fit_lightfm
+from perkrank.models.own_pop import fit_own_pop
 from perkrank.models.popularity import fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.models.scoring import known_scores
@@ -25,12 +26,17 @@ def fit_repeat_model(data: TrainingData, *, seed: int, threads: int) -> Factors:
     return fit_repeat(data)
 
 
+def fit_own_pop_model(data: TrainingData, *, seed: int, threads: int) -> Factors:
+    return fit_own_pop(data)
+
+
 FITS: dict[str, Callable[..., Factors]] = {
     "als": partial(fit_als, config=AlsConfig(factors=4, regularization=1.0, iterations=15)),
     "bpr": partial(fit_bpr, config=BprConfig(factors=4, learning_rate=0.05, iterations=100)),
     "lightfm": partial(fit_lightfm, config=LightFMConfig(no_components=4, epochs=30)),
     "popularity": fit_popularity_model,
     "repeat": fit_repeat_model,
+    "own_pop": fit_own_pop_model,
 }
 LEARNING_MODELS = ["als", "bpr", "lightfm", "popularity"]
 """Models that rank items a member never bought (repeat only ranks what they did buy)."""

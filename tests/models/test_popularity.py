@@ -26,6 +26,7 @@ def regional_data() -> TrainingData:
         item_ids=np.array(ITEMS),
         user_items=counts,
         purchase_counts=counts,
+        purchase_totals=counts,
         member_features=[member_feature_names(m[1], m[2]) for m in members],
         item_features=[[f"partner={item}"] for item in ITEMS],
         member_segments=np.array([segment_id(m[1], m[2]) for m in members]),

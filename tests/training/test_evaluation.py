@@ -95,3 +95,13 @@ def test_batch_ranking_equals_per_member_factor_scores(window):
     )
     assert recommend(window, factors, 2) == brute_force_ranking(window, factors, 2)
     assert recommend(window, factors, 5) == brute_force_ranking(window, factors, 5)
+
+
+def test_member_values_average_to_the_overall_metrics(window):
+    report = evaluate_model(window, oracle(-1.0), K_VALUES)
+    overall = report.metrics["overall"]
+    for k in K_VALUES:
+        for metric in ("ndcg", "recall"):
+            values = report.member_values[f"{metric}@{k}"]
+            assert len(values) == report.members["overall"]
+            assert values.mean() == pytest.approx(overall[f"{metric}@{k}"])

@@ -61,6 +61,22 @@ def test_blend_and_lightfm_beat_popularity_on_new_offers(trained):
     assert ndcg(result, "lightfm", "new_offers") > ndcg(result, "popularity", "new_offers")
 
 
+def test_report_compares_the_blend_with_the_strongest_baseline(trained):
+    result, _ = trained
+    verdict = result.evaluation.verdict
+    baselines = ("popularity", "regional_popularity", "repeat", "own_pop")
+    best = max(baselines, key=lambda name: ndcg(result, name, "overall"))
+    assert verdict["baseline"] == best
+    difference = verdict["differences"]["ndcg@10"]
+    assert difference["difference"] == pytest.approx(
+        ndcg(result, "blend", "overall") - ndcg(result, best, "overall")
+    )
+    assert difference["ci_low"] <= difference["difference"] <= difference["ci_high"]
+    markdown = Path(result.report_files[1]).read_text()
+    assert f"Strongest baseline: {best}" in markdown
+    assert verdict["sentences"][0] in markdown
+
+
 def test_pipeline_writes_report_and_registers_a_loadable_bundle(trained):
     result, _ = trained
     assert {path.name for path in result.report_files} == {

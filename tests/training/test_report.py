@@ -53,6 +53,10 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return write_report(make_report(), tmp_path_factory.mktemp("report") / "out")
 
 
+def test_markdown_says_when_there_is_no_verdict(written):
+    assert "No served model or no non-learned baseline" in written[1].read_text()
+
+
 def test_report_files_are_written(written):
     paths = written
     assert [path.name for path in paths] == ["evaluation.json", "evaluation.md", "evaluation.png"]
