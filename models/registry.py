@@ -5,9 +5,9 @@ mlflow (which takes seconds to import: training, `perkrank promote` and serving 
 import this module, the request path never does).
 
 A registered model's versions carry two aliases: `challenger` (the last version registered by
-`log_bundle`) and `champion` (the version serving loads, moved only by `promote`). Each version
-is tagged with its evaluation metrics (`metric.ndcg_at_10`, ...) so that `promote` compares
-versions without reading runs, and with the outcome of every promotion attempt
+`log_bundle`) and `champion` (the version serving loads, moved only by a promotion,
+`training.promotion`). Each version is tagged with its evaluation metrics (`metric.ndcg_at_10`,
+...), the data it saw (`lineage.*`) and the outcome of every promotion attempt
 (`promotion_decision`, `promotion_reason`).
 """
 
@@ -48,6 +48,8 @@ REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
+
+
 class RegistryError(RuntimeError):
     """The registry cannot answer: an unknown alias or version, or an unreachable store."""
 
@@ -97,6 +99,7 @@ def log_bundle(
     metrics: Mapping[str, float],
     artifacts: list[Path],
     tags: Mapping[str, str],
+    extra_artifacts: Mapping[str, Path] | None = None,
 ) -> ModelVersionInfo:
     """Log a bundle as a pyfunc model, register it and point the `challenger` alias at it.
 
@@ -116,6 +119,8 @@ def log_bundle(
         Files logged under `report/` in the run (evaluation report, charts).
     tags:
         Tags of both the run and the version.
+    extra_artifacts:
+        Run artifact name → local file or directory (a directory is logged under that name).
 
     Returns
     -------
@@ -128,6 +133,11 @@ def log_bundle(
         mlflow.set_tags(dict(tags))
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path=REPORT_ARTIFACT_DIR)
+        for name, path in (extra_artifacts or {}).items():
+            if Path(path).is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=name)
+            else:
+                mlflow.log_artifact(str(path))
         example_input = pd.DataFrame(EXAMPLE_INPUT)
         example_output = score_rows(Bundle.load(bundle_dir).ranker, example_input)
         signature = mlflow.models.infer_signature(example_input, example_output)
@@ -159,23 +169,29 @@ def log_bundle(
         )
 
 
-def promote(
-    registry: RegistryConfig, *, version: str | None = None, force: bool = False
-) -> PromotionDecision:
-    """Move `champion` to the candidate (`version`, else `challenger`) if it beats the champion.
-
-    The candidate wins when its `registry.promote_metric` exceeds the champion's by more than
-    `registry.promote_margin`, when there is no champion yet, or when `force` is set. The
-    decision and its reason are tagged on the candidate version, refusals included.
-    """
+def promotion_versions(
+    registry: RegistryConfig, version: str | None = None
+) -> tuple[ModelVersion, ModelVersion | None]:
+    """The candidate (`version`, else `challenger`) and the champion (None: none yet)."""
     client = _client(registry.tracking_uri)
     name = registry.model_name
     if version is None:
         candidate = _version_by_alias(client, name, CHALLENGER)
     else:
         candidate = _model_version(client, name, version)
-    champion = _champion_or_none(client, name)
-    promoted, reason = _decide(candidate, champion, registry, force)
+    return candidate, _champion_or_none(client, name)
+
+
+def record_promotion(
+    registry: RegistryConfig,
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+    promoted: bool,
+    reason: str,
+) -> PromotionDecision:
+    """Tag the decision and its reason on the candidate; move `champion` to it if promoted."""
+    client = _client(registry.tracking_uri)
+    name = registry.model_name
     decision_tags = {DECISION_TAG: "promoted" if promoted else "refused", REASON_TAG: reason}
     for key, value in decision_tags.items():
         _call(client.set_model_version_tag, name, candidate.version, key, value)
@@ -187,6 +203,21 @@ def promote(
         candidate_version=str(candidate.version),
         champion_version_before=str(champion.version) if champion else None,
     )
+
+
+def download_run_artifact(
+    tracking_uri: str, run_id: str, artifact_path: str, destination: Path
+) -> Path:
+    """Download one artifact (file or directory) of a run into `destination`; its local path."""
+    mlflow.set_tracking_uri(tracking_uri)
+    local = _call(
+        mlflow.artifacts.download_artifacts,
+        run_id=run_id,
+        artifact_path=artifact_path,
+        dst_path=str(destination),
+        tracking_uri=tracking_uri,
+    )
+    return Path(local)
 
 
 def resolve_bundle(
@@ -255,42 +286,6 @@ def _requirements() -> list[str]:
         f"pandas=={pd.__version__}",
         f"scipy=={scipy.__version__}",
     ]
-
-
-def _decide(
-    candidate: ModelVersion,
-    champion: ModelVersion | None,
-    registry: RegistryConfig,
-    force: bool,
-) -> tuple[bool, str]:
-    metric = registry.promote_metric
-    candidate_value = _tagged_metric(candidate, metric)
-    if champion is None:
-        return True, f"no champion yet: v{candidate.version} {metric} {_format(candidate_value)}"
-    if champion.version == candidate.version:
-        return False, f"v{candidate.version} is already the champion"
-    champion_value = _tagged_metric(champion, metric)
-    if candidate_value is None or champion_value is None:
-        better, relation = False, "not comparable with"
-    else:
-        better = candidate_value > champion_value + registry.promote_margin
-        relation = ">" if better else "<="
-    comparison = (
-        f"{metric} {_format(candidate_value)} {relation} champion v{champion.version} "
-        f"{_format(champion_value)} + margin {registry.promote_margin:.4f}"
-    )
-    if not better and force:
-        return True, f"forced: {comparison}"
-    return better, comparison
-
-
-def _tagged_metric(version: ModelVersion, metric_name: str) -> float | None:
-    value = version.tags.get(METRIC_TAG_PREFIX + metric_key(metric_name))
-    return float(value) if value is not None else None
-
-
-def _format(value: float | None) -> str:
-    return "(missing)" if value is None else f"{value:.4f}"
 
 
 def _parse_models_uri(model_uri: str) -> tuple[str, str]:

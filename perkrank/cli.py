@@ -178,18 +178,24 @@ def _add_promote(commands: argparse._SubParsersAction) -> None:
     command = _command(
         commands,
         "promote",
-        "Move the `champion` alias to the challenger (or --version) only "
-        "if it beats the champion on the configured metric by the configured margin.",
+        "Move the `champion` alias to the challenger (or --version) only if it beats the "
+        "champion on the challenger's test window (both re-scored there; paired bootstrap CI "
+        "of the configured metric above the configured margin).",
         _promote,
     )
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     command.add_argument("--version", help="model version to promote (default: challenger)")
-    command.add_argument("--force", action="store_true", help="promote even if it is worse")
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even if it is worse, not comparable, or trained on different data",
+    )
 
 
 def _promote(arguments: argparse.Namespace) -> int:
     from perkrank.config import TrainConfig, load_config
-    from perkrank.models.registry import RegistryError, promote
+    from perkrank.models.registry import RegistryError
+    from perkrank.training.promotion import promote
 
     config = load_config(TrainConfig, arguments.config)
     try:

@@ -25,8 +25,8 @@ def history_start(today: date, months: int) -> date:
 def run_demo(work_dir: Path, *, members: int = DEMO_MEMBERS, serve: bool = True) -> int:
     """Generate data, train, register and promote, then serve or print three members' offers."""
     from perkrank.features.synthetic import generate
-    from perkrank.models.registry import promote
     from perkrank.training.pipeline import train
+    from perkrank.training.promotion import promote
 
     data_dir = work_dir / "data"
     start = history_start(datetime.now(UTC).date(), DEMO_MONTHS)

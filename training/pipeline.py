@@ -35,12 +35,17 @@ from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
+from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
 from perkrank.training.weights import choose_weights
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
 OVERALL = "overall"
+EVALUATED_RANKER = "evaluated_ranker"
+"""The blend fitted before the test window (what the report scored), logged with each run so
+that `perkrank promote` can score it again on another version's window without leakage."""
+LINEAGE_FILE = "lineage.json"
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,10 @@ def train(
     with step(f"validate {data_dir}"):
         dataset = load_dataset(data_dir)
     dates = split_dates(dataset, config)
+    lineage = data_lineage(data_dir, dataset, _split_record(dates), config)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lineage_path = output_dir / LINEAGE_FILE
+    lineage_path.write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
     report(
         f"validation [{dates.validation_start}, {dates.test_start}), "
         f"test [{dates.test_start}, {dates.test_end})"
@@ -203,6 +212,7 @@ def train(
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
         models[BLEND] = blend_components(test_fit, weights, config.seed)
+        evaluated_dir = models[BLEND].save(output_dir / EVALUATED_RANKER)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
         evaluation.verdict = served_verdict(evaluation, BLEND, main_k(evaluation), seed=config.seed)
         report_files = write_report(evaluation, output_dir / "report")
@@ -220,7 +230,16 @@ def train(
 
     version = None
     if register:
-        version = _register(bundle_dir, report_files, evaluation, weights, config, config_snapshot)
+        version = _register(
+            bundle_dir,
+            report_files,
+            evaluation,
+            weights,
+            config,
+            config_snapshot,
+            lineage,
+            {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
+        )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
 
@@ -242,6 +261,14 @@ def _blend_metric(
     ranker = blend_components(fitted, weights, config.seed)
     result = evaluate_models(window, {BLEND: ranker}, config.evaluation.k_values)
     return result.models[BLEND].metrics[OVERALL][config.registry.promote_metric]
+
+
+def _split_record(dates: SplitDates) -> dict[str, str]:
+    return {
+        "validation_start": dates.validation_start.isoformat(),
+        "test_start": dates.test_start.isoformat(),
+        "test_end": dates.test_end.isoformat(),
+    }
 
 
 def _bundle_meta(
@@ -266,6 +293,8 @@ def _register(
     weights: Mapping[str, float],
     config: TrainConfig,
     config_snapshot: Mapping[str, Any] | None,
+    lineage: Mapping[str, Any],
+    extra_artifacts: Mapping[str, Path],
 ) -> str:
     from perkrank.models.registry import log_bundle
 
@@ -278,10 +307,13 @@ def _register(
         info = log_bundle(
             bundle_dir,
             registry=config.registry,
-            params=dict(config_snapshot or config.model_dump(mode="json")),
+            params=dict(config_snapshot or config.model_dump(mode="json"))
+            | lineage_params(lineage),
             metrics=metrics,
             artifacts=report_files,
-            tags={"blend_weights": json.dumps(dict(weights), sort_keys=True)},
+            tags={"blend_weights": json.dumps(dict(weights), sort_keys=True)}
+            | lineage_tags(lineage),
+            extra_artifacts=extra_artifacts,
         )
         report(f"registered {info.model_name} version {info.version} as challenger")
     return str(info.version)

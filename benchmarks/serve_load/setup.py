@@ -208,7 +208,7 @@ def registry_config(work_dir: Path) -> RegistryConfig:
 
 def set_champion(registry: RegistryConfig, version: str) -> None:
     """Point the registry's champion alias at `version`."""
-    from perkrank.models.registry import promote
+    from perkrank.training.promotion import promote
 
     promote(registry, version=version, force=True)
 

@@ -32,9 +32,9 @@ from perkrank.models.registry import (
     flatten_params,
     log_bundle,
     metric_key,
-    promote,
     resolve_bundle,
 )
+from perkrank.training.promotion import promote
 
 MODEL_NAME = "perkrank-offers"
 PARAMS = {"seed": 7, "als": {"factors": 3}, "blend": {"weights": {"als": 1.0}}}
@@ -219,48 +219,32 @@ def test_first_model_becomes_champion(tracking_uri, bundle_dir):
     assert alias_version(tracking_uri, "first", CHAMPION) == version
 
 
-def test_worse_challenger_is_refused_unless_forced(tracking_uri, bundle_dir):
-    registry = RegistryConfig(tracking_uri=tracking_uri, model_name="worse")
-    champion = register(tracking_uri, bundle_dir, "worse", ndcg=0.3)
+def test_version_without_lineage_is_refused_unless_forced(tracking_uri, bundle_dir):
+    registry = RegistryConfig(tracking_uri=tracking_uri, model_name="no-lineage")
+    champion = register(tracking_uri, bundle_dir, "no-lineage", ndcg=0.3)
     promote(registry)
-    challenger = register(tracking_uri, bundle_dir, "worse", ndcg=0.1)
+    challenger = register(tracking_uri, bundle_dir, "no-lineage", ndcg=0.9)
     mlflow_client = client(tracking_uri)
 
     refused = promote(registry)
 
-    reason = f"ndcg@10 0.1000 <= champion v{champion} 0.3000 + margin 0.0000"
     assert not refused.promoted
-    assert refused.reason == reason
+    assert refused.reason.startswith("cannot compare on the same window: ")
+    assert f"v{challenger} records no data lineage" in refused.reason
+    assert refused.reason.endswith("--force to promote anyway")
     assert refused.champion_version_before == champion
-    tags = mlflow_client.get_model_version("worse", challenger).tags
-    assert (tags[DECISION_TAG], tags[REASON_TAG]) == ("refused", reason)
-    assert alias_version(tracking_uri, "worse", CHAMPION) == champion
+    tags = mlflow_client.get_model_version("no-lineage", challenger).tags
+    assert (tags[DECISION_TAG], tags[REASON_TAG]) == ("refused", refused.reason)
+    assert alias_version(tracking_uri, "no-lineage", CHAMPION) == champion
 
     forced = promote(registry, version=challenger, force=True)
 
     assert forced.promoted
-    assert forced.reason == f"forced: {reason}"
-    tags = mlflow_client.get_model_version("worse", challenger).tags
+    assert forced.reason.startswith("forced without a comparison: ")
+    tags = mlflow_client.get_model_version("no-lineage", challenger).tags
     assert (tags[DECISION_TAG], tags[REASON_TAG]) == ("promoted", forced.reason)
-    assert alias_version(tracking_uri, "worse", CHAMPION) == challenger
-
-
-def test_better_challenger_must_beat_the_champion_by_the_margin(tracking_uri, bundle_dir):
-    champion = register(tracking_uri, bundle_dir, "margin", ndcg=0.20)
-    promote(RegistryConfig(tracking_uri=tracking_uri, model_name="margin"))
-    challenger = register(tracking_uri, bundle_dir, "margin", ndcg=0.23)
-
-    wide = promote(
-        RegistryConfig(tracking_uri=tracking_uri, model_name="margin", promote_margin=0.05)
-    )
-    narrow = promote(
-        RegistryConfig(tracking_uri=tracking_uri, model_name="margin", promote_margin=0.01)
-    )
-
-    assert not wide.promoted
-    assert narrow.promoted
-    assert narrow.reason == f"ndcg@10 0.2300 > champion v{champion} 0.2000 + margin 0.0100"
-    assert alias_version(tracking_uri, "margin", CHAMPION) == challenger
+    assert alias_version(tracking_uri, "no-lineage", CHAMPION) == challenger
+    assert not promote(registry, version=challenger).promoted  # already the champion
 
 
 def test_promote_without_a_challenger_raises(tracking_uri, registered):
