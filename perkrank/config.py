@@ -244,6 +244,11 @@ class ServeConfig(PerkrankSettings):
     model_poll_seconds: float = Field(30.0, gt=0, le=86_400)
     """How often each process checks the registry for a new champion (and on
     `POST /v1/admin/reload`)."""
+    min_known_members: float = Field(0.9, ge=0, le=1)
+    """A new model version is swapped in only if its ranker has learned vectors for at least
+    this share of the catalog's members (else it is logged and the old one keeps serving): a
+    model trained on another program's or a truncated data set would rank nearly everyone as
+    a cold member."""
     catalog_date: date | None = None
     """Serve the offers valid on this date (None: today, UTC); for demos and replays."""
     default_limit: int = Field(10, gt=0, le=1000)

@@ -8,8 +8,9 @@ runs one `LiveRefresher` with two daemon threads:
   trip) and loads the caps or catalog whose version changed; a changed reload generation
   (`POST /v1/admin/reload`) wakes the model thread;
 - the model thread resolves `model_uri` every `model_poll_seconds` (or when woken). A new
-  version is loaded beside the serving one, smoke-checked with the current catalog, and only
-  then swapped in; a version that fails is logged, remembered and not tried again until the
+  version is loaded beside the serving one, checked (its ranker must know at least
+  `min_known_members` of the catalog's members) and smoke-checked with the current catalog,
+  and only then swapped in; a version that fails is logged, remembered and not tried again until the
   next reload request, and the old model keeps serving.
 
 The model thread has its own thread so that loading a large model never delays caps. Every
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -187,6 +189,7 @@ class LiveRefresher:
 
     def _with_model(self, context: ServingContext, bundle: Bundle, version: str) -> ServingContext:
         current = context.ranker.catalog
+        check_known_members(bundle, current.member_profiles, self._settings.min_known_members)
         catalog = with_offers(current, current.offers, bundle, current.excluded)
         ranker = OfferRanker(bundle, catalog, self._settings)
         smoke_check(ranker, time.time())
@@ -236,6 +239,21 @@ def read_records(records: list[Any]) -> tuple[list[Offer], list[str]]:
     if unreadable:
         log.warning("%d stored offers cannot be read: %s", len(unreadable), unreadable[0])
     return offers, unreadable
+
+
+def check_known_members(bundle: Bundle, members: Iterable[str], min_share: float) -> None:
+    """Raise ModelRejectedError when the bundle's ranker has learned vectors for fewer than
+    `min_share` of `members` (no members: nothing to check)."""
+    member_ids = list(members)
+    if not member_ids:
+        return
+    known = int((bundle.ranker.member_rows(member_ids) >= 0).sum())
+    share = known / len(member_ids)
+    if share < min_share:
+        raise ModelRejectedError(
+            f"its ranker knows {known:,} of the catalog's {len(member_ids):,} members "
+            f"({share:.1%}), fewer than min_known_members {min_share:.0%}"
+        )
 
 
 def smoke_check(ranker: OfferRanker, now: float) -> None:

@@ -73,18 +73,19 @@ def offers_file(rows: list[str]) -> str:
     return "\n".join([OFFERS_HEADER, *rows]) + "\n"
 
 
-def make_bundle(item_scale: float = 1.0) -> Bundle:
-    """alice (north) likes Beauty, bob (south) Grocery; `item_scale` nan makes a broken model."""
+def make_bundle(item_scale: float = 1.0, members: int = 2) -> Bundle:
+    """alice (north) likes Beauty, bob (south) Grocery; `item_scale` nan makes a broken model,
+    `members=1` one that knows alice only."""
     item_vectors = np.array([[1.0, 0.0], [0.6, 0.2], [0.0, 1.0], [0.2, 0.6], [0.3, 0.3]])
     ranker = Factors(
-        member_ids=["alice", "bob"],
-        member_vectors=[[1.0, 0.0], [0.0, 1.0]],
+        member_ids=["alice", "bob"][:members],
+        member_vectors=[[1.0, 0.0], [0.0, 1.0]][:members],
         item_ids=ITEMS,
         item_vectors=item_vectors * item_scale,
         item_biases=np.zeros(len(ITEMS)),
         member_feature_ids=["region=north", "region=south"],
         member_feature_vectors=[[0.5, 0.0], [0.0, 0.5]],
-        repeat=sp.csr_matrix((2, len(ITEMS))),
+        repeat=sp.csr_matrix((members, len(ITEMS))),
     )
     fallback = Factors(
         member_ids=[],
@@ -125,14 +126,16 @@ def promote(models: Path, version: str) -> None:
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    """Data, caps file and model versions v1, v2 (good), nan (NaN scores) and unloadable
-    (no arrays) under `tmp_path`, with `models/champion` at v1."""
+    """Data, caps file and model versions v1, v2 (good), nan (NaN scores), half (knows one of
+    the two members) and unloadable (no arrays) under `tmp_path`, with `models/champion` at
+    v1."""
     write_data(tmp_path / "data")
     (tmp_path / "caps.yaml").write_text(yaml.safe_dump({"rules": INITIAL_RULES}))
     models = tmp_path / "models"
     make_bundle().save(models / "v1")
     make_bundle().save(models / "v2")
     make_bundle(float("nan")).save(models / "nan")
+    make_bundle(members=1).save(models / "half")
     (models / "unloadable").mkdir()
     (models / "unloadable" / "bundle.json").write_text("{}")
     promote(models, "v1")
@@ -550,6 +553,24 @@ def test_a_broken_model_version_leaves_the_old_one_serving(program, broken):
     assert still.json()["model_version"] == "local:v1"
     assert still.json()["offers"]
     assert fixed.json()["model_version"] == "local:v2"
+
+
+def test_a_model_that_knows_too_few_of_the_catalogs_members_is_not_swapped_in(program, caplog):
+    settings = settings_for(program, None, "perkrank")
+    holder = ContextHolder(bootstrap(settings, program / "data").context)
+    promote(program / "models", "half")
+
+    with caplog.at_level("ERROR", logger="perkrank.serving.live"):
+        LiveRefresher(holder, settings).check_model()
+
+    assert holder.current.model_version == "local:v1"
+    assert "model local:half rejected; still serving local:v1" in caplog.text
+    assert "knows 1 of the catalog's 2 members (50.0%), fewer than min_known_members 90%" in (
+        caplog.text
+    )
+    lenient = settings.model_copy(update={"min_known_members": 0.5})
+    LiveRefresher(holder, lenient).check_model()
+    assert holder.current.model_version == "local:half"
 
 
 def test_reload_through_one_process_swaps_the_model_on_another(two_processes, program):
