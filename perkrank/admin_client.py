@@ -149,7 +149,7 @@ def offers_publish(arguments: argparse.Namespace) -> int:
 
 
 def events_export(arguments: argparse.Namespace) -> int:
-    from perkrank.events_export import write_events
+    from perkrank.export import write_events
 
     def pages() -> Iterator[list[dict[str, Any]]]:
         after = "0-0"

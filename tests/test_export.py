@@ -1,13 +1,14 @@
-"""The events export: CSV cells a spreadsheet would run as formulas are escaped, Parquet keeps
-every value verbatim."""
+"""The events and decisions exports: CSV cells a spreadsheet would run as formulas are
+escaped, Parquet keeps every value verbatim."""
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from perkrank.events_export import COLUMNS, spreadsheet_cell, write_events
+from perkrank.export import EVENT_COLUMNS, spreadsheet_cell, write_events
 
 EVENT = {
     "event_id": "-2+3",
@@ -18,6 +19,7 @@ EVENT = {
     "category": "Beauty",
     "channel": "app",
     "ts": "2026-06-15T10:00:00+00:00",
+    "decision_id": "=d1",
 }
 
 
@@ -54,7 +56,8 @@ def test_csv_export_escapes_formula_cells_and_parquet_keeps_them(tmp_path: Path)
         "member_id": "'@m1",
         "offer_id": '\'=HYPERLINK("http://evil.example","x")',
         "partner_id": "'+P1",
+        "decision_id": "'=d1",
     }
-    assert {name: record[name] for name in COLUMNS[:-1]} == {
-        name: EVENT[name] for name in COLUMNS[:-1]
-    }
+    texts = [name for name, kind in EVENT_COLUMNS if kind == "text"]
+    assert {name: record[name] for name in texts} == {name: EVENT[name] for name in texts}
+    assert record["ts"] == datetime(2026, 6, 15, 10, tzinfo=UTC)
