@@ -12,8 +12,8 @@ log (`perkrank.serving.recorder`), never waited for.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -102,9 +102,9 @@ def _decision(
     model_version: str,
     assignment: Assignment | None,
 ) -> Decision:
-    """What the decision log keeps of this response (a new random `decision_id`)."""
+    """What the decision log keeps of this response (a new random 128-bit `decision_id`)."""
     return Decision(
-        decision_id=uuid.uuid4().hex,
+        decision_id=os.urandom(16).hex(),
         member_id=request.member_id,
         channel=request.channel,
         ts=now,
@@ -114,8 +114,10 @@ def _decision(
         policy=PERSONALIZED if assignment is None else assignment.policy,
         personalized=ranking.personalized,
         offers=tuple(
-            DecidedOffer(served.offer.offer_id, served.rank, served.score, DETERMINISTIC)
-            for served in ranking.offers
+            [
+                DecidedOffer(served.offer.offer_id, served.rank, served.score, DETERMINISTIC)
+                for served in ranking.offers
+            ]
         ),
     )
 

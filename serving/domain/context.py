@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
-from perkrank.serving.domain.experiments import Assignment, assignment
+from perkrank.serving.domain.experiments import Assignment, Plan, plan
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 
 if TYPE_CHECKING:
@@ -39,12 +40,18 @@ class ServingContext:
         """The frequency caps in force: the one place requests look them up."""
         return self.caps.rules
 
+    @cached_property
+    def experiment_plan(self) -> Plan | None:
+        """The experiment in force, ready to assign (made once per context)."""
+        return plan(self.experiments)
+
     def assignment(self, request: OfferRequest) -> Assignment | None:
         """The experiment arm answering `request`; None when no experiment runs."""
-        if not self.experiments.experiments:
+        experiment = self.experiment_plan
+        if experiment is None:
             return None
-        region = self.ranker.profile(request)[0]
-        return assignment(self.experiments, request.member_id, region)
+        region = self.ranker.profile(request)[0] if experiment.by_region else ""
+        return experiment.assign(request.member_id, region)
 
 
 class ContextHolder:

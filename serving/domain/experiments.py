@@ -10,6 +10,7 @@ independently.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -49,22 +50,43 @@ def arm_bounds(arms: Sequence[ExperimentArm]) -> list[int]:
     return bounds
 
 
+@dataclass(frozen=True)
+class Plan:
+    """An experiment ready to assign requests: its salt, unit, and arms by bucket bound."""
+
+    salt: str
+    by_region: bool
+    bounds: tuple[int, ...]
+    assignments: tuple[Assignment, ...]
+    """What each arm answers, in the order of `bounds`."""
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> Plan:
+        """The plan of `experiment` (made once per stored version, not per request)."""
+        return cls(
+            salt=experiment.salt or experiment.name,
+            by_region=experiment.unit == "region",
+            bounds=tuple(arm_bounds(experiment.arms)),
+            assignments=tuple(
+                Assignment(experiment.name, arm.name, arm.policy) for arm in experiment.arms
+            ),
+        )
+
+    def assign(self, member_id: str, region: str) -> Assignment:
+        """The arm answering `member_id` (of `region`)."""
+        unit_id = region if self.by_region else member_id
+        return self.assignments[bisect.bisect_right(self.bounds, bucket(self.salt, unit_id))]
+
+
+def plan(experiments: ExperimentsConfig) -> Plan | None:
+    """The plan of the experiment in force; None when none runs."""
+    return Plan.of(experiments.experiments[0]) if experiments.experiments else None
+
+
 def assign(experiment: Experiment, unit_id: str) -> ExperimentArm:
     """The arm of `experiment` that `unit_id` falls in."""
     position = bucket(experiment.salt or experiment.name, unit_id)
-    for arm, upper in zip(experiment.arms, arm_bounds(experiment.arms), strict=True):
-        if position < upper:
-            return arm
-    raise AssertionError("the last arm's bound is BUCKETS")  # pragma: no cover
-
-
-def assignment(experiments: ExperimentsConfig, member_id: str, region: str) -> Assignment | None:
-    """The arm answering `member_id` (of `region`); None when no experiment runs."""
-    if not experiments.experiments:
-        return None
-    experiment = experiments.experiments[0]
-    arm = assign(experiment, region if experiment.unit == "region" else member_id)
-    return Assignment(experiment.name, arm.name, arm.policy)
+    return experiment.arms[bisect.bisect_right(arm_bounds(experiment.arms), position)]
 
 
 def srm_p_value(counts: Mapping[str, int], shares: Mapping[str, float]) -> float:

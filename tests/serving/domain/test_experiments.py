@@ -17,9 +17,9 @@ from perkrank.serving.domain.experiments import (
     Assignment,
     arm_bounds,
     assign,
-    assignment,
     bucket,
     chi_square_survival,
+    plan,
     sample_ratio_mismatch,
     srm_p_value,
 )
@@ -105,15 +105,21 @@ def test_arms_get_their_share_of_members():
 
 def test_region_unit_puts_every_member_of_a_region_in_one_arm():
     by_region = Experiment(name="regions", unit="region", arms=HOLDOUT.arms)
-    experiments = ExperimentsConfig(experiments=(by_region,))
+    regions = plan(ExperimentsConfig(experiments=(by_region,)))
+    north = assign(by_region, "north")
 
-    arms = {assignment(experiments, member, "north").arm for member in IDS[:500]}
+    arms = {regions.assign(member, "north") for member in IDS[:500]}
 
-    assert arms == {assign(by_region, "north").name}
-    assert assignment(experiments, "m-1", "north") == Assignment(
-        "regions", assign(by_region, "north").name, assign(by_region, "north").policy
-    )
-    assert assignment(ExperimentsConfig(), "m-1", "north") is None
+    assert arms == {Assignment("regions", north.name, north.policy)}
+    assert plan(ExperimentsConfig()) is None
+
+
+def test_the_plan_serving_uses_assigns_as_the_experiment_does():
+    holdout = plan(ExperimentsConfig(experiments=(HOLDOUT,)))
+
+    for member in IDS[:2000]:
+        arm = assign(HOLDOUT, member)
+        assert holdout.assign(member, "any region") == Assignment("lift", arm.name, arm.policy)
 
 
 def test_the_salt_defaults_to_the_name_and_a_new_salt_reshuffles():
