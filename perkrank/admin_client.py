@@ -1,12 +1,13 @@
-"""`perkrank caps …`, `perkrank offers publish` and `perkrank events export`: live changes
-through a running service, and the events it kept.
+"""`perkrank caps …`, `perkrank experiments …`, `perkrank offers publish`, `perkrank events
+export` and `perkrank decisions export`: live changes through a running service, and the events
+and decisions it kept.
 
 They call the admin endpoints over HTTP (stdlib urllib), so they work whichever store the
 service uses. The service is `--url` (default http://127.0.0.1:8000); the admin key is
 `--api-key` or the environment variable PERKRANK_ADMIN_API_KEY.
 
-Exit codes: 0 done (for `caps diff`: no differences), 1 rejected by the service (for
-`caps diff`: differences found), 2 the file, the service or the key could not be used.
+Exit codes: 0 done (for `diff`: no differences), 1 rejected by the service (for `diff`:
+differences found), 2 the file, the service or the key could not be used.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from typing import Any
 import yaml
 
 from perkrank.arguments import http_url, int_range
-from perkrank.config import CapRule, CapsConfig, ConfigError, load_config
+from perkrank.config import (
+    CapRule,
+    CapsConfig,
+    ConfigError,
+    Experiment,
+    ExperimentsConfig,
+    load_config,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_KEY_VARIABLE = "PERKRANK_ADMIN_API_KEY"
@@ -37,6 +45,7 @@ OFFERS_CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
 }
 RULE_FIELDS = ("scope", "limit", "window", "counts")
+EXPERIMENT_FIELDS = ("unit", "salt", "arms")
 MAX_HISTORY = 100
 MAX_PAGE_SIZE = 10_000
 """The service's bounds of `GET /v1/caps/history?limit=` and `GET /v1/admin/events?count=`."""
@@ -57,25 +66,47 @@ class RejectedError(RuntimeError):
 
 def add_caps_commands(parser: argparse.ArgumentParser) -> None:
     """`caps show | set FILE | diff FILE | history`."""
+    handlers = (caps_show, caps_set, caps_diff, caps_history)
+    _add_setting_commands(parser, "caps", "rules", "a rule set like configs/caps.yaml", handlers)
+
+
+def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
+    """`experiments show | set FILE | diff FILE | history`."""
+    handlers = (experiments_show, experiments_set, experiments_diff, experiments_history)
+    file_help = "experiments as YAML: {experiments: [{name, salt, unit, arms}]}"
+    _add_setting_commands(parser, "experiments", "experiments", file_help, handlers)
+
+
+def _add_setting_commands(
+    parser: argparse.ArgumentParser,
+    setting: str,
+    parts: str,
+    file_help: str,
+    handlers: tuple[Handler, Handler, Handler, Handler],
+) -> None:
+    """`show | set FILE | diff FILE | history` of a live setting, with its four handlers."""
+    show_handler, set_handler, diff_handler, history_handler = handlers
     actions = parser.add_subparsers(required=True, metavar="ACTION")
     service = _service_options()
-    show = actions.add_parser("show", parents=[service], help="print the caps in force (YAML)")
-    show.set_defaults(handler=partial(_reporting, caps_show))
+    show = actions.add_parser("show", parents=[service], help=f"print the {setting} in force")
+    show.set_defaults(handler=partial(_reporting, show_handler))
     for name, handler, help_text in (
-        ("set", caps_set, "make FILE's rules the caps of every process; print what changed"),
-        ("diff", caps_diff, "print what FILE would change, rule by rule (exit 1: changes)"),
+        ("set", set_handler, f"make FILE the {setting} of every process; print what changed"),
+        ("diff", diff_handler, f"print what FILE would change, by {parts} (exit 1: changes)"),
     ):
         action = actions.add_parser(name, parents=[service], help=help_text)
-        action.add_argument("file", type=Path, help="a rule set like configs/caps.yaml")
+        action.add_argument("file", type=Path, help=file_help)
         action.set_defaults(handler=partial(_reporting, handler))
-    history = actions.add_parser("history", parents=[service], help="who changed caps, when")
+    history = actions.add_parser(
+        "history", parents=[service], help=f"who changed the {setting}, when"
+    )
     history.add_argument(
         "--limit",
         type=int_range(1, MAX_HISTORY),
         default=10,
         help="changes to show, newest first",
     )
-    history.set_defaults(handler=partial(_reporting, caps_history))
+    history.set_defaults(handler=partial(_reporting, history_handler))
 
 
 def add_offers_commands(parser: argparse.ArgumentParser) -> None:
@@ -89,12 +120,22 @@ def add_offers_commands(parser: argparse.ArgumentParser) -> None:
 def add_events_commands(parser: argparse.ArgumentParser) -> None:
     """`events export --out FILE`."""
     help_text = "write the events the service kept to FILE (.csv or .parquet) for training"
+    _add_export(parser, "events", help_text, events_export)
+
+
+def add_decisions_commands(parser: argparse.ArgumentParser) -> None:
+    """`decisions export --out FILE`."""
+    help_text = "write the decisions the service kept to FILE (.csv or .parquet), a row per offer"
+    _add_export(parser, "decisions", help_text, decisions_export)
+
+
+def _add_export(parser: argparse.ArgumentParser, kind: str, help_text: str, handler: Handler):
     export = _only_action(parser, "export", help_text)
     export.add_argument("--out", type=Path, required=True, help="the file to write")
     export.add_argument(
-        "--page-size", type=int_range(1, MAX_PAGE_SIZE), default=1000, help="events per request"
+        "--page-size", type=int_range(1, MAX_PAGE_SIZE), default=1000, help=f"{kind} per request"
     )
-    export.set_defaults(handler=partial(_reporting, events_export))
+    export.set_defaults(handler=partial(_reporting, handler))
 
 
 def caps_show(arguments: argparse.Namespace) -> int:
@@ -148,22 +189,96 @@ def offers_publish(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def experiments_show(arguments: argparse.Namespace) -> int:
+    current = _call(arguments, "GET", "/v1/experiments")
+    header = f"# experiments version {current['version']}, by {current['actor']}"
+    print(f"{header}, {_when(current['at'])}")
+    print(yaml.safe_dump({"experiments": current["experiments"]}, sort_keys=False), end="")
+    return 0
+
+
+def experiments_set(arguments: argparse.Namespace) -> int:
+    body = _read_yaml(arguments.file)  # the service checks it and names every bad field
+    old = _call(arguments, "GET", "/v1/experiments")
+    stored = _call(arguments, "PUT", "/v1/experiments", json.dumps(body, default=str))
+    changes = experiment_changes(_experiments(old), _experiments(stored))
+    for line in changes or ["no experiment changed"]:
+        print(line)
+    print(f"experiments version {stored['version']} in force (was {old['version']})")
+    return 0
+
+
+def experiments_diff(arguments: argparse.Namespace) -> int:
+    new = load_config(ExperimentsConfig, arguments.file)
+    current = _call(arguments, "GET", "/v1/experiments")
+    changes = experiment_changes(_experiments(current), new.experiments)
+    print(f"against experiments version {current['version']}:")
+    for line in changes or ["no differences"]:
+        print(line)
+    return 1 if changes else 0
+
+
+def experiments_history(arguments: argparse.Namespace) -> int:
+    changes = _call(arguments, "GET", f"/v1/experiments/history?limit={arguments.limit}")
+    for change in changes:
+        print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
+        old = () if change["old"] is None else _experiments(change["old"])
+        for line in experiment_changes(old, _experiments(change["new"])) or ["no change"]:
+            print(f"  {line}")
+    return 0
+
+
 def events_export(arguments: argparse.Namespace) -> int:
-    from perkrank.events_export import write_events
+    from perkrank.export import write_events
 
-    def pages() -> Iterator[list[dict[str, Any]]]:
-        after = "0-0"
-        while True:
-            query = f"after={after}&count={arguments.page_size}"
-            page = _call(arguments, "GET", f"/v1/admin/events?{query}")
-            yield page["events"]
-            if len(page["events"]) < arguments.page_size:
-                return
-            after = page["next_after"]
-
-    count = write_events(pages(), arguments.out)
+    count = write_events(_pages(arguments, "events"), arguments.out)
     print(f"{count} events written to {arguments.out}")
     return 0
+
+
+def decisions_export(arguments: argparse.Namespace) -> int:
+    from perkrank.export import write_decisions
+
+    count = write_decisions(_pages(arguments, "decisions"), arguments.out)
+    print(f"{count} decisions written to {arguments.out}")
+    return 0
+
+
+def _pages(arguments: argparse.Namespace, kind: str) -> Iterator[list[dict[str, Any]]]:
+    """Every page of `GET /v1/admin/<kind>`, oldest first."""
+    after = "0-0"
+    while True:
+        query = f"after={after}&count={arguments.page_size}"
+        page = _call(arguments, "GET", f"/v1/admin/{kind}?{query}")
+        yield page[kind]
+        if len(page[kind]) < arguments.page_size:
+            return
+        after = page["next_after"]
+
+
+def experiment_changes(old: Sequence[Experiment], new: Sequence[Experiment]) -> list[str]:
+    """What turns experiments `old` into `new`, by name: added, removed, changed fields."""
+    old_by_name = {experiment.name: experiment for experiment in old}
+    new_names = {experiment.name for experiment in new}
+    lines = []
+    for experiment in new:
+        before = old_by_name.get(experiment.name)
+        if before is None:
+            lines.append(f"+ {experiment.name}: {_describe_experiment(experiment)}")
+            continue
+        changed = [
+            f"{field} {_field_text(before, field)} → {_field_text(experiment, field)}"
+            for field in EXPERIMENT_FIELDS
+            if getattr(before, field) != getattr(experiment, field)
+        ]
+        if changed:
+            lines.append(f"~ {experiment.name}: {', '.join(changed)}")
+    lines += [
+        f"- {experiment.name}: {_describe_experiment(experiment)}"
+        for experiment in old
+        if experiment.name not in new_names
+    ]
+    return lines
 
 
 def rule_changes(old: Sequence[CapRule], new: Sequence[CapRule]) -> list[str]:
@@ -266,6 +381,20 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
+def _experiments(body: dict[str, Any]) -> tuple[Experiment, ...]:
+    return ExperimentsConfig.model_validate({"experiments": body["experiments"]}).experiments
+
+
+def _field_text(experiment: Experiment, field: str) -> str:
+    if field == "arms":
+        return " / ".join(f"{arm.name} {arm.share:g} {arm.policy}" for arm in experiment.arms)
+    return str(getattr(experiment, field))
+
+
+def _describe_experiment(experiment: Experiment) -> str:
+    return ", ".join(f"{field} {_field_text(experiment, field)}" for field in EXPERIMENT_FIELDS)
+
+
 def _rules(caps: dict[str, Any]) -> tuple[CapRule, ...]:
     return CapsConfig.model_validate({"rules": caps["rules"]}).rules
 
@@ -274,5 +403,7 @@ def _describe(rule: CapRule) -> str:
     return ", ".join(f"{field} {getattr(rule, field)}" for field in RULE_FIELDS)
 
 
-def _when(at: float) -> str:
+def _when(at: float | None) -> str:
+    if at is None:
+        return "never set"
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")

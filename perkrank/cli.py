@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_promote(commands)
     _add_serve(commands)
     _add_caps(commands)
+    _add_experiments(commands)
     _add_offers(commands)
     _add_events(commands)
+    _add_decisions(commands)
     _add_demo(commands)
     return parser
 
@@ -253,6 +255,19 @@ def _add_caps(commands: argparse._SubParsersAction) -> None:
     add_caps_commands(commands.add_parser("caps", help=help_text, description=help_text))
 
 
+def _add_experiments(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_experiments_commands
+
+    help_text = (
+        "Show, change (set), preview (diff) and audit (history) the experiments of a running "
+        "service: arms by a salted hash of the member (or region); every process follows a "
+        "change within a second (admin key)."
+    )
+    add_experiments_commands(
+        commands.add_parser("experiments", help=help_text, description=help_text)
+    )
+
+
 def _add_offers(commands: argparse._SubParsersAction) -> None:
     from perkrank.admin_client import add_offers_commands
 
@@ -265,6 +280,16 @@ def _add_events(commands: argparse._SubParsersAction) -> None:
 
     help_text = "Export the impressions, clicks and redemptions a running service kept (admin key)."
     add_events_commands(commands.add_parser("events", help=help_text, description=help_text))
+
+
+def _add_decisions(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_decisions_commands
+
+    help_text = (
+        "Export the decision log of a running service: every offers response, its experiment "
+        "and arm, and each offer's rank, score and propensity (admin key)."
+    )
+    add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:

@@ -219,6 +219,49 @@ class CapsConfig(Section):
         return rules
 
 
+ExperimentName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
+SHARE_TOLERANCE = 1e-9
+
+
+class ExperimentArm(Section):
+    """One arm: its share of the units and the policy it serves them."""
+
+    name: ExperimentName
+    share: float = Field(gt=0, le=1)
+    policy: Literal["personalized", "popular", "none"] = "personalized"
+    """`personalized`: the champion model; `popular`: the non-personalized regional popularity
+    order (the ranker's fallback); `none`: no offers at all."""
+
+
+class Experiment(Section):
+    """Units (members, or regions) split into arms by a salted hash (serving.domain.experiments)."""
+
+    name: ExperimentName
+    salt: str | None = Field(None, min_length=1, max_length=64)
+    """The hash salt (None: the name); a new salt reshuffles every unit."""
+    unit: Literal["member", "region"] = "member"
+    arms: tuple[ExperimentArm, ...] = Field(min_length=1, max_length=100)
+
+    @field_validator("arms")
+    @classmethod
+    def _valid_split(cls, arms: tuple[ExperimentArm, ...]) -> tuple[ExperimentArm, ...]:
+        names = [arm.name for arm in arms]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate arm names: {', '.join(duplicates)}")
+        total = sum(arm.share for arm in arms)
+        if abs(total - 1) > SHARE_TOLERANCE:
+            raise ValueError(f"the arms' shares must sum to 1, not {total:g}")
+        return arms
+
+
+class ExperimentsConfig(Section):
+    """The experiments in force: a `PUT /v1/experiments` body (none: every member gets the
+    personalized policy). One experiment at a time for now."""
+
+    experiments: tuple[Experiment, ...] = Field((), max_length=1)
+
+
 # ---------------------------------------------------------------- serving
 
 
@@ -279,6 +322,8 @@ class ServeConfig(PerkrankSettings):
     events_kept: int = Field(1_000_000, gt=0, le=MAX_COUNT)
     """Events the store keeps for `perkrank events export` (the oldest are dropped; Redis trims
     its stream approximately, MAXLEN ~)."""
+    decisions_kept: int = Field(1_000_000, gt=0, le=MAX_COUNT)
+    """Offer decisions the store keeps for `perkrank decisions export` (bounded like events)."""
     opentelemetry: bool = False
     """FastAPI's native OpenTelemetry spans, metrics and logs, sent to the global providers
     (an OpenTelemetry SDK must be configured). Off: no per-request tracing cost; Prometheus

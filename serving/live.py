@@ -1,12 +1,13 @@
-"""Keep a serving process in step with the live settings: cap rules, catalog, model.
+"""Keep a serving process in step with the live settings: cap rules, catalog, experiments,
+model.
 
-Cap rules and published catalogs live in the state store, versioned (`StateStore.put_caps`,
-`publish_catalog`); the model lives in the registry (`ServeConfig.model_uri`). Each process
-runs one `LiveRefresher` with two daemon threads:
+Cap rules, published catalogs and experiments live in the state store, versioned
+(`StateStore.put_caps`, `publish_catalog`, `put_experiments`); the model lives in the registry
+(`ServeConfig.model_uri`). Each process runs one `LiveRefresher` with two daemon threads:
 
 - the settings thread reads `StateStore.live_versions()` every `REFRESH_SECONDS` (one round
-  trip) and loads the caps or catalog whose version changed; a changed reload generation
-  (`POST /v1/admin/reload`) wakes the model thread;
+  trip) and loads the caps, catalog or experiments whose version changed; a changed reload
+  generation (`POST /v1/admin/reload`) wakes the model thread;
 - the model thread resolves `model_uri` every `model_poll_seconds` (or when woken). A new
   version is loaded beside the serving one, checked (its ranker must know at least
   `min_known_members` of the catalog's members) and smoke-checked with the current catalog,
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from perkrank.config import CapsConfig, ServeConfig
+from perkrank.config import CapsConfig, ExperimentsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
 from perkrank.serving.bootstrap import resolve_model
 from perkrank.serving.domain.catalog import Offer, with_offers
@@ -38,7 +39,7 @@ from perkrank.serving.domain.catalog_file import offer_from_record, offer_record
 from perkrank.serving.domain.context import ContextHolder, ServingContext
 from perkrank.serving.domain.offer_checks import describe
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
-from perkrank.serving.state.live_records import CapsVersion, CatalogVersion
+from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, ExperimentsVersion
 from perkrank.serving.state.ports import StateStoreError
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ class LiveRefresher:
             thread.join()
 
     def refresh_settings(self) -> None:
-        """Apply the caps and catalog versions the store holds if this process serves others;
-        seed the caps when the store has none (raises StateStoreError)."""
+        """Apply the caps, catalog and experiments versions the store holds if this process
+        serves others; seed the caps when the store has none (raises StateStoreError)."""
         with self._lock:
             context = self.context
             versions = context.store.live_versions()
@@ -102,6 +103,8 @@ class LiveRefresher:
                 self._apply_caps(context.store.get_caps() or self.stored_caps())
             if versions.catalog != context.catalog_version:
                 self._apply_catalog(context.store.get_catalog())
+            if versions.experiments != context.experiments_version:
+                self._apply_experiments(context.store.get_experiments())
             if versions.reload != self._reload_generation:
                 if self._reload_generation is not None:
                     self._rejected_model = None
@@ -118,6 +121,13 @@ class LiveRefresher:
         now; other processes follow within `REFRESH_SECONDS`."""
         self.stored_caps()  # the initial rules stay version 1 of the history
         stored = self.context.store.put_caps(caps, actor, time.time())
+        self.refresh_settings()
+        return stored
+
+    def put_experiments(self, experiments: ExperimentsConfig, actor: str) -> ExperimentsVersion:
+        """Store `experiments` as the next version (by `actor`) and apply it here now; other
+        processes follow within `REFRESH_SECONDS`."""
+        stored = self.context.store.put_experiments(experiments, actor, time.time())
         self.refresh_settings()
         return stored
 
@@ -163,6 +173,14 @@ class LiveRefresher:
             len(stored.caps.rules),
             stored.actor,
         )
+
+    def _apply_experiments(self, stored: ExperimentsVersion | None) -> None:
+        context = self.context
+        experiments = ExperimentsConfig() if stored is None else stored.experiments
+        version = 0 if stored is None else stored.version
+        self.holder.swap(replace(context, experiments=experiments, experiments_version=version))
+        names = [experiment.name for experiment in experiments.experiments]
+        log.info("experiments version %d in force: %s", version, ", ".join(names) or "none")
 
     def _apply_catalog(self, published: CatalogVersion | None) -> None:
         context = self.context

@@ -23,7 +23,9 @@ from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
 from perkrank.serving.api.admission import AdmissionMiddleware
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
+from perkrank.serving.api.decisions import decisions_routes
 from perkrank.serving.api.events import events_routes
+from perkrank.serving.api.experiments import experiments_routes
 from perkrank.serving.api.health import health_routes
 from perkrank.serving.api.limits import limit_requests
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
@@ -33,6 +35,7 @@ from perkrank.serving.api.schemas import ERRORS, UNREADABLE_BODY
 from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.domain.context import ContextHolder
 from perkrank.serving.live import LiveRefresher
+from perkrank.serving.recorder import DecisionRecorder
 from perkrank.serving.state.ports import StateStoreError
 
 log = logging.getLogger("perkrank.serving")
@@ -62,6 +65,8 @@ def create_app(
             _serve(app, settings, bootstrap(settings, data_dir))
         live: LiveRefresher = app.state.live
         live.start()
+        recorder: DecisionRecorder = app.state.recorder
+        recorder.start()
         if owns_store:
             gc.freeze()  # startup objects never become garbage: keep them out of collections
             # The live refresher's threads load models beside the event loop; a short GIL
@@ -70,6 +75,7 @@ def create_app(
         try:
             yield
         finally:
+            recorder.stop()
             live.stop()
             if owns_store:
                 await live.context.store.close()
@@ -88,6 +94,8 @@ def create_app(
     app.include_router(offers_routes(settings), responses=ERRORS)
     app.include_router(preferences_routes(), responses=ERRORS)
     app.include_router(admin_routes(settings), responses=ERRORS)
+    app.include_router(experiments_routes(), responses=ERRORS)
+    app.include_router(decisions_routes(), responses=ERRORS)
     app.include_router(health_routes())
     # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)
     app.include_router(events_routes(settings), responses=ERRORS | UNREADABLE_BODY)
@@ -104,9 +112,11 @@ def create_app(
 
 
 def _serve(app: FastAPI, settings: ServeConfig, runtime: Runtime) -> LiveRefresher:
-    """Put `runtime` in `app.state` (holder, live refresher, partners) for the handlers."""
+    """Put `runtime` in `app.state` (holder, live refresher, decision recorder, partners) for
+    the handlers."""
     app.state.holder = ContextHolder(runtime.context)
     app.state.live = LiveRefresher(app.state.holder, settings)
+    app.state.recorder = DecisionRecorder(app.state.holder)
     app.state.partners = runtime.partners
     return app.state.live
 

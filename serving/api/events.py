@@ -54,6 +54,7 @@ KEPT_EVENT_FIELDS = (
     "partner_id",
     "category",
     "channel",
+    "decision_id",
 )
 """The `OfferEvent` fields a kept event shows as they are (with stream_id, and ts as text)."""
 Identifier = Annotated[str, StringConstraints(pattern=MEMBER_ID_PATTERN)]
@@ -92,6 +93,11 @@ class EventBody(BaseModel):
         description="When it happened: ISO 8601 with an offset, at most 7 days ago and 5 "
         "minutes ahead; picks the cap windows it counts in.",
         examples=["2026-06-15T10:04:05Z"],
+    )
+    decision_id: Identifier | None = Field(
+        None,
+        description="The `decision_id` of the offers response that showed the offer: the "
+        "event is attributed to that decision.",
     )
 
     @field_validator("ts", mode="before")
@@ -150,6 +156,7 @@ class KeptEvent(BaseModel):
     category: str
     channel: str
     ts: str = Field(description="ISO 8601, UTC.")
+    decision_id: str | None
 
 
 class EventsPage(BaseModel):
@@ -259,6 +266,7 @@ def offer_events(bodies: Sequence[Any], catalog: Catalog, now: float) -> list[Of
                 channel=body.channel,
                 ts=ts,
                 event_id=body.event_id,
+                decision_id=body.decision_id,
             )
         )
     if problems:

@@ -4,9 +4,16 @@ Apps call it on every screen view, so its path stays small: numpy over arrays he
 one store round trip, JSON written by orjson. Its parameters are read in one pydantic
 validation and its key checked by a plain call, not declared to FastAPI: FastAPI's
 per-parameter and per-dependency handling cost more than ranking on this path.
+
+Each response is a decision: it gets a `decision_id` (body and `X-Decision-Id`), names the
+experiment and arm that answered (the arm's policy ranks it), and is queued for the decision
+log (`perkrank.serving.recorder`), never waited for.
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -25,7 +32,11 @@ from perkrank.serving.api.schemas import (
     offers_parameters,
     openapi_parameters,
 )
-from perkrank.serving.domain.ranking import OfferRequest, Ranking
+from perkrank.serving.domain.decisions import DETERMINISTIC, DecidedOffer, Decision
+from perkrank.serving.domain.experiments import Assignment
+from perkrank.serving.domain.ranking import PERSONALIZED, OfferRequest, Ranking
+
+DECISION_ID_HEADER = "X-Decision-Id"
 
 
 def offers_routes(settings: ServeConfig) -> APIRouter:
@@ -52,9 +63,16 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         context = context_of(request)
         require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
         offer_request = _offer_request(request, parameters)
-        ranking = await context.ranker.rank(context.store, offer_request, context.rules())
+        assignment = context.assignment(offer_request)
+        policy = PERSONALIZED if assignment is None else assignment.policy
+        now = time.time()
+        ranking = await context.ranker.rank(
+            context.store, offer_request, context.rules(), now, policy
+        )
         count_offers(context, offer_request.channel, ranking)
-        return _offers_response(offer_request, ranking, context.model_version)
+        decision = _decision(offer_request, ranking, now, context.model_version, assignment)
+        request.app.state.recorder.record(decision)
+        return _offers_response(offer_request, ranking, decision)
 
     return router
 
@@ -77,7 +95,34 @@ def _parameter_place(location: tuple[int | str, ...]) -> str:
     return "path" if location[:1] == ("member_id",) else "query"
 
 
-def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str) -> Response:
+def _decision(
+    request: OfferRequest,
+    ranking: Ranking,
+    now: float,
+    model_version: str,
+    assignment: Assignment | None,
+) -> Decision:
+    """What the decision log keeps of this response (a new random 128-bit `decision_id`)."""
+    return Decision(
+        decision_id=os.urandom(16).hex(),
+        member_id=request.member_id,
+        channel=request.channel,
+        ts=now,
+        model_version=model_version,
+        experiment=None if assignment is None else assignment.experiment,
+        arm=None if assignment is None else assignment.arm,
+        policy=PERSONALIZED if assignment is None else assignment.policy,
+        personalized=ranking.personalized,
+        offers=tuple(
+            [
+                DecidedOffer(served.offer.offer_id, served.rank, served.score, DETERMINISTIC)
+                for served in ranking.offers
+            ]
+        ),
+    )
+
+
+def _offers_response(request: OfferRequest, ranking: Ranking, decision: Decision) -> Response:
     """`OffersResponse` as JSON, written by orjson without building pydantic objects."""
     offers = [
         {
@@ -96,8 +141,15 @@ def _offers_response(request: OfferRequest, ranking: Ranking, model_version: str
         "member_id": request.member_id,
         "channel": request.channel,
         "personalized": ranking.personalized,
-        "model_version": model_version,
+        "model_version": decision.model_version,
         "request_id": REQUEST_ID.get(),
+        "decision_id": decision.decision_id,
+        "experiment": decision.experiment,
+        "arm": decision.arm,
         "offers": offers,
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(
+        orjson.dumps(body),
+        media_type="application/json",
+        headers={DECISION_ID_HEADER: decision.decision_id},
+    )

@@ -93,10 +93,17 @@ class OffersResponse(BaseModel):
     member_id: str
     channel: Channel
     personalized: bool = Field(
-        description="false when the member turned personalization off: regional popularity order."
+        description="false when the member turned personalization off or the arm serves the "
+        "popular (or no) policy: regional popularity order."
     )
     model_version: str
     request_id: str
+    decision_id: str = Field(
+        description="This response's id in the decision log (also `X-Decision-Id`); send it "
+        "back with the events it leads to."
+    )
+    experiment: str | None = Field(description="The experiment that answered; null: none ran.")
+    arm: str | None = Field(description="The experiment's arm that answered; null: none ran.")
     offers: list[ServedOffer]
 
     model_config = ConfigDict(
@@ -108,6 +115,9 @@ class OffersResponse(BaseModel):
                     "personalized": True,
                     "model_version": "perkrank-offers/7",
                     "request_id": "9f1c2b7e4a5d6c8b",
+                    "decision_id": "4b0e8f5c2d7a4e19a3c6b1d8f0e2a7c5",
+                    "experiment": "lift_2026q3",
+                    "arm": "personalized",
                     "offers": [
                         {
                             "offer_id": "O2026-11-0117",

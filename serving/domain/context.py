@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-from perkrank.config import CapRule, CapsConfig
-from perkrank.serving.domain.ranking import OfferRanker
+from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.serving.domain.experiments import Assignment, Plan, plan
+from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 
 if TYPE_CHECKING:
     from perkrank.serving.state.ports import StateStore
@@ -30,10 +32,26 @@ class ServingContext:
     """The stored caps version in force; 0: the initial rules, not yet read from the store."""
     catalog_version: int = 0
     """The published catalog in force; 0: the offers of the data directory."""
+    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
+    experiments_version: int = 0
+    """The stored experiments version in force; 0: none stored (no experiment runs)."""
 
     def rules(self) -> Sequence[CapRule]:
         """The frequency caps in force: the one place requests look them up."""
         return self.caps.rules
+
+    @cached_property
+    def experiment_plan(self) -> Plan | None:
+        """The experiment in force, ready to assign (made once per context)."""
+        return plan(self.experiments)
+
+    def assignment(self, request: OfferRequest) -> Assignment | None:
+        """The experiment arm answering `request`; None when no experiment runs."""
+        experiment = self.experiment_plan
+        if experiment is None:
+            return None
+        region = self.ranker.profile(request)[0] if experiment.by_region else ""
+        return experiment.assign(request.member_id, region)
 
 
 class ContextHolder:

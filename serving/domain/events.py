@@ -26,6 +26,8 @@ class OfferEvent:
     """When it happened, Unix seconds; picks the cap buckets it counts in."""
     event_id: str | None = None
     """The sender's id: an event sent twice with one id counts once."""
+    decision_id: str | None = None
+    """The offers response (`decision_id`) that showed the offer, when the app says so."""
 
 
 @dataclass(frozen=True)

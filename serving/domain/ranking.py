@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +38,8 @@ from perkrank.serving.domain.selection import OfferSelector, Selection, Selectio
 SECONDS_PER_DAY = 86_400
 REGION_FEATURE = "region="
 """How `vocabulary.member_feature_names` names a member's region feature."""
+PERSONALIZED, NO_OFFERS = "personalized", "none"
+"""Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
 MAX_CACHED_SEGMENTS = 4096
 """Region × tier × day × tenure bucket entries kept before the cache starts over."""
 
@@ -126,6 +128,7 @@ class OfferRanker:
         request: OfferRequest,
         rules: Sequence[CapRule],
         now: float | None = None,
+        policy: str = PERSONALIZED,
     ) -> Ranking:
         """Shortlist eligible offers, let the store select and count them, explain each one.
 
@@ -140,17 +143,26 @@ class OfferRanker:
         now:
             Unix seconds (None: the clock); picks the cap windows, and the catalog day
             unless `ServeConfig.catalog_date` fixes it.
+        policy:
+            `personalized` (the member's order, or the fallback for a member who turned
+            personalization off), `popular` (the fallback order only: the member's scores
+            are never computed) or `none` (no offers; the store is not called).
 
         Returns
         -------
         At most `request.limit` offers in the order the store selected them.
         """
+        if policy == NO_OFFERS:
+            return Ranking(False, [], {})
         now = time.time() if now is None else now
         region, tier = self.profile(request)
         pool = self.pool_size(request.limit)
         day = self.day(now)
         segment = self.segment(region, tier, day, self.tenure_days(request.member_id, day))
-        shortlist = self.shortlist(request.member_id, segment, pool)
+        if policy == PERSONALIZED:
+            shortlist = self.shortlist(request.member_id, segment, pool)
+        else:
+            shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
         candidates = self.catalog.candidates
         selection = await store.select(
             SelectionRequest(
@@ -164,6 +176,8 @@ class OfferRanker:
                 rules=rules,
             )
         )
+        if policy != PERSONALIZED:  # the store walked the fallback order as "personalized"
+            selection = replace(selection, personalized=False)
         ranking = self.explain(shortlist, selection)
         ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
         return ranking

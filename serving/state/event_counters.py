@@ -13,6 +13,8 @@ from perkrank.serving.state.keys import cap_counter
 
 EVENTS_KEPT = 1_000_000
 """Events the store keeps by default (`ServeConfig.events_kept`); the oldest are dropped."""
+DECISIONS_KEPT = 1_000_000
+"""Decisions the store keeps by default (`ServeConfig.decisions_kept`); the oldest are dropped."""
 
 
 @dataclass(frozen=True)

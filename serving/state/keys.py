@@ -54,6 +54,11 @@ def events_key(prefix: str) -> str:
     return f"{prefix}:events"
 
 
+def decisions_key(prefix: str) -> str:
+    """The stream of kept offer decisions, oldest first."""
+    return f"{prefix}:decisions"
+
+
 def cap_counter(
     prefix: str,
     scope: str,
@@ -73,12 +78,13 @@ def cap_counter(
 
 
 def live_versions_key(prefix: str) -> str:
-    """The hash of live-setting versions (caps, catalog) and the reload generation."""
+    """The hash of live-setting versions (caps, catalog, experiments) and the reload
+    generation."""
     return f"{prefix}:live:versions"
 
 
 def live_setting_key(prefix: str, setting: str) -> str:
-    """The current version of a live setting (`caps` or `catalog`), as JSON."""
+    """The current version of a live setting (`caps`, `catalog`, `experiments`), as JSON."""
     return f"{prefix}:live:{setting}"
 
 

@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from perkrank.config import CapsConfig
+from perkrank.config import CapsConfig, ExperimentsConfig
 
-LiveSetting = Literal["caps", "catalog"]
+LiveSetting = Literal["caps", "catalog", "experiments"]
 """Settings every process follows through the store (see docs/redis_keys.md)."""
-LIVE_VERSIONS = ("caps", "catalog", "reload")
+LIVE_VERSIONS = ("caps", "catalog", "reload", "experiments")
 """The fields of `LiveVersions`, as the store keeps them."""
 HISTORY_LENGTH = 100
 """Audit entries kept per live setting; older ones are dropped."""
@@ -28,6 +28,7 @@ class LiveVersions:
     catalog: int
     reload: int
     """Bumped by `POST /v1/admin/reload`."""
+    experiments: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Change:
     at: float
     """Unix seconds."""
     old: Any
-    """JSON as the audit keeps it (caps: `{rules}`; catalog: `{offers, sha256}`); None at 1."""
+    """JSON as the audit keeps it (caps: `{rules}`; catalog: `{offers, sha256}`; experiments:
+    `{experiments}`); None at 1."""
     new: Any
 
 
@@ -64,6 +66,16 @@ class CatalogVersion:
     at: float
 
 
+@dataclass(frozen=True)
+class ExperimentsVersion:
+    """The experiments in force and which version they are."""
+
+    version: int
+    experiments: ExperimentsConfig
+    actor: str
+    at: float
+
+
 def live_change(
     setting: LiveSetting, version: int, value: Any, actor: str, now: float, old: str | None
 ) -> tuple[str, str]:
@@ -76,9 +88,10 @@ def live_change(
     return json.dumps(document), json.dumps(entry)
 
 
-def caps_value(caps: CapsConfig) -> dict[str, Any]:
-    """Cap rules as stored: `{rules: [...]}`, like configs/caps.yaml."""
-    return caps.model_dump(mode="json")
+def setting_value(config: CapsConfig | ExperimentsConfig) -> dict[str, Any]:
+    """Cap rules or experiments as stored: `{rules: [...]}` (like configs/caps.yaml) or
+    `{experiments: [...]}`."""
+    return config.model_dump(mode="json")
 
 
 def caps_version(document: str) -> CapsVersion:
@@ -95,6 +108,13 @@ def catalog_version(document: str) -> CatalogVersion:
     return CatalogVersion(
         fields["version"], value["offers"], value["sha256"], fields["actor"], fields["at"]
     )
+
+
+def experiments_version(document: str) -> ExperimentsVersion:
+    """Stored experiments, from the JSON `live_change` wrote."""
+    fields = json.loads(document)
+    experiments = ExperimentsConfig.model_validate(fields["value"])
+    return ExperimentsVersion(fields["version"], experiments, fields["actor"], fields["at"])
 
 
 def change(entry: str) -> Change:

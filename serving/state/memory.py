@@ -10,9 +10,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from perkrank.config import CapRule, CapsConfig
+from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,
     EventsRecorded,
@@ -25,7 +26,7 @@ from perkrank.serving.domain.selection import (
     Selection,
     SelectionRequest,
 )
-from perkrank.serving.state.event_counters import EVENTS_KEPT, event_counters
+from perkrank.serving.state.event_counters import DECISIONS_KEPT, EVENTS_KEPT, event_counters
 from perkrank.serving.state.keys import (
     event_id_key,
     member_cap_key,
@@ -38,13 +39,15 @@ from perkrank.serving.state.live_records import (
     CapsVersion,
     CatalogVersion,
     Change,
+    ExperimentsVersion,
     LiveSetting,
     LiveVersions,
-    caps_value,
     caps_version,
     catalog_version,
     change,
+    experiments_version,
     live_change,
+    setting_value,
 )
 
 KEY_PREFIX = "memory"
@@ -57,10 +60,14 @@ SWEEP_INTERVAL_SECONDS = 60.0
 class MemoryStateStore:
     """StateStore in this process's memory: one process only, state is lost on exit."""
 
-    def __init__(self, *, events_kept: int = EVENTS_KEPT) -> None:
+    def __init__(
+        self, *, events_kept: int = EVENTS_KEPT, decisions_kept: int = DECISIONS_KEPT
+    ) -> None:
         self._lock = threading.Lock()
         self._events: deque[StoredEvent] = deque(maxlen=events_kept)
         """The kept events, oldest first; the oldest are dropped beyond `events_kept`."""
+        self._decisions: deque[StoredDecision] = deque(maxlen=decisions_kept)
+        """The kept decisions, oldest first; the oldest are dropped beyond `decisions_kept`."""
         self._last_stream_id = (0, 0)
         self._preferences: dict[str, Preferences] = {}
         self._counters: dict[CounterKey, tuple[int, float]] = {}
@@ -123,12 +130,19 @@ class MemoryStateStore:
 
     def read_events(self, after: str, count: int) -> list[StoredEvent]:
         """Up to `count` kept events after stream id `after`."""
-        position = _stream_position(after)
         with self._lock:
-            start = bisect.bisect_right(
-                self._events, position, key=lambda kept: _stream_position(kept.stream_id)
-            )
-            return list(itertools.islice(self._events, start, start + count))
+            return _read_after(self._events, after, count)
+
+    def record_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Keep `decisions`, in order, under the lock."""
+        with self._lock:
+            for decision in decisions:
+                self._decisions.append(StoredDecision(self._next_stream_id(), decision))
+
+    def read_decisions(self, after: str, count: int) -> list[StoredDecision]:
+        """Up to `count` kept decisions after stream id `after`."""
+        with self._lock:
+            return _read_after(self._decisions, after, count)
 
     def ping(self) -> None:
         """Always reachable."""
@@ -138,12 +152,12 @@ class MemoryStateStore:
 
     def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """The stored caps; `caps` become version 1 when none are stored."""
-        document = self._publish("caps", caps_value(caps), actor, now, only_if_absent=True)
+        document = self._publish("caps", setting_value(caps), actor, now, only_if_absent=True)
         return caps_version(document)
 
     def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """Store `caps` as the next version and audit the change."""
-        return caps_version(self._publish("caps", caps_value(caps), actor, now))
+        return caps_version(self._publish("caps", setting_value(caps), actor, now))
 
     def get_caps(self) -> CapsVersion | None:
         """The caps in force; None before any were stored."""
@@ -172,8 +186,25 @@ class MemoryStateStore:
         """The last `limit` catalog publications, newest first."""
         return self._history("catalog", limit)
 
+    def put_experiments(
+        self, experiments: ExperimentsConfig, actor: str, now: float
+    ) -> ExperimentsVersion:
+        """Store `experiments` as the next version and audit the change."""
+        value = setting_value(experiments)
+        return experiments_version(self._publish("experiments", value, actor, now))
+
+    def get_experiments(self) -> ExperimentsVersion | None:
+        """The experiments in force; None before any were stored."""
+        with self._live_lock:
+            document = self._live.get("experiments")
+        return None if document is None else experiments_version(document)
+
+    def experiments_history(self, limit: int) -> list[Change]:
+        """The last `limit` experiment changes, newest first."""
+        return self._history("experiments", limit)
+
     def live_versions(self) -> LiveVersions:
-        """The caps and catalog versions and the reload generation."""
+        """The caps, catalog and experiments versions and the reload generation."""
         with self._live_lock:
             return LiveVersions(**{name: self._versions.get(name, 0) for name in LIVE_VERSIONS})
 
@@ -271,6 +302,16 @@ class _Redeemed:
     def get(self, offer_id: str, default: int, /) -> int:
         key = (redeemed_key(KEY_PREFIX, offer_id), None)
         return self._store._count(key, self._clock) or default
+
+
+Kept = TypeVar("Kept", StoredEvent, StoredDecision)
+
+
+def _read_after(kept: deque[Kept], after: str, count: int) -> list[Kept]:
+    """Up to `count` entries of `kept` (oldest first) whose stream id comes after `after`."""
+    position = _stream_position(after)
+    start = bisect.bisect_right(kept, position, key=lambda entry: _stream_position(entry.stream_id))
+    return list(itertools.islice(kept, start, start + count))
 
 
 def _stream_position(stream_id: str) -> tuple[int, int]:

@@ -4,10 +4,11 @@
   member's preferences, applies opt-outs, the per-partner limit, budgets and frequency caps to
   the ranked candidates, and counts what it returns — atomically;
 - `EventLog`: the events apps report (counted against caps and budgets) and reading them back;
-- `LiveSettings`: the cap rules and published catalog every process follows, their history,
-  and the reload generation.
+- `DecisionLog`: what each offers response showed, under which model, experiment and arm;
+- `LiveSettings`: the cap rules, published catalog and experiments every process follows,
+  their history, and the reload generation.
 
-Two adapters implement all three as `StateStore`: `RedisStateStore` (production, shared by
+Two adapters implement all four as `StateStore`: `RedisStateStore` (production, shared by
 every process; keys in docs/redis_keys.md) and `MemoryStateStore` (the embedded default, one
 process).
 """
@@ -17,10 +18,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from perkrank.config import CapRule, CapsConfig, ServeConfig
+from perkrank.config import CapRule, CapsConfig, ExperimentsConfig, ServeConfig
+from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
-from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change, LiveVersions
+from perkrank.serving.state.live_records import (
+    CapsVersion,
+    CatalogVersion,
+    Change,
+    ExperimentsVersion,
+    LiveVersions,
+)
 
 
 class StateStoreError(RuntimeError):
@@ -55,8 +63,22 @@ class EventLog(Protocol):
         ...
 
 
+class DecisionLog(Protocol):
+    """Port: the decisions offers responses made, kept in order (the oldest dropped beyond
+    `ServeConfig.decisions_kept`) for lift analysis."""
+
+    def record_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Append `decisions` to the decision stream, in order, in one round trip."""
+        ...
+
+    def read_decisions(self, after: str, count: int) -> list[StoredDecision]:
+        """Up to `count` kept decisions whose stream id comes after `after` ("0-0": the first)."""
+        ...
+
+
 class LiveSettings(Protocol):
-    """Port: versioned, audited cap rules and catalogs, and the reload generation."""
+    """Port: versioned, audited cap rules, catalogs and experiments, and the reload
+    generation."""
 
     def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """The stored caps; when none are stored yet, `caps` become version 1 (atomically:
@@ -85,8 +107,23 @@ class LiveSettings(Protocol):
         """The last `limit` catalog publications, newest first."""
         ...
 
+    def put_experiments(
+        self, experiments: ExperimentsConfig, actor: str, now: float
+    ) -> ExperimentsVersion:
+        """Store `experiments` as the next version and audit the change, atomically."""
+        ...
+
+    def get_experiments(self) -> ExperimentsVersion | None:
+        """The experiments in force; None before any were stored (no experiment runs)."""
+        ...
+
+    def experiments_history(self, limit: int) -> list[Change]:
+        """The last `limit` experiment changes, newest first."""
+        ...
+
     def live_versions(self) -> LiveVersions:
-        """The caps and catalog versions and the reload generation, in one round trip."""
+        """The caps, catalog and experiments versions and the reload generation, in one round
+        trip."""
         ...
 
     def request_reload(self) -> int:
@@ -94,8 +131,8 @@ class LiveSettings(Protocol):
         ...
 
 
-class StateStore(MemberStore, EventLog, LiveSettings, Protocol):
-    """All three ports in one store, with its health check and shutdown."""
+class StateStore(MemberStore, EventLog, DecisionLog, LiveSettings, Protocol):
+    """All four ports in one store, with its health check and shutdown."""
 
     def ping(self) -> None: ...
 
@@ -108,11 +145,17 @@ def open_store(config: ServeConfig) -> StateStore:
     if config.redis_url is None:
         from perkrank.serving.state.memory import MemoryStateStore
 
-        return MemoryStateStore(events_kept=config.events_kept)
+        return MemoryStateStore(
+            events_kept=config.events_kept, decisions_kept=config.decisions_kept
+        )
     from perkrank.serving.state.redis_store import RedisStateStore
 
     store = RedisStateStore(
-        config.redis_url, config.key_prefix, config.store_timeout_ms, events_kept=config.events_kept
+        config.redis_url,
+        config.key_prefix,
+        config.store_timeout_ms,
+        events_kept=config.events_kept,
+        decisions_kept=config.decisions_kept,
     )
     store.warn_without_persistence()
     return store

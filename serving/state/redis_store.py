@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perkrank.config import CapRule, CapsConfig
+from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,
     EventsRecorded,
@@ -29,8 +31,9 @@ from perkrank.serving.domain.selection import (
 )
 from perkrank.serving.domain.windows import current_bucket
 from perkrank.serving.state.breaker import Breaker
-from perkrank.serving.state.event_counters import EVENTS_KEPT, event_counters
+from perkrank.serving.state.event_counters import DECISIONS_KEPT, EVENTS_KEPT, event_counters
 from perkrank.serving.state.keys import (
+    decisions_key,
     event_id_key,
     events_key,
     live_history_key,
@@ -45,13 +48,15 @@ from perkrank.serving.state.live_records import (
     CapsVersion,
     CatalogVersion,
     Change,
+    ExperimentsVersion,
     LiveSetting,
     LiveVersions,
-    caps_value,
     caps_version,
     catalog_version,
     change,
+    experiments_version,
     live_change,
+    setting_value,
 )
 from perkrank.serving.state.ports import StateStoreError
 from perkrank.serving.state.redis_persistence import warn_without_persistence
@@ -79,7 +84,13 @@ class RedisStateStore:
     """
 
     def __init__(
-        self, url: str, key_prefix: str, timeout_ms: int, *, events_kept: int = EVENTS_KEPT
+        self,
+        url: str,
+        key_prefix: str,
+        timeout_ms: int,
+        *,
+        events_kept: int = EVENTS_KEPT,
+        decisions_kept: int = DECISIONS_KEPT,
     ) -> None:
         parts = urlsplit(url)
         self._location = parts.netloc.rpartition("@")[2] or parts.path
@@ -97,6 +108,7 @@ class RedisStateStore:
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
         self.breaker = Breaker()
         self._events_kept = events_kept
+        self._decisions_kept = decisions_kept
         # `select` is awaited: while Redis works, the event loop serves other requests. A
         # connection belongs to one event loop, so each loop that selects gets its own pipe.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,6 +177,28 @@ class RedisStateStore:
         entries = self._call("reading events", self._client.xrange, key, f"({after}", "+", count)
         return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
 
+    def record_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one pipeline."""
+        if not decisions:
+            return
+        key = decisions_key(self._prefix)
+        pipeline = self._client.pipeline(transaction=False)
+        for decision in decisions:
+            fields = {"decision": json.dumps(decision.record())}
+            pipeline.xadd(key, fields, maxlen=self._decisions_kept, approximate=True)
+        self._call("recording decisions", pipeline.execute)
+
+    def read_decisions(self, after: str, count: int) -> list[StoredDecision]:
+        """Up to `count` kept decisions after stream id `after` (one XRANGE)."""
+        if after == LAST_STREAM_ID:
+            return []
+        key = decisions_key(self._prefix)
+        entries = self._call("reading decisions", self._client.xrange, key, f"({after}", "+", count)
+        return [
+            StoredDecision(stream_id, Decision.from_record(json.loads(fields["decision"])))
+            for stream_id, fields in entries
+        ]
+
     @property
     def select_connection_attempts(self) -> int:
         """Connections the offers script's pipe of the latest event loop tried so far."""
@@ -194,12 +228,12 @@ class RedisStateStore:
 
     def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""
-        document = self._publish("caps", caps_value(caps), actor, now, only_if_absent=True)
+        document = self._publish("caps", setting_value(caps), actor, now, only_if_absent=True)
         return caps_version(document)
 
     def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
         """Store `caps` as the next version and audit the change, in one transaction."""
-        return caps_version(self._publish("caps", caps_value(caps), actor, now))
+        return caps_version(self._publish("caps", setting_value(caps), actor, now))
 
     def get_caps(self) -> CapsVersion | None:
         """The caps in force; None before any were stored."""
@@ -226,8 +260,25 @@ class RedisStateStore:
         """The last `limit` catalog publications, newest first."""
         return self._history("catalog", limit)
 
+    def put_experiments(
+        self, experiments: ExperimentsConfig, actor: str, now: float
+    ) -> ExperimentsVersion:
+        """Store `experiments` as the next version and audit the change, in one transaction."""
+        value = setting_value(experiments)
+        return experiments_version(self._publish("experiments", value, actor, now))
+
+    def get_experiments(self) -> ExperimentsVersion | None:
+        """The experiments in force; None before any were stored."""
+        key = self._live_key("experiments")
+        document = self._call("reading experiments", self._client.get, key)
+        return None if document is None else experiments_version(document)
+
+    def experiments_history(self, limit: int) -> list[Change]:
+        """The last `limit` experiment changes, newest first."""
+        return self._history("experiments", limit)
+
     def live_versions(self) -> LiveVersions:
-        """The caps and catalog versions and the reload generation (one HMGET)."""
+        """The caps, catalog and experiments versions and the reload generation (one HMGET)."""
         key = live_versions_key(self._prefix)
         values = self._call("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
         return LiveVersions(*(int(value or 0) for value in values))
@@ -372,10 +423,16 @@ def _stream_entry(event: OfferEvent) -> list[str]:
     entry = []
     for name in _ENTRY_FIELDS:
         entry += (name, getattr(event, name))
-    return [*entry, "ts", repr(event.ts), "event_id", event.event_id or ""]
+    ids = ["event_id", event.event_id or "", "decision_id", event.decision_id or ""]
+    return [*entry, "ts", repr(event.ts), *ids]
 
 
 def _event_of_entry(fields: dict[str, str]) -> OfferEvent:
     """The event `_stream_entry` wrote."""
     values: dict[str, Any] = {name: fields[name] for name in _ENTRY_FIELDS}
-    return OfferEvent(**values, ts=float(fields["ts"]), event_id=fields["event_id"] or None)
+    return OfferEvent(
+        **values,
+        ts=float(fields["ts"]),
+        event_id=fields["event_id"] or None,
+        decision_id=fields.get("decision_id") or None,
+    )

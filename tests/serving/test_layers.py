@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 DOMAIN_MODULES = (
+    "perkrank.serving.domain.attribution",
     "perkrank.serving.domain.catalog",
     "perkrank.serving.domain.catalog_file",
     "perkrank.serving.domain.context",
+    "perkrank.serving.domain.decisions",
     "perkrank.serving.domain.events",
+    "perkrank.serving.domain.experiments",
     "perkrank.serving.domain.offer_checks",
     "perkrank.serving.domain.ranking",
     "perkrank.serving.domain.reasons",
@@ -23,6 +26,7 @@ STATE_AND_LIVE_MODULES = (
     "perkrank.serving.state.redis_store",
     "perkrank.serving.bootstrap",
     "perkrank.serving.live",
+    "perkrank.serving.recorder",
 )
 
 

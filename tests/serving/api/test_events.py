@@ -177,6 +177,7 @@ def test_export_writes_every_kept_event_through_the_admin_api(
         "category",
         "channel",
         "ts",
+        "decision_id",
     ]
     assert [row["event_id"] for row in rows] == [f"e-{n}" for n in range(5)]
     assert {(row["offer_id"], row["partner_id"], row["type"]) for row in rows} == {
