@@ -18,7 +18,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -35,6 +35,7 @@ from perkrank.config import (
     ExperimentsConfig,
     load_config,
 )
+from perkrank.setting_diffs import experiment_changes, rule_changes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_KEY_VARIABLE = "PERKRANK_ADMIN_API_KEY"
@@ -44,8 +45,6 @@ OFFERS_CONTENT_TYPES = {
     ".gz": "application/gzip",
     ".parquet": "application/vnd.apache.parquet",
 }
-RULE_FIELDS = ("scope", "limit", "window", "counts")
-EXPERIMENT_FIELDS = ("unit", "salt", "arms")
 MAX_HISTORY = 100
 MAX_PAGE_SIZE = 10_000
 """The service's bounds of `GET /v1/caps/history?limit=` and `GET /v1/admin/events?count=`."""
@@ -256,52 +255,6 @@ def _pages(arguments: argparse.Namespace, kind: str) -> Iterator[list[dict[str, 
         after = page["next_after"]
 
 
-def experiment_changes(old: Sequence[Experiment], new: Sequence[Experiment]) -> list[str]:
-    """What turns experiments `old` into `new`, by name: added, removed, changed fields."""
-    old_by_name = {experiment.name: experiment for experiment in old}
-    new_names = {experiment.name for experiment in new}
-    lines = []
-    for experiment in new:
-        before = old_by_name.get(experiment.name)
-        if before is None:
-            lines.append(f"+ {experiment.name}: {_describe_experiment(experiment)}")
-            continue
-        changed = [
-            f"{field} {_field_text(before, field)} → {_field_text(experiment, field)}"
-            for field in EXPERIMENT_FIELDS
-            if getattr(before, field) != getattr(experiment, field)
-        ]
-        if changed:
-            lines.append(f"~ {experiment.name}: {', '.join(changed)}")
-    lines += [
-        f"- {experiment.name}: {_describe_experiment(experiment)}"
-        for experiment in old
-        if experiment.name not in new_names
-    ]
-    return lines
-
-
-def rule_changes(old: Sequence[CapRule], new: Sequence[CapRule]) -> list[str]:
-    """What turns rule set `old` into `new`, by rule name: added, removed, changed fields."""
-    old_by_name = {rule.name: rule for rule in old}
-    new_names = {rule.name for rule in new}
-    lines = []
-    for rule in new:
-        before = old_by_name.get(rule.name)
-        if before is None:
-            lines.append(f"+ {rule.name}: {_describe(rule)}")
-            continue
-        changed = [
-            f"{field} {getattr(before, field)} → {getattr(rule, field)}"
-            for field in RULE_FIELDS
-            if getattr(before, field) != getattr(rule, field)
-        ]
-        if changed:
-            lines.append(f"~ {rule.name}: {', '.join(changed)}")
-    lines += [f"- {rule.name}: {_describe(rule)}" for rule in old if rule.name not in new_names]
-    return lines
-
-
 def _reporting(handler: Handler, arguments: argparse.Namespace) -> int:
     """`handler(arguments)`, with rejections and service errors printed (exit 1 and 2)."""
     try:
@@ -385,22 +338,8 @@ def _experiments(body: dict[str, Any]) -> tuple[Experiment, ...]:
     return ExperimentsConfig.model_validate({"experiments": body["experiments"]}).experiments
 
 
-def _field_text(experiment: Experiment, field: str) -> str:
-    if field == "arms":
-        return " / ".join(f"{arm.name} {arm.share:g} {arm.policy}" for arm in experiment.arms)
-    return str(getattr(experiment, field))
-
-
-def _describe_experiment(experiment: Experiment) -> str:
-    return ", ".join(f"{field} {_field_text(experiment, field)}" for field in EXPERIMENT_FIELDS)
-
-
 def _rules(caps: dict[str, Any]) -> tuple[CapRule, ...]:
     return CapsConfig.model_validate({"rules": caps["rules"]}).rules
-
-
-def _describe(rule: CapRule) -> str:
-    return ", ".join(f"{field} {getattr(rule, field)}" for field in RULE_FIELDS)
 
 
 def _when(at: float | None) -> str:

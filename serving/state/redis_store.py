@@ -24,7 +24,6 @@ from perkrank.serving.domain.events import (
 )
 from perkrank.serving.domain.selection import (
     SUPPRESSION_REASONS,
-    Candidate,
     Preferences,
     Selection,
     SelectionRequest,
@@ -59,6 +58,13 @@ from perkrank.serving.state.live_records import (
     setting_value,
 )
 from perkrank.serving.state.ports import StateStoreError
+from perkrank.serving.state.redis_fields import (
+    encode_candidates,
+    event_of_entry,
+    fields_from_preferences,
+    preferences_from_fields,
+    stream_entry,
+)
 from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.script_pipe import ScriptPipe
 
@@ -70,9 +76,6 @@ HEALTH_CHECK_INTERVAL_SECONDS = 30
 """A pooled connection idle for longer is PINGed (and reconnected) before it is used again."""
 RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
-
-_OPT_OUT_KINDS = ("channel", "category", "partner")
-
 
 class RedisStateStore:
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
@@ -121,14 +124,14 @@ class RedisStateStore:
         """The member's preferences; defaults when none were set. One round trip."""
         key = preferences_key(self._prefix, member_id)
         fields = self._call("reading preferences", self._client.hgetall, key)
-        return _preferences_from_fields(fields)
+        return preferences_from_fields(fields)
 
     def set_preferences(self, member_id: str, preferences: Preferences) -> None:
         """Replace all of the member's preferences atomically (MULTI/EXEC, one round trip)."""
         key = preferences_key(self._prefix, member_id)
         pipeline = self._client.pipeline(transaction=True)
         pipeline.delete(key)
-        pipeline.hset(key, mapping=_fields_from_preferences(preferences))
+        pipeline.hset(key, mapping=fields_from_preferences(preferences))
         self._call("writing preferences", pipeline.execute)
 
     async def select(self, request: SelectionRequest) -> Selection:
@@ -155,7 +158,7 @@ class RedisStateStore:
         ]
         for event in events:
             counters = event_counters(self._prefix, event, rules, now)
-            entry = _stream_entry(event)
+            entry = stream_entry(event)
             arguments += (
                 "" if event.event_id is None else event_id_key(self._prefix, event.event_id),
                 redeemed_key(self._prefix, event.offer_id) if event.type == "redemption" else "",
@@ -175,7 +178,7 @@ class RedisStateStore:
             return []
         key = events_key(self._prefix)
         entries = self._call("reading events", self._client.xrange, key, f"({after}", "+", count)
-        return [StoredEvent(stream_id, _event_of_entry(fields)) for stream_id, fields in entries]
+        return [StoredEvent(stream_id, event_of_entry(fields)) for stream_id, fields in entries]
 
     def record_decisions(self, decisions: Sequence[Decision]) -> None:
         """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one pipeline."""
@@ -349,9 +352,9 @@ class RedisStateStore:
             request.max_per_partner,
             self._rules_text(request.rules, request.now),
             len(request.personalized),
-            _encode_candidates(request.personalized),
+            encode_candidates(request.personalized),
             len(request.fallback),
-            _encode_candidates(request.fallback),
+            encode_candidates(request.fallback),
         ]
 
     def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:
@@ -375,64 +378,3 @@ class RedisStateStore:
 
     def _error(self, action: str, error: redis.RedisError) -> StateStoreError:
         return StateStoreError(f"Redis at {self._location} failed while {action}: {error}")
-
-
-def _encode_candidates(candidates: Sequence[Candidate]) -> str:
-    """The candidates as select.lua reads them: records split by \\x1e, fields by \\x1f."""
-    return "\x1e".join([candidate.record for candidate in candidates])
-
-
-def _fields_from_preferences(preferences: Preferences) -> dict[str, str]:
-    fields = {
-        "opt_out_all": "1" if preferences.opt_out_all else "0",
-        "personalization": "1" if preferences.personalization else "0",
-    }
-    for kind, values in zip(
-        _OPT_OUT_KINDS,
-        (
-            preferences.opted_out_channels,
-            preferences.opted_out_categories,
-            preferences.opted_out_partners,
-        ),
-        strict=True,
-    ):
-        fields.update((f"{kind}:{value}", "1") for value in values)
-    return fields
-
-
-def _preferences_from_fields(fields: dict[str, str]) -> Preferences:
-    opted_out: dict[str, set[str]] = {kind: set() for kind in _OPT_OUT_KINDS}
-    for field in fields:
-        kind, separator, value = field.partition(":")
-        if separator:
-            opted_out[kind].add(value)
-    return Preferences(
-        opt_out_all=fields.get("opt_out_all") == "1",
-        opted_out_channels=frozenset(opted_out["channel"]),
-        opted_out_categories=frozenset(opted_out["category"]),
-        opted_out_partners=frozenset(opted_out["partner"]),
-        personalization=fields.get("personalization") != "0",
-    )
-
-
-_ENTRY_FIELDS = ("type", "member_id", "offer_id", "partner_id", "category", "channel")
-
-
-def _stream_entry(event: OfferEvent) -> list[str]:
-    """The event as stream entry field, value pairs (see docs/redis_keys.md)."""
-    entry = []
-    for name in _ENTRY_FIELDS:
-        entry += (name, getattr(event, name))
-    ids = ["event_id", event.event_id or "", "decision_id", event.decision_id or ""]
-    return [*entry, "ts", repr(event.ts), *ids]
-
-
-def _event_of_entry(fields: dict[str, str]) -> OfferEvent:
-    """The event `_stream_entry` wrote."""
-    values: dict[str, Any] = {name: fields[name] for name in _ENTRY_FIELDS}
-    return OfferEvent(
-        **values,
-        ts=float(fields["ts"]),
-        event_id=fields["event_id"] or None,
-        decision_id=fields.get("decision_id") or None,
-    )
