@@ -11,7 +11,7 @@ Metrics (`training.metrics`) at each k are averaged over the members of each sli
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,9 +46,29 @@ class Ranking:
     """int (members,): relevant offers within the restriction."""
 
 
+ScoreBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Scores (len(member rows) × len(offer rows)) of window members over window offers."""
+
+
 def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
     """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
     member_vectors, offers_in, repeat = _model_inputs(window, factors)
+
+    def score_batch(rows: np.ndarray, offers: np.ndarray) -> np.ndarray:
+        return scoring.batch_scores(
+            member_vectors[rows],
+            offers_in.vectors[offers],
+            offers_in.biases[offers],
+            None if repeat is None else repeat[rows][:, offers].toarray(),
+        )
+
+    return rank_scores(window, score_batch, top_k)
+
+
+def rank_scores(
+    window: EvaluationWindow, score_batch: ScoreBatch, top_k: int
+) -> dict[str, Ranking]:
+    """`rank_window` for any scores: `score_batch(member rows, offer rows)`, higher first."""
     n_members = len(window.member_ids)
     rankings = {
         restriction: Ranking(
@@ -63,12 +83,7 @@ def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[
         new_columns = np.flatnonzero(window.offer_is_new[offers])
         for batch in range(0, len(group.member_rows), BATCH_MEMBERS):
             rows = group.member_rows[batch : batch + BATCH_MEMBERS]
-            scores = scoring.batch_scores(
-                member_vectors[rows],
-                offers_in.vectors[offers],
-                offers_in.biases[offers],
-                None if repeat is None else repeat[rows][:, offers].toarray(),
-            )
+            scores = score_batch(rows, offers)
             relevant = window.relevant[rows][:, offers].toarray()
             bought = window.bought_before[rows][:, offers].toarray()
             _fill(rankings["all"], rows, offers, scores, relevant, None)
@@ -173,8 +188,27 @@ def evaluate_model(
 ) -> ModelReport:
     """Metrics of one model on every non-empty slice of the window."""
     started = time.perf_counter()
+    rankings = rank_window(window, factors, max(k_values))
+    return _report(window, rankings, k_values, name or factors.name, started)
+
+
+def evaluate_scores(
+    window: EvaluationWindow, score_batch: ScoreBatch, k_values: Sequence[int], name: str
+) -> ModelReport:
+    """`evaluate_model` for any scores (see `rank_scores`)."""
+    started = time.perf_counter()
+    rankings = rank_scores(window, score_batch, max(k_values))
+    return _report(window, rankings, k_values, name, started)
+
+
+def _report(
+    window: EvaluationWindow,
+    rankings: dict[str, Ranking],
+    k_values: Sequence[int],
+    name: str,
+    started: float,
+) -> ModelReport:
     k_values = sorted(k_values)
-    rankings = rank_window(window, factors, k_values[-1])
     metrics = {
         part.name: _slice_metrics(rankings[part.restriction], part, k_values)
         for part in window.slices
@@ -182,7 +216,7 @@ def evaluate_model(
     }
     overall = next((part for part in window.slices if part.name == "overall"), None)
     return ModelReport(
-        name=name or factors.name,
+        name=name,
         metrics=metrics,
         members={part.name: len(part.member_rows) for part in window.slices},
         seconds=time.perf_counter() - started,
