@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_offers(commands)
     _add_events(commands)
     _add_decisions(commands)
+    _add_privacy(commands)
     _add_demo(commands)
     return parser
 
@@ -290,6 +291,18 @@ def _add_decisions(commands: argparse._SubParsersAction) -> None:
         "and arm, and each offer's rank, score and propensity (admin key)."
     )
     add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
+
+
+def _add_privacy(commands: argparse._SubParsersAction) -> None:
+    from perkrank.privacy_client import add_consents_commands, add_members_commands
+
+    help_text = "Export every consent record of members' preference changes (admin key)."
+    add_consents_commands(commands.add_parser("consents", help=help_text, description=help_text))
+    help_text = (
+        "Forget members, and export the members training leaves out (forgotten or "
+        "personalization off, by hashed id) for `perkrank train --exclusions` (admin key)."
+    )
+    add_members_commands(commands.add_parser("members", help=help_text, description=help_text))
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from perkrank.serving.api.deps import AdminKey, Context
@@ -71,10 +71,13 @@ def privacy_routes() -> APIRouter:
         response_model=ForgottenBody,
         summary="Forget a member (admin key)",
     )
-    def forget_member(member_id: MemberId, key: AdminKey, context: Context) -> ForgottenBody:
+    def forget_member(
+        member_id: MemberId, key: AdminKey, context: Context, request: Request
+    ) -> ForgottenBody:
         """Remove the member's preferences, consent records, counters, events and decisions;
         put the hash of their id on the suppression list every training run reads; audit it.
         Idempotent: forgetting again removes whatever came since."""
+        request.app.state.recorder.flush()  # this process's queued decisions, then forget
         return forgotten_body(context.store.forget_member(member_id, key, time.time()))
 
     @router.get(
