@@ -155,6 +155,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="where the bundle and the evaluation report are written",
     )
     command.add_argument("--no-register", action="store_true", help="skip MLflow")
+    command.add_argument(
+        "--exclusions",
+        type=Path,
+        help="members to leave out (forgotten, personalization off), as `perkrank members "
+        "exclusions` writes them",
+    )
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -165,7 +171,11 @@ def _train(arguments: argparse.Namespace) -> int:
     config = load_config(TrainConfig, arguments.config)
     try:
         result = train(
-            arguments.data, config, output_dir=arguments.out, register=not arguments.no_register
+            arguments.data,
+            config,
+            output_dir=arguments.out,
+            register=not arguments.no_register,
+            exclusions=arguments.exclusions,
         )
     except DataValidationError as error:
         print(error, file=sys.stderr)
