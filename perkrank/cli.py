@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_offers(commands)
     _add_events(commands)
     _add_decisions(commands)
+    _add_privacy(commands)
     _add_demo(commands)
     return parser
 
@@ -154,6 +155,12 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="where the bundle and the evaluation report are written",
     )
     command.add_argument("--no-register", action="store_true", help="skip MLflow")
+    command.add_argument(
+        "--exclusions",
+        type=Path,
+        help="members to leave out (forgotten, personalization off), as `perkrank members "
+        "exclusions` writes them",
+    )
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -164,7 +171,11 @@ def _train(arguments: argparse.Namespace) -> int:
     config = load_config(TrainConfig, arguments.config)
     try:
         result = train(
-            arguments.data, config, output_dir=arguments.out, register=not arguments.no_register
+            arguments.data,
+            config,
+            output_dir=arguments.out,
+            register=not arguments.no_register,
+            exclusions=arguments.exclusions,
         )
     except DataValidationError as error:
         print(error, file=sys.stderr)
@@ -290,6 +301,18 @@ def _add_decisions(commands: argparse._SubParsersAction) -> None:
         "and arm, and each offer's rank, score and propensity (admin key)."
     )
     add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
+
+
+def _add_privacy(commands: argparse._SubParsersAction) -> None:
+    from perkrank.privacy_client import add_consents_commands, add_members_commands
+
+    help_text = "Export every consent record of members' preference changes (admin key)."
+    add_consents_commands(commands.add_parser("consents", help=help_text, description=help_text))
+    help_text = (
+        "Forget members, and export the members training leaves out (forgotten or "
+        "personalization off, by hashed id) for `perkrank train --exclusions` (admin key)."
+    )
+    add_members_commands(commands.add_parser("members", help=help_text, description=help_text))
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:

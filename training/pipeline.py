@@ -18,6 +18,7 @@ from typing import Any
 from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
+from perkrank.features.exclusions import read_exclusions, without_members
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import item_feature_table, offer_regions
@@ -179,10 +180,16 @@ def train(
     output_dir: Path,
     register: bool = True,
     config_snapshot: Mapping[str, Any] | None = None,
+    exclusions: Path | None = None,
 ) -> TrainResult:
-    """Run the whole pipeline; write the bundle and report under `output_dir`."""
+    """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
+    `exclusions` (forgotten, personalization off) are left out before anything is built."""
     with step(f"validate {data_dir}"):
         dataset = load_dataset(data_dir)
+    if exclusions is not None:
+        with step(f"leave out the members of {exclusions}"):
+            dataset, left_out = without_members(dataset, read_exclusions(exclusions))
+            report(f"{left_out} members and their purchases left out")
     dates = split_dates(dataset, config)
     lineage = data_lineage(data_dir, dataset, _split_record(dates), config)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from perkrank.serving.api.limits import limit_requests
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
+from perkrank.serving.api.privacy import privacy_routes
 from perkrank.serving.api.schemas import ERRORS, UNREADABLE_BODY
 from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.domain.context import ContextHolder
@@ -93,6 +94,7 @@ def create_app(
         _serve(app, settings, runtime)
     app.include_router(offers_routes(settings), responses=ERRORS)
     app.include_router(preferences_routes(), responses=ERRORS)
+    app.include_router(privacy_routes(), responses=ERRORS)
     app.include_router(admin_routes(settings), responses=ERRORS)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)

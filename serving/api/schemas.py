@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi.openapi.constants import REF_PREFIX
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from perkrank.serving.domain.selection import Preferences
 
@@ -192,6 +199,71 @@ class PreferencesBody(BaseModel):
             opted_out_categories=frozenset(self.opted_out_categories),
             opted_out_partners=frozenset(self.opted_out_partners),
             personalization=self.personalization,
+        )
+
+
+class _Changes(BaseModel):
+    """Opt-outs to add and to remove; one value may not be in both."""
+
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> _Changes:
+        both = sorted(set(self.add) & set(self.remove))
+        if both:
+            raise ValueError(f"both added and removed: {', '.join(both)}")
+        return self
+
+    def applied(self, values: frozenset[str]) -> frozenset[str]:
+        """`values` with `add` added and `remove` removed."""
+        return (values | set(self.add)) - set(self.remove)
+
+
+class ChannelChanges(_Changes):
+    """Channel opt-outs to add and to remove."""
+
+    add: list[Channel] = Field(default_factory=list, max_length=3)
+    remove: list[Channel] = Field(default_factory=list, max_length=3)
+
+
+class NameChanges(_Changes):
+    """Category or partner opt-outs to add and to remove."""
+
+    add: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+    remove: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
+
+
+class PreferencesPatch(BaseModel):
+    """A partial change: flags to set, and opt-outs to add or remove per kind; whatever the
+    body leaves out stays as it is."""
+
+    opt_out_all: bool | None = None
+    personalization: bool | None = None
+    channels: ChannelChanges = ChannelChanges()
+    categories: NameChanges = NameChanges()
+    partners: NameChanges = NameChanges()
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"categories": {"add": ["Alcohol"], "remove": ["Dining"]}}]
+        },
+    )
+
+    def applied(self, old: Preferences) -> Preferences:
+        """`old` with this change applied."""
+        return Preferences(
+            opt_out_all=old.opt_out_all if self.opt_out_all is None else self.opt_out_all,
+            opted_out_channels=self.channels.applied(old.opted_out_channels),
+            opted_out_categories=self.categories.applied(old.opted_out_categories),
+            opted_out_partners=self.partners.applied(old.opted_out_partners),
+            personalization=(
+                old.personalization if self.personalization is None else self.personalization
+            ),
         )
 
 

@@ -29,6 +29,11 @@ def preferences_key(prefix: str, member_id: str) -> str:
     return f"{member_tag(prefix, member_id)}:prefs"
 
 
+def consents_key(prefix: str, member_id: str) -> str:
+    """The list of one member's consent records (JSON), newest first."""
+    return f"{member_tag(prefix, member_id)}:consents"
+
+
 def member_cap_key(prefix: str, member_id: str, rule: str, bucket: str) -> str:
     """The hash of a member-scoped rule's counters for one member and bucket."""
     return f"{member_tag(prefix, member_id)}:cap:{rule}:{bucket}"
@@ -91,3 +96,23 @@ def live_setting_key(prefix: str, setting: str) -> str:
 def live_history_key(prefix: str, setting: str) -> str:
     """The audit list of a live setting's changes, newest first."""
     return f"{live_setting_key(prefix, setting)}:history"
+
+
+def suppressed_key(prefix: str) -> str:
+    """The hash of forgotten members: hash of the member id → when first forgotten."""
+    return f"{prefix}:privacy:suppressed"
+
+
+def no_personalization_key(prefix: str) -> str:
+    """The set of member ids whose personalization is off (training leaves them out)."""
+    return f"{prefix}:privacy:no_personalization"
+
+
+def forgotten_audit_key(prefix: str) -> str:
+    """The audit list of forgotten members (JSON, the id hashed), newest first."""
+    return f"{prefix}:privacy:forgotten"
+
+
+def glob_escaped(text: str) -> str:
+    """`text` with the glob characters of SCAN MATCH escaped, so it matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

@@ -49,15 +49,15 @@ from perkrank.serving.state.live_records import (
     live_change,
     setting_value,
 )
+from perkrank.serving.state.memory_privacy import KEY_PREFIX, MemoryPrivacyLog
 
-KEY_PREFIX = "memory"
 CounterKey = tuple[str, str | None]
 """Where a count lives, named as in Redis: (key, hash field or None)."""
 SWEEP_INTERVAL_SECONDS = 60.0
 """How often expired counters that nobody reads again are dropped."""
 
 
-class MemoryStateStore:
+class MemoryStateStore(MemoryPrivacyLog):
     """StateStore in this process's memory: one process only, state is lost on exit."""
 
     def __init__(
@@ -79,6 +79,7 @@ class MemoryStateStore:
         """Live setting → JSON of its current version (as Redis holds it)."""
         self._changes: dict[str, list[str]] = {}
         """Live setting → JSON audit entries, newest first."""
+        self._init_privacy()
 
     def get_preferences(self, member_id: str) -> Preferences:
         """The member's preferences; defaults when none were set."""

@@ -6,21 +6,24 @@
 - `EventLog`: the events apps report (counted against caps and budgets) and reading them back;
 - `DecisionLog`: what each offers response showed, under which model, experiment and arm;
 - `LiveSettings`: the cap rules, published catalog and experiments every process follows,
-  their history, and the reload generation.
+  their history, and the reload generation;
+- `PrivacyLog`: preference changes with their consent records, forgetting a member, and the
+  members training must leave out.
 
-Two adapters implement all four as `StateStore`: `RedisStateStore` (production, shared by
+Two adapters implement all five as `StateStore`: `RedisStateStore` (production, shared by
 every process; keys in docs/redis_keys.md) and `MemoryStateStore` (the embedded default, one
 process).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from perkrank.config import CapRule, CapsConfig, ExperimentsConfig, ServeConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
+from perkrank.serving.domain.privacy import ConsentRecord, ConsentSource, Exclusion, Forgotten
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
 from perkrank.serving.state.live_records import (
     CapsVersion,
@@ -131,8 +134,45 @@ class LiveSettings(Protocol):
         ...
 
 
-class StateStore(MemberStore, EventLog, DecisionLog, LiveSettings, Protocol):
-    """All four ports in one store, with its health check and shutdown."""
+class PrivacyLog(Protocol):
+    """Port: consent records of preference changes, forgetting members, and exclusions."""
+
+    def change_preferences(
+        self,
+        member_id: str,
+        change: Callable[[Preferences], Preferences],
+        consent: ConsentSource,
+    ) -> ConsentRecord:
+        """Store `change(current preferences)` and keep the consent record of old → new (the
+        newest `CONSENTS_KEPT` per member), atomically."""
+        ...
+
+    def consent_history(self, member_id: str, limit: int) -> list[ConsentRecord]:
+        """The member's last `limit` consent records, newest first."""
+        ...
+
+    def read_consents(self, cursor: str, count: int) -> tuple[list[ConsentRecord], str]:
+        """The consent records of about `count` members from `cursor` ("0": the start), each
+        member's oldest first, and the next cursor ("0": no more)."""
+        ...
+
+    def forget_member(self, member_id: str, actor: str, now: float) -> Forgotten:
+        """Remove the member's preferences, consent records, counters, events and decisions,
+        add the hash of their id to the suppression list and audit it (idempotent)."""
+        ...
+
+    def forgotten_audit(self, limit: int) -> list[Forgotten]:
+        """The last `limit` forget audit entries, newest first."""
+        ...
+
+    def read_exclusions(self, cursor: str, count: int) -> tuple[list[Exclusion], str]:
+        """About `count` members training must leave out from `cursor` ("0": the start): the
+        forgotten, then those with personalization off; and the next cursor ("0": no more)."""
+        ...
+
+
+class StateStore(MemberStore, EventLog, DecisionLog, LiveSettings, PrivacyLog, Protocol):
+    """All five ports in one store, with its health check and shutdown."""
 
     def ping(self) -> None: ...
 

@@ -61,11 +61,11 @@ from perkrank.serving.state.ports import StateStoreError
 from perkrank.serving.state.redis_fields import (
     encode_candidates,
     event_of_entry,
-    fields_from_preferences,
     preferences_from_fields,
     stream_entry,
 )
 from perkrank.serving.state.redis_persistence import warn_without_persistence
+from perkrank.serving.state.redis_privacy import RedisPrivacyLog
 from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
@@ -77,7 +77,8 @@ HEALTH_CHECK_INTERVAL_SECONDS = 30
 RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
 
-class RedisStateStore:
+
+class RedisStateStore(RedisPrivacyLog):
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
 
     `key_prefix` starts every key (ServeConfig.key_prefix: no braces); `timeout_ms` bounds
@@ -128,10 +129,8 @@ class RedisStateStore:
 
     def set_preferences(self, member_id: str, preferences: Preferences) -> None:
         """Replace all of the member's preferences atomically (MULTI/EXEC, one round trip)."""
-        key = preferences_key(self._prefix, member_id)
         pipeline = self._client.pipeline(transaction=True)
-        pipeline.delete(key)
-        pipeline.hset(key, mapping=fields_from_preferences(preferences))
+        self._write_preferences(pipeline, member_id, preferences)
         self._call("writing preferences", pipeline.execute)
 
     async def select(self, request: SelectionRequest) -> Selection:

@@ -214,7 +214,7 @@ def test_preferences_read_back_as_written(client):
         "opt_out_all": False,
         "opted_out_channels": ["web"],
         "opted_out_categories": ["Beauty", "Fuel"],
-        "opted_out_partners": ["P9"],
+        "opted_out_partners": ["P2"],
         "personalization": False,
     }
     client.put("/v1/members/alice/preferences", json=written, headers=ADMIN)
@@ -288,7 +288,8 @@ def test_concurrent_requests_serve_an_offer_capped_at_three_exactly_three_times(
         ("get", "/v1/members/alice/offers", {}, 401, "missing API key"),
         ("get", "/v1/members/alice/offers", {"X-API-Key": "wrong-key-wrong-key"}, 401, "unknown"),
         ("get", "/v1/members/alice/preferences", {}, 401, "missing API key"),
-        ("put", "/v1/members/alice/preferences", APP, 403, "admin"),
+        ("get", "/v1/members/alice/preferences/history", APP, 403, "admin"),
+        ("delete", "/v1/admin/members/alice", APP, 403, "admin"),
         ("put", "/v1/members/alice/preferences", {}, 401, "missing API key"),
     ],
 )
@@ -309,10 +310,11 @@ def test_admin_key_may_read_and_write(client):
     assert read.json()["offers"] == []
 
 
-def test_app_key_cannot_change_preferences(client):
-    client.put("/v1/members/alice/preferences", json={"opt_out_all": True}, headers=APP)
+def test_app_key_changes_preferences_for_its_member(client):
+    put = client.put("/v1/members/alice/preferences", json={"opt_out_all": True}, headers=APP)
 
-    assert client.get("/v1/members/alice/preferences", headers=APP).json()["opt_out_all"] is False
+    assert put.status_code == 200
+    assert client.get("/v1/members/alice/preferences", headers=APP).json()["opt_out_all"] is True
 
 
 @pytest.mark.parametrize(

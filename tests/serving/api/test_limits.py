@@ -81,7 +81,8 @@ def call(app, method, path, headers, chunks=(b"x" * 500,) * 4) -> tuple[int, dic
     [
         ("POST", "/v1/events", JSON, 401),
         ("PUT", "/v1/members/alice/preferences", JSON, 401),
-        ("PUT", "/v1/members/alice/preferences", APP | JSON, 403),
+        ("PATCH", "/v1/members/alice/preferences", JSON, 401),
+        ("DELETE", "/v1/admin/members/alice", APP | JSON, 403),
         ("PUT", "/v1/caps", JSON | {"X-API-Key": "wrong-key-wrong-key"}, 401),
         ("PUT", "/v1/caps", APP | JSON, 403),
         ("PUT", "/v1/admin/offers", CSV, 401),

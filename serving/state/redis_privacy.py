@@ -1,0 +1,200 @@
+"""`PrivacyLog` on Redis: consent records in a bounded list per member, forgetting by
+DEL/XDEL, and the suppression hash and personalization-off set training reads (keys in
+docs/redis_keys.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+
+from perkrank.member_hash import member_hash
+from perkrank.serving.domain.privacy import (
+    CONSENTS_KEPT,
+    FORGOTTEN_AUDIT_KEPT,
+    ConsentRecord,
+    ConsentSource,
+    Exclusion,
+    Forgotten,
+    next_phase_cursor,
+    phase_cursor,
+)
+from perkrank.serving.domain.selection import Preferences
+from perkrank.serving.state.keys import (
+    consents_key,
+    decisions_key,
+    event_id_key,
+    events_key,
+    forgotten_audit_key,
+    glob_escaped,
+    member_tag,
+    no_personalization_key,
+    preferences_key,
+    suppressed_key,
+)
+from perkrank.serving.state.redis_fields import fields_from_preferences, preferences_from_fields
+
+STREAM_PAGE = 1000
+"""Stream entries read per XRANGE while looking for a forgotten member's entries."""
+
+
+class RedisPrivacyLog:
+    """The `PrivacyLog` half of `RedisStateStore` (which owns the client and the breaker)."""
+
+    _client: redis.Redis
+    _prefix: str
+    _call: Callable[..., Any]
+
+    def _write_preferences(self, pipeline: Any, member_id: str, preferences: Preferences) -> None:
+        """Queue the replacement of the member's preferences hash and personalization flag."""
+        key = preferences_key(self._prefix, member_id)
+        pipeline.delete(key)
+        pipeline.hset(key, mapping=fields_from_preferences(preferences))
+        off = no_personalization_key(self._prefix)
+        if preferences.personalization:
+            pipeline.srem(off, member_id)
+        else:
+            pipeline.sadd(off, member_id)
+
+    def change_preferences(
+        self,
+        member_id: str,
+        change: Callable[[Preferences], Preferences],
+        consent: ConsentSource,
+    ) -> ConsentRecord:
+        """Read, change and write the preferences with their consent record in one
+        MULTI/EXEC, retried when the preferences changed meanwhile (WATCH)."""
+        key = preferences_key(self._prefix, member_id)
+        history = consents_key(self._prefix, member_id)
+
+        def apply() -> ConsentRecord:
+            with self._client.pipeline(transaction=True) as pipeline:
+                while True:
+                    try:
+                        pipeline.watch(key)
+                        old = preferences_from_fields(pipeline.hgetall(key))
+                        record = ConsentRecord(member_id, consent, old, change(old))
+                        pipeline.multi()
+                        self._write_preferences(pipeline, member_id, record.new)
+                        pipeline.lpush(history, record.to_json())
+                        pipeline.ltrim(history, 0, CONSENTS_KEPT - 1)
+                        pipeline.execute()
+                        return record
+                    except redis.WatchError:
+                        continue
+
+        return self._call("changing preferences", apply)
+
+    def consent_history(self, member_id: str, limit: int) -> list[ConsentRecord]:
+        """The member's last `limit` consent records, newest first (one LRANGE)."""
+        key = consents_key(self._prefix, member_id)
+        entries = self._call("reading consents", self._client.lrange, key, 0, limit - 1)
+        return [ConsentRecord.from_json(entry) for entry in entries]
+
+    def read_consents(self, cursor: str, count: int) -> tuple[list[ConsentRecord], str]:
+        """One SCAN page of members' consent lists (`count`: its hint), each read whole."""
+        pattern = glob_escaped(self._prefix) + ":{m:*}:consents"
+
+        def page() -> tuple[int, list[list[str]]]:
+            position, keys = self._client.scan(int(cursor), match=pattern, count=count)
+            pipeline = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.lrange(key, 0, -1)
+            return position, pipeline.execute()
+
+        position, lists = self._call("reading consents", page)
+        records = [ConsentRecord.from_json(entry) for entries in lists for entry in entries[::-1]]
+        return records, str(position)
+
+    def forget_member(self, member_id: str, actor: str, now: float) -> Forgotten:
+        """DEL every key of the member's hash tag, XDEL their events and decisions (and DEL the
+        id keys of those events), drop them from the personalization-off set, add the hash of
+        their id to the suppression hash (HSETNX) and audit it. Idempotent; not one transaction
+        (streams are searched page by page), so a repeat finishes what a failed call began."""
+        hashed = member_hash(member_id)
+
+        def forget() -> Forgotten:
+            consents = self._client.llen(consents_key(self._prefix, member_id))
+            keys = list(self._member_keys(member_id))
+            events, event_ids = self._matching_entries(
+                events_key(self._prefix), lambda fields: fields.get("member_id") == member_id
+            )
+            decisions, _ = self._matching_entries(
+                decisions_key(self._prefix),
+                lambda fields: json.loads(fields["decision"])["member_id"] == member_id,
+            )
+            id_keys = [event_id_key(self._prefix, event_id) for event_id in event_ids if event_id]
+            pipeline = self._client.pipeline(transaction=True)
+            for batch in (keys, id_keys):
+                if batch:
+                    pipeline.delete(*batch)
+            if events:
+                pipeline.xdel(events_key(self._prefix), *events)
+            if decisions:
+                pipeline.xdel(decisions_key(self._prefix), *decisions)
+            pipeline.srem(no_personalization_key(self._prefix), member_id)
+            pipeline.hsetnx(suppressed_key(self._prefix), hashed, repr(now))
+            first = pipeline.execute()[-1]
+            removed = {
+                "keys": len(keys),
+                "events": len(events),
+                "decisions": len(decisions),
+                "consents": consents,
+            }
+            forgotten = Forgotten(hashed, actor, now, not first, removed)
+            audit = forgotten_audit_key(self._prefix)
+            pipeline = self._client.pipeline(transaction=True)
+            pipeline.lpush(audit, forgotten.to_json())
+            pipeline.ltrim(audit, 0, FORGOTTEN_AUDIT_KEPT - 1)
+            pipeline.execute()
+            return forgotten
+
+        return self._call("forgetting a member", forget)
+
+    def forgotten_audit(self, limit: int) -> list[Forgotten]:
+        """The last `limit` forget audit entries, newest first (one LRANGE)."""
+        key = forgotten_audit_key(self._prefix)
+        entries = self._call("reading the forget audit", self._client.lrange, key, 0, limit - 1)
+        return [Forgotten.from_json(entry) for entry in entries]
+
+    def read_exclusions(self, cursor: str, count: int) -> tuple[list[Exclusion], str]:
+        """One HSCAN page of the suppression hash, then SSCAN pages of the
+        personalization-off set (ids hashed on the way out)."""
+        phase, position = phase_cursor(cursor)
+        if phase == "forgotten":
+            key = suppressed_key(self._prefix)
+            after, found = self._call(
+                "reading exclusions", self._client.hscan, key, int(position), None, count
+            )
+            rows = [Exclusion(h, phase, float(at)) for h, at in found.items()]
+        else:
+            key = no_personalization_key(self._prefix)
+            after, members = self._call(
+                "reading exclusions", self._client.sscan, key, int(position), None, count
+            )
+            rows = [Exclusion(member_hash(member), phase) for member in members]
+        return rows, next_phase_cursor(phase, str(after))
+
+    def _member_keys(self, member_id: str) -> Iterator[str]:
+        """Every key in the member's hash tag (SCAN MATCH)."""
+        pattern = glob_escaped(member_tag(self._prefix, member_id)) + ":*"
+        yield from self._client.scan_iter(match=pattern, count=STREAM_PAGE)
+
+    def _matching_entries(
+        self, key: str, matches: Callable[[dict[str, str]], bool]
+    ) -> tuple[list[str], list[str]]:
+        """The ids of the stream's entries `matches` accepts, and their `event_id` fields."""
+        ids: list[str] = []
+        event_ids: list[str] = []
+        start = "-"
+        while True:
+            entries = self._client.xrange(key, start, "+", STREAM_PAGE)
+            for stream_id, fields in entries:
+                if matches(fields):
+                    ids.append(stream_id)
+                    event_ids.append(fields.get("event_id", ""))
+            if len(entries) < STREAM_PAGE:
+                return ids, event_ids
+            start = f"({entries[-1][0]}"
