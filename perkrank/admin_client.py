@@ -86,16 +86,16 @@ def _add_setting_commands(
     """`show | set FILE | diff FILE | history` of a live setting, with its four handlers."""
     show_handler, set_handler, diff_handler, history_handler = handlers
     actions = parser.add_subparsers(required=True, metavar="ACTION")
-    service = _service_options()
+    service = service_options()
     show = actions.add_parser("show", parents=[service], help=f"print the {setting} in force")
-    show.set_defaults(handler=partial(_reporting, show_handler))
+    show.set_defaults(handler=partial(reporting, show_handler))
     for name, handler, help_text in (
         ("set", set_handler, f"make FILE the {setting} of every process; print what changed"),
         ("diff", diff_handler, f"print what FILE would change, by {parts} (exit 1: changes)"),
     ):
         action = actions.add_parser(name, parents=[service], help=help_text)
         action.add_argument("file", type=Path, help=file_help)
-        action.set_defaults(handler=partial(_reporting, handler))
+        action.set_defaults(handler=partial(reporting, handler))
     history = actions.add_parser(
         "history", parents=[service], help=f"who changed the {setting}, when"
     )
@@ -105,15 +105,15 @@ def _add_setting_commands(
         default=10,
         help="changes to show, newest first",
     )
-    history.set_defaults(handler=partial(_reporting, history_handler))
+    history.set_defaults(handler=partial(reporting, history_handler))
 
 
 def add_offers_commands(parser: argparse.ArgumentParser) -> None:
     """`offers publish FILE`."""
     help_text = "validate FILE (.csv, .csv.gz, .parquet) and serve it as the catalog everywhere"
-    publish = _only_action(parser, "publish", help_text)
+    publish = only_action(parser, "publish", help_text)
     publish.add_argument("file", type=Path, help="an offers file as in the data contract")
-    publish.set_defaults(handler=partial(_reporting, offers_publish))
+    publish.set_defaults(handler=partial(reporting, offers_publish))
 
 
 def add_events_commands(parser: argparse.ArgumentParser) -> None:
@@ -129,16 +129,16 @@ def add_decisions_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_export(parser: argparse.ArgumentParser, kind: str, help_text: str, handler: Handler):
-    export = _only_action(parser, "export", help_text)
+    export = only_action(parser, "export", help_text)
     export.add_argument("--out", type=Path, required=True, help="the file to write")
     export.add_argument(
         "--page-size", type=int_range(1, MAX_PAGE_SIZE), default=1000, help=f"{kind} per request"
     )
-    export.set_defaults(handler=partial(_reporting, handler))
+    export.set_defaults(handler=partial(reporting, handler))
 
 
 def caps_show(arguments: argparse.Namespace) -> int:
-    current = _call(arguments, "GET", "/v1/caps")
+    current = call_service(arguments, "GET", "/v1/caps")
     print(f"# caps version {current['version']}, by {current['actor']}, {_when(current['at'])}")
     print(yaml.safe_dump({"rules": current["rules"]}, sort_keys=False), end="")
     return 0
@@ -146,8 +146,8 @@ def caps_show(arguments: argparse.Namespace) -> int:
 
 def caps_set(arguments: argparse.Namespace) -> int:
     rule_set = _read_yaml(arguments.file)  # the service checks it and names every bad rule
-    old = _call(arguments, "GET", "/v1/caps")
-    stored = _call(arguments, "PUT", "/v1/caps", json.dumps(rule_set, default=str))
+    old = call_service(arguments, "GET", "/v1/caps")
+    stored = call_service(arguments, "PUT", "/v1/caps", json.dumps(rule_set, default=str))
     for line in rule_changes(_rules(old), _rules(stored)) or ["no rule changed"]:
         print(line)
     print(f"caps version {stored['version']} in force (was {old['version']})")
@@ -156,7 +156,7 @@ def caps_set(arguments: argparse.Namespace) -> int:
 
 def caps_diff(arguments: argparse.Namespace) -> int:
     new = load_config(CapsConfig, arguments.file)
-    current = _call(arguments, "GET", "/v1/caps")
+    current = call_service(arguments, "GET", "/v1/caps")
     changes = rule_changes(_rules(current), new.rules)
     print(f"against caps version {current['version']}:")
     for line in changes or ["no differences"]:
@@ -165,7 +165,7 @@ def caps_diff(arguments: argparse.Namespace) -> int:
 
 
 def caps_history(arguments: argparse.Namespace) -> int:
-    changes = _call(arguments, "GET", f"/v1/caps/history?limit={arguments.limit}")
+    changes = call_service(arguments, "GET", f"/v1/caps/history?limit={arguments.limit}")
     for change in changes:
         print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
         old = [] if change["old"] is None else _rules(change["old"])
@@ -183,13 +183,13 @@ def offers_publish(arguments: argparse.Namespace) -> int:
         content = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
-    published = _call(arguments, "PUT", "/v1/admin/offers", content, content_type)
+    published = call_service(arguments, "PUT", "/v1/admin/offers", content, content_type)
     print(f"catalog version {published['version']} in force: {published['offers']} offers")
     return 0
 
 
 def experiments_show(arguments: argparse.Namespace) -> int:
-    current = _call(arguments, "GET", "/v1/experiments")
+    current = call_service(arguments, "GET", "/v1/experiments")
     header = f"# experiments version {current['version']}, by {current['actor']}"
     print(f"{header}, {_when(current['at'])}")
     print(yaml.safe_dump({"experiments": current["experiments"]}, sort_keys=False), end="")
@@ -198,8 +198,8 @@ def experiments_show(arguments: argparse.Namespace) -> int:
 
 def experiments_set(arguments: argparse.Namespace) -> int:
     body = _read_yaml(arguments.file)  # the service checks it and names every bad field
-    old = _call(arguments, "GET", "/v1/experiments")
-    stored = _call(arguments, "PUT", "/v1/experiments", json.dumps(body, default=str))
+    old = call_service(arguments, "GET", "/v1/experiments")
+    stored = call_service(arguments, "PUT", "/v1/experiments", json.dumps(body, default=str))
     changes = experiment_changes(_experiments(old), _experiments(stored))
     for line in changes or ["no experiment changed"]:
         print(line)
@@ -209,7 +209,7 @@ def experiments_set(arguments: argparse.Namespace) -> int:
 
 def experiments_diff(arguments: argparse.Namespace) -> int:
     new = load_config(ExperimentsConfig, arguments.file)
-    current = _call(arguments, "GET", "/v1/experiments")
+    current = call_service(arguments, "GET", "/v1/experiments")
     changes = experiment_changes(_experiments(current), new.experiments)
     print(f"against experiments version {current['version']}:")
     for line in changes or ["no differences"]:
@@ -218,7 +218,7 @@ def experiments_diff(arguments: argparse.Namespace) -> int:
 
 
 def experiments_history(arguments: argparse.Namespace) -> int:
-    changes = _call(arguments, "GET", f"/v1/experiments/history?limit={arguments.limit}")
+    changes = call_service(arguments, "GET", f"/v1/experiments/history?limit={arguments.limit}")
     for change in changes:
         print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
         old = () if change["old"] is None else _experiments(change["old"])
@@ -248,14 +248,14 @@ def _pages(arguments: argparse.Namespace, kind: str) -> Iterator[list[dict[str, 
     after = "0-0"
     while True:
         query = f"after={after}&count={arguments.page_size}"
-        page = _call(arguments, "GET", f"/v1/admin/{kind}?{query}")
+        page = call_service(arguments, "GET", f"/v1/admin/{kind}?{query}")
         yield page[kind]
         if len(page[kind]) < arguments.page_size:
             return
         after = page["next_after"]
 
 
-def _reporting(handler: Handler, arguments: argparse.Namespace) -> int:
+def reporting(handler: Handler, arguments: argparse.Namespace) -> int:
     """`handler(arguments)`, with rejections and service errors printed (exit 1 and 2)."""
     try:
         return handler(arguments)
@@ -267,15 +267,15 @@ def _reporting(handler: Handler, arguments: argparse.Namespace) -> int:
         return 2
 
 
-def _only_action(
+def only_action(
     parser: argparse.ArgumentParser, name: str, help_text: str
 ) -> argparse.ArgumentParser:
     """Give `parser` one ACTION, `name`, taking the service options; return its parser."""
     actions = parser.add_subparsers(required=True, metavar="ACTION")
-    return actions.add_parser(name, parents=[_service_options()], help=help_text)
+    return actions.add_parser(name, parents=[service_options()], help=help_text)
 
 
-def _service_options() -> argparse.ArgumentParser:
+def service_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "--url", type=http_url, default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})"
@@ -284,7 +284,7 @@ def _service_options() -> argparse.ArgumentParser:
     return options
 
 
-def _call(
+def call_service(
     arguments: argparse.Namespace,
     method: str,
     path: str,

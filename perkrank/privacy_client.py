@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from perkrank.admin_client import _call, _only_action, _reporting, _service_options
+from perkrank.admin_client import call_service, only_action, reporting, service_options
 from perkrank.arguments import int_range
 from perkrank.config import ConfigError
 
@@ -34,7 +34,7 @@ EXCLUSION_COLUMNS = (("member_hash", "text"), ("reason", "text"), ("at", "timest
 def add_consents_commands(parser: argparse.ArgumentParser) -> None:
     """`consents export --out FILE`."""
     help_text = "write every member's consent records to FILE (.csv or .parquet)"
-    _add_export(_only_action(parser, "export", help_text), consents_export)
+    _add_export(only_action(parser, "export", help_text), consents_export)
 
 
 def add_members_commands(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +42,15 @@ def add_members_commands(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(required=True, metavar="ACTION")
     forget = actions.add_parser(
         "forget",
-        parents=[_service_options()],
+        parents=[service_options()],
         help="forget a member (or every member id of FILE, one a line): remove their data, "
         "suppress them in every later training run",
     )
     forget.add_argument("member", help="a member id, or a file of member ids")
-    forget.set_defaults(handler=partial(_reporting, members_forget))
+    forget.set_defaults(handler=partial(reporting, members_forget))
     exclusions = actions.add_parser(
         "exclusions",
-        parents=[_service_options()],
+        parents=[service_options()],
         help="write the members training must leave out (forgotten, personalization off; "
         "hashed ids) to FILE for `perkrank train --exclusions`",
     )
@@ -62,7 +62,7 @@ def _add_export(parser: argparse.ArgumentParser, handler: Any) -> None:
     parser.add_argument(
         "--page-size", type=int_range(1, MAX_PAGE_SIZE), default=1000, help="rows per request"
     )
-    parser.set_defaults(handler=partial(_reporting, handler))
+    parser.set_defaults(handler=partial(reporting, handler))
 
 
 def consents_export(arguments: argparse.Namespace) -> int:
@@ -90,7 +90,7 @@ def members_exclusions(arguments: argparse.Namespace) -> int:
 
 def members_forget(arguments: argparse.Namespace) -> int:
     for member_id in member_ids(arguments.member):
-        forgotten = _call(arguments, "DELETE", f"/v1/admin/members/{member_id}")
+        forgotten = call_service(arguments, "DELETE", f"/v1/admin/members/{member_id}")
         removed = ", ".join(f"{count} {kind}" for kind, count in forgotten["removed"].items())
         again = " (forgotten before)" if forgotten["already_suppressed"] else ""
         print(f"forgot {forgotten['member_hash'][:16]}…{again}: removed {removed}")
@@ -115,7 +115,7 @@ def _cursor_pages(arguments: argparse.Namespace, kind: str) -> Iterator[list[dic
     """Every page of `GET /v1/admin/<kind>`, following `next_cursor` until "0"."""
     cursor = "0"
     while True:
-        page = _call(
+        page = call_service(
             arguments, "GET", f"/v1/admin/{kind}?cursor={cursor}&count={arguments.page_size}"
         )
         yield page[kind]
