@@ -77,6 +77,7 @@ HEALTH_CHECK_INTERVAL_SECONDS = 30
 RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
 
+
 class RedisStateStore:
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
 
