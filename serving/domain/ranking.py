@@ -6,8 +6,9 @@ named as evaluation names its cold members); the fallback order scores them with
 popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
 `pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, the
 per-partner limit, budgets and caps, takes the order the member's personalization setting
-asks for, and counts what it returns. Everything but that one call is numpy over the
-catalog's arrays.
+asks for, and counts what it returns. An exploring arm's order is first sampled from its
+shortlist (`exploration`), and each shown offer carries its propensity. Everything but that one
+call is numpy over the catalog's arrays.
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order and the cold order) is computed once per segment and day and reused by every request
