@@ -73,7 +73,18 @@ def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
     """`experiments show | set FILE | diff FILE | history`."""
     handlers = (experiments_show, experiments_set, experiments_diff, experiments_history)
     file_help = "experiments as YAML: {experiments: [{name, salt, unit, arms}]}"
-    _add_setting_commands(parser, "experiments", "experiments", file_help, handlers)
+    actions = _add_setting_commands(parser, "experiments", "experiments", file_help, handlers)
+    report = actions.add_parser("report", help="each arm's uplift over the holdout, from exports")
+    report.add_argument("experiment", help="the experiment's name")
+    for option, help_text in (
+        ("--experiments", file_help + " (the arms' intended shares)"),
+        ("--decisions", "`perkrank decisions export` file (.csv or .parquet)"),
+        ("--events", "`perkrank events export` file (.csv or .parquet)"),
+    ):
+        report.add_argument(option, type=Path, required=True, help=help_text)
+    report.add_argument("--holdout", default="holdout", help="the arm others are compared with")
+    report.add_argument("--json", type=Path, help="also write the report as JSON here")
+    report.set_defaults(handler=partial(reporting, experiments_report))
 
 
 def _add_setting_commands(
@@ -82,8 +93,9 @@ def _add_setting_commands(
     parts: str,
     file_help: str,
     handlers: tuple[Handler, Handler, Handler, Handler],
-) -> None:
-    """`show | set FILE | diff FILE | history` of a live setting, with its four handlers."""
+) -> argparse._SubParsersAction:
+    """`show | set FILE | diff FILE | history` of a live setting, with its four handlers; the
+    actions, for more."""
     show_handler, set_handler, diff_handler, history_handler = handlers
     actions = parser.add_subparsers(required=True, metavar="ACTION")
     service = service_options()
@@ -106,6 +118,7 @@ def _add_setting_commands(
         help="changes to show, newest first",
     )
     history.set_defaults(handler=partial(reporting, history_handler))
+    return actions
 
 
 def add_offers_commands(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +237,25 @@ def experiments_history(arguments: argparse.Namespace) -> int:
         old = () if change["old"] is None else _experiments(change["old"])
         for line in experiment_changes(old, _experiments(change["new"])) or ["no change"]:
             print(f"  {line}")
+    return 0
+
+
+def experiments_report(arguments: argparse.Namespace) -> int:
+    from perkrank.training.uplift import markdown, read_rows, uplift_report
+
+    configured = load_config(ExperimentsConfig, arguments.experiments).experiments
+    experiment = next((item for item in configured if item.name == arguments.experiment), None)
+    if experiment is None or arguments.holdout not in {arm.name for arm in experiment.arms}:
+        raise ConfigError(
+            f"{arguments.experiments}: no experiment {arguments.experiment!r} with an arm "
+            f"{arguments.holdout!r}"
+        )
+    report = uplift_report(
+        experiment, read_rows(arguments.decisions), read_rows(arguments.events), arguments.holdout
+    )
+    print(markdown(report), end="")
+    if arguments.json is not None:
+        arguments.json.write_text(json.dumps(report.record(), indent=2) + "\n", encoding="utf-8")
     return 0
 
 

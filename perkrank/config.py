@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_DIR = Path(str(files("perkrank.configs")))
@@ -223,14 +231,44 @@ ExperimentName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 SHARE_TOLERANCE = 1e-9
 
 
+class SoftmaxExploration(Section):
+    """Show offers drawn without replacement with probability ∝ exp(score / temperature)."""
+
+    kind: Literal["softmax"]
+    temperature: float = Field(gt=0, le=1e6)
+
+
+class EpsilonExploration(Section):
+    """At each rank: with probability `epsilon` a uniformly drawn offer, else the best left."""
+
+    kind: Literal["epsilon"]
+    epsilon: float = Field(gt=0, le=1)
+
+
+Exploration = Annotated[SoftmaxExploration | EpsilonExploration, Field(discriminator="kind")]
+
+
 class ExperimentArm(Section):
-    """One arm: its share of the units and the policy it serves them."""
+    """One arm: its share of the units, the policy it serves them, with which model, and how
+    it explores (serving.domain.exploration)."""
 
     name: ExperimentName
     share: float = Field(gt=0, le=1)
     policy: Literal["personalized", "popular", "none"] = "personalized"
-    """`personalized`: the champion model; `popular`: the non-personalized regional popularity
-    order (the ranker's fallback); `none`: no offers at all."""
+    """`personalized`: the served model (or `model`); `popular`: the non-personalized regional
+    popularity order (the ranker's fallback); `none`: no offers at all."""
+    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    """A registry alias (e.g. `challenger`) of the served model's name; None: the served one."""
+    exploration: Exploration | None = None
+    """None: the order as ranked (propensity 1)."""
+
+    @model_validator(mode="after")
+    def _fits_policy(self) -> ExperimentArm:
+        if self.model is not None and self.policy != "personalized":
+            raise ValueError("only a personalized arm names a model")
+        if self.exploration is not None and self.policy == "none":
+            raise ValueError("an arm of policy none shows nothing to explore")
+        return self
 
 
 class Experiment(Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from perkrank.config import CapRule, Experiment
+from perkrank.config import CapRule, Experiment, ExperimentArm
 
 RULE_FIELDS = ("scope", "limit", "window", "counts")
 EXPERIMENT_FIELDS = ("unit", "salt", "arms")
@@ -57,5 +57,16 @@ def _plain_text(item: Any, field: str) -> str:
 
 def _experiment_text(experiment: Experiment, field: str) -> str:
     if field == "arms":
-        return " / ".join(f"{arm.name} {arm.share:g} {arm.policy}" for arm in experiment.arms)
+        return " / ".join(_arm_text(arm) for arm in experiment.arms)
     return str(getattr(experiment, field))
+
+
+def _arm_text(arm: ExperimentArm) -> str:
+    """`name share policy`, then `@alias` and the exploration when the arm has them."""
+    text = f"{arm.name} {arm.share:g} {arm.policy}"
+    if arm.model is not None:
+        text += f"@{arm.model}"
+    if arm.exploration is not None:
+        setting = "temperature" if arm.exploration.kind == "softmax" else "epsilon"
+        text += f" {arm.exploration.kind} {setting} {getattr(arm.exploration, setting):g}"
+    return text

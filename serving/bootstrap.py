@@ -3,7 +3,9 @@
 `bootstrap` is what every serving process runs at startup (the app's lifespan, each
 `perkrank serve --workers` process, `perkrank demo --no-serve`): it loads the bundle
 (`ServeConfig.model_uri`: a bundle directory or an MLflow models:/ URI), the members and
-offers of the data directory, the cap rules, and opens the state store. `build_context` joins
+offers of the data directory, the cap rules, and opens the state store. The models that
+experiment arms name (`perkrank.serving.arm_models`) are loaded when the stored experiments
+are first read, by the live refresher's start, before the process serves. `build_context` joins
 parts that are already built, for bootstrap and for tests.
 """
 
@@ -94,14 +96,15 @@ def load_bundle(settings: ServeConfig) -> tuple[Bundle, str]:
     return Bundle.load(directory), version
 
 
-def resolve_model(settings: ServeConfig) -> tuple[Path, str]:
-    """The bundle directory `settings.model_uri` names now and its version; mlflow is only
-    imported for a models:/ URI."""
-    local = Path(settings.model_uri)
+def resolve_model(settings: ServeConfig, model_uri: str | None = None) -> tuple[Path, str]:
+    """The bundle directory `model_uri` (None: `settings.model_uri`) names now and its version;
+    mlflow is only imported for a models:/ URI."""
+    model_uri = settings.model_uri if model_uri is None else model_uri
+    local = Path(model_uri)
     if (local / "bundle.json").is_file():
         return local, f"local:{local.resolve().name}"
     from perkrank.models.registry import resolve_bundle
 
     return resolve_bundle(
-        settings.model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
+        model_uri, tracking_uri=settings.tracking_uri, cache_dir=settings.model_cache_dir
     )

@@ -8,16 +8,21 @@ Cap rules, published catalogs and experiments live in the state store, versioned
 - the settings thread reads `StateStore.live_versions()` every `REFRESH_SECONDS` (one round
   trip) and loads the caps, catalog or experiments whose version changed; a changed reload
   generation (`POST /v1/admin/reload`) wakes the model thread;
-- the model thread resolves `model_uri` every `model_poll_seconds` (or when woken). A new
-  version is loaded beside the serving one, checked (its ranker must know at least
+- the model thread resolves `model_uri`, and the alias of each arm model in force
+  (`perkrank.serving.arm_models`), every `model_poll_seconds` (or when woken). A new version
+  is loaded beside the serving one, checked (its ranker must know at least
   `min_known_members` of the catalog's members) and smoke-checked with the current catalog,
-  and only then swapped in; a version that fails is logged, remembered and not tried again until the
-  next reload request, and the old model keeps serving.
+  and only then swapped in; a version that fails is logged, remembered and not tried again
+  until the next reload request, and the old one keeps serving.
 
-The model thread has its own thread so that loading a large model never delays caps. Every
-change builds a new immutable `ServingContext` and swaps it into the `ContextHolder`; requests
-read it once, so each one sees one consistent model, catalog and rule set. Nothing here knows
-HTTP: the API wires a refresher to the holder its requests read.
+An experiments version comes into force only with every model its arms name loaded and
+checked (`put_experiments` loads them before storing it; other processes load them in the
+settings thread, so a new arm model delays their caps once); if one fails there, the
+experiments in force stay until the next reload request. A published catalog re-ranks every
+loaded model. The model thread has its own thread so that loading a large model never delays
+caps. Every change builds a new immutable `ServingContext` and swaps it into the
+`ContextHolder`; requests read it once, so each one sees one consistent model, catalog and rule
+set. Nothing here knows HTTP: the API wires a refresher to the holder its requests read.
 """
 
 from __future__ import annotations
@@ -25,20 +30,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from perkrank.config import CapsConfig, ExperimentsConfig, ServeConfig
 from perkrank.models.bundle import Bundle
+from perkrank.serving.arm_models import arm_model_uris, load_arm_models, ranker_for
 from perkrank.serving.bootstrap import resolve_model
 from perkrank.serving.domain.catalog import Offer, with_offers
 from perkrank.serving.domain.catalog_file import offer_from_record, offer_record
-from perkrank.serving.domain.context import ContextHolder, ServingContext
+from perkrank.serving.domain.context import ContextHolder, ServedModel, ServingContext
 from perkrank.serving.domain.offer_checks import describe
-from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
+from perkrank.serving.domain.ranking import OfferRanker
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, ExperimentsVersion
 from perkrank.serving.state.ports import StateStoreError
 
@@ -48,12 +51,6 @@ REFRESH_SECONDS = 0.25
 """How often each process compares the live versions in the store with its own."""
 INITIAL_ACTOR = "startup"
 """Who wrote caps version 1: the first process to start, from `ServeConfig.caps_path`."""
-COLD_MEMBER_ID = "perkrank-smoke-check-cold-member"
-"""A member id no model knows, for the smoke check of the cold-start path."""
-
-
-class ModelRejectedError(ValueError):
-    """A model version failed the smoke check."""
 
 
 class LiveRefresher:
@@ -70,7 +67,12 @@ class LiveRefresher:
         self._model_wanted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reload_generation: int | None = None
-        self._rejected_model: str | None = None
+        self._rejected: set[str] = set()
+        """Model versions that failed, not tried again until the next reload request."""
+        self._rejected_experiments: int | None = None
+        """An experiments version whose models failed, likewise."""
+        self._prepared: dict[str, ServedModel] = {}
+        """Arm models `put_experiments` loaded, for applying its version without loading again."""
         self._refresh_failing = False
 
     @property
@@ -103,11 +105,15 @@ class LiveRefresher:
                 self._apply_caps(context.store.get_caps() or self.stored_caps())
             if versions.catalog != context.catalog_version:
                 self._apply_catalog(context.store.get_catalog())
-            if versions.experiments != context.experiments_version:
+            if versions.experiments not in (
+                context.experiments_version,
+                self._rejected_experiments,
+            ):
                 self._apply_experiments(context.store.get_experiments())
             if versions.reload != self._reload_generation:
                 if self._reload_generation is not None:
-                    self._rejected_model = None
+                    self._rejected.clear()
+                    self._rejected_experiments = None
                     self._model_wanted.set()
                 self._reload_generation = versions.reload
 
@@ -125,9 +131,14 @@ class LiveRefresher:
         return stored
 
     def put_experiments(self, experiments: ExperimentsConfig, actor: str) -> ExperimentsVersion:
-        """Store `experiments` as the next version (by `actor`) and apply it here now; other
-        processes follow within `REFRESH_SECONDS`."""
-        stored = self.context.store.put_experiments(experiments, actor, time.time())
+        """Load the models the arms of `experiments` name, then store it as the next version (by
+        `actor`) and apply it here now; other processes follow within `REFRESH_SECONDS`. A
+        model that fails raises ModelRejectedError and nothing is stored."""
+        context = self.context
+        self._prepared = load_arm_models(
+            self._settings, experiments, context.ranker.catalog, context.arm_models
+        )
+        stored = context.store.put_experiments(experiments, actor, time.time())
         self.refresh_settings()
         return stored
 
@@ -140,27 +151,33 @@ class LiveRefresher:
         return published
 
     def check_model(self) -> None:
-        """Swap in the model `model_uri` names if it is new and passes the smoke check."""
+        """Swap in the version `model_uri` names, and each version the arms' aliases name,
+        where it is new and passes the checks."""
         with self._model_lock:
-            current = self.context.model_version
-            try:
-                directory, version = resolve_model(self._settings)
-            except Exception:
-                log.exception(
-                    "cannot resolve %s; still serving %s", self._settings.model_uri, current
-                )
-                return
-            if version in (current, self._rejected_model):
-                return
-            try:
-                bundle = Bundle.load(directory)
-                with self._lock:
-                    self.holder.swap(self._with_model(self.context, bundle, version))
-            except Exception:
-                log.exception("model %s rejected; still serving %s", version, current)
-                self._rejected_model = version
-                return
-            log.info("model %s swapped in for %s", version, current)
+            self._check_version(None, self._settings.model_uri, self.context.model_version)
+            uris = arm_model_uris(self._settings, self.context.experiments)
+            for alias, served in self.context.arm_models.items():
+                self._check_version(alias, uris[alias], served.version)
+
+    def _check_version(self, alias: str | None, model_uri: str, current: str) -> None:
+        """Swap in the version `model_uri` names for `alias` (None: the served model) unless it
+        is `current`, failed before, or fails now (logged; `current` keeps serving)."""
+        try:
+            directory, version = resolve_model(self._settings, model_uri)
+        except Exception:
+            log.exception("cannot resolve %s; still serving %s", model_uri, current)
+            return
+        if version == current or version in self._rejected:
+            return
+        try:
+            bundle = Bundle.load(directory)
+            with self._lock:
+                self.holder.swap(self._with_model(self.context, alias, bundle, version))
+        except Exception:
+            log.exception("model %s rejected; still serving %s", version, current)
+            self._rejected.add(version)
+            return
+        log.info("model %s swapped in for %s", version, current)
 
     def _apply_caps(self, stored: CapsVersion) -> None:
         context = self.context
@@ -175,10 +192,29 @@ class LiveRefresher:
         )
 
     def _apply_experiments(self, stored: ExperimentsVersion | None) -> None:
+        """Put `stored` in force once every model its arms name is loaded; if one fails, the
+        experiments in force stay (logged) until the next reload request."""
         context = self.context
         experiments = ExperimentsConfig() if stored is None else stored.experiments
         version = 0 if stored is None else stored.version
-        self.holder.swap(replace(context, experiments=experiments, experiments_version=version))
+        try:
+            loaded = {**context.arm_models, **self._prepared}
+            arm_models = load_arm_models(
+                self._settings, experiments, context.ranker.catalog, loaded
+            )
+        except Exception:
+            log.exception("experiments version %d not applied: a model failed", version)
+            self._rejected_experiments = version
+            return
+        self._prepared = {}
+        self.holder.swap(
+            replace(
+                context,
+                experiments=experiments,
+                experiments_version=version,
+                arm_models=arm_models,
+            )
+        )
         names = [experiment.name for experiment in experiments.experiments]
         log.info("experiments version %d in force: %s", version, ", ".join(names) or "none")
 
@@ -188,13 +224,23 @@ class LiveRefresher:
             self.holder.swap(replace(context, catalog_version=0))
             return
         offers, unreadable = read_records(published.offers)
-        bundle = context.ranker.bundle
-        catalog = with_offers(context.ranker.catalog, offers, bundle, unreadable)
+
+        def with_published(ranker: OfferRanker) -> OfferRanker:
+            catalog = with_offers(ranker.catalog, offers, ranker.bundle, unreadable)
+            return OfferRanker(ranker.bundle, catalog, self._settings)
+
+        arm_models = {
+            alias: served._replace(ranker=with_published(served.ranker))
+            for alias, served in context.arm_models.items()
+        }
+        ranker = with_published(context.ranker)
+        catalog = ranker.catalog
         self.holder.swap(
             replace(
                 context,
-                ranker=OfferRanker(bundle, catalog, self._settings),
+                ranker=ranker,
                 catalog_version=published.version,
+                arm_models=arm_models,
             )
         )
         log.info(
@@ -205,13 +251,15 @@ class LiveRefresher:
             published.actor,
         )
 
-    def _with_model(self, context: ServingContext, bundle: Bundle, version: str) -> ServingContext:
-        current = context.ranker.catalog
-        check_known_members(bundle, current.member_profiles, self._settings.min_known_members)
-        catalog = with_offers(current, current.offers, bundle, current.excluded)
-        ranker = OfferRanker(bundle, catalog, self._settings)
-        smoke_check(ranker, time.time())
-        return replace(context, ranker=ranker, model_version=version)
+    def _with_model(
+        self, context: ServingContext, alias: str | None, bundle: Bundle, version: str
+    ) -> ServingContext:
+        """`context` with `bundle` (checked against its catalog) ranking for `alias`."""
+        ranker = ranker_for(bundle, context.ranker.catalog, self._settings)
+        if alias is None:
+            return replace(context, ranker=ranker, model_version=version)
+        arm_models = {**context.arm_models, alias: ServedModel(ranker, version)}
+        return replace(context, arm_models=arm_models)
 
     def _follow_settings(self) -> None:
         while not self._stopping.wait(REFRESH_SECONDS):
@@ -257,33 +305,3 @@ def read_records(records: list[Any]) -> tuple[list[Offer], list[str]]:
     if unreadable:
         log.warning("%d stored offers cannot be read: %s", len(unreadable), unreadable[0])
     return offers, unreadable
-
-
-def check_known_members(bundle: Bundle, members: Iterable[str], min_share: float) -> None:
-    """Raise ModelRejectedError when the bundle's ranker has learned vectors for fewer than
-    `min_share` of `members` (no members: nothing to check)."""
-    member_ids = list(members)
-    if not member_ids:
-        return
-    known = int((bundle.ranker.member_rows(member_ids) >= 0).sum())
-    share = known / len(member_ids)
-    if share < min_share:
-        raise ModelRejectedError(
-            f"its ranker knows {known:,} of the catalog's {len(member_ids):,} members "
-            f"({share:.1%}), fewer than min_known_members {min_share:.0%}"
-        )
-
-
-def smoke_check(ranker: OfferRanker, now: float) -> None:
-    """Raise ModelRejectedError unless `ranker` gives a member its model knows and a cold
-    member finite scores for every offer, in both orders, and orders their eligible offers."""
-    known = ranker.bundle.ranker.member_ids[:1].tolist()
-    for member_id in [*known, COLD_MEMBER_ID]:
-        region, tier = ranker.profile(OfferRequest(member_id, "app", 1))
-        segment = ranker.segment(region, tier, ranker.day(now))
-        shortlist = ranker.shortlist(member_id, segment, ranker.pool_size(1))
-        for order in (shortlist.personalized, shortlist.fallback):
-            if not np.isfinite(order.scores).all():
-                raise ModelRejectedError(f"non-finite scores for member {member_id!r}")
-            if len(segment.rows) and not order.rows:
-                raise ModelRejectedError(f"no offers ordered for member {member_id!r}")

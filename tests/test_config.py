@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from perkrank.config import (
     CONFIG_DIR,
     CapsConfig,
     ConfigError,
+    ExperimentArm,
     ServeConfig,
     TrainConfig,
     load_config,
@@ -81,3 +83,19 @@ def test_duplicate_cap_rule_names_are_rejected(tmp_path):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(TrainConfig, tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ({"policy": "popular", "model": "challenger"}, "only a personalized arm names a model"),
+        ({"policy": "none", "exploration": {"kind": "epsilon", "epsilon": 0.1}}, "nothing"),
+        ({"exploration": {"kind": "softmax", "temperature": 0}}, "greater than 0"),
+        ({"exploration": {"kind": "epsilon", "epsilon": 1.5}}, "less than or equal to 1"),
+        ({"exploration": {"kind": "thompson"}}, "does not match any of the expected tags"),
+        ({"model": "../etc"}, "should match pattern"),
+    ],
+)
+def test_an_arm_names_a_model_and_explores_only_where_it_can(arm, message):
+    with pytest.raises(ValidationError, match=message):
+        ExperimentArm.model_validate({"name": "arm", "share": 1.0} | arm)

@@ -21,6 +21,7 @@ from perkrank.serving.api.admin import ChangeBody
 from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.limits import shortened
 from perkrank.serving.api.schemas import ErrorBody
+from perkrank.serving.arm_models import ModelRejectedError
 from perkrank.serving.state.live_records import ExperimentsVersion
 
 HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
@@ -32,7 +33,14 @@ EXPERIMENTS_EXAMPLE = {
             "unit": "member",
             "arms": [
                 {"name": "holdout", "share": 0.05, "policy": "popular"},
-                {"name": "personalized", "share": 0.95, "policy": "personalized"},
+                {"name": "champion", "share": 0.85, "policy": "personalized"},
+                {
+                    "name": "challenger",
+                    "share": 0.1,
+                    "policy": "personalized",
+                    "model": "challenger",
+                    "exploration": {"kind": "softmax", "temperature": 0.5},
+                },
             ],
         }
     ]
@@ -107,7 +115,8 @@ def experiments_routes() -> APIRouter:
             413: {"model": ErrorBody, "description": "Body larger than `max_json_body_bytes`."},
             422: {
                 "model": ExperimentProblemsBody,
-                "description": "An experiment is invalid: `detail` names the field.",
+                "description": "An experiment is invalid (`detail` names the field), or a "
+                "model an arm names cannot be loaded or fails its checks.",
             },
         },
         openapi_extra=EXPERIMENTS_REQUEST,
@@ -127,7 +136,11 @@ def experiments_routes() -> APIRouter:
             experiments = ExperimentsConfig.model_validate_json(json.dumps(body), strict=True)
         except ValidationError as error:
             return _problems(experiment_problems(error))
-        stored = await run_in_threadpool(live.put_experiments, experiments, actor)
+        try:
+            stored = await run_in_threadpool(live.put_experiments, experiments, actor)
+        except ModelRejectedError as error:
+            problem = f"an arm's model cannot serve: {error}"
+            return _problems([{"loc": ["body", "experiments"], "msg": problem, "message": problem}])
         return ExperimentsBody.of(stored)
 
     @router.get(

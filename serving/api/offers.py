@@ -6,8 +6,10 @@ validation and its key checked by a plain call, not declared to FastAPI: FastAPI
 per-parameter and per-dependency handling cost more than ranking on this path.
 
 Each response is a decision: it gets a `decision_id` (body and `X-Decision-Id`), names the
-experiment and arm that answered (the arm's policy ranks it), and is queued for the decision
-log (`perkrank.serving.recorder`), never waited for.
+experiment and arm that answered (the arm's policy ranks it, with the arm's model, and its
+exploration draws the order seeded by the decision id) and the model version, and is queued
+for the decision log (`perkrank.serving.recorder`) with each offer's propensity, never waited
+for.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from perkrank.serving.api.schemas import (
     offers_parameters,
     openapi_parameters,
 )
-from perkrank.serving.domain.decisions import DETERMINISTIC, DecidedOffer, Decision
+from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRequest, Ranking
 
@@ -64,13 +66,25 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
         offer_request = _offer_request(request, parameters)
         assignment = context.assignment(offer_request)
-        policy = PERSONALIZED if assignment is None else assignment.policy
+        ranker, model_version = context.model_for(assignment)
+        decision_id = os.urandom(16).hex()
         now = time.time()
-        ranking = await context.ranker.rank(
-            context.store, offer_request, context.rules(), now, policy
+        policy, exploration = (
+            (PERSONALIZED, None)
+            if assignment is None
+            else (assignment.policy, assignment.exploration)
+        )
+        ranking = await ranker.rank(
+            context.store,
+            offer_request,
+            context.rules(),
+            now,
+            policy,
+            exploration,
+            int(decision_id, 16),
         )
         count_offers(context, offer_request.channel, ranking)
-        decision = _decision(offer_request, ranking, now, context.model_version, assignment)
+        decision = _decision(decision_id, offer_request, ranking, now, model_version, assignment)
         request.app.state.recorder.record(decision)
         return _offers_response(offer_request, ranking, decision)
 
@@ -96,15 +110,16 @@ def _parameter_place(location: tuple[int | str, ...]) -> str:
 
 
 def _decision(
+    decision_id: str,
     request: OfferRequest,
     ranking: Ranking,
     now: float,
     model_version: str,
     assignment: Assignment | None,
 ) -> Decision:
-    """What the decision log keeps of this response (a new random 128-bit `decision_id`)."""
+    """What the decision log keeps of this response (`decision_id`: random, 128 bits)."""
     return Decision(
-        decision_id=os.urandom(16).hex(),
+        decision_id=decision_id,
         member_id=request.member_id,
         channel=request.channel,
         ts=now,
@@ -115,7 +130,7 @@ def _decision(
         personalized=ranking.personalized,
         offers=tuple(
             [
-                DecidedOffer(served.offer.offer_id, served.rank, served.score, DETERMINISTIC)
+                DecidedOffer(served.offer.offer_id, served.rank, served.score, served.propensity)
                 for served in ranking.offers
             ]
         ),

@@ -7,10 +7,10 @@ one consistent model, catalog and rule set however the live settings change mean
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
 from perkrank.serving.domain.experiments import Assignment, Plan, plan
@@ -18,6 +18,13 @@ from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 
 if TYPE_CHECKING:
     from perkrank.serving.state.ports import StateStore
+
+
+class ServedModel(NamedTuple):
+    """A loaded model version, ranking the catalog in force."""
+
+    ranker: OfferRanker
+    version: str
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,10 @@ class ServingContext:
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     experiments_version: int = 0
     """The stored experiments version in force; 0: none stored (no experiment runs)."""
+    arm_models: Mapping[str, ServedModel] = field(default_factory=dict)
+    """The models the arms in force name, by alias, each loaded and smoke-checked before its
+    experiments came into force (perkrank.serving.live); an alias missing here names the
+    served model itself."""
 
     def rules(self) -> Sequence[CapRule]:
         """The frequency caps in force: the one place requests look them up."""
@@ -44,6 +55,14 @@ class ServingContext:
     def experiment_plan(self) -> Plan | None:
         """The experiment in force, ready to assign (made once per context)."""
         return plan(self.experiments)
+
+    def model_for(self, assignment: Assignment | None) -> tuple[OfferRanker, str]:
+        """The ranker and model version answering for `assignment` (None: the served ones)."""
+        if assignment is not None and assignment.model is not None:
+            loaded = self.arm_models.get(assignment.model)
+            if loaded is not None:
+                return loaded
+        return self.ranker, self.model_version
 
     def assignment(self, request: OfferRequest) -> Assignment | None:
         """The experiment arm answering `request`; None when no experiment runs."""

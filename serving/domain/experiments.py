@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from perkrank.config import Experiment, ExperimentArm, ExperimentsConfig
+from perkrank.config import Experiment, ExperimentArm, ExperimentsConfig, Exploration
 
 BUCKETS = 10_000
 """Buckets units are hashed into: shares are resolved to 1/10,000."""
@@ -32,6 +32,10 @@ class Assignment:
     arm: str
     policy: str
     """`personalized`, `popular` (the non-personalized regional popularity order) or `none`."""
+    model: str | None = None
+    """The registry alias whose model ranks for the arm; None: the served model."""
+    exploration: Exploration | None = None
+    """How the arm samples the shown order; None: as ranked."""
 
 
 def bucket(salt: str, unit_id: str) -> int:
@@ -68,7 +72,8 @@ class Plan:
             by_region=experiment.unit == "region",
             bounds=tuple(arm_bounds(experiment.arms)),
             assignments=tuple(
-                Assignment(experiment.name, arm.name, arm.policy) for arm in experiment.arms
+                Assignment(experiment.name, arm.name, arm.policy, arm.model, arm.exploration)
+                for arm in experiment.arms
             ),
         )
 

@@ -6,8 +6,9 @@ named as evaluation names its cold members); the fallback order scores them with
 popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
 `pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, the
 per-partner limit, budgets and caps, takes the order the member's personalization setting
-asks for, and counts what it returns. Everything but that one call is numpy over the
-catalog's arrays.
+asks for, and counts what it returns. An exploring arm's order is first sampled from its
+shortlist (`exploration`), and each shown offer carries its propensity. Everything but that one
+call is numpy over the catalog's arrays.
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order and the cold order) is computed once per segment and day and reused by every request
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from perkrank.config import CapRule, ServeConfig
+from perkrank.config import CapRule, Exploration, ServeConfig
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
     member_feature_names,
@@ -32,6 +33,8 @@ from perkrank.features.vocabulary import (
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
+from perkrank.serving.domain.decisions import DETERMINISTIC
+from perkrank.serving.domain.exploration import explore
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
 
@@ -93,12 +96,14 @@ class Shortlist:
 
 
 class RankedOffer(NamedTuple):
-    """One served offer: its catalog entry, 1-based rank, score and reason."""
+    """One served offer: its catalog entry, 1-based rank, score, reason and propensity."""
 
     offer: Offer
     rank: int
     score: float
     reason: str
+    propensity: float = DETERMINISTIC
+    """The probability the policy drew it where it did (`exploration`); 1.0 unexplored."""
 
 
 class Ranking(NamedTuple):
@@ -129,6 +134,8 @@ class OfferRanker:
         rules: Sequence[CapRule],
         now: float | None = None,
         policy: str = PERSONALIZED,
+        exploration: Exploration | None = None,
+        seed: int = 0,
     ) -> Ranking:
         """Shortlist eligible offers, let the store select and count them, explain each one.
 
@@ -147,6 +154,10 @@ class OfferRanker:
             `personalized` (the member's order, or the fallback for a member who turned
             personalization off), `popular` (the fallback order only: the member's scores
             are never computed) or `none` (no offers; the store is not called).
+        exploration:
+            How to sample the policy's order before the store walks it (None: as ranked).
+        seed:
+            Seeds the sample (the decision id), so the same request samples alike.
 
         Returns
         -------
@@ -163,6 +174,9 @@ class OfferRanker:
             shortlist = self.shortlist(request.member_id, segment, pool)
         else:
             shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
+        propensities: dict[int, float] = {}
+        if exploration is not None:
+            shortlist, propensities = _explored(shortlist, pool, exploration, seed)
         candidates = self.catalog.candidates
         selection = await store.select(
             SelectionRequest(
@@ -176,9 +190,11 @@ class OfferRanker:
                 rules=rules,
             )
         )
+        if not selection.personalized:  # the member's fallback order: nothing sampled
+            propensities = {}
         if policy != PERSONALIZED:  # the store walked the fallback order as "personalized"
             selection = replace(selection, personalized=False)
-        ranking = self.explain(shortlist, selection)
+        ranking = self.explain(shortlist, selection, propensities)
         ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
         return ranking
 
@@ -234,8 +250,11 @@ class OfferRanker:
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
 
-    def explain(self, shortlist: Shortlist, selection: Selection) -> Ranking:
-        """The selected offers with their rank, score (in the order used) and reason."""
+    def explain(
+        self, shortlist: Shortlist, selection: Selection, propensities: dict[int, float]
+    ) -> Ranking:
+        """The selected offers with their rank, score (in the order used), reason and
+        propensity (by row; a row not in `propensities`: 1.0)."""
         order = shortlist.personalized if selection.personalized else shortlist.fallback
         scores = dict(zip(order.rows, order.scores, strict=True))
         offer_rows = self.catalog.offer_rows
@@ -249,7 +268,8 @@ class OfferRanker:
                 known_member=shortlist.known_member,
                 repeated=row in shortlist.repeat_rows,
             )
-            ranked.append(RankedOffer(offers[row], rank, scores[row], reason))
+            propensity = propensities.get(row, DETERMINISTIC)
+            ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
     def _build_segment(self, region: str, tier: str, day: int, tenure_days: int) -> Segment:
@@ -274,6 +294,16 @@ class OfferRanker:
             cold=best_order(cold_scores, rows, self._max_pool),
             fallback=best_order(fallback_scores, rows, self._max_pool),
         )
+
+
+def _explored(
+    shortlist: Shortlist, pool: int, exploration: Exploration, seed: int
+) -> tuple[Shortlist, dict[int, float]]:
+    """The shortlist with its first order's best `pool` sampled, and their propensities."""
+    order = shortlist.personalized
+    explored = explore(order.rows[:pool], order.scores[:pool], exploration, seed)
+    sampled = replace(shortlist, personalized=Order(explored.rows, explored.scores))
+    return sampled, dict(zip(explored.rows, explored.propensities, strict=True))
 
 
 def _model_regions(bundle: Bundle) -> set[str]:

@@ -66,6 +66,8 @@ def test_experiments_are_stored_versioned_and_audited(store, make_small_app):
         "name": "holdout",
         "share": 0.05,
         "policy": "popular",
+        "model": None,
+        "exploration": None,
     }
     assert ended.json()["version"] == 2
     assert [(change["version"], change["actor"]) for change in history] == [(2, "ops"), (1, "ops")]
