@@ -27,14 +27,8 @@ from typing import Any
 import yaml
 
 from perkrank.arguments import http_url, int_range
-from perkrank.config import (
-    CapRule,
-    CapsConfig,
-    ConfigError,
-    Experiment,
-    ExperimentsConfig,
-    load_config,
-)
+from perkrank.config import CapRule, CapsConfig, ConfigError, load_config
+from perkrank.experiment_config import Experiment, ExperimentsConfig
 from perkrank.setting_diffs import experiment_changes, rule_changes
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from perkrank.config import CapRule, Experiment, ExperimentArm
+from perkrank.config import CapRule
+from perkrank.experiment_config import Experiment, ExperimentArm
 
 RULE_FIELDS = ("scope", "limit", "window", "counts")
 EXPERIMENT_FIELDS = ("unit", "salt", "arms")

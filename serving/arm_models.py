@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from perkrank.config import ExperimentsConfig, ServeConfig
+from perkrank.config import ServeConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.models.bundle import Bundle
 from perkrank.serving.bootstrap import resolve_model
 from perkrank.serving.domain.catalog import Catalog, with_offers

@@ -33,7 +33,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from perkrank.config import CapsConfig, ExperimentsConfig, ServeConfig
+from perkrank.config import CapsConfig, ServeConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.models.bundle import Bundle
 from perkrank.serving.arm_models import arm_model_uris, load_arm_models, ranker_for
 from perkrank.serving.bootstrap import resolve_model

@@ -9,11 +9,11 @@ from perkrank.config import (
     CONFIG_DIR,
     CapsConfig,
     ConfigError,
-    ExperimentArm,
     ServeConfig,
     TrainConfig,
     load_config,
 )
+from perkrank.experiment_config import ExperimentArm
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from perkrank.config import CapRule, Experiment
+from perkrank.config import CapRule
+from perkrank.experiment_config import Experiment
 from perkrank.setting_diffs import experiment_changes, rule_changes
 
 

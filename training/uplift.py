@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from perkrank.config import Experiment
+from perkrank.experiment_config import Experiment
 from perkrank.serving.domain.experiments import SRM_P_VALUE, srm_p_value
 
 Z_95 = 1.959963984540054

@@ -16,7 +16,7 @@ from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from perkrank.config import Experiment, ExperimentsConfig
+from perkrank.experiment_config import Experiment, ExperimentsConfig
 from perkrank.serving.api.admin import ChangeBody
 from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.limits import shortened

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
-from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.config import CapRule, CapsConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.serving.domain.experiments import Assignment, Plan, plan
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 

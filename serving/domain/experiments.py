@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from perkrank.config import Experiment, ExperimentArm, ExperimentsConfig, Exploration
+from perkrank.experiment_config import Experiment, ExperimentArm, ExperimentsConfig, Exploration
 
 BUCKETS = 10_000
 """Buckets units are hashed into: shares are resolved to 1/10,000."""

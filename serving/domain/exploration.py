@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from perkrank.config import EpsilonExploration, Exploration
+from perkrank.experiment_config import EpsilonExploration, Exploration
 
 LOGIT_FLOOR = 700.0
 """Softmax logits more than this below the best count as this far below: exp(-700) > 0 in

@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from perkrank.config import CapRule, Exploration, ServeConfig
+from perkrank.config import CapRule, ServeConfig
+from perkrank.experiment_config import Exploration
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
     member_feature_names,

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from perkrank.config import CapsConfig, ExperimentsConfig
+from perkrank.config import CapsConfig
+from perkrank.experiment_config import ExperimentsConfig
 
 LiveSetting = Literal["caps", "catalog", "experiments"]
 """Settings every process follows through the store (see docs/redis_keys.md)."""

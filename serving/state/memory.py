@@ -12,7 +12,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.config import CapRule, CapsConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from perkrank.config import CapRule, CapsConfig, ExperimentsConfig, ServeConfig
+from perkrank.config import CapRule, CapsConfig, ServeConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
 from perkrank.serving.domain.privacy import ConsentRecord, ConsentSource, Exclusion, Forgotten

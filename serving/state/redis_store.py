@@ -14,7 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perkrank.config import CapRule, CapsConfig, ExperimentsConfig
+from perkrank.config import CapRule, CapsConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from perkrank.config import ExperimentsConfig, ServeConfig
+from perkrank.config import ServeConfig
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.serving.api.app import create_app

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from perkrank.cli import main
-from perkrank.config import Experiment
+from perkrank.experiment_config import Experiment
 from perkrank.training.uplift import Z_80, Z_95, markdown, uplift_report
 
 EXPERIMENT = Experiment.model_validate(

@@ -15,7 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from perkrank.cli import main
-from perkrank.config import CapRule, Experiment, ExperimentsConfig
+from perkrank.config import CapRule
+from perkrank.experiment_config import Experiment, ExperimentsConfig
 from perkrank.serving.domain.attribution import attribute
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.events import OfferEvent

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from perkrank.config import Experiment, ExperimentArm, ExperimentsConfig
+from perkrank.experiment_config import Experiment, ExperimentArm, ExperimentsConfig
 from perkrank.serving.domain.experiments import (
     BUCKETS,
     Assignment,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from perkrank.config import EpsilonExploration, SoftmaxExploration
+from perkrank.experiment_config import EpsilonExploration, SoftmaxExploration
 from perkrank.serving.domain.exploration import explore
 
 ROWS = [7, 3, 9]

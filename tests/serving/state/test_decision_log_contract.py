@@ -8,7 +8,7 @@ names the stores it builds.
 
 import asyncio
 
-from perkrank.config import Experiment, ExperimentArm, ExperimentsConfig
+from perkrank.experiment_config import Experiment, ExperimentArm, ExperimentsConfig
 from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.state.memory import MemoryStateStore
