@@ -14,14 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
 from perkrank.serving.api.limits import echo, shortened
-from perkrank.serving.api.schemas import ErrorBody
+from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
 from perkrank.serving.domain.catalog_file import OffersFileTooLargeError, read_offers_file
 from perkrank.serving.live import LiveRefresher
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
@@ -44,24 +43,7 @@ OFFERS_EXAMPLE = (
     "offer_id,partner_id,category,title,regions,min_tier,valid_from,valid_to,budget,reward\n"
     "O2026-12-0001,P0001,Grocery,Double points,,base,2026-12-01,2026-12-31,,2x points\n"
 )
-CAPS_REQUEST = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                # CapsConfig; its CapRule is the component CapsBody's `rules` declare
-                "schema": {
-                    name: value
-                    for name, value in CapsConfig.model_json_schema(
-                        ref_template=REF_PREFIX + "{model}"
-                    ).items()
-                    if name != "$defs"
-                },
-                "example": CAPS_EXAMPLE,
-            }
-        },
-    }
-}
+CAPS_REQUEST = json_request_body(CapsConfig, CAPS_EXAMPLE)
 """`PUT /v1/caps` reads its body itself (to name rule and field in a 422): its OpenAPI body."""
 OFFERS_REQUEST = {
     "requestBody": {
@@ -196,11 +178,8 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
         """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
         here at once, on every process within a second, audited with the key's name. Values
         keep their JSON types: no text where a number is meant."""
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await json_object(request)
+        if body is None:
             problem = "the body must be a JSON object with `rules`"
             return JSONResponse(
                 {"detail": [{"loc": ["body"], "msg": problem, "message": problem}]},

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.constants import REF_PREFIX
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -20,7 +19,7 @@ from perkrank.experiment_config import Experiment, ExperimentsConfig
 from perkrank.serving.api.admin import ChangeBody
 from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.limits import shortened
-from perkrank.serving.api.schemas import ErrorBody
+from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
 from perkrank.serving.arm_models import ModelRejectedError
 from perkrank.serving.state.live_records import ExperimentsVersion
 
@@ -45,23 +44,7 @@ EXPERIMENTS_EXAMPLE = {
         }
     ]
 }
-EXPERIMENTS_REQUEST = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    name: value
-                    for name, value in ExperimentsConfig.model_json_schema(
-                        ref_template=REF_PREFIX + "{model}"
-                    ).items()
-                    if name != "$defs"
-                },
-                "example": EXPERIMENTS_EXAMPLE,
-            }
-        },
-    }
-}
+EXPERIMENTS_REQUEST = json_request_body(ExperimentsConfig, EXPERIMENTS_EXAMPLE)
 """`PUT /v1/experiments` reads its body itself (to name the field in a 422): its OpenAPI body."""
 
 
@@ -125,11 +108,8 @@ def experiments_routes() -> APIRouter:
         """Store the experiments (`{experiments: [...]}`, at most one; `[]` ends them) as the
         next version: in force here at once, on every process within a second, audited with
         the key's name. Arm shares must sum to 1 and arm names be unique."""
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await json_object(request)
+        if body is None:
             problem = "the body must be a JSON object with `experiments`"
             return _problems([{"loc": ["body"], "msg": problem, "message": problem}])
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Request
 from fastapi.openapi.constants import REF_PREFIX
 from pydantic import (
     BaseModel,
@@ -302,3 +303,25 @@ VALIDATION_ERROR = {
     "content": {"application/json": {"schema": {"$ref": REF_PREFIX + "HTTPValidationError"}}},
 }
 """The 422 FastAPI documents for routes whose parameters it validates itself."""
+
+
+def json_request_body(model: type[BaseModel], example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI `requestBody` of a route that reads its JSON body itself (to name fields in its
+    422s): `model`'s schema, its components referenced by `$ref`, and `example`."""
+    schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}")
+    schema.pop("$defs", None)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
+    }
+
+
+async def json_object(request: Request) -> dict[str, Any] | None:
+    """The request's body as a JSON object; None when it is not one (or not JSON at all)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
