@@ -18,7 +18,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -27,8 +28,8 @@ from typing import Any
 import yaml
 
 from perkrank.arguments import http_url, int_range
-from perkrank.config import CapRule, CapsConfig, ConfigError, load_config
-from perkrank.experiment_config import Experiment, ExperimentsConfig
+from perkrank.config import CapsConfig, ConfigError, load_config
+from perkrank.experiment_config import ExperimentsConfig
 from perkrank.setting_diffs import experiment_changes, rule_changes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -59,13 +60,13 @@ class RejectedError(RuntimeError):
 
 def add_caps_commands(parser: argparse.ArgumentParser) -> None:
     """`caps show | set FILE | diff FILE | history`."""
-    handlers = (caps_show, caps_set, caps_diff, caps_history)
+    handlers = _setting_handlers(CAPS)
     _add_setting_commands(parser, "caps", "rules", "a rule set like configs/caps.yaml", handlers)
 
 
 def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
     """`experiments show | set FILE | diff FILE | history`."""
-    handlers = (experiments_show, experiments_set, experiments_diff, experiments_history)
+    handlers = _setting_handlers(EXPERIMENTS)
     file_help = "experiments as YAML: {experiments: [{name, salt, unit, arms}]}"
     actions = _add_setting_commands(parser, "experiments", "experiments", file_help, handlers)
     report = actions.add_parser("report", help="each arm's uplift over the holdout, from exports")
@@ -79,6 +80,14 @@ def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--holdout", default="holdout", help="the arm others are compared with")
     report.add_argument("--json", type=Path, help="also write the report as JSON here")
     report.set_defaults(handler=partial(reporting, experiments_report))
+
+
+def _setting_handlers(setting: LiveSettingCommands) -> tuple[Handler, Handler, Handler, Handler]:
+    show, set_, diff, history = (
+        partial(handler, setting)
+        for handler in (show_setting, set_setting, diff_setting, setting_history)
+    )
+    return show, set_, diff, history
 
 
 def _add_setting_commands(
@@ -144,39 +153,71 @@ def _add_export(parser: argparse.ArgumentParser, kind: str, help_text: str, hand
     export.set_defaults(handler=partial(reporting, handler))
 
 
-def caps_show(arguments: argparse.Namespace) -> int:
-    current = call_service(arguments, "GET", "/v1/caps")
-    print(f"# caps version {current['version']}, by {current['actor']}, {_when(current['at'])}")
-    print(yaml.safe_dump({"rules": current["rules"]}, sort_keys=False), end="")
+@dataclass(frozen=True)
+class LiveSettingCommands:
+    """How `show | set | diff | history` speak about one live setting of the service."""
+
+    name: str
+    """As messages name it: `caps`, `experiments`."""
+    path: str
+    field: str
+    """The body's list: `rules`, `experiments`."""
+    config: type[CapsConfig] | type[ExperimentsConfig]
+    changes: Callable[[Sequence[Any], Sequence[Any]], list[str]]
+    unchanged: str
+
+    def items(self, body: dict[str, Any]) -> tuple[Any, ...]:
+        """The validated rules or experiments of a response body."""
+        return getattr(self.config.model_validate({self.field: body[self.field]}), self.field)
+
+
+CAPS = LiveSettingCommands(
+    "caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed"
+)
+EXPERIMENTS = LiveSettingCommands(
+    "experiments",
+    "/v1/experiments",
+    "experiments",
+    ExperimentsConfig,
+    experiment_changes,
+    "no experiment changed",
+)
+
+
+def show_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
+    current = call_service(arguments, "GET", setting.path)
+    header = f"# {setting.name} version {current['version']}, by {current['actor']}"
+    print(f"{header}, {_when(current['at'])}")
+    print(yaml.safe_dump({setting.field: current[setting.field]}, sort_keys=False), end="")
     return 0
 
 
-def caps_set(arguments: argparse.Namespace) -> int:
-    rule_set = _read_yaml(arguments.file)  # the service checks it and names every bad rule
-    old = call_service(arguments, "GET", "/v1/caps")
-    stored = call_service(arguments, "PUT", "/v1/caps", json.dumps(rule_set, default=str))
-    for line in rule_changes(_rules(old), _rules(stored)) or ["no rule changed"]:
+def set_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
+    body = _read_yaml(arguments.file)  # the service checks it and names every bad field
+    old = call_service(arguments, "GET", setting.path)
+    stored = call_service(arguments, "PUT", setting.path, json.dumps(body, default=str))
+    for line in setting.changes(setting.items(old), setting.items(stored)) or [setting.unchanged]:
         print(line)
-    print(f"caps version {stored['version']} in force (was {old['version']})")
+    print(f"{setting.name} version {stored['version']} in force (was {old['version']})")
     return 0
 
 
-def caps_diff(arguments: argparse.Namespace) -> int:
-    new = load_config(CapsConfig, arguments.file)
-    current = call_service(arguments, "GET", "/v1/caps")
-    changes = rule_changes(_rules(current), new.rules)
-    print(f"against caps version {current['version']}:")
+def diff_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
+    new = getattr(load_config(setting.config, arguments.file), setting.field)
+    current = call_service(arguments, "GET", setting.path)
+    changes = setting.changes(setting.items(current), new)
+    print(f"against {setting.name} version {current['version']}:")
     for line in changes or ["no differences"]:
         print(line)
     return 1 if changes else 0
 
 
-def caps_history(arguments: argparse.Namespace) -> int:
-    changes = call_service(arguments, "GET", f"/v1/caps/history?limit={arguments.limit}")
-    for change in changes:
+def setting_history(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
+    path = f"{setting.path}/history?limit={arguments.limit}"
+    for change in call_service(arguments, "GET", path):
         print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
-        old = [] if change["old"] is None else _rules(change["old"])
-        for line in rule_changes(old, _rules(change["new"])) or ["no rule changed"]:
+        old = () if change["old"] is None else setting.items(change["old"])
+        for line in setting.changes(old, setting.items(change["new"])) or [setting.unchanged]:
             print(f"  {line}")
     return 0
 
@@ -192,45 +233,6 @@ def offers_publish(arguments: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
     published = call_service(arguments, "PUT", "/v1/admin/offers", content, content_type)
     print(f"catalog version {published['version']} in force: {published['offers']} offers")
-    return 0
-
-
-def experiments_show(arguments: argparse.Namespace) -> int:
-    current = call_service(arguments, "GET", "/v1/experiments")
-    header = f"# experiments version {current['version']}, by {current['actor']}"
-    print(f"{header}, {_when(current['at'])}")
-    print(yaml.safe_dump({"experiments": current["experiments"]}, sort_keys=False), end="")
-    return 0
-
-
-def experiments_set(arguments: argparse.Namespace) -> int:
-    body = _read_yaml(arguments.file)  # the service checks it and names every bad field
-    old = call_service(arguments, "GET", "/v1/experiments")
-    stored = call_service(arguments, "PUT", "/v1/experiments", json.dumps(body, default=str))
-    changes = experiment_changes(_experiments(old), _experiments(stored))
-    for line in changes or ["no experiment changed"]:
-        print(line)
-    print(f"experiments version {stored['version']} in force (was {old['version']})")
-    return 0
-
-
-def experiments_diff(arguments: argparse.Namespace) -> int:
-    new = load_config(ExperimentsConfig, arguments.file)
-    current = call_service(arguments, "GET", "/v1/experiments")
-    changes = experiment_changes(_experiments(current), new.experiments)
-    print(f"against experiments version {current['version']}:")
-    for line in changes or ["no differences"]:
-        print(line)
-    return 1 if changes else 0
-
-
-def experiments_history(arguments: argparse.Namespace) -> int:
-    changes = call_service(arguments, "GET", f"/v1/experiments/history?limit={arguments.limit}")
-    for change in changes:
-        print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
-        old = () if change["old"] is None else _experiments(change["old"])
-        for line in experiment_changes(old, _experiments(change["new"])) or ["no change"]:
-            print(f"  {line}")
     return 0
 
 
@@ -358,14 +360,6 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-
-
-def _experiments(body: dict[str, Any]) -> tuple[Experiment, ...]:
-    return ExperimentsConfig.model_validate({"experiments": body["experiments"]}).experiments
-
-
-def _rules(caps: dict[str, Any]) -> tuple[CapRule, ...]:
-    return CapsConfig.model_validate({"rules": caps["rules"]}).rules
 
 
 def _when(at: float | None) -> str:
