@@ -127,7 +127,7 @@ def log_bundle(
     The registered version, its run and `models:/<name>/<version>`.
     """
     metric_values = {metric_key(name): float(value) for name, value in metrics.items()}
-    with _run(registry) as run:
+    with tracking_run(registry) as run:
         mlflow.log_params(flatten_params(params))
         mlflow.log_metrics(metric_values)
         mlflow.set_tags(dict(tags))
@@ -249,7 +249,8 @@ def resolve_bundle(
 
 
 @contextmanager
-def _run(registry: RegistryConfig) -> Iterator[mlflow.ActiveRun]:
+def tracking_run(registry: RegistryConfig) -> Iterator[mlflow.ActiveRun]:
+    """The active MLflow run, else a new run of `registry.experiment` (created if need be)."""
     active = mlflow.active_run()
     if active is not None:
         yield active

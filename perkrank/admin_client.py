@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from perkrank.arguments import http_url, int_range
-from perkrank.config import CapsConfig, ConfigError, load_config
+from perkrank.config import CONFIG_DIR, CapsConfig, ConfigError, TrainConfig, load_config
 from perkrank.experiment_config import ExperimentsConfig
 from perkrank.setting_diffs import experiment_changes, rule_changes
 
@@ -79,6 +79,13 @@ def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
         report.add_argument(option, type=Path, required=True, help=help_text)
     report.add_argument("--holdout", default="holdout", help="the arm others are compared with")
     report.add_argument("--json", type=Path, help="also write the report as JSON here")
+    report.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also log it as an MLflow run (metrics per arm, JSON, lift chart) where "
+        "--config's registry says",
+    )
+    report.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     report.set_defaults(handler=partial(reporting, experiments_report))
 
 
@@ -171,9 +178,7 @@ class LiveSettingCommands:
         return getattr(self.config.model_validate({self.field: body[self.field]}), self.field)
 
 
-CAPS = LiveSettingCommands(
-    "caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed"
-)
+CAPS = LiveSettingCommands("caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed")
 EXPERIMENTS = LiveSettingCommands(
     "experiments",
     "/v1/experiments",
@@ -237,7 +242,8 @@ def offers_publish(arguments: argparse.Namespace) -> int:
 
 
 def experiments_report(arguments: argparse.Namespace) -> int:
-    from perkrank.training.uplift import markdown, read_rows, uplift_report
+    from perkrank.serving.domain.uplift import markdown, uplift_report
+    from perkrank.training.uplift import read_rows
 
     configured = load_config(ExperimentsConfig, arguments.experiments).experiments
     experiment = next((item for item in configured if item.name == arguments.experiment), None)
@@ -252,6 +258,11 @@ def experiments_report(arguments: argparse.Namespace) -> int:
     print(markdown(report), end="")
     if arguments.json is not None:
         arguments.json.write_text(json.dumps(report.record(), indent=2) + "\n", encoding="utf-8")
+    if arguments.mlflow:
+        from perkrank.training.uplift import log_report
+
+        registry = load_config(TrainConfig, arguments.config).registry
+        print(f"MLflow run {log_report(report, registry)} at {registry.tracking_uri}")
     return 0
 
 

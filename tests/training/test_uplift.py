@@ -1,105 +1,21 @@
-"""The uplift report on hand-made logs whose answers are worked out by hand."""
+"""`perkrank experiments report` from exported files, and the report logged to MLflow."""
 
 import json
-import math
+from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
 from perkrank.cli import main
-from perkrank.experiment_config import Experiment
-from perkrank.training.uplift import Z_80, Z_95, markdown, uplift_report
-
-EXPERIMENT = Experiment.model_validate(
-    {
-        "name": "lift",
-        "arms": [
-            {"name": "holdout", "share": 0.5, "policy": "popular"},
-            {"name": "treat", "share": 0.5},
-        ],
-    }
-)
+from perkrank.config import RegistryConfig
+from perkrank.serving.domain.uplift import uplift_report
+from perkrank.training.uplift import report_metrics
+from tests.serving.domain.test_uplift import DECISIONS, EVENTS, EXPERIMENT
 
 
-def decision(decision_id: str, member_id: str, arm: str, experiment: str = "lift") -> dict:
-    return {
-        "decision_id": decision_id,
-        "member_id": member_id,
-        "experiment": experiment,
-        "arm": arm,
-    }
-
-
-def event(kind: str, member_id: str, decision_id: str = "") -> dict:
-    return {"type": kind, "member_id": member_id, "decision_id": decision_id}
-
-
-DECISIONS = [
-    decision("d1", "h1", "holdout"),
-    decision("d2", "h2", "holdout"),
-    decision("d3", "t1", "treat"),
-    decision("d3", "t1", "treat"),  # a second offer shown by the same decision
-    decision("d4", "t2", "treat"),
-    decision("d5", "t1", "treat"),
-    decision("x1", "o1", "control", experiment="other"),
-]
-EVENTS = [
-    *[event("impression", member) for member in ("h1", "h2", "t1", "t2")],
-    event("impression", "t1", "d3"),
-    event("click", "t1", "d3"),
-    event("redemption", "t1", "d3"),
-    event("redemption", "h2"),
-    event("redemption", "t2"),
-    event("redemption", "t2", "d4"),
-    event("redemption", "t2"),
-    event("redemption", "o1", "x1"),  # another experiment's member: left out
-    event("redemption", "nobody"),
-]
-"""Redemptions per member: holdout [0, 1] (mean 0.5, variance 0.5), treat [1, 3] (mean 2,
-variance 2)."""
-
-
-def test_each_arm_counts_its_members_decisions_and_events():
-    report = uplift_report(EXPERIMENT, DECISIONS, EVENTS, "holdout")
-
-    holdout, treat = report.arms
-    assert (holdout.members, holdout.decisions, holdout.impressions, holdout.redemptions) == (
-        2,
-        2,
-        2,
-        1,
-    )
-    assert (treat.members, treat.decisions, treat.impressions, treat.clicks) == (2, 3, 3, 1)
-    assert treat.redemptions == 4
-    assert treat.click_rate == pytest.approx(1 / 3)
-    assert treat.redemption_rate == pytest.approx(4 / 3)
-    assert (holdout.redemptions_per_member, treat.redemptions_per_member) == (0.5, 2.0)
-    assert report.srm_p_value == 1.0
-
-
-def test_the_lift_its_intervals_and_the_mde_are_welch_and_delta_method():
-    treat = uplift_report(EXPERIMENT, DECISIONS, EVENTS, "holdout").arms[1]
-
-    se = math.sqrt(2 / 2 + 0.5 / 2)
-    relative_se = math.sqrt(2 / 2 / 0.5**2 + 2**2 * 0.5 / 2 / 0.5**4)
-    assert treat.lift == pytest.approx(1.5)
-    assert treat.lift_ci == pytest.approx((1.5 - Z_95 * se, 1.5 + Z_95 * se))
-    assert treat.mde == pytest.approx((Z_95 + Z_80) * se)
-    assert treat.relative_lift == pytest.approx(3.0)
-    assert treat.relative_lift_ci == pytest.approx((3 - Z_95 * relative_se, 3 + Z_95 * relative_se))
-
-
-def test_a_lopsided_split_is_a_sample_ratio_mismatch():
-    decisions = [decision(f"d{n}", f"m{n}", "treat" if n % 10 else "holdout") for n in range(400)]
-
-    report = uplift_report(EXPERIMENT, decisions, [], "holdout")
-
-    assert [arm.members for arm in report.arms] == [40, 360]
-    assert report.srm_p_value < 1e-6
-    assert "a sample ratio mismatch" in markdown(report)
-
-
-def test_cli_writes_markdown_and_json(tmp_path, capsys):
+def write_files(tmp_path):
+    """The experiment, decisions and events as files; the report's options naming them."""
     files = {
         "experiments": tmp_path / "experiments.yaml",
         "decisions": tmp_path / "decisions.csv",
@@ -112,8 +28,12 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
         columns = list(rows[0])
         lines = [",".join(columns), *(",".join(row[column] for column in columns) for row in rows)]
         files[name].write_text("\n".join(lines) + "\n")
+    return [f"--{name}={path}" for name, path in files.items()]
+
+
+def test_cli_writes_markdown_and_json(tmp_path, capsys):
+    options = write_files(tmp_path)
     out = tmp_path / "report.json"
-    options = [f"--{name}={path}" for name, path in files.items()]
 
     code = main(["experiments", "report", "lift", *options, "--json", str(out)])
 
@@ -124,3 +44,35 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     assert json.loads(out.read_text())["arms"][1]["lift"] == pytest.approx(1.5)
     unknown = main(["experiments", "report", "nope", *options])
     assert unknown == 2
+
+
+def test_the_report_is_an_mlflow_run_with_metrics_json_and_chart(tmp_path, monkeypatch, capsys):
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)  # wins over configs/train.yaml
+
+    code = main(["experiments", "report", "lift", *write_files(tmp_path), "--mlflow"])
+
+    assert code == 0
+    run_id = capsys.readouterr().out.split("MLflow run ")[1].split()[0]
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.data.metrics["treat.lift"] == pytest.approx(1.5)
+    assert run.data.metrics["holdout.members"] == 2
+    assert "holdout.lift" not in run.data.metrics
+    artifacts = {item.path for item in client.list_artifacts(run_id)}
+    assert artifacts == {"uplift_report.json", "uplift_lift.png"}
+    logged = json.loads(Path(client.download_artifacts(run_id, "uplift_report.json")).read_text())
+    assert logged["arms"][1]["lift"] == pytest.approx(1.5)
+    png = Path(client.download_artifacts(run_id, "uplift_lift.png")).read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_metrics_name_each_arm_and_its_interval_bounds():
+    report = uplift_report(EXPERIMENT, DECISIONS, EVENTS, "holdout")
+
+    metrics = report_metrics(report)
+
+    treat = report.arms[1]
+    assert (metrics["treat.lift_ci_low"], metrics["treat.lift_ci_high"]) == treat.lift_ci
+    assert metrics["treat.mde"] == treat.mde
+    assert metrics["srm_p_value"] == report.srm_p_value
