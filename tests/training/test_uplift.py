@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from perkrank.cli import main
-from perkrank.config import RegistryConfig
 from perkrank.serving.domain.uplift import uplift_report
 from perkrank.training.uplift import report_metrics
 from tests.serving.domain.test_uplift import DECISIONS, EVENTS, EXPERIMENT
