@@ -32,6 +32,7 @@ from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddle
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
 from perkrank.serving.api.privacy import privacy_routes
+from perkrank.serving.api.reports import report_routes
 from perkrank.serving.api.schemas import ERRORS, UNREADABLE_BODY
 from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.domain.context import ContextHolder
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(admin_routes(settings), responses=ERRORS)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
+    app.include_router(report_routes(), responses=ERRORS)
     app.include_router(health_routes())
     # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)
     app.include_router(events_routes(settings), responses=ERRORS | UNREADABLE_BODY)
