@@ -12,6 +12,7 @@ from pathlib import Path
 
 from perkrank.arguments import existing_dir, int_range, iso_date, output_dir
 from perkrank.config import CONFIG_DIR, ConfigError
+from perkrank.evaluation_cli import add_evaluate_offline, add_log_options, print_offline_estimate
 
 Handler = Callable[[argparse.Namespace], int]
 MAX_MEMBERS = 10_000_000
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(commands)
     _add_train(commands)
     _add_promote(commands)
+    add_evaluate_offline(commands)
     _add_serve(commands)
     _add_caps(commands)
     _add_experiments(commands)
@@ -203,6 +205,7 @@ def _add_promote(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="promote even if it is worse, not comparable, or trained on different data",
     )
+    add_log_options(command, required=False)
 
 
 def _promote(arguments: argparse.Namespace) -> int:
@@ -211,12 +214,22 @@ def _promote(arguments: argparse.Namespace) -> int:
     from perkrank.training.promotion import promote
 
     config = load_config(TrainConfig, arguments.config)
+    logs = (arguments.data, arguments.decisions, arguments.events)
+    if any(logs) and not all(logs):
+        print("perkrank promote: --data, --decisions and --events go together", file=sys.stderr)
+        return 2
     try:
         decision = promote(config.registry, version=arguments.version, force=arguments.force)
     except RegistryError as error:
         print(error, file=sys.stderr)
         return 2
     print(decision.reason)
+    if all(logs):
+        registry = config.registry
+        version = arguments.version or "@challenger"
+        separator = "" if version.startswith("@") else "/"
+        model = f"models:/{registry.model_name}{separator}{version}"
+        print_offline_estimate(arguments, model, registry.tracking_uri)
     return 0 if decision.promoted else 3
 
 
