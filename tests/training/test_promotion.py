@@ -1,5 +1,6 @@
 """`perkrank promote` on real runs: lineage recorded, both versions re-scored on one window."""
 
+import csv
 import json
 import shutil
 from datetime import date
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
+from perkrank.cli import main
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.synthetic import generate
 from perkrank.models.registry import CHAMPION
@@ -151,3 +154,37 @@ def test_each_run_records_the_data_it_saw(runs, data_a):
     assert lineage["files"] == input_files(data_a)
     assert lineage["first_purchase"] < lineage["last_purchase"]
     assert set(lineage["split"]) == {"validation_start", "test_start", "test_end"}
+
+
+def test_cli_promote_prints_the_off_policy_estimate_beside_the_decision(
+    runs, data_a, tmp_path, capsys
+):
+    candidate = runs.train(data_a, STRONG)
+    config = tmp_path / "train.yaml"
+    registry = {"tracking_uri": runs.config.registry.tracking_uri, "model_name": "promotion"}
+    config.write_text(yaml.safe_dump({"registry": registry}))
+    with (data_a / "offers.csv").open() as file:
+        offers = [row["offer_id"] for row in csv.DictReader(file)][:2]
+    decisions, events = tmp_path / "decisions.csv", tmp_path / "events.csv"
+    shown = [
+        {"decision_id": "d1", "ts": "2025-05-20T10:00:00+00:00", "member_id": "M000001"}
+        | {"channel": "app", "personalized": True, "offer_id": offer, "rank": rank}
+        | {"score": 0.0, "propensity": 0.5}
+        for rank, offer in enumerate(offers, start=1)
+    ]
+    with decisions.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(shown[0]))
+        writer.writeheader()
+        writer.writerows(shown)
+    events.write_text("type,member_id,offer_id,ts,decision_id\n")
+    logs = [f"--data={data_a}", f"--decisions={decisions}", f"--events={events}"]
+
+    code = main(["promote", f"--config={config}", f"--version={candidate}", "--force", *logs])
+    halfway = main(["promote", f"--config={config}", f"--decisions={decisions}"])
+
+    printed = capsys.readouterr()
+    assert code == 0
+    assert f"# Off-policy estimate of promotion/{candidate}" in printed.out
+    assert "1 logged decisions evaluated (0 left out" in printed.out
+    assert halfway == 2
+    assert "--data, --decisions and --events go together" in printed.err
