@@ -216,6 +216,8 @@ def test_preferences_read_back_as_written(client):
         "opted_out_categories": ["Beauty", "Fuel"],
         "opted_out_partners": ["P2"],
         "personalization": False,
+        "consents": [],
+        "purchase_reasons": False,
     }
     client.put("/v1/members/alice/preferences", json=written, headers=ADMIN)
 
@@ -225,6 +227,8 @@ def test_preferences_read_back_as_written(client):
         "opted_out_categories": [],
         "opted_out_partners": [],
         "personalization": True,
+        "consents": [],
+        "purchase_reasons": True,
     }
     assert client.get("/v1/members/alice/preferences", headers=APP).json() == written
 
