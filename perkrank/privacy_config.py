@@ -112,7 +112,3 @@ class ServingPrivacy(PrivacySection):
         if self.default_language not in self.reasons:
             raise ValueError(f"default_language {self.default_language!r} has no reasons")
         return self
-
-    def is_sensitive(self, category: str) -> bool:
-        """Whether `category` is sensitive (case-insensitive)."""
-        return category.casefold() in {name.casefold() for name in self.sensitive_categories}
