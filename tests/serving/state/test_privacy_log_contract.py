@@ -9,8 +9,8 @@ import asyncio
 import time
 
 from perkrank.config import CapRule
-from perkrank.privacy_config import DAY_SECONDS, Retention
 from perkrank.member_hash import member_hash
+from perkrank.privacy_config import DAY_SECONDS, Retention
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.privacy import CONSENTS_KEPT, ConsentSource
