@@ -4,7 +4,8 @@ The personalized order scores eligible offers with the bundle's ranker (a known 
 vector plus their repeat-purchase boost, else the cold vector of their region, tier and tenure,
 named as evaluation names its cold members); the fallback order scores them with the regional
 popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
-`pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, the
+`pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, leaves
+sensitive categories the member did not consent to out of the personalized order, the
 per-partner limit, budgets and caps, takes the order the member's personalization setting
 asks for, and counts what it returns. An exploring arm's order is first sampled from its
 shortlist (`exploration`), and each shown offer carries its propensity. Everything but that one
