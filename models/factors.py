@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +181,15 @@ def _matrix(values: np.ndarray | None, rows: int, dim: int) -> np.ndarray:
     if matrix.ndim != 2 or matrix.shape != (rows, dim):
         raise ValueError(f"expected a ({rows}, {dim}) matrix, got shape {matrix.shape}")
     return np.ascontiguousarray(matrix)
+
+
+def only_members(factors: Factors, member_ids: np.ndarray) -> Factors:
+    """`factors` with member rows only for `member_ids` (items and features unchanged)."""
+    keep = np.isin(factors.member_ids, member_ids)
+    repeat = None if factors.repeat is None else factors.repeat[keep]
+    return replace(
+        factors,
+        member_ids=factors.member_ids[keep],
+        member_vectors=factors.member_vectors[keep],
+        repeat=repeat,
+    )

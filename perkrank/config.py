@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from perkrank.privacy_config import ServingPrivacy, TrainingPrivacy
+
 CONFIG_DIR = Path(str(files("perkrank.configs")))
 """The default configs, shipped as package data (`configs/` in the source tree)."""
 MAX_WINDOW_SECONDS = 366 * 24 * 3600
@@ -167,6 +169,7 @@ class TrainConfig(PerkrankSettings):
     blend: BlendConfig = BlendConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
+    privacy: TrainingPrivacy = TrainingPrivacy()
 
 
 # ---------------------------------------------------------------- caps
@@ -300,6 +303,8 @@ class ServeConfig(PerkrankSettings):
     max_upload_table_bytes: int = Field(67_108_864, gt=0)
     """Largest offers table an upload may hold uncompressed: a gzip's decompressed size, a
     Parquet file's uncompressed column data (from its metadata), a CSV's size; else 413."""
+    privacy: ServingPrivacy = ServingPrivacy()
+    """Sensitive categories, reason texts per language, retention (perkrank.privacy_config)."""
 
 
 # ---------------------------------------------------------------- loading

@@ -3,11 +3,13 @@ model.
 
 Cap rules, published catalogs and experiments live in the state store, versioned
 (`StateStore.put_caps`, `publish_catalog`, `put_experiments`); the model lives in the registry
-(`ServeConfig.model_uri`). Each process runs one `LiveRefresher` with two daemon threads:
+(`ServeConfig.model_uri`). Each process runs one `LiveRefresher` with three daemon threads:
 
 - the settings thread reads `StateStore.live_versions()` every `REFRESH_SECONDS` (one round
   trip) and loads the caps, catalog or experiments whose version changed; a changed reload
   generation (`POST /v1/admin/reload`) wakes the model thread;
+- the retention thread removes expired events, decisions and consent records at start and
+  every `retention.TRIM_SECONDS` (`StateStore.trim_expired`);
 - the model thread resolves `model_uri`, and the alias of each arm model in force
   (`perkrank.serving.arm_models`), every `model_poll_seconds` (or when woken). A new version
   is loaded beside the serving one, checked (its ranker must know at least
@@ -43,6 +45,7 @@ from perkrank.serving.domain.catalog_file import offer_from_record, offer_record
 from perkrank.serving.domain.context import ContextHolder, ServedModel, ServingContext
 from perkrank.serving.domain.offer_checks import describe
 from perkrank.serving.domain.ranking import OfferRanker
+from perkrank.serving.domain.retention import TRIM_SECONDS, Cutoffs
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, ExperimentsVersion
 from perkrank.serving.state.ports import StateStoreError
 
@@ -84,7 +87,11 @@ class LiveRefresher:
     def start(self) -> None:
         """Load the stored settings once, then follow them and the registry in threads."""
         self._refresh_logging_errors()
-        for name, target in (("settings", self._follow_settings), ("model", self._follow_model)):
+        for name, target in (
+            ("settings", self._follow_settings),
+            ("model", self._follow_model),
+            ("retention", self._trim_expired),
+        ):
             thread = threading.Thread(target=target, name=f"perkrank-live-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -273,6 +280,18 @@ class LiveRefresher:
                 return
             self._model_wanted.clear()
             self.check_model()
+
+    def _trim_expired(self) -> None:
+        """Remove expired records now and every TRIM_SECONDS (`privacy.retention`)."""
+        while True:
+            retention = self._settings.privacy.retention
+            try:
+                removed = self.context.store.trim_expired(Cutoffs.at(retention, time.time()))
+                log.info("expired records removed: %s", removed)
+            except Exception as error:
+                log.warning("expired records not removed: %s", error)
+            if self._stopping.wait(TRIM_SECONDS):
+                return
 
     def _refresh_logging_errors(self) -> None:
         """`refresh_settings`; a failure is logged when it starts and when it ends, not on

@@ -18,7 +18,7 @@ from typing import Any
 from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.exclusions import read_exclusions, without_members
+from perkrank.features.exclusions import TrainingMembers, read_exclusions, training_members
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import item_feature_table, offer_regions
@@ -27,7 +27,7 @@ from perkrank.models.als import fit_als
 from perkrank.models.blend import blend
 from perkrank.models.bpr import fit_bpr
 from perkrank.models.bundle import Bundle
-from perkrank.models.factors import Factors
+from perkrank.models.factors import Factors, only_members
 from perkrank.models.hybrid import fit_lightfm
 from perkrank.models.own_pop import NAME as OWN_POP
 from perkrank.models.own_pop import fit_own_pop
@@ -47,6 +47,9 @@ EVALUATED_RANKER = "evaluated_ranker"
 """The blend fitted before the test window (what the report scored), logged with each run so
 that `perkrank promote` can score it again on another version's window without leakage."""
 LINEAGE_FILE = "lineage.json"
+AGGREGATES = ("popularity", "regional_popularity")
+"""Components that are anonymous aggregates: members who turned personalization off count in
+them under `privacy.opted_out: aggregate_only` (their member rows are then dropped)."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,12 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
     )
 
 
-def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> FittedComponents:
+def fit_components(
+    dataset: Dataset, cutoff: date, config: TrainConfig, aggregates: Dataset | None = None
+) -> FittedComponents:
     """Fit every component on purchases strictly before `cutoff` (the cutoff's history and
-    features are built once, `cutoff_features`)."""
+    features are built once, `cutoff_features`). `aggregates` (None: `dataset`) is what the
+    AGGREGATES components count: a superset of `dataset` whose extra members get no row."""
     moment = datetime.combine(cutoff, datetime.min.time())
     with step(f"features before {cutoff}"):
         features = cutoff_features(dataset, moment, config.interactions)
@@ -113,10 +119,16 @@ def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> Fitte
             f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
             f"{data.user_items.nnz} non-zeros"
         )
+    aggregate_data = data
+    if aggregates is not None:
+        aggregate_data = cutoff_features(aggregates, moment, config.interactions).data
     models: dict[str, Factors] = {}
     for name, fit in component_fitters(config).items():
         with step(f"fit {name}"):
-            models[name] = fit(data)
+            if name in AGGREGATES and aggregate_data is not data:
+                models[name] = only_members(fit(aggregate_data), data.member_ids)
+            else:
+                models[name] = fit(data)
     return FittedComponents(
         cutoff=cutoff,
         models=models,
@@ -183,13 +195,17 @@ def train(
     exclusions: Path | None = None,
 ) -> TrainResult:
     """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
-    `exclusions` (forgotten, personalization off) are left out before anything is built."""
+    `exclusions` (forgotten, personalization off) are left out before anything is built, but
+    for the aggregates under `privacy.opted_out: aggregate_only` (see `training_members`)."""
     with step(f"validate {data_dir}"):
-        dataset = load_dataset(data_dir)
+        members = TrainingMembers(load_dataset(data_dir))
     if exclusions is not None:
-        with step(f"leave out the members of {exclusions}"):
-            dataset, left_out = without_members(dataset, read_exclusions(exclusions))
-            report(f"{left_out} members and their purchases left out")
+        with step(f"leave out the members of {exclusions} ({config.privacy.opted_out})"):
+            members = training_members(
+                members.personal, read_exclusions(exclusions), config.privacy.opted_out
+            )
+            report(members.summary())
+    dataset, aggregates = members.personal, members.aggregates
     dates = split_dates(dataset, config)
     lineage = data_lineage(data_dir, dataset, _split_record(dates), config)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +218,7 @@ def train(
 
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
-        validation_fit = fit_components(dataset, dates.validation_start, config)
+        validation_fit = fit_components(dataset, dates.validation_start, config, aggregates)
         window = evaluation_window(
             dataset,
             dates.test_start,
@@ -214,7 +230,7 @@ def train(
             weights = search_blend_weights(window, validation_fit, config)
             report(f"weights {weights}")
 
-    test_fit = fit_components(dataset, dates.test_start, config)
+    test_fit = fit_components(dataset, dates.test_start, config, aggregates)
     with step("evaluate on the test window"):
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
@@ -226,7 +242,7 @@ def train(
     print(format_table(evaluation))
 
     served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
-    served_fit = fit_components(dataset, served_until, config)
+    served_fit = fit_components(dataset, served_until, config, aggregates)
     with step("write the serving bundle"):
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),

@@ -60,8 +60,8 @@ OFFERS_SERVED = Counter(
 )
 OFFERS_SUPPRESSED = Counter(
     "perkrank_offers_suppressed",
-    "Offers left out of offers responses, by reason: opt_out, partner_limit, budget, cap "
-    "(shortlisted offers the store skipped) and eligibility (catalog offers not valid for the "
+    "Offers left out of offers responses, by reason: opt_out, sensitive, partner_limit, budget, "
+    "cap (shortlisted offers the store skipped) and eligibility (catalog offers not valid for the "
     "member's region, tier and day).",
     ("reason",),
 )

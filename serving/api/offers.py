@@ -37,6 +37,7 @@ from perkrank.serving.api.schemas import (
 from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRequest, Ranking
+from perkrank.serving.domain.reasons import reason_language
 
 DECISION_ID_HEADER = "X-Decision-Id"
 
@@ -64,7 +65,7 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         gets offers for their region and tier (query parameters, else the defaults)."""
         context = context_of(request)
         require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
-        offer_request = _offer_request(request, parameters)
+        offer_request = _offer_request(request, parameters, settings)
         assignment = context.assignment(offer_request)
         ranker, model_version = context.model_for(assignment)
         decision_id = os.urandom(16).hex()
@@ -91,8 +92,11 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
     return router
 
 
-def _offer_request(request: Request, parameters: type[BaseModel]) -> OfferRequest:
-    """The request's validated parameters; RequestValidationError (422) names each bad one."""
+def _offer_request(
+    request: Request, parameters: type[BaseModel], settings: ServeConfig
+) -> OfferRequest:
+    """The request's validated parameters, the reasons' language from `lang` or
+    `Accept-Language`; RequestValidationError (422) names each bad one."""
     try:
         values = parameters.model_validate({**request.query_params, **request.path_params})
     except ValidationError as error:
@@ -102,7 +106,16 @@ def _offer_request(request: Request, parameters: type[BaseModel]) -> OfferReques
                 for problem in error.errors(include_url=False)
             ]
         ) from None
-    return OfferRequest(values.member_id, values.channel, values.limit, values.region, values.tier)
+    privacy = settings.privacy
+    language = reason_language(
+        values.lang,
+        request.headers.get("accept-language"),
+        privacy.reasons,
+        privacy.default_language,
+    )
+    return OfferRequest(
+        values.member_id, values.channel, values.limit, values.region, values.tier, language
+    )
 
 
 def _parameter_place(location: tuple[int | str, ...]) -> str:

@@ -88,7 +88,14 @@ def preferences_routes() -> APIRouter:
         source: ConsentSourceHeader = "api",
     ) -> PreferencesBody:
         """Replace all of the member's preferences; the very next offers request obeys them."""
-        _refuse_unknown(context, body.opted_out_categories, body.opted_out_partners, "body")
+        _refuse_unknown(
+            context,
+            {
+                ("opted_out_categories",): ("categories", body.opted_out_categories),
+                ("opted_out_partners",): ("partners", body.opted_out_partners),
+                ("consents",): ("consents", body.consents),
+            },
+        )
         new = body.to_preferences()
         record = _change(context, member_id, lambda _: new, key, source)
         return PreferencesBody.of(record.new)
@@ -106,10 +113,17 @@ def preferences_routes() -> APIRouter:
         context: Context,
         source: ConsentSourceHeader = "api",
     ) -> PreferencesBody:
-        """Set the flags the body names and add or remove single opt-outs, keeping the rest;
-        the very next offers request obeys. Removing a value the catalog no longer knows is
-        allowed; adding one is not."""
-        _refuse_unknown(context, body.categories.add, body.partners.add, "add")
+        """Set the flags the body names and add or remove single opt-outs and consents,
+        keeping the rest; the very next offers request obeys. Removing a value the catalog no
+        longer knows is allowed; adding one is not."""
+        _refuse_unknown(
+            context,
+            {
+                ("categories", "add"): ("categories", body.categories.add),
+                ("partners", "add"): ("partners", body.partners.add),
+                ("consents", "add"): ("consents", body.consents.add),
+            },
+        )
         record = _change(context, member_id, body.applied, key, source)
         return PreferencesBody.of(record.new)
 
@@ -143,20 +157,27 @@ def _change(
 
 
 def _refuse_unknown(
-    context: ServingContext, categories: list[str], partners: list[str], field: str
+    context: ServingContext, values: dict[tuple[str, ...], tuple[str, list[str]]]
 ) -> None:
-    """422 naming every category and partner the catalog in force does not know."""
-    offers = context.ranker.catalog.offers
+    """422 naming every category and partner the catalog in force does not know, and every
+    consent to a category that is not one of its sensitive categories. `values`: by body
+    location, the kind (categories, partners, consents) and the values sent."""
+    ranker = context.ranker
     known = {
-        "categories": {offer.category for offer in offers},
-        "partners": {offer.partner_id for offer in offers},
+        "categories": {offer.category for offer in ranker.catalog.offers},
+        "partners": {offer.partner_id for offer in ranker.catalog.offers},
+        "consents": ranker.sensitive,
     }
     problems = []
-    for kind, values in (("categories", categories), ("partners", partners)):
-        unknown = sorted(set(values) - known[kind])
+    for location, (kind, sent) in values.items():
+        unknown = sorted(set(sent) - known[kind])
         if unknown:
-            location = ["body", kind, field] if field == "add" else ["body", f"opted_out_{kind}"]
-            message = f"unknown {kind} (not in the catalog in force): {', '.join(unknown)}"
-            problems.append({"loc": location, "msg": message, "type": "unknown_value"})
+            what = (
+                "not a sensitive category of the catalog in force"
+                if kind == "consents"
+                else "not in the catalog in force"
+            )
+            message = f"unknown {kind} ({what}): {', '.join(unknown)}"
+            problems.append({"loc": ["body", *location], "msg": message, "type": "unknown_value"})
     if problems:
         raise HTTPException(422, problems)

@@ -55,6 +55,15 @@ def offers_parameters(default_limit: int, max_limit: int) -> type[BaseModel]:
             ),
         ),
         tier=(Tier | None, Field(None, description="Rank for this tier instead of the member's.")),
+        lang=(
+            str | None,
+            Field(
+                None,
+                pattern=r"^[A-Za-z]{2,3}$",
+                description="The reasons' language (else `Accept-Language`, else the default).",
+                examples=["ru"],
+            ),
+        ),
     )
 
 
@@ -164,6 +173,14 @@ class PreferencesBody(BaseModel):
     personalization: bool = Field(
         True, description="false: offers in regional popularity order, not from their history."
     )
+    consents: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_OPT_OUTS,
+        description="Sensitive categories the member agreed to have personalized.",
+    )
+    purchase_reasons: bool = Field(
+        True, description="false: reasons never mention the member's purchases."
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -176,6 +193,8 @@ class PreferencesBody(BaseModel):
                     "opted_out_categories": ["Alcohol"],
                     "opted_out_partners": ["P0007"],
                     "personalization": True,
+                    "consents": ["Pharmacy"],
+                    "purchase_reasons": True,
                 }
             ]
         },
@@ -190,6 +209,8 @@ class PreferencesBody(BaseModel):
             opted_out_categories=sorted(preferences.opted_out_categories),
             opted_out_partners=sorted(preferences.opted_out_partners),
             personalization=preferences.personalization,
+            consents=sorted(preferences.consents),
+            purchase_reasons=preferences.purchase_reasons,
         )
 
     def to_preferences(self) -> Preferences:
@@ -200,6 +221,8 @@ class PreferencesBody(BaseModel):
             opted_out_categories=frozenset(self.opted_out_categories),
             opted_out_partners=frozenset(self.opted_out_partners),
             personalization=self.personalization,
+            consents=frozenset(self.consents),
+            purchase_reasons=self.purchase_reasons,
         )
 
 
@@ -243,9 +266,11 @@ class PreferencesPatch(BaseModel):
 
     opt_out_all: bool | None = None
     personalization: bool | None = None
+    purchase_reasons: bool | None = None
     channels: ChannelChanges = ChannelChanges()
     categories: NameChanges = NameChanges()
     partners: NameChanges = NameChanges()
+    consents: NameChanges = NameChanges()
 
     model_config = ConfigDict(
         extra="forbid",
@@ -264,6 +289,10 @@ class PreferencesPatch(BaseModel):
             opted_out_partners=self.partners.applied(old.opted_out_partners),
             personalization=(
                 old.personalization if self.personalization is None else self.personalization
+            ),
+            consents=self.consents.applied(old.consents),
+            purchase_reasons=(
+                old.purchase_reasons if self.purchase_reasons is None else self.purchase_reasons
             ),
         )
 

@@ -4,6 +4,7 @@ removed, and the exclusions training reads (pure, immutable types)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,8 +15,10 @@ CONSENTS_KEPT = 100
 FORGOTTEN_AUDIT_KEPT = 10_000
 """Forget audit entries kept, newest first."""
 ExclusionReason = Literal["forgotten", "no_personalization"]
-OPT_OUT_FIELDS = ("opted_out_channels", "opted_out_categories", "opted_out_partners")
-FLAG_FIELDS = ("opt_out_all", "personalization")
+OPT_OUT_FIELDS = ("opted_out_channels", "opted_out_categories", "opted_out_partners", "consents")
+"""The set fields of Preferences (consents beside the opt-outs)."""
+FLAG_FIELDS = ("opt_out_all", "personalization", "purchase_reasons")
+FLAG_DEFAULTS = {"opt_out_all": False, "personalization": True, "purchase_reasons": True}
 
 
 def preferences_record(preferences: Preferences) -> dict[str, Any]:
@@ -26,9 +29,10 @@ def preferences_record(preferences: Preferences) -> dict[str, Any]:
 
 
 def preferences_of_record(record: dict[str, Any]) -> Preferences:
-    """The preferences `preferences_record` wrote."""
-    flags = {name: record[name] for name in FLAG_FIELDS}
-    return Preferences(**flags, **{name: frozenset(record[name]) for name in OPT_OUT_FIELDS})
+    """The preferences `preferences_record` wrote (fields added later: their defaults)."""
+    flags = {name: record.get(name, FLAG_DEFAULTS[name]) for name in FLAG_FIELDS}
+    sets = {name: frozenset(record.get(name, ())) for name in OPT_OUT_FIELDS}
+    return Preferences(**flags, **sets)
 
 
 @dataclass(frozen=True)
@@ -127,3 +131,10 @@ def next_phase_cursor(phase: ExclusionReason, position: str) -> str:
     if phase == "forgotten":
         return "p:0" if position == "0" else f"s:{position}"
     return "0" if position == "0" else f"p:{position}"
+
+
+def sensitive_categories(categories: Iterable[str], sensitive: Iterable[str]) -> frozenset[str]:
+    """The names of `categories` (as the catalog spells them) that one of `sensitive` names,
+    compared case-insensitively."""
+    folded = {name.casefold() for name in sensitive}
+    return frozenset(category for category in categories if category.casefold() in folded)

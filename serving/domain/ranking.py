@@ -4,7 +4,8 @@ The personalized order scores eligible offers with the bundle's ranker (a known 
 vector plus their repeat-purchase boost, else the cold vector of their region, tier and tenure,
 named as evaluation names its cold members); the fallback order scores them with the regional
 popularity of their segment. Scores and orders come from `models.scoring`. Each order's best
-`pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, the
+`pool` offers go to the store's `select` (an `OfferSelector`), which applies opt-outs, leaves
+sensitive categories the member did not consent to out of the personalized order, the
 per-partner limit, budgets and caps, takes the order the member's personalization setting
 asks for, and counts what it returns. An exploring arm's order is first sampled from its
 shortlist (`exploration`), and each shown offer carries its propensity. Everything but that one
@@ -36,6 +37,7 @@ from perkrank.models.bundle import Bundle
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
+from perkrank.serving.domain.privacy import sensitive_categories
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
 
@@ -57,6 +59,8 @@ class OfferRequest:
     limit: int
     region: str | None = None
     tier: str | None = None
+    language: str | None = None
+    """The reasons' language (None, or one without templates: the configured default)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ class OfferRanker:
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
+        categories = {offer.category for offer in catalog.offers}
+        self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
+        """The catalog's sensitive categories: personalized only with the member's consent."""
 
     async def rank(
         self,
@@ -189,13 +196,14 @@ class OfferRanker:
                 personalized=[candidates[row] for row in shortlist.personalized.rows[:pool]],
                 fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
                 rules=rules,
+                sensitive=self.sensitive,
             )
         )
         if not selection.personalized:  # the member's fallback order: nothing sampled
             propensities = {}
         if policy != PERSONALIZED:  # the store walked the fallback order as "personalized"
             selection = replace(selection, personalized=False)
-        ranking = self.explain(shortlist, selection, propensities)
+        ranking = self.explain(shortlist, selection, propensities, request.language)
         ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
         return ranking
 
@@ -252,10 +260,16 @@ class OfferRanker:
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
 
     def explain(
-        self, shortlist: Shortlist, selection: Selection, propensities: dict[int, float]
+        self,
+        shortlist: Shortlist,
+        selection: Selection,
+        propensities: dict[int, float],
+        language: str | None = None,
     ) -> Ranking:
-        """The selected offers with their rank, score (in the order used), reason and
-        propensity (by row; a row not in `propensities`: 1.0)."""
+        """The selected offers with their rank, score (in the order used), reason (in
+        `language`) and propensity (by row; a row not in `propensities`: 1.0)."""
+        privacy = self._settings.privacy
+        texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
         order = shortlist.personalized if selection.personalized else shortlist.fallback
         scores = dict(zip(order.rows, order.scores, strict=True))
         offer_rows = self.catalog.offer_rows
@@ -268,6 +282,9 @@ class OfferRanker:
                 personalized=selection.personalized,
                 known_member=shortlist.known_member,
                 repeated=row in shortlist.repeat_rows,
+                texts=texts,
+                sensitive=offers[row].category in self.sensitive,
+                purchase_reasons=selection.purchase_reasons,
             )
             propensity = propensities.get(row, DETERMINISTIC)
             ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))

@@ -21,7 +21,7 @@ from perkrank.serving.domain.selection import (
 )
 from perkrank.serving.domain.windows import current_bucket
 
-Reason = Literal["opt_out", "partner_limit", "budget", "cap", "limit"]
+Reason = Literal["opt_out", "sensitive", "partner_limit", "budget", "cap", "limit"]
 """Why a candidate was left out: a SUPPRESSION_REASONS entry, or `limit` for a candidate the
 walk never reached because `request.limit` offers were chosen already (not a suppression)."""
 LIMIT_REACHED: Reason = "limit"
@@ -65,7 +65,8 @@ class Exclusion(NamedTuple):
     offer_id: str
     reason: Reason
     detail: str | None = None
-    """opt_out: `all`, `channel`, `category` or `partner`; partner_limit: the partner id;
+    """opt_out: `all`, `channel`, `category` or `partner`; sensitive: the category;
+    partner_limit: the partner id;
     cap: the name of the first rule at its limit; budget and limit: None."""
 
 
@@ -92,6 +93,8 @@ class Choice:
     """Every other candidate of the order used, by position."""
     increments: tuple[Increment, ...]
     """What the store adds to the counters of rules counting `served`."""
+    purchase_reasons: bool = True
+    """`Preferences.purchase_reasons` of the member."""
 
     @property
     def suppressed(self) -> dict[str, int]:
@@ -101,7 +104,9 @@ class Choice:
 
     def selection(self) -> Selection:
         """The `StateStore.select` answer."""
-        return Selection(list(self.offer_ids), self.personalized, self.suppressed)
+        return Selection(
+            list(self.offer_ids), self.personalized, self.suppressed, self.purchase_reasons
+        )
 
 
 def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
@@ -127,9 +132,12 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         of SUPPRESSION_REASONS:
 
         1. `opt_out`: the member opted out of its category or its partner;
-        2. `partner_limit`: `max_per_partner` offers of its partner were chosen already;
-        3. `budget`: it has a budget and was redeemed at least that often;
-        4. `cap`: a rule's counter for it (its offer, partner or the channel) is at the
+        2. `sensitive`: walking the personalized order, its category is one of
+           `request.sensitive` and not one the member consented to (`Preferences.consents`):
+           a sensitive offer is never chosen by personalization without consent;
+        3. `partner_limit`: `max_per_partner` offers of its partner were chosen already;
+        4. `budget`: it has a budget and was redeemed at least that often;
+        5. `cap`: a rule's counter for it (its offer, partner or the channel) is at the
            rule's limit, counting what this walk chose already for rules counting `served`.
 
         Each chosen candidate adds 1 to its counter of every rule counting `served`; those
@@ -145,8 +153,9 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
             Exclusion(position, candidate.offer_id, "opt_out", blanket)
             for position, candidate in enumerate(candidates)
         )
-        return Choice((), (), personalized, left_out, ())
+        return Choice((), (), personalized, left_out, (), preferences.purchase_reasons)
     caps = [_Cap.of(rule, request.now) for rule in request.rules]
+    guarded = request.sensitive - preferences.consents if personalized else frozenset()
     served: dict[CapCounter, int] = {}
     taken_by_partner: Counter[str] = Counter()
     positions: list[int] = []
@@ -157,6 +166,7 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
             continue
         why = (
             _opt_out(preferences, candidate)
+            or _unconsented(candidate, guarded)
             or _partner_limit(candidate, taken_by_partner, request.max_per_partner)
             or _budget_spent(candidate, state.redeemed)
             or _capped(caps, candidate, request.channel, state.cap_counts, served)
@@ -173,6 +183,7 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         personalized,
         tuple(left),
         _increments(caps, served),
+        preferences.purchase_reasons,
     )
 
 
@@ -194,6 +205,13 @@ def _opt_out(preferences: Preferences, candidate: Candidate) -> _Why | None:
         return "opt_out", "category"
     if candidate.partner_id in preferences.opted_out_partners:
         return "opt_out", "partner"
+    return None
+
+
+def _unconsented(candidate: Candidate, guarded: frozenset[str]) -> _Why | None:
+    """The candidate's category is sensitive and the member did not consent to it."""
+    if candidate.category in guarded:
+        return "sensitive", candidate.category
     return None
 
 

@@ -12,13 +12,18 @@ from perkrank.config import CapRule
 
 @dataclass(frozen=True)
 class Preferences:
-    """What a member opted out of. The default opts out of nothing."""
+    """What a member opted out of and consented to. The default opts out of nothing and
+    consents to no sensitive category."""
 
     opt_out_all: bool = False
     opted_out_channels: frozenset[str] = frozenset()
     opted_out_categories: frozenset[str] = frozenset()
     opted_out_partners: frozenset[str] = frozenset()
     personalization: bool = True
+    consents: frozenset[str] = frozenset()
+    """Sensitive categories the member agreed to have personalized."""
+    purchase_reasons: bool = True
+    """False: no reason mentions the member's purchases."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,12 @@ class SelectionRequest:
     fallback: Sequence[Candidate]
     """Used instead of `personalized` when the member turned personalization off."""
     rules: Sequence[CapRule] = ()
+    sensitive: frozenset[str] = frozenset()
+    """The catalog's sensitive category names: left out of the personalized order unless the
+    member consented to the category (`Preferences.consents`)."""
 
 
-SUPPRESSION_REASONS = ("opt_out", "partner_limit", "budget", "cap")
+SUPPRESSION_REASONS = ("opt_out", "sensitive", "partner_limit", "budget", "cap")
 """Why a candidate was left out, in the order the rules are checked."""
 
 
@@ -70,7 +78,9 @@ class Selection:
     offer_ids: list[str]
     personalized: bool
     suppressed: dict[str, int] = field(default_factory=dict)
-    """Candidates left out, by reason: opt_out, partner_limit, budget, cap."""
+    """Candidates left out, by reason: opt_out, sensitive, partner_limit, budget, cap."""
+    purchase_reasons: bool = True
+    """The member lets reasons mention their purchases (`Preferences.purchase_reasons`)."""
 
 
 class OfferSelector(Protocol):

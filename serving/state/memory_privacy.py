@@ -20,6 +20,7 @@ from perkrank.serving.domain.privacy import (
     next_phase_cursor,
     phase_cursor,
 )
+from perkrank.serving.domain.retention import Cutoffs, stream_seconds
 from perkrank.serving.domain.selection import Preferences
 from perkrank.serving.state.keys import event_id_key, member_tag
 
@@ -110,6 +111,23 @@ class MemoryPrivacyLog:
         with self._lock:
             return self._forgotten[:limit]
 
+    def trim_expired(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """Drop the events, decisions and consent records from before their cut-off."""
+        with self._lock:
+            consents = 0
+            for member_id, history in list(self._consents.items()):
+                kept = [record for record in history if record.consent.at >= cutoffs.consents]
+                consents += len(history) - len(kept)
+                if kept:
+                    self._consents[member_id] = kept
+                else:
+                    del self._consents[member_id]
+            return {
+                "events": _drop_before(self._events, cutoffs.events),
+                "decisions": _drop_before(self._decisions, cutoffs.decisions),
+                "consents": consents,
+            }
+
     def read_exclusions(self, cursor: str, count: int) -> tuple[list[Exclusion], str]:
         """`count` forgotten members, then `count` with personalization off, per page."""
         phase, position = phase_cursor(cursor)
@@ -122,6 +140,15 @@ class MemoryPrivacyLog:
                 rows = [Exclusion(member_hash(m), phase) for m in sorted(off)]
         end = start + count
         return rows[start:end], next_phase_cursor(phase, str(end) if end < len(rows) else "0")
+
+
+def _drop_before(kept: deque, cutoff: float) -> int:
+    """Drop the stream entries of `kept` (oldest first) added before `cutoff`; how many."""
+    removed = 0
+    while kept and stream_seconds(kept[0].stream_id) < cutoff:
+        kept.popleft()
+        removed += 1
+    return removed
 
 
 def _keep(kept: deque, keep: Callable[[object], bool]) -> None:

@@ -25,6 +25,7 @@ from perkrank.experiment_config import ExperimentsConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
 from perkrank.serving.domain.privacy import ConsentRecord, ConsentSource, Exclusion, Forgotten
+from perkrank.serving.domain.retention import Cutoffs
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
 from perkrank.serving.state.live_records import (
     CapsVersion,
@@ -169,6 +170,11 @@ class PrivacyLog(Protocol):
     def read_exclusions(self, cursor: str, count: int) -> tuple[list[Exclusion], str]:
         """About `count` members training must leave out from `cursor` ("0": the start): the
         forgotten, then those with personalization off; and the next cursor ("0": no more)."""
+        ...
+
+    def trim_expired(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """Remove the events, decisions and consent records from before their cut-off
+        (`retention.Cutoffs`); how many of each were removed."""
         ...
 
 

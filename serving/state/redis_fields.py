@@ -9,7 +9,8 @@ from typing import Any
 from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.selection import Candidate, Preferences
 
-OPT_OUT_KINDS = ("channel", "category", "partner")
+OPT_OUT_KINDS = ("channel", "category", "partner", "consent")
+"""Set fields of the preferences hash, `kind:value` (consent: a sensitive category agreed to)."""
 
 
 def encode_candidates(candidates: Sequence[Candidate]) -> str:
@@ -18,10 +19,12 @@ def encode_candidates(candidates: Sequence[Candidate]) -> str:
 
 
 def fields_from_preferences(preferences: Preferences) -> dict[str, str]:
-    """The member's preferences hash: flags, and one `kind:value` field per opt-out."""
+    """The member's preferences hash: flags, and one `kind:value` field per opt-out or
+    consent."""
     fields = {
         "opt_out_all": "1" if preferences.opt_out_all else "0",
         "personalization": "1" if preferences.personalization else "0",
+        "purchase_reasons": "1" if preferences.purchase_reasons else "0",
     }
     for kind, values in zip(
         OPT_OUT_KINDS,
@@ -29,6 +32,7 @@ def fields_from_preferences(preferences: Preferences) -> dict[str, str]:
             preferences.opted_out_channels,
             preferences.opted_out_categories,
             preferences.opted_out_partners,
+            preferences.consents,
         ),
         strict=True,
     ):
@@ -49,6 +53,8 @@ def preferences_from_fields(fields: dict[str, str]) -> Preferences:
         opted_out_categories=frozenset(opted_out["category"]),
         opted_out_partners=frozenset(opted_out["partner"]),
         personalization=fields.get("personalization") != "0",
+        consents=frozenset(opted_out["consent"]),
+        purchase_reasons=fields.get("purchase_reasons") != "0",
     )
 
 

@@ -21,6 +21,7 @@ from perkrank.serving.domain.privacy import (
     next_phase_cursor,
     phase_cursor,
 )
+from perkrank.serving.domain.retention import Cutoffs, min_stream_id
 from perkrank.serving.domain.selection import Preferences
 from perkrank.serving.state.keys import (
     consents_key,
@@ -38,6 +39,24 @@ from perkrank.serving.state.redis_fields import fields_from_preferences, prefere
 
 STREAM_PAGE = 1000
 """Stream entries read per XRANGE while looking for a forgotten member's entries."""
+TRIM_PAGE = 1000
+"""Keys per SCAN page while trimming consent lists."""
+TRIM_CONSENTS = """
+-- KEYS: consent lists (newest first); ARGV[1]: the cut-off (Unix seconds). Pops the records
+-- from before it off each list's end; returns how many. Atomic with LPUSH of a new record.
+local removed = 0
+for _, key in ipairs(KEYS) do
+  while true do
+    local oldest = redis.call('LINDEX', key, -1)
+    if not oldest or cjson.decode(oldest).at >= tonumber(ARGV[1]) then
+      break
+    end
+    redis.call('RPOP', key)
+    removed = removed + 1
+  end
+end
+return removed
+"""
 
 
 class RedisPrivacyLog:
@@ -158,6 +177,32 @@ class RedisPrivacyLog:
         key = forgotten_audit_key(self._prefix)
         entries = self._call("reading the forget audit", self._client.lrange, key, 0, limit - 1)
         return [Forgotten.from_json(entry) for entry in entries]
+
+    def trim_expired(self, cutoffs: Cutoffs) -> dict[str, int]:
+        """XTRIM MINID the event and decision streams at their cut-offs; pop the consent
+        records from before theirs off the end (the oldest) of every member's list, one SCAN
+        page and one script call at a time."""
+        streams = (events_key(self._prefix), decisions_key(self._prefix))
+        cutoff_ids = (min_stream_id(cutoffs.events), min_stream_id(cutoffs.decisions))
+
+        trim_consents = self._client.register_script(TRIM_CONSENTS)
+
+        def trim() -> dict[str, int]:
+            pipeline = self._client.pipeline(transaction=False)
+            for key, cutoff_id in zip(streams, cutoff_ids, strict=True):
+                pipeline.xtrim(key, minid=cutoff_id, approximate=False)
+            events, decisions = pipeline.execute()
+            consents, cursor = 0, 0
+            pattern = glob_escaped(self._prefix) + ":{m:*}:consents"
+            while True:
+                cursor, keys = self._client.scan(cursor, match=pattern, count=TRIM_PAGE)
+                if keys:
+                    consents += trim_consents(keys=keys, args=[cutoffs.consents])
+                if cursor == 0:
+                    break
+            return {"events": events, "decisions": decisions, "consents": consents}
+
+        return self._call("removing expired records", trim)
 
     def read_exclusions(self, cursor: str, count: int) -> tuple[list[Exclusion], str]:
         """One HSCAN page of the suppression hash, then SSCAN pages of the

@@ -135,16 +135,19 @@ class RedisStateStore(RedisPrivacyLog):
         self._call("writing preferences", pipeline.execute)
 
     async def select(self, request: SelectionRequest) -> Selection:
-        """Apply opt-outs, partner limit, budgets and caps; count what is returned (one call)."""
+        """Apply opt-outs, consents, partner limit, budgets and caps; count what is returned
+        (one call)."""
         try:
             reply = await self._pipe_of_this_loop().call(self._select_arguments(request))
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
         personalized = reply[0] == 1
         candidates = request.personalized if personalized else request.fallback
-        counts = zip(SUPPRESSION_REASONS, reply[1:5], strict=True)
+        chosen = 2 + len(SUPPRESSION_REASONS)
+        counts = zip(SUPPRESSION_REASONS, reply[2:chosen], strict=True)
         suppressed = {reason: count for reason, count in counts if count}
-        return Selection([candidates[i].offer_id for i in reply[5:]], personalized, suppressed)
+        offer_ids = [candidates[i].offer_id for i in reply[chosen:]]
+        return Selection(offer_ids, personalized, suppressed, purchase_reasons=reply[1] == 1)
 
     def record_events(
         self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
@@ -355,6 +358,7 @@ class RedisStateStore(RedisPrivacyLog):
             encode_candidates(request.personalized),
             len(request.fallback),
             encode_candidates(request.fallback),
+            "\x1e".join(sorted(request.sensitive)),
         ]
 
     def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:

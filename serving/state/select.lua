@@ -9,12 +9,14 @@
 -- write the increments (Choice.increments) back.
 --
 -- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
---       personalized_count, personalized candidates, fallback_count, fallback candidates.
+--       personalized_count, personalized candidates, fallback_count, fallback candidates,
+--       sensitive categories (one string, separated by \30).
 -- Rules are one string: rules separated by \30, each rule is
 -- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
 -- offer_id \31 partner_id \31 category \31 budget (empty: no budget).
--- Returns {personalized 1|0, opt_out, partner_limit, budget, cap, chosen positions (0-based)}.
+-- Returns {personalized 1|0, purchase_reasons 1|0, opt_out, sensitive, partner_limit, budget,
+--          cap, chosen positions (0-based)}.
 --
 -- The walk reads counters in chunks of candidates, as far as it gets (first three times as many
 -- as wanted, then doubling): one HMGET per member-scoped rule, one MGET for offer counters and
@@ -43,7 +45,8 @@ end
 
 -- MemberState.preferences: opt-outs by kind, looked up by value during the walk.
 local opt_out_all, personalized, opted_out_channel = false, true, false
-local opted_out_categories, opted_out_partners = {}, {}
+local opted_out_categories, opted_out_partners, consents = {}, {}, {}
+local purchase_reasons = true
 local fields = redis.call('HGETALL', member_tag .. ':prefs')
 for i = 1, #fields, 2 do
   local field, value = fields[i], fields[i + 1]
@@ -51,6 +54,8 @@ for i = 1, #fields, 2 do
     opt_out_all = value == '1'
   elseif field == 'personalization' then
     personalized = value ~= '0'
+  elseif field == 'purchase_reasons' then
+    purchase_reasons = value ~= '0'
   else
     local kind, id = string.match(field, '^(%a+):(.*)$')
     if kind == 'category' then
@@ -59,6 +64,8 @@ for i = 1, #fields, 2 do
       opted_out_partners[id] = true
     elseif kind == 'channel' and id == channel then
       opted_out_channel = true
+    elseif kind == 'consent' then
+      consents[id] = true
     end
   end
 end
@@ -68,11 +75,23 @@ local count, text = tonumber(ARGV[7]), ARGV[8]
 if not personalized then
   count, text = tonumber(ARGV[9]), ARGV[10]
 end
-local result = { personalized and 1 or 0, 0, 0, 0, 0 }
+local result = { personalized and 1 or 0, purchase_reasons and 1 or 0, 0, 0, 0, 0, 0 }
+local CHOSEN = #result
 -- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
 if opt_out_all or opted_out_channel then
-  result[2] = count
+  result[3] = count
   return result
+end
+
+-- select_offers' `guarded`: walking the personalized order, the sensitive categories the
+-- member did not consent to.
+local guarded = {}
+if personalized then
+  for category in string.gmatch(ARGV[11], '[^\30]+') do
+    if not consents[category] then
+      guarded[category] = true
+    end
+  end
 end
 
 -- Rules as _Cap.of makes them (RedisStateStore._rules_text computes each bucket and ttl) and
@@ -194,16 +213,18 @@ while chosen < limit and position < count do
   local partner_id = partner_ids[position]
   local taken = taken_by_partner[partner_id] or 0
   if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
-    result[2] = result[2] + 1 -- _opt_out
+    result[3] = result[3] + 1 -- _opt_out
+  elseif guarded[categories[position]] then
+    result[4] = result[4] + 1 -- _unconsented
   elseif taken >= max_per_partner then
-    result[3] = result[3] + 1 -- _partner_limit
+    result[5] = result[5] + 1 -- _partner_limit
   elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
-    result[4] = result[4] + 1 -- _budget_spent
+    result[6] = result[6] + 1 -- _budget_spent
   elseif capped(position) then
-    result[5] = result[5] + 1 -- _capped
+    result[7] = result[7] + 1 -- _capped
   else
     chosen = chosen + 1
-    result[5 + chosen] = position - 1
+    result[CHOSEN + chosen] = position - 1
     taken_by_partner[partner_id] = taken + 1
     -- _count_served: 1 more on its counter of every rule counting `served`.
     for _, rule in ipairs(rules) do

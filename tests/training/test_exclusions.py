@@ -11,7 +11,7 @@ import pytest
 
 from perkrank.cli import main
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
-from perkrank.features.exclusions import read_exclusions, without_members
+from perkrank.features.exclusions import read_exclusions, training_members, without_members
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
@@ -58,7 +58,9 @@ def test_a_forgotten_members_removal_equals_never_having_been_there(data, tmp_pa
         update={"threads": 1, "deterministic": True}
     )
     exclusions = write_exclusions(tmp_path / "x.csv", [(member, "forgotten")])
-    forgotten, left_out = without_members(load_dataset(data), read_exclusions(exclusions))
+    forgotten, left_out = without_members(
+        load_dataset(data), frozenset(read_exclusions(exclusions))
+    )
     absent = load_dataset(never_present(data, member, tmp_path / "absent"))
 
     assert left_out == 1
@@ -76,7 +78,7 @@ def test_a_member_with_personalization_off_is_absent_from_the_matrices(data, tmp
     member, other = busiest_members(data, 2)
     config = load_config(TrainConfig, CONFIG_DIR / "train.yaml")
     exclusions = write_exclusions(tmp_path / "x.csv", [(member, "no_personalization")])
-    dataset, _ = without_members(load_dataset(data), read_exclusions(exclusions))
+    dataset, _ = without_members(load_dataset(data), frozenset(read_exclusions(exclusions)))
 
     features = cutoff_features(dataset, pd.Timestamp(CUTOFF).to_pydatetime(), config.interactions)
 
@@ -101,3 +103,54 @@ def test_the_next_trained_bundle_has_no_row_for_a_forgotten_member(data, tmp_pat
         assert forgotten not in set(factors.member_ids)
         assert opted_out not in set(factors.member_ids)
     assert kept in set(bundle.ranker.member_ids)
+
+
+@pytest.mark.parametrize("mode", ["exclude", "aggregate_only"])
+def test_personalization_off_leaves_no_row_in_either_mode(data, tmp_path, mode):
+    opted_out, forgotten, kept = busiest_members(data, 3)
+    config = load_config(TrainConfig, CONFIG_DIR / "train.yaml").model_copy(
+        update={"threads": 1, "deterministic": True}
+    )
+    exclusions = write_exclusions(
+        tmp_path / "x.csv", [(opted_out, "no_personalization"), (forgotten, "forgotten")]
+    )
+    members = training_members(load_dataset(data), read_exclusions(exclusions), mode)
+
+    models = fit_components(members.personal, CUTOFF, config, members.aggregates).models
+
+    assert members.left_out == 2
+    for name, factors in models.items():
+        assert opted_out not in set(factors.member_ids), name
+        assert forgotten not in set(factors.member_ids), name
+    assert kept in set(models["als"].member_ids)
+
+
+def popularity_share(factors, item: str) -> float:
+    return float(factors.item_biases[list(factors.item_ids).index(item)])
+
+
+def test_aggregate_only_counts_opted_out_purchases_in_popularity_only(data, tmp_path):
+    opted_out = busiest_members(data, 1)[0]
+    config = load_config(TrainConfig, CONFIG_DIR / "train.yaml").model_copy(
+        update={"threads": 1, "deterministic": True}
+    )
+    exclusions = read_exclusions(
+        write_exclusions(tmp_path / "x.csv", [(opted_out, "no_personalization")])
+    )
+    dataset = load_dataset(data)
+    aggregate = training_members(dataset, exclusions, "aggregate_only")
+    excluded = training_members(dataset, exclusions, "exclude")
+    everyone = fit_components(dataset, CUTOFF, config).models["popularity"]
+
+    with_aggregates = fit_components(aggregate.personal, CUTOFF, config, aggregate.aggregates)
+    without = fit_components(excluded.personal, CUTOFF, config).models
+
+    assert aggregate.aggregate_only == 1
+    popularity = with_aggregates.models["popularity"]
+    assert np.array_equal(popularity.item_biases, everyone.item_biases)
+    assert not np.array_equal(without["popularity"].item_biases, everyone.item_biases)
+    regional = with_aggregates.models["regional_popularity"]
+    assert opted_out not in set(regional.member_ids)
+    assert not np.array_equal(regional.item_vectors, without["regional_popularity"].item_vectors)
+    assert np.array_equal(with_aggregates.models["als"].item_vectors, without["als"].item_vectors)
+    assert opted_out not in with_aggregates.member_features

@@ -216,6 +216,8 @@ def test_preferences_read_back_as_written(client):
         "opted_out_categories": ["Beauty", "Fuel"],
         "opted_out_partners": ["P2"],
         "personalization": False,
+        "consents": [],
+        "purchase_reasons": False,
     }
     client.put("/v1/members/alice/preferences", json=written, headers=ADMIN)
 
@@ -225,6 +227,8 @@ def test_preferences_read_back_as_written(client):
         "opted_out_categories": [],
         "opted_out_partners": [],
         "personalization": True,
+        "consents": [],
+        "purchase_reasons": True,
     }
     assert client.get("/v1/members/alice/preferences", headers=APP).json() == written
 
@@ -539,3 +543,17 @@ def test_app_from_config_refuses_a_bad_caps_file_before_it_starts(tmp_path):
 
     with pytest.raises(ConfigError, match="scope"):
         create_app(settings, data_dir=tmp_path)
+
+
+def test_purchase_reasons_off_gives_a_neutral_reason(client):
+    assert get_offers(client, "alice", limit=1).json()["offers"][0]["reason"] == (
+        "you often buy Beauty at Glow"
+    )
+    changed = client.patch(
+        "/v1/members/alice/preferences", json={"purchase_reasons": False}, headers=APP
+    )
+
+    assert changed.json()["purchase_reasons"] is False
+    assert get_offers(client, "alice", limit=1).json()["offers"][0]["reason"] == "picked for you"
+    russian = get_offers(client, "alice", limit=1, lang="ru").json()["offers"][0]["reason"]
+    assert russian == "подобрано для вас"

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from perkrank.cli import main
 from perkrank.config import CapRule
 from perkrank.member_hash import member_hash
+from perkrank.privacy_config import ServingPrivacy
 from perkrank.serving.state.redis_store import RedisStateStore
 
 APP = {"X-API-Key": "app-key-for-tests-0001"}
@@ -156,3 +157,45 @@ def stored_text(client: redis.Redis, prefix: str) -> str:
         value = read(key)
         parts.append(f"{key} {json.dumps(value, default=str)}")
     return "\n".join(parts)
+
+
+def reasons(client, member_id="alice", **params) -> dict[str, str]:
+    response = client.get(f"/v1/members/{member_id}/offers", params=params, headers=APP)
+    assert response.status_code == 200, response.text
+    return {offer["offer_id"]: offer["reason"] for offer in response.json()["offers"]}
+
+
+def test_a_sensitive_category_is_personalized_only_after_consent(redis_store, make_small_app):
+    sensitive = ServingPrivacy(sensitive_categories=("beauty",))
+    client = TestClient(make_small_app(redis_store, privacy=sensitive))
+    patch = "/v1/members/alice/preferences"
+    assert offers(client) == ["fresh-grocery"]
+
+    refused = client.patch(patch, json={"consents": {"add": ["Grocery", "Casino"]}}, headers=APP)
+    consented = client.patch(patch, json={"consents": {"add": ["Beauty"]}}, headers=APP)
+
+    assert refused.status_code == 422
+    assert "Casino" in refused.text and "Grocery" in refused.text
+    assert consented.status_code == 200, consented.text
+    assert consented.json()["consents"] == ["Beauty"]
+    assert offers(client) == ["glow-beauty", "fresh-grocery"]
+    assert all("Beauty" not in reason for reason in reasons(client).values())
+    history = client.get(f"{patch}/history", headers=ADMIN).json()
+    assert [entry["changed"] for entry in history] == [["consents"]]
+    assert history[0]["new"]["consents"] == ["Beauty"]
+    withdrawn = client.patch(patch, json={"consents": {"remove": ["Beauty"]}}, headers=APP)
+    assert withdrawn.json()["consents"] == []
+    assert offers(client) == ["fresh-grocery"]
+
+
+def test_reasons_follow_the_requested_language(redis_store, make_small_app):
+    client = TestClient(make_small_app(redis_store))
+
+    assert reasons(client)["glow-beauty"] == "picked for you"
+    assert reasons(client, lang="ru")["glow-beauty"] == "подобрано для вас"
+    russian = client.get(
+        "/v1/members/alice/offers", headers=APP | {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}
+    )
+    assert russian.json()["offers"][0]["reason"] == "подобрано для вас"
+    assert reasons(client, lang="de")["glow-beauty"] == "picked for you"
+    assert client.get("/v1/members/alice/offers?lang=r1", headers=APP).status_code == 422

@@ -64,6 +64,7 @@ class Case:
     max_per_partner: int = 10
     channel: str = "app"
     personalized: bool = True
+    sensitive: frozenset[str] = frozenset()
 
 
 def decide(case: Case) -> Choice:
@@ -76,6 +77,7 @@ def decide(case: Case) -> Choice:
         personalized=case.candidates,
         fallback=case.candidates if case.fallback is None else case.fallback,
         rules=case.rules,
+        sensitive=case.sensitive,
     )
     return select_offers(MemberState(case.preferences, case.counts, case.redeemed), request)
 
@@ -374,3 +376,45 @@ def test_state_is_only_read():
     assert first == second
     assert first.offer_ids == ("a",)
     assert redeemed.asked == [] and counts.asked == [counter("per_offer", "member_offer", "a")] * 2
+
+
+SENSITIVE = {
+    "a sensitive category is left out of the personalized walk": Case(
+        [A, B, C], ["b"], {"a": ("sensitive", "food"), "c": ("sensitive", "food")},
+        sensitive=frozenset({"food"}),
+    ),
+    "consent to the category lets personalization choose it": Case(
+        [A, B, C], ["a", "b", "c"], sensitive=frozenset({"food"}),
+        preferences=Preferences(consents=frozenset({"food"})),
+    ),
+    "consent to another sensitive category does not": Case(
+        [A, B], ["b"], {"a": ("sensitive", "food")}, sensitive=frozenset({"food", "travel"}),
+        preferences=Preferences(consents=frozenset({"travel"})),
+    ),
+    "the fallback order may show a sensitive offer": Case(
+        [A, B], ["a", "b"], sensitive=frozenset({"food"}), personalized=False,
+        preferences=Preferences(personalization=False),
+    ),
+    "an opt-out is named before sensitivity": Case(
+        [A, B], ["b"], {"a": ("opt_out", "category")}, sensitive=frozenset({"food"}),
+        preferences=Preferences(opted_out_categories=frozenset({"food"})),
+    ),
+    "sensitive offers do not use up the partner's share": Case(
+        [A, D], ["d"], {"a": ("sensitive", "food")}, sensitive=frozenset({"food"}),
+        max_per_partner=1,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SENSITIVE.values(), ids=SENSITIVE.keys())
+def test_sensitive_categories(case):
+    check(case)
+
+
+@pytest.mark.parametrize("purchase_reasons", [True, False])
+def test_the_choice_carries_whether_reasons_may_mention_purchases(purchase_reasons):
+    preferences = Preferences(purchase_reasons=purchase_reasons)
+
+    assert decide(Case([A], ["a"], preferences=preferences)).selection().purchase_reasons is (
+        purchase_reasons
+    )

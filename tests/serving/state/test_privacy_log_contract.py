@@ -6,12 +6,15 @@ Each test runs against MemoryStateStore and RedisStateStore (the `store` fixture
 """
 
 import asyncio
+import time
 
 from perkrank.config import CapRule
 from perkrank.member_hash import member_hash
+from perkrank.privacy_config import DAY_SECONDS, Retention
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.privacy import CONSENTS_KEPT, ConsentSource
+from perkrank.serving.domain.retention import Cutoffs
 from perkrank.serving.domain.selection import Candidate, Preferences, SelectionRequest
 
 NOW = 1_780_000_000.0
@@ -136,3 +139,33 @@ def read_all_exclusions(store, count=100):
 
 def decision(decision_id: str, member_id: str) -> Decision:
     return Decision(decision_id, member_id, "app", NOW, "v1", None, None, "personalized", True, ())
+
+
+def test_records_expire_after_their_retention_period(store):
+    """The clock is injected (the cut-offs); stream entries carry the time they were added."""
+    retention = Retention(events_days=400, decisions_days=600, consents_days=1827)
+    added = time.time()
+    store.change_preferences("alice", opt_out("Dining"), consent(added - 1828 * DAY_SECONDS))
+    store.change_preferences("alice", opt_out("Beauty"), consent(added - 1826 * DAY_SECONDS))
+    store.change_preferences("bob", opt_out("Beauty"), consent(added - 1900 * DAY_SECONDS))
+    event = OfferEvent("click", "alice", "o1", "P1", "Grocery", "app", NOW, "e-1", None)
+    store.record_events([event], SERVED, NOW)
+    store.record_decisions([decision("d-a", "alice")])
+
+    nothing = store.trim_expired(Cutoffs.at(retention, added - 1))
+    day_399 = store.trim_expired(Cutoffs.at(retention, added + 399 * DAY_SECONDS))
+    kept_events = store.read_events("0-0", 10)
+    day_401 = store.trim_expired(Cutoffs.at(retention, added + 401 * DAY_SECONDS))
+
+    assert nothing == {"events": 0, "decisions": 0, "consents": 2}
+    assert day_399 == {"events": 0, "decisions": 0, "consents": 1}
+    assert len(kept_events) == 1
+    assert day_401 == {"events": 1, "decisions": 0, "consents": 0}
+    assert store.read_events("0-0", 10) == []
+    assert [kept.decision.decision_id for kept in store.read_decisions("0-0", 10)] == ["d-a"]
+    assert store.trim_expired(Cutoffs.at(retention, added + 601 * DAY_SECONDS))["decisions"] == 1
+    assert store.read_decisions("0-0", 10) == []
+    assert store.consent_history("bob", 10) == []
+    assert store.consent_history("alice", 10) == []
+    records, _ = store.read_consents("0", 100)
+    assert records == []

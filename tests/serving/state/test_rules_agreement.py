@@ -61,6 +61,8 @@ preferences = st.builds(
     | st.frozensets(st.sampled_from(CATEGORIES), max_size=2),
     opted_out_partners=st.just(frozenset()) | st.frozensets(st.sampled_from(PARTNERS), max_size=2),
     personalization=st.sampled_from([True, True, False]),
+    consents=st.just(frozenset()) | st.frozensets(st.sampled_from(CATEGORIES), max_size=2),
+    purchase_reasons=st.booleans(),
 )
 cap_rule = st.builds(
     CapRule,
@@ -84,7 +86,9 @@ selections = st.builds(
     max_per_partner=st.integers(1, 3),
     personalized=candidate_lists,
     fallback=st.lists(candidates, max_size=8),
+    sensitive=st.frozensets(st.sampled_from(CATEGORIES), max_size=2),
 )
+"""Sensitive categories are left out of the personalized walk unless consented to."""
 events = st.builds(
     lambda event_type, member_id, offer, channel, ts: OfferEvent(
         event_type, member_id, offer.offer_id, offer.partner_id, offer.category, channel, ts
