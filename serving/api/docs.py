@@ -30,6 +30,7 @@ def serve_docs(app: FastAPI) -> None:
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
             oauth2_redirect_url=oauth2_redirect_url,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
         )
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
