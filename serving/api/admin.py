@@ -25,7 +25,12 @@ from perkrank.serving.api.offers_upload import (
     error_response,
     read_upload,
 )
-from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
+from perkrank.serving.api.schemas import (
+    ErrorBody,
+    json_object,
+    json_request_body,
+    problems_or_validation_error,
+)
 from perkrank.serving.domain.catalog_diff import any_valid, day_date, none_valid_message
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
 
@@ -218,10 +223,11 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
                 "uncompressed than `max_upload_table_bytes`.",
             },
             415: {"model": ErrorBody, "description": "Not text/csv, application/gzip or Parquet."},
-            422: {
-                "model": OffersFileProblemsBody,
-                "description": "The file breaks the data contract: `detail` names rows.",
-            },
+            422: problems_or_validation_error(
+                OffersFileProblemsBody,
+                "The file breaks the data contract (`detail` names rows), or "
+                "`allow_none_valid` is not a boolean.",
+            ),
         },
         openapi_extra=OFFERS_REQUEST,
     )

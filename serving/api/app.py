@@ -104,8 +104,9 @@ def create_app(
     app.include_router(privacy_routes(), responses=ERRORS)
     app.include_router(admin_routes(settings), responses=ERRORS)
     app.include_router(explain_routes(settings), responses=ERRORS)
-    app.include_router(caps_console_routes(), responses=ERRORS)
-    app.include_router(catalog_console_routes(settings), responses=ERRORS)
+    # UNREADABLE_BODY: the rollbacks' JSON bodies, which FastAPI parses
+    app.include_router(caps_console_routes(), responses=ERRORS | UNREADABLE_BODY)
+    app.include_router(catalog_console_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
     app.include_router(health_routes())

@@ -21,7 +21,12 @@ from perkrank.config import CapRule, CapsConfig
 from perkrank.serving.api.admin import CAPS_EXAMPLE, CapProblemsBody, CapsBody, cap_problems
 from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.offers_upload import error_response
-from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
+from perkrank.serving.api.schemas import (
+    ErrorBody,
+    json_object,
+    json_request_body,
+    problems_or_validation_error,
+)
 from perkrank.serving.caps_preview import preview_caps
 from perkrank.serving.domain.cap_preview import Preview
 
@@ -81,7 +86,11 @@ def caps_console_routes() -> APIRouter:
         "/preview",
         response_model=PreviewBody,
         summary="What proposed cap rules would do (saves nothing)",
-        responses={422: {"model": CapProblemsBody, "description": "A rule is invalid."}},
+        responses={
+            422: problems_or_validation_error(
+                CapProblemsBody, "A rule is invalid (`detail` names rule and field), or `days`."
+            )
+        },
         openapi_extra=json_request_body(PreviewRequest, CAPS_EXAMPLE),
     )
     async def preview(
