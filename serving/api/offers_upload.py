@@ -36,8 +36,6 @@ async def read_upload(
     request: Request, partners: Any, max_table_bytes: int
 ) -> Upload | JSONResponse:
     """The request body's offers, checked against `partners`; else the error response."""
-    if partners is None:
-        return error_response(409, "this service was started without a partners table (--data)")
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     suffix = OFFERS_FILE_SUFFIXES.get(media_type)
     if suffix is None:
@@ -45,6 +43,8 @@ async def read_upload(
             415, f"send the offers file as one of {', '.join(OFFERS_FILE_SUFFIXES)}"
         )
     content = await request.body()  # at most max_upload_bytes: serving.api.limits
+    if partners is None:
+        return error_response(409, "this service was started without a partners table (--data)")
     from perkrank.features.loader import DataValidationError
 
     try:

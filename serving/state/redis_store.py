@@ -210,15 +210,8 @@ class RedisStateStore(RedisPrivacyLog):
         self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
     ) -> MemberState:
         """The member's state as `select` would read it, without counting (one pipeline)."""
-        return self._call(
-            "reading member state",
-            read_member_state,
-            self._client,
-            self._prefix,
-            member_id,
-            counters,
-            offer_ids,
-        )
+        reads = (self._client, self._prefix, member_id, counters, offer_ids)
+        return self._call("reading member state", read_member_state, *reads)
 
     @property
     def select_connection_attempts(self) -> int:
