@@ -59,9 +59,12 @@ class RejectedError(RuntimeError):
 
 
 def add_caps_commands(parser: argparse.ArgumentParser) -> None:
-    """`caps show | set FILE | diff FILE | history`."""
+    """`caps show | set FILE | diff FILE | history | preview FILE | rollback VERSION`."""
+    from perkrank.console_client import add_caps_console
+
     handlers = _setting_handlers(CAPS)
-    _add_setting_commands(parser, "caps", "rules", "a rule set like configs/caps.yaml", handlers)
+    file_help = "a rule set like configs/caps.yaml"
+    add_caps_console(_add_setting_commands(parser, "caps", "rules", file_help, handlers))
 
 
 def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
@@ -132,11 +135,15 @@ def _add_setting_commands(
 
 
 def add_offers_commands(parser: argparse.ArgumentParser) -> None:
-    """`offers publish FILE`."""
+    """`offers publish FILE [--dry-run] [--allow-none-valid] | rollback VERSION`."""
+    from perkrank.console_client import add_offers_console
+
     help_text = "validate FILE (.csv, .csv.gz, .parquet) and serve it as the catalog everywhere"
-    publish = only_action(parser, "publish", help_text)
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    publish = actions.add_parser("publish", parents=[service_options()], help=help_text)
     publish.add_argument("file", type=Path, help="an offers file as in the data contract")
     publish.set_defaults(handler=partial(reporting, offers_publish))
+    add_offers_console(actions, publish)
 
 
 def add_events_commands(parser: argparse.ArgumentParser) -> None:
@@ -198,7 +205,7 @@ def show_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) ->
 
 
 def set_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
-    body = _read_yaml(arguments.file)  # the service checks it and names every bad field
+    body = read_yaml(arguments.file)  # the service checks it and names every bad field
     old = call_service(arguments, "GET", setting.path)
     stored = call_service(arguments, "PUT", setting.path, json.dumps(body, default=str))
     for line in setting.changes(setting.items(old), setting.items(stored)) or [setting.unchanged]:
@@ -228,15 +235,13 @@ def setting_history(setting: LiveSettingCommands, arguments: argparse.Namespace)
 
 
 def offers_publish(arguments: argparse.Namespace) -> int:
-    path: Path = arguments.file
-    content_type = OFFERS_CONTENT_TYPES.get(path.suffix)
-    if content_type is None:
-        raise ConfigError(f"{path}: use a .csv, .csv.gz or .parquet file")
-    try:
-        content = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
-    published = call_service(arguments, "PUT", "/v1/admin/offers", content, content_type)
+    from perkrank.console_client import offers_dry_run, offers_file
+
+    content, content_type = offers_file(arguments.file)
+    if arguments.dry_run:
+        return offers_dry_run(arguments, content, content_type)
+    path = "/v1/admin/offers" + ("?allow_none_valid=true" if arguments.allow_none_valid else "")
+    published = call_service(arguments, "PUT", path, content, content_type)
     print(f"catalog version {published['version']} in force: {published['offers']} offers")
     return 0
 
@@ -364,7 +369,7 @@ def _problem(problem: Any) -> str:
     return str(problem)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:

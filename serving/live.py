@@ -46,7 +46,13 @@ from perkrank.serving.domain.context import ContextHolder, ServedModel, ServingC
 from perkrank.serving.domain.offer_checks import describe
 from perkrank.serving.domain.ranking import OfferRanker
 from perkrank.serving.domain.retention import TRIM_SECONDS, Cutoffs
-from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, ExperimentsVersion
+from perkrank.serving.state.live_records import (
+    CATALOGS_KEPT,
+    HISTORY_LENGTH,
+    CapsVersion,
+    CatalogVersion,
+    ExperimentsVersion,
+)
 from perkrank.serving.state.ports import StateStoreError
 
 log = logging.getLogger(__name__)
@@ -155,6 +161,27 @@ class LiveRefresher:
         version and serve it here now; other processes follow within `REFRESH_SECONDS`."""
         records: list[dict[str, Any]] = [offer_record(offer) for offer in offers]
         published = self.context.store.publish_catalog(records, sha256, actor, time.time())
+        self.refresh_settings()
+        return published
+
+    def rollback_caps(self, version: int, actor: str) -> CapsVersion:
+        """Store the rules of caps `version` (one of the last `HISTORY_LENGTH`) as the next
+        version, audited like any change; LookupError when that version is not kept."""
+        self.stored_caps()
+        history = self.context.store.caps_history(HISTORY_LENGTH)
+        kept = next((change for change in history if change.version == version), None)
+        if kept is None:
+            raise LookupError(f"caps version {version} is not kept (the last {HISTORY_LENGTH})")
+        return self.put_caps(CapsConfig.model_validate(kept.new), actor)
+
+    def rollback_catalog(self, version: int, actor: str) -> CatalogVersion:
+        """Publish the offers of catalog `version` (one of the last `CATALOGS_KEPT`) again as
+        the next version; LookupError when that version is not kept."""
+        store = self.context.store
+        kept = store.get_catalog_version(version)
+        if kept is None:
+            raise LookupError(f"catalog version {version} is not kept (the last {CATALOGS_KEPT})")
+        published = store.publish_catalog(kept.offers, kept.sha256, actor, time.time())
         self.refresh_settings()
         return published
 

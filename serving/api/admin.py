@@ -8,8 +8,8 @@ and audited with the API key's name (never the key). An uploaded offers file is 
 
 from __future__ import annotations
 
-import hashlib
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,18 +20,21 @@ from pydantic import BaseModel, Field, ValidationError
 from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
 from perkrank.serving.api.limits import echo, shortened
-from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
-from perkrank.serving.domain.catalog_file import OffersFileTooLargeError, read_offers_file
-from perkrank.serving.live import LiveRefresher
+from perkrank.serving.api.offers_upload import (
+    OFFERS_FILE_SUFFIXES,
+    error_response,
+    read_upload,
+)
+from perkrank.serving.api.schemas import (
+    ErrorBody,
+    json_object,
+    json_request_body,
+    problems_or_validation_error,
+)
+from perkrank.serving.domain.catalog_diff import any_valid, day_date, none_valid_message
 from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
 
-OFFERS_FILE_SUFFIXES = {
-    "text/csv": ".csv",
-    "application/gzip": ".csv.gz",
-    "application/vnd.apache.parquet": ".parquet",
-    "application/x-parquet": ".parquet",
-}
-"""Content types of `PUT /v1/admin/offers` and the file each one is read as."""
+NONE_VALID = Query(description="Publish even when no offer of the file is valid today.")
 HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
 CAPS_EXAMPLE = {
     "rules": [
@@ -209,51 +212,46 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
         tags=["admin"],
         summary="Publish a new offer catalog on every process",
         responses={
-            409: {"model": ErrorBody, "description": "Started without a partners table."},
+            409: {
+                "model": ErrorBody,
+                "description": "Started without a partners table, or no offer is valid today "
+                "(without `allow_none_valid`).",
+            },
             413: {
                 "model": ErrorBody,
                 "description": "File larger than `max_upload_bytes`, or its table larger "
                 "uncompressed than `max_upload_table_bytes`.",
             },
             415: {"model": ErrorBody, "description": "Not text/csv, application/gzip or Parquet."},
-            422: {
-                "model": OffersFileProblemsBody,
-                "description": "The file breaks the data contract: `detail` names rows.",
-            },
+            422: problems_or_validation_error(
+                OffersFileProblemsBody,
+                "The file breaks the data contract (`detail` names rows), or "
+                "`allow_none_valid` is not a boolean.",
+            ),
         },
         openapi_extra=OFFERS_REQUEST,
     )
-    async def put_offers(request: Request, actor: AdminKey, live: Live, partners: Partners) -> Any:
+    async def put_offers(
+        request: Request,
+        actor: AdminKey,
+        live: Live,
+        partners: Partners,
+        allow_none_valid: Annotated[bool, NONE_VALID] = False,
+    ) -> Any:
         """The body is an offers file as in the data contract (CSV, gzipped CSV or Parquet,
         by Content-Type). It is checked like training inputs, against the partners the
-        service started with; a bad file changes nothing. A good one replaces the catalog
-        here at once and on every process within a second."""
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        suffix = OFFERS_FILE_SUFFIXES.get(media_type)
-        if suffix is None:
-            return _error(415, f"send the offers file as one of {', '.join(OFFERS_FILE_SUFFIXES)}")
-        content = await request.body()  # at most max_upload_bytes: serving.api.limits
-        from perkrank.features.loader import DataValidationError
-
-        try:
-            published = await run_in_threadpool(
-                publish_offers_file,
-                live,
-                partners,
-                content,
-                suffix,
-                actor,
-                settings.max_upload_table_bytes,
-            )
-        except OffersFileTooLargeError as error:
-            return _error(413, f"{error} (max_upload_table_bytes)")
-        except DataValidationError as error:
-            return JSONResponse(
-                {"detail": [_problem_body(problem) for problem in error.problems]},
-                status_code=422,
-            )
-        except LookupError as error:
-            return _error(409, str(error))
+        service started with; a bad file changes nothing, and so does a file with no offer
+        valid today unless `allow_none_valid`. A good one replaces the catalog here at once
+        and on every process within a second."""
+        upload = await read_upload(request, partners, settings.max_upload_table_bytes)
+        if isinstance(upload, JSONResponse):
+            return upload
+        today = day_date(live.context.ranker.day(time.time()))
+        if not allow_none_valid and not any_valid(upload.offers, today):
+            return error_response(409, none_valid_message(today))
+        published = await run_in_threadpool(
+            live.publish_catalog, upload.offers, upload.sha256, actor
+        )
         return CatalogBody.of(published)
 
     @router.get(
@@ -285,25 +283,6 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
     return router
 
 
-def publish_offers_file(
-    live: LiveRefresher,
-    partners: Any,
-    content: bytes,
-    suffix: str,
-    actor: str,
-    max_table_bytes: int,
-) -> CatalogVersion:
-    """Parse an uploaded offers file against `partners` and publish its offers through `live`.
-
-    Raises DataValidationError or OffersFileTooLargeError (nothing stored), or LookupError without
-    a partners table.
-    """
-    if partners is None:
-        raise LookupError("this service was started without a partners table (--data)")
-    offers = read_offers_file(content, suffix, partners, max_table_bytes)
-    return live.publish_catalog(offers, hashlib.sha256(content).hexdigest(), actor)
-
-
 def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Each problem of a rule set with the rule's index and name and the field (what it
     echoes of the body cut short)."""
@@ -323,17 +302,3 @@ def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str,
             message = f"{'.'.join(str(part) for part in location)}: {message}"
         problems.append(problem | {"message": message})
     return problems
-
-
-def _problem_body(problem: Any) -> dict[str, Any]:
-    return {
-        "file": problem.file,
-        "row": problem.row,
-        "field": problem.field,
-        "msg": problem.message,
-        "message": str(problem),
-    }
-
-
-def _error(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code)

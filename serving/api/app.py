@@ -23,11 +23,15 @@ from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
 from perkrank.serving.api.admission import AdmissionMiddleware
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
+from perkrank.serving.api.caps_console import caps_console_routes
+from perkrank.serving.api.catalog_console import catalog_console_routes
 from perkrank.serving.api.decisions import decisions_routes
+from perkrank.serving.api.docs import serve_docs
 from perkrank.serving.api.events import events_routes
 from perkrank.serving.api.experiments import experiments_routes
 from perkrank.serving.api.health import health_routes
 from perkrank.serving.api.limits import limit_requests
+from perkrank.serving.api.member_explain import explain_routes
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
 from perkrank.serving.api.offers import offers_routes
 from perkrank.serving.api.preferences import preferences_routes
@@ -88,15 +92,22 @@ def create_app(
         description="Ranked, capped, opt-out-safe offers for loyalty program members. "
         f"Send an API key in `{API_KEY_HEADER}`.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     app.state.keys = keys
+    serve_docs(app)
     if runtime is not None:
         _serve(app, settings, runtime)
     app.include_router(offers_routes(settings), responses=ERRORS)
     app.include_router(preferences_routes(), responses=ERRORS)
     app.include_router(privacy_routes(), responses=ERRORS)
     app.include_router(admin_routes(settings), responses=ERRORS)
+    app.include_router(explain_routes(settings), responses=ERRORS)
+    # UNREADABLE_BODY: the rollbacks' JSON bodies, which FastAPI parses
+    app.include_router(caps_console_routes(), responses=ERRORS | UNREADABLE_BODY)
+    app.include_router(catalog_console_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
     app.include_router(report_routes(), responses=ERRORS)

@@ -334,6 +334,16 @@ VALIDATION_ERROR = {
 """The 422 FastAPI documents for routes whose parameters it validates itself."""
 
 
+def problems_or_validation_error(problems: type[BaseModel], description: str) -> dict[str, Any]:
+    """The 422 of a route that checks its body itself (answering `problems`, a model some
+    route's `responses` registers) and lets FastAPI check its query parameters."""
+    refs = [{"$ref": REF_PREFIX + problems.__name__}, {"$ref": REF_PREFIX + "HTTPValidationError"}]
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"anyOf": refs}}},
+    }
+
+
 def json_request_body(model: type[BaseModel], example: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI `requestBody` of a route that reads its JSON body itself (to name fields in its
     422s): `model`'s schema, its components referenced by `$ref`, and `example`."""

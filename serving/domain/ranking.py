@@ -242,9 +242,15 @@ class OfferRanker:
         if segment is None:
             if len(self._segments) >= MAX_CACHED_SEGMENTS:
                 self._segments.clear()
-            segment = self._build_segment(region, tier, day, tenure_days)
+            segment = self._build_segment(region, tier, day, tenure_days, self._max_pool)
             self._segments[key] = segment
         return segment
+
+    def full_shortlist(self, member_id: str, region: str, tier: str, day: int) -> Shortlist:
+        """Both orders over every eligible offer (not cached: for explaining, not serving)."""
+        tenure = self.tenure_days(member_id, day)
+        segment = self._build_segment(region, tier, day, tenure, len(self.catalog.offers))
+        return self.shortlist(member_id, segment, len(segment.rows))
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
         """Both orders for the member: the segment's cold order unless the ranker knows them."""
@@ -290,7 +296,9 @@ class OfferRanker:
             ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
-    def _build_segment(self, region: str, tier: str, day: int, tenure_days: int) -> Segment:
+    def _build_segment(
+        self, region: str, tier: str, day: int, tenure_days: int, pool: int
+    ) -> Segment:
         rows = np.flatnonzero(self.catalog.eligible(region, tier, day))
         ranker, fallback = self.catalog.ranker, self.catalog.fallback
         cold_vector = scoring.member_vector(
@@ -309,8 +317,8 @@ class OfferRanker:
             vectors=vectors,
             biases=biases,
             item_rows=ranker.item_rows[rows],
-            cold=best_order(cold_scores, rows, self._max_pool),
-            fallback=best_order(fallback_scores, rows, self._max_pool),
+            cold=best_order(cold_scores, rows, pool),
+            fallback=best_order(fallback_scores, rows, pool),
         )
 
 

@@ -93,6 +93,11 @@ def live_setting_key(prefix: str, setting: str) -> str:
     return f"{prefix}:live:{setting}"
 
 
+def live_version_key(prefix: str, setting: str, version: int) -> str:
+    """One kept version of a live setting (a published catalog), as JSON."""
+    return f"{live_setting_key(prefix, setting)}:v:{version}"
+
+
 def live_history_key(prefix: str, setting: str) -> str:
     """The audit list of a live setting's changes, newest first."""
     return f"{live_setting_key(prefix, setting)}:history"

@@ -19,6 +19,8 @@ LIVE_VERSIONS = ("caps", "catalog", "reload", "experiments")
 """The fields of `LiveVersions`, as the store keeps them."""
 HISTORY_LENGTH = 100
 """Audit entries kept per live setting; older ones are dropped."""
+CATALOGS_KEPT = 10
+"""Published catalogs kept whole (the current one and the ones before it), for rollback."""
 
 
 @dataclass(frozen=True)

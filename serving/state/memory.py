@@ -35,6 +35,7 @@ from perkrank.serving.state.keys import (
     redeemed_key,
 )
 from perkrank.serving.state.live_records import (
+    CATALOGS_KEPT,
     HISTORY_LENGTH,
     LIVE_VERSIONS,
     CapsVersion,
@@ -80,6 +81,8 @@ class MemoryStateStore(MemoryPrivacyLog):
         """Live setting → JSON of its current version (as Redis holds it)."""
         self._changes: dict[str, list[str]] = {}
         """Live setting → JSON audit entries, newest first."""
+        self._catalogs: dict[int, str] = {}
+        """The last `CATALOGS_KEPT` published catalogs by version, as JSON."""
         self._init_privacy()
 
     def get_preferences(self, member_id: str) -> Preferences:
@@ -107,6 +110,18 @@ class MemoryStateStore(MemoryPrivacyLog):
                 counter = cap_counts.key(increment.counter)
                 self._increment(counter, increment.ttl_seconds, clock, increment.amount)
         return choice.selection()
+
+    def member_state(
+        self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
+    ) -> MemberState:
+        """The member's state as `select` would read it, without counting."""
+        with self._lock:
+            clock = time.monotonic()
+            preferences = self._preferences.get(member_id, Preferences())
+            cap_counts, redeemed = _CapCounts(self, member_id, clock), _Redeemed(self, clock)
+            counts = {counter: cap_counts.get(counter, 0) for counter in counters}
+            spent = {offer_id: redeemed.get(offer_id, 0) for offer_id in offer_ids}
+        return MemberState(preferences, counts, spent)
 
     def record_events(
         self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
@@ -184,6 +199,12 @@ class MemoryStateStore(MemoryPrivacyLog):
             document = self._live.get("catalog")
         return None if document is None else catalog_version(document)
 
+    def get_catalog_version(self, version: int) -> CatalogVersion | None:
+        """A kept published catalog; None when it was never published or is no longer kept."""
+        with self._live_lock:
+            document = self._catalogs.get(version)
+        return None if document is None else catalog_version(document)
+
     def catalog_history(self, limit: int) -> list[Change]:
         """The last `limit` catalog publications, newest first."""
         return self._history("catalog", limit)
@@ -234,6 +255,9 @@ class MemoryStateStore(MemoryPrivacyLog):
             document, entry = live_change(setting, version, value, actor, now, old)
             self._versions[setting] = version
             self._live[setting] = document
+            if setting == "catalog":
+                self._catalogs[version] = document
+                self._catalogs.pop(version - CATALOGS_KEPT, None)
             history = self._changes.setdefault(setting, [])
             history.insert(0, entry)
             del history[HISTORY_LENGTH:]

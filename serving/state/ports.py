@@ -26,6 +26,7 @@ from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
 from perkrank.serving.domain.privacy import ConsentRecord, ConsentSource, Exclusion, Forgotten
 from perkrank.serving.domain.retention import Cutoffs
+from perkrank.serving.domain.rules import CapCounter, MemberState
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
 from perkrank.serving.state.live_records import (
     CapsVersion,
@@ -49,6 +50,13 @@ class MemberStore(Protocol):
 
     async def select(self, request: SelectionRequest) -> Selection:
         """The one call of a request: awaited, so a networked store never blocks the loop."""
+        ...
+
+    def member_state(
+        self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
+    ) -> MemberState:
+        """What `select` would read for the member (preferences, the counts of `counters`,
+        the redemptions of `offer_ids`), read only: nothing is counted."""
         ...
 
 
@@ -107,6 +115,10 @@ class LiveSettings(Protocol):
         ...
 
     def get_catalog(self) -> CatalogVersion | None: ...
+
+    def get_catalog_version(self, version: int) -> CatalogVersion | None:
+        """One of the last `CATALOGS_KEPT` published catalogs; None when not kept."""
+        ...
 
     def catalog_history(self, limit: int) -> list[Change]:
         """The last `limit` catalog publications, newest first."""

@@ -23,6 +23,7 @@ from perkrank.serving.domain.events import (
     OfferEvent,
     StoredEvent,
 )
+from perkrank.serving.domain.rules import CapCounter, MemberState
 from perkrank.serving.domain.selection import (
     SUPPRESSION_REASONS,
     Preferences,
@@ -38,11 +39,13 @@ from perkrank.serving.state.keys import (
     events_key,
     live_history_key,
     live_setting_key,
+    live_version_key,
     live_versions_key,
     preferences_key,
     redeemed_key,
 )
 from perkrank.serving.state.live_records import (
+    CATALOGS_KEPT,
     HISTORY_LENGTH,
     LIVE_VERSIONS,
     CapsVersion,
@@ -67,6 +70,7 @@ from perkrank.serving.state.redis_fields import (
 )
 from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.redis_privacy import RedisPrivacyLog
+from perkrank.serving.state.redis_snapshot import read_member_state
 from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
@@ -205,6 +209,13 @@ class RedisStateStore(RedisPrivacyLog):
             for stream_id, fields in entries
         ]
 
+    def member_state(
+        self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
+    ) -> MemberState:
+        """The member's state as `select` would read it, without counting (one pipeline)."""
+        reads = (self._client, self._prefix, member_id, counters, offer_ids)
+        return self._call("reading member state", read_member_state, *reads)
+
     @property
     def select_connection_attempts(self) -> int:
         """Connections the offers script's pipe of the latest event loop tried so far."""
@@ -260,6 +271,12 @@ class RedisStateStore(RedisPrivacyLog):
     def get_catalog(self) -> CatalogVersion | None:
         """The published catalog; None before the first publication."""
         document = self._call("reading the catalog", self._client.get, self._live_key("catalog"))
+        return None if document is None else catalog_version(document)
+
+    def get_catalog_version(self, version: int) -> CatalogVersion | None:
+        """A kept published catalog; None when it was never published or is no longer kept."""
+        key = self._version_key("catalog", version)
+        document = self._call("reading a catalog version", self._client.get, key)
         return None if document is None else catalog_version(document)
 
     def catalog_history(self, limit: int) -> list[Change]:
@@ -323,6 +340,9 @@ class RedisStateStore(RedisPrivacyLog):
                         pipeline.set(self._live_key(setting), document)
                         pipeline.lpush(history_key, entry)
                         pipeline.ltrim(history_key, 0, HISTORY_LENGTH - 1)
+                        if setting == "catalog":
+                            pipeline.set(self._version_key(setting, version), document)
+                            pipeline.delete(self._version_key(setting, version - CATALOGS_KEPT))
                         pipeline.execute()
                         return document
                     except redis.WatchError:
@@ -337,6 +357,9 @@ class RedisStateStore(RedisPrivacyLog):
 
     def _live_key(self, setting: LiveSetting) -> str:
         return live_setting_key(self._prefix, setting)
+
+    def _version_key(self, setting: LiveSetting, version: int) -> str:
+        return live_version_key(self._prefix, setting, version)
 
     def _call(self, action: str, command: Any, *arguments: Any) -> Any:
         """`command(*arguments)` through the breaker, its Redis errors raised as

@@ -7,12 +7,15 @@ import sys
 
 DOMAIN_MODULES = (
     "perkrank.serving.domain.attribution",
+    "perkrank.serving.domain.cap_preview",
     "perkrank.serving.domain.catalog",
+    "perkrank.serving.domain.catalog_diff",
     "perkrank.serving.domain.catalog_file",
     "perkrank.serving.domain.context",
     "perkrank.serving.domain.decisions",
     "perkrank.serving.domain.events",
     "perkrank.serving.domain.experiments",
+    "perkrank.serving.domain.explain",
     "perkrank.serving.domain.offer_checks",
     "perkrank.serving.domain.ranking",
     "perkrank.serving.domain.reasons",
@@ -27,6 +30,8 @@ STATE_AND_LIVE_MODULES = (
     "perkrank.serving.bootstrap",
     "perkrank.serving.live",
     "perkrank.serving.recorder",
+    "perkrank.serving.explaining",
+    "perkrank.serving.caps_preview",
 )
 
 

@@ -12,7 +12,12 @@ import redis
 
 from perkrank.config import CapRule, CapsConfig
 from perkrank.serving.state.keys import live_history_key, live_setting_key, live_versions_key
-from perkrank.serving.state.live_records import HISTORY_LENGTH, CapsVersion, LiveVersions
+from perkrank.serving.state.live_records import (
+    CATALOGS_KEPT,
+    HISTORY_LENGTH,
+    CapsVersion,
+    LiveVersions,
+)
 from perkrank.serving.state.redis_store import RedisStateStore
 
 NOW = 1_780_000_000.0
@@ -130,8 +135,21 @@ def test_redis_live_settings_live_where_the_key_layout_says(store, redis_url, re
         f"{redis_key_prefix}:live:caps:history",
         f"{redis_key_prefix}:live:catalog",
         f"{redis_key_prefix}:live:catalog:history",
+        f"{redis_key_prefix}:live:catalog:v:1",
     }
     client.close()
+
+
+def test_the_last_published_catalogs_are_kept_whole_for_rollback(store):
+    for version in range(1, CATALOGS_KEPT + 3):
+        store.publish_catalog([{"offer_id": f"o-{version}"}], f"{version:064d}", "ops", NOW)
+
+    newest = CATALOGS_KEPT + 2
+    assert store.get_catalog_version(newest) == store.get_catalog()
+    assert store.get_catalog_version(3).offers == [{"offer_id": "o-3"}]
+    assert store.get_catalog_version(3).sha256 == f"{3:064d}"
+    assert store.get_catalog_version(2) is None  # dropped: older than the last CATALOGS_KEPT
+    assert store.get_catalog_version(newest + 1) is None
 
 
 def test_processes_starting_together_seed_the_caps_once(redis_url, redis_key_prefix):
