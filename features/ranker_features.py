@@ -19,13 +19,15 @@ arrays alone (rows -1: a member or an item the history does not know). numpy/sci
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from perkrank.features.columns import Columns
-from perkrank.features.member_features import History
+
+if TYPE_CHECKING:
+    from perkrank.features.member_features import History
 
 WINDOWS_DAYS = (30, 90, 365)
 """Recent windows of the own and item counts, in days before the cutoff."""
@@ -97,6 +99,8 @@ class PurchaseStats:
 
 def purchase_stats(history: History) -> PurchaseStats:
     """Every array `pair_features` reads, from the purchases of `history`."""
+    import pandas as pd  # here only: serving imports this module for `pair_features`
+
     n_members, n_items = len(history.members), len(history.items)
     cutoff_day = _day(np.asarray([history.cutoff.to_datetime64()]))[0]
     days = _day(history.timestamps)

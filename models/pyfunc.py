@@ -2,7 +2,9 @@
 
 Scored by `models.scoring`, like evaluation and serving: a member the ranker never saw is
 named by `cold_member_feature_names` of its region, tier and tenure, an offer of an item the
-ranker never saw by its partner, category and scope.
+ranker never saw by its partner, category and scope. With a bundle's second stage, the rows
+of one member the stage ranks are that member's eligible offers: they are ordered by
+`models.second_stage.member_scores` as serving orders a request's offers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from perkrank.features.vocabulary import cold_member_feature_names, item_feature
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.models.second_stage import SecondStage, member_scores
 
 BUNDLE_ARTIFACT = "bundle"
 TENURE_DAYS = "tenure_days"
@@ -58,18 +61,20 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         params: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Ranker scores of the input rows."""
-        return score_rows(self.bundle.ranker, model_input)
+        return score_rows(self.bundle.ranker, model_input, self.bundle.second_stage)
 
 
-def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
-    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
+def score_rows(
+    ranker: Factors, rows: pd.DataFrame, second_stage: SecondStage | None = None
+) -> np.ndarray:
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row (float64
+    with a second stage, else float32)."""
     records = rows[list(INPUT_COLUMNS)]
     offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
     offers = [records[column].astype(str).tolist() for column in offer_columns]
+    item_ids = [item_id(partner, category) for partner, category, _ in zip(*offers, strict=True)]
     items = scoring.item_inputs(
-        ranker,
-        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
-        [item_feature_names(*names) for names in zip(*offers, strict=True)],
+        ranker, item_ids, [item_feature_names(*names) for names in zip(*offers, strict=True)]
     )
     members = pd.DataFrame(
         {
@@ -79,14 +84,18 @@ def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
             TENURE_DAYS: records[TENURE_DAYS].astype(float),
         }
     )
-    result = np.zeros(len(records), dtype=np.float32)
+    result = np.zeros(len(records), dtype=np.float32 if second_stage is None else np.float64)
     for (member_id, region, tier, tenure_days), positions in members.groupby(
         list(members)
     ).indices.items():
         names = cold_member_feature_names(region, tier, tenure_days)
         vector = scoring.member_vector(ranker, member_id, names)
         repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
-        result[positions] = scoring.scores(
-            vector, items.vectors[positions], items.biases[positions], repeat
-        )
+        scores = scoring.scores(vector, items.vectors[positions], items.biases[positions], repeat)
+        stats_row = None if second_stage is None else second_stage.member_row(member_id)
+        if stats_row is not None and ranker.member_row(member_id) is not None:
+            item_rows = second_stage.item_rows([item_ids[p] for p in positions])
+            flags = second_stage.segment_flags(item_rows, region)
+            scores = member_scores(second_stage, stats_row, item_rows, flags, scores)
+        result[positions] = scores
     return result

@@ -171,9 +171,7 @@ class LiveSettingCommands:
         return getattr(self.config.model_validate({self.field: body[self.field]}), self.field)
 
 
-CAPS = LiveSettingCommands(
-    "caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed"
-)
+CAPS = LiveSettingCommands("caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed")
 EXPERIMENTS = LiveSettingCommands(
     "experiments",
     "/v1/experiments",
