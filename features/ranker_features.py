@@ -181,12 +181,14 @@ def pair_features(
     m, i = np.where(known_member, member_rows, 0), np.where(known_item, item_rows, 0)
     n_items = len(stats.item_ids)
     keys = m * n_items + i
-    pair_keys = np.append(stats.pair_keys, -1)  # a sentinel: searches past the end land on it
-    at = np.minimum(np.searchsorted(stats.pair_keys, keys), len(stats.pair_keys))
-    bought = known_member & known_item & (pair_keys[at] == keys)
+    # Searches past the end are clipped onto the last pair (then `bought` is False); no copy
+    # of the pair arrays, so a few pairs cost the same however many the history holds.
+    at = np.minimum(np.searchsorted(stats.pair_keys, keys), max(len(stats.pair_keys) - 1, 0))
+    found = stats.pair_keys[at] == keys if len(stats.pair_keys) else np.zeros(len(keys), bool)
+    bought = known_member & known_item & found
 
     def own(values: np.ndarray, missing: float) -> np.ndarray:
-        return np.where(bought, np.append(values, missing)[at], missing)
+        return np.where(bought, values[at], missing) if len(values) else np.full(len(at), missing)
 
     def member(values: np.ndarray) -> np.ndarray:
         return np.where(known_member, values[m], np.nan)
