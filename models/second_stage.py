@@ -16,7 +16,8 @@ eligible offers and the non-own source flags (`SERVED_FEATURES`).
 
 Order (`member_scores`): candidates first by the ranker's logit (`CANDIDATE_OFFSET` + logit),
 then the other eligible offers by the blend's score. Only members with purchases before the
-cutoff whom the blend knows are ranked so (`SecondStage.member_row`); others keep the blend.
+cutoff whom the blend knows are ranked so (`SecondStage.member_row`); every other member gets
+the fallback's order (regional popularity), in serving, evaluation and the MLflow model.
 numpy only.
 """
 

@@ -6,7 +6,7 @@ so every dot product is exact in float32 and any difference is a different membe
 candidate set, formula or tie rule, never a rounding of one matrix product against another.
 The fallback is the regional popularity fitted on the data. The second stage (a linear ranker
 with random weights over the statistics of the purchases before the day) must order warm
-members alike on both sides and leave cold members to the blend.
+members alike on both sides, and cold members by the fallback on both sides.
 """
 
 from dataclasses import replace
@@ -257,7 +257,9 @@ def staged(setup: Setup) -> tuple[OfferRanker, dict[str, list[str]]]:
     bundle = replace(setup.bundle, second_stage=hand_made_second_stage(setup.dataset))
     settings = ServeConfig(catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001")
     ranker = OfferRanker(bundle, setup.catalog, settings)
-    dense = ranker_step.window_scores(setup.window, bundle.ranker, bundle.second_stage)
+    dense = ranker_step.window_scores(
+        setup.window, bundle.ranker, bundle.fallback, bundle.second_stage
+    )
     offer_rows = rank_scores(setup.window, lambda r, o: dense[np.ix_(r, o)], K)["all"].offer_rows
     evaluated = {
         member_id: [str(setup.window.offer_ids[row]) for row in rows if row >= 0]
@@ -286,19 +288,20 @@ def test_the_second_stage_orders_warm_members_alike_on_both_sides(setup, staged)
     assert reordered > 20, "the second stage hardly changed an order: the test is blind"
 
 
-def test_cold_members_keep_the_blend_with_a_second_stage_on_both_sides(setup, staged):
+def test_cold_members_get_the_fallback_with_a_second_stage_on_both_sides(setup, staged):
     ranker, evaluated = staged
-    blend = setup.evaluated(setup.bundle.ranker)
+    fallback = setup.evaluated(setup.bundle.fallback)
     for member in members_of(setup.window, warm=False):
         assert ranker.bundle.second_stage.member_row(member) is None, member
-        assert served_order(ranker, member) == evaluated[member] == blend[member], member
+        assert served_order(ranker, member) == evaluated[member] == fallback[member], member
 
 
-def test_registered_model_orders_a_members_rows_by_the_second_stage(setup, staged):
+@pytest.mark.parametrize("warm", [True, False])
+def test_registered_model_orders_a_members_rows_as_serving(setup, staged, warm):
     from perkrank.models.pyfunc import INPUT_COLUMNS, score_rows
 
     ranker, evaluated = staged
-    member = members_of(setup.window, warm=True)[0]
+    member = members_of(setup.window, warm=warm)[0]
     region, tier = ranker.profile(OfferRequest(member, "app", K))
     day = ranker.day(0.0)
     segment = ranker.segment(region, tier, day, ranker.tenure_days(member, day))
@@ -310,6 +313,7 @@ def test_registered_model_orders_a_members_rows_by_the_second_stage(setup, stage
         ],
         columns=list(INPUT_COLUMNS),
     )
-    scores = score_rows(ranker.bundle.ranker, rows, ranker.bundle.second_stage)
+    bundle = ranker.bundle
+    scores = score_rows(bundle.ranker, rows, bundle.second_stage, bundle.fallback)
     top = [offers[position].offer_id for position in scoring.best(scores, K)]
     assert top == served_order(ranker, member) == evaluated[member]

@@ -227,7 +227,13 @@ def train(
         evaluated_dir = models[BLEND].save(output_dir / EVALUATED_RANKER)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
         served = ranker_step.add_evaluation(
-            evaluation, dataset, window, models[BLEND], linear, config.evaluation.k_values
+            evaluation,
+            dataset,
+            window,
+            models[BLEND],
+            models["regional_popularity"],
+            linear,
+            config.evaluation.k_values,
         )
         evaluation.verdict = served_verdict(
             evaluation, served, main_k(evaluation), seed=config.seed

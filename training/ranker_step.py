@@ -2,7 +2,8 @@
 
 Everything runs through `models.second_stage`, the code serving runs: per window member whose
 purchases the statistics know and whom the blend knows, the candidates among the offers of
-their group, their feature rows and the ranker's order; every other member keeps the blend.
+their group, their feature rows and the ranker's order; every other member gets the
+fallback's order (regional popularity).
 
 Fit (`fit_ranker`): feature rows from `PurchaseStats` before a window's start and the blend
 fitted before it, labels = the window's relevant offers (a window inside the training period,
@@ -102,9 +103,11 @@ def ranked_members(
             yield MemberInputs(member, offers, row, item_rows, flags, scores[member, offers])
 
 
-def window_scores(window: EvaluationWindow, blend: Factors, stage: SecondStage) -> np.ndarray:
-    """float64 (members × offers): the second stage's scores, the blend's for other members."""
-    dense = model_scores(window, blend).astype(np.float64)
+def window_scores(
+    window: EvaluationWindow, blend: Factors, fallback: Factors, stage: SecondStage
+) -> np.ndarray:
+    """float64 (members × offers): the second stage's scores, the fallback's for the others."""
+    dense = model_scores(window, fallback).astype(np.float64)
     data = StageData(stage.stats, stage.region_ids)
     for inputs in ranked_members(window, blend, data, stage.sizes):
         dense[inputs.member, inputs.offers] = member_scores(
@@ -114,10 +117,14 @@ def window_scores(window: EvaluationWindow, blend: Factors, stage: SecondStage) 
 
 
 def evaluate_ranker(
-    window: EvaluationWindow, blend: Factors, stage: SecondStage, k_values: Sequence[int]
+    window: EvaluationWindow,
+    blend: Factors,
+    fallback: Factors,
+    stage: SecondStage,
+    k_values: Sequence[int],
 ) -> ModelReport:
     """The second stage's metrics on `window` (named `RANKER`)."""
-    dense = window_scores(window, blend, stage)
+    dense = window_scores(window, blend, fallback, stage)
     return evaluate_scores(
         window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, RANKER
     )
@@ -142,6 +149,7 @@ def add_evaluation(
     dataset: Dataset,
     window: EvaluationWindow,
     blend: Factors,
+    fallback: Factors,
     ranker: LinearRanker | None,
     k_values: Sequence[int],
 ) -> str:
@@ -150,7 +158,7 @@ def add_evaluation(
     if ranker is None:
         return BLEND
     stage = served_stage(dataset, window.start, ranker)
-    evaluation.models[RANKER] = evaluate_ranker(window, blend, stage, k_values)
+    evaluation.models[RANKER] = evaluate_ranker(window, blend, fallback, stage, k_values)
     return RANKER
 
 

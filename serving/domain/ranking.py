@@ -12,7 +12,8 @@ call is numpy over the catalog's arrays.
 
 With a bundle that carries a second stage (`models.second_stage`), a member with purchases
 before its cutoff gets the second stage's order: candidates among the eligible offers by the
-learned ranker, then the rest by the blend's score; everyone else keeps the blend's order.
+learned ranker, then the rest by the blend's score; every other member gets the fallback
+order (regional popularity: on cold members it beats the blend's cold vector).
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order, the cold order and the second stage's member-independent candidates) is computed once
@@ -257,15 +258,15 @@ class OfferRanker:
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
         """Both orders for the member: the segment's cold order unless the ranker knows them."""
-        ranker = self.bundle.ranker
+        ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
-        if member_row is None:
-            return Shortlist(segment.cold, segment.fallback, False, frozenset())
+        stats_row = None if stage is None else stage.member_row(member_id)
+        if member_row is None or (stage is not None and stats_row is None):
+            cold = segment.cold if stage is None else segment.fallback
+            return Shortlist(cold, segment.fallback, False, frozenset())
         repeat = scoring.repeat_scores(ranker, member_row, segment.item_rows)
         vector = ranker.member_vectors[member_row]
         scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
-        stage = self.bundle.second_stage
-        stats_row = None if stage is None else stage.member_row(member_id)
         if stats_row is not None:
             scores = member_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
