@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
@@ -175,15 +176,16 @@ def fit_ranker(
     held_members = rng.choice(unique, max(1, int(len(unique) * HOLDOUT_SHARE)), replace=False)
     held = np.isin(members, held_members)
     best_l2, best_value = L2_GRID[0], -np.inf
-    if labels[~held].min() < labels[~held].max():
-        for l2 in L2_GRID:
-            ranker = fit_linear(features[~held], labels[~held], SERVED_FEATURES, l2=l2)
-            value = holdout_ndcg(
-                ranker.predict(features[held]), labels[held], members[held], relevant_counts
-            )
-            if value > best_value:
-                best_l2, best_value = l2, value
-    return fit_linear(features, labels, SERVED_FEATURES, l2=best_l2)
+    with threadpool_limits(1, "blas"):  # small products: more threads only contend
+        if labels[~held].min() < labels[~held].max():
+            for l2 in L2_GRID:
+                ranker = fit_linear(features[~held], labels[~held], SERVED_FEATURES, l2=l2)
+                value = holdout_ndcg(
+                    ranker.predict(features[held]), labels[held], members[held], relevant_counts
+                )
+                if value > best_value:
+                    best_l2, best_value = l2, value
+        return fit_linear(features, labels, SERVED_FEATURES, l2=best_l2)
 
 
 def frame(
@@ -191,13 +193,14 @@ def frame(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, labels (1.0: relevant) and window member rows of every candidate."""
     features, labels, members = [], [], []
+    relevant = window.relevant.tocsr()
     for inputs in ranked_members(window, blend, data, sizes):
         chosen, rows = member_candidates(
             data.stats, sizes, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
         )
         features.append(rows)
-        relevant = window.relevant[inputs.member, inputs.offers[chosen]]
-        labels.append(np.asarray(relevant.todense()).ravel().astype(np.float64))
+        start, end = relevant.indptr[inputs.member], relevant.indptr[inputs.member + 1]
+        labels.append(np.isin(inputs.offers[chosen], relevant.indices[start:end]).astype(float))
         members.append(np.full(len(chosen), inputs.member))
     if not features:
         return np.zeros((0, len(SERVED_FEATURES))), np.zeros(0), np.zeros(0, dtype=np.int64)
