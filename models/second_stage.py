@@ -46,6 +46,7 @@ SOURCE_FEATURES = {
     "from_new": NEW,
 }
 """Binary feature columns: which non-own sources proposed the candidate."""
+SOURCE_BITS = np.array(list(SOURCE_FEATURES.values()), dtype=np.uint8)
 SERVED_FEATURES: tuple[str, ...] = (*FEATURE_NAMES, "blend_score", "blend_rank", *SOURCE_FEATURES)
 """Columns of `candidate_features`, the ranker's inputs."""
 CANDIDATE_OFFSET = 1e6
@@ -164,7 +165,7 @@ def candidate_features(
         pairs,
         blend_scores[chosen].astype(np.float64)[:, np.newaxis],
         _ranks(blend_scores, chosen)[:, np.newaxis],
-        ((chosen_flags[:, np.newaxis] & np.array(list(SOURCE_FEATURES.values()))) > 0),
+        (chosen_flags[:, np.newaxis] & SOURCE_BITS) > 0,
     ]
     return np.hstack(columns).astype(np.float64, copy=False)
 
