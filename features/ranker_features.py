@@ -19,13 +19,15 @@ arrays alone (rows -1: a member or an item the history does not know). numpy/sci
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from perkrank.features.columns import Columns
-from perkrank.features.member_features import History
+
+if TYPE_CHECKING:
+    from perkrank.features.member_features import History
 
 WINDOWS_DAYS = (30, 90, 365)
 """Recent windows of the own and item counts, in days before the cutoff."""
@@ -97,6 +99,8 @@ class PurchaseStats:
 
 def purchase_stats(history: History) -> PurchaseStats:
     """Every array `pair_features` reads, from the purchases of `history`."""
+    import pandas as pd  # here only: serving imports this module for `pair_features`
+
     n_members, n_items = len(history.members), len(history.items)
     cutoff_day = _day(np.asarray([history.cutoff.to_datetime64()]))[0]
     days = _day(history.timestamps)
@@ -177,12 +181,14 @@ def pair_features(
     m, i = np.where(known_member, member_rows, 0), np.where(known_item, item_rows, 0)
     n_items = len(stats.item_ids)
     keys = m * n_items + i
-    pair_keys = np.append(stats.pair_keys, -1)  # a sentinel: searches past the end land on it
-    at = np.minimum(np.searchsorted(stats.pair_keys, keys), len(stats.pair_keys))
-    bought = known_member & known_item & (pair_keys[at] == keys)
+    # Searches past the end are clipped onto the last pair (then `bought` is False); no copy
+    # of the pair arrays, so a few pairs cost the same however many the history holds.
+    at = np.minimum(np.searchsorted(stats.pair_keys, keys), max(len(stats.pair_keys) - 1, 0))
+    found = stats.pair_keys[at] == keys if len(stats.pair_keys) else np.zeros(len(keys), bool)
+    bought = known_member & known_item & found
 
     def own(values: np.ndarray, missing: float) -> np.ndarray:
-        return np.where(bought, np.append(values, missing)[at], missing)
+        return np.where(bought, values[at], missing) if len(values) else np.full(len(at), missing)
 
     def member(values: np.ndarray) -> np.ndarray:
         return np.where(known_member, values[m], np.nan)

@@ -1,7 +1,9 @@
 """The serving bundle: the personalized ranker, the non-personalized fallback, and metadata.
 
-Layout of a bundle directory: `ranker/` and `fallback/` (each a `Factors` directory) and
-`bundle.json` (model name, components, blend weights, evaluation summary). This is what the
+Layout of a bundle directory: `ranker/` and `fallback/` (each a `Factors` directory),
+`bundle.json` (model name, components, blend weights, evaluation summary) and, in bundles
+that serve the learned second stage, `second_stage/` (`models.second_stage_files`); a bundle
+without it serves the blend (`ranker/`) alone. This is what the
 training pipeline logs to MLflow and what serving loads; neither implicit nor lightfm is needed
 to read it.
 """
@@ -14,21 +16,29 @@ from pathlib import Path
 from typing import Any
 
 from perkrank.models.factors import Factors
+from perkrank.models.second_stage import SecondStage
+from perkrank.models.second_stage_files import load_second_stage, save_second_stage
+
+SECOND_STAGE_DIR = "second_stage"
 
 
 @dataclass
 class Bundle:
-    """A ranker (personalized), a fallback (regional popularity) and free-form metadata."""
+    """A ranker (personalized: the blend), a fallback (regional popularity), free-form
+    metadata and optionally the second stage that reorders warm members' candidates."""
 
     ranker: Factors
     fallback: Factors
     meta: dict[str, Any] = field(default_factory=dict)
+    second_stage: SecondStage | None = None
 
     def save(self, directory: Path | str) -> Path:
         """Write the bundle into `directory`."""
         directory = Path(directory)
         self.ranker.save(directory / "ranker")
         self.fallback.save(directory / "fallback")
+        if self.second_stage is not None:
+            save_second_stage(self.second_stage, directory / SECOND_STAGE_DIR)
         (directory / "bundle.json").write_text(
             json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
         )
@@ -44,4 +54,7 @@ class Bundle:
             ranker=Factors.load(directory / "ranker"),
             fallback=Factors.load(directory / "fallback"),
             meta=json.loads((directory / "bundle.json").read_text()),
+            second_stage=load_second_stage(directory / SECOND_STAGE_DIR)
+            if (directory / SECOND_STAGE_DIR).is_dir()
+            else None,
         )

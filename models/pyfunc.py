@@ -2,7 +2,10 @@
 
 Scored by `models.scoring`, like evaluation and serving: a member the ranker never saw is
 named by `cold_member_feature_names` of its region, tier and tenure, an offer of an item the
-ranker never saw by its partner, category and scope.
+ranker never saw by its partner, category and scope. With a bundle's second stage, the rows
+of one member the stage ranks are that member's eligible offers: they are ordered by
+`models.second_stage.member_scores` as serving orders a request's offers, and the rows of a
+member it does not rank by the fallback (regional popularity), as serving does.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ import numpy as np
 import pandas as pd
 
 from perkrank.features.columns import Columns
-from perkrank.features.vocabulary import cold_member_feature_names, item_feature_names, item_id
+from perkrank.features.vocabulary import (
+    cold_member_feature_names,
+    item_feature_names,
+    item_id,
+    member_feature_names,
+)
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.models.second_stage import SecondStage, member_scores
 
 BUNDLE_ARTIFACT = "bundle"
 TENURE_DAYS = "tenure_days"
@@ -58,19 +67,27 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         params: dict[str, Any] | None = None,
     ) -> np.ndarray:
         """Ranker scores of the input rows."""
-        return score_rows(self.bundle.ranker, model_input)
+        bundle = self.bundle
+        return score_rows(bundle.ranker, model_input, bundle.second_stage, bundle.fallback)
 
 
-def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
-    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row."""
+def score_rows(
+    ranker: Factors,
+    rows: pd.DataFrame,
+    second_stage: SecondStage | None = None,
+    fallback: Factors | None = None,
+) -> np.ndarray:
+    """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row (float64
+    with a second stage, else float32). With `second_stage`, the members it does not rank are
+    scored by `fallback` for their region and tier, as serving orders them."""
+    if second_stage is not None and fallback is None:
+        raise ValueError("a second stage needs the fallback for the members it does not rank")
     records = rows[list(INPUT_COLUMNS)]
     offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
     offers = [records[column].astype(str).tolist() for column in offer_columns]
-    items = scoring.item_inputs(
-        ranker,
-        [item_id(partner_id, category) for partner_id, category, _ in zip(*offers, strict=True)],
-        [item_feature_names(*names) for names in zip(*offers, strict=True)],
-    )
+    item_ids = [item_id(partner, category) for partner, category, _ in zip(*offers, strict=True)]
+    feature_names = [item_feature_names(*names) for names in zip(*offers, strict=True)]
+    items = scoring.item_inputs(ranker, item_ids, feature_names)
     members = pd.DataFrame(
         {
             Columns.member_id: records[Columns.member_id].astype(str),
@@ -79,14 +96,31 @@ def score_rows(ranker: Factors, rows: pd.DataFrame) -> np.ndarray:
             TENURE_DAYS: records[TENURE_DAYS].astype(float),
         }
     )
-    result = np.zeros(len(records), dtype=np.float32)
+    result = np.zeros(len(records), dtype=np.float32 if second_stage is None else np.float64)
     for (member_id, region, tier, tenure_days), positions in members.groupby(
         list(members)
     ).indices.items():
+        stats_row = None if second_stage is None else second_stage.member_row(member_id)
+        if second_stage is not None and (stats_row is None or ranker.member_row(member_id) is None):
+            inputs = [[item_ids[p] for p in positions], [feature_names[p] for p in positions]]
+            result[positions] = _fallback_scores(fallback, region, tier, *inputs)
+            continue
         names = cold_member_feature_names(region, tier, tenure_days)
         vector = scoring.member_vector(ranker, member_id, names)
         repeat = scoring.repeat_scores(ranker, ranker.member_row(member_id), items.rows[positions])
-        result[positions] = scoring.scores(
-            vector, items.vectors[positions], items.biases[positions], repeat
-        )
+        scores = scoring.scores(vector, items.vectors[positions], items.biases[positions], repeat)
+        if stats_row is not None:
+            item_rows = second_stage.item_rows([item_ids[p] for p in positions])
+            flags = second_stage.segment_flags(item_rows, region)
+            scores = member_scores(second_stage, stats_row, item_rows, flags, scores)
+        result[positions] = scores
     return result
+
+
+def _fallback_scores(
+    fallback: Factors, region: str, tier: str, item_ids: list[str], feature_names: list[list[str]]
+) -> np.ndarray:
+    """The fallback's scores of items for a member of `region` and `tier`."""
+    items = scoring.item_inputs(fallback, item_ids, feature_names)
+    vector = scoring.member_vector(fallback, None, member_feature_names(region, tier))
+    return scoring.scores(vector, items.vectors, items.biases)

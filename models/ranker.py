@@ -11,9 +11,7 @@ Both score a row by a real number; higher ranks first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ import lightgbm
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
+
+from perkrank.models.linear_ranker import LinearRanker, transform
 
 LAMBDARANK_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -115,61 +115,12 @@ def load_booster(path: Path) -> lightgbm.Booster:
     return lightgbm.Booster(model_str=path.read_text())
 
 
-@dataclass(frozen=True)
-class LinearRanker:
-    """Logistic regression on transformed features (see the module docstring)."""
-
-    feature_names: tuple[str, ...]
-    missing_columns: tuple[int, ...]
-    """Columns that get a missing flag, in order, after the transformed features."""
-    means: np.ndarray
-    scales: np.ndarray
-    weights: np.ndarray
-    bias: float
-
-    def design(self, features: np.ndarray) -> np.ndarray:
-        """Standardised transformed features plus missing flags."""
-        raw = _transform(features, self.missing_columns)
-        return (raw - self.means) / self.scales
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """The logit of each row."""
-        return self.design(features) @ self.weights + self.bias
-
-    def to_json(self) -> str:
-        """The ranker as a JSON document."""
-        return json.dumps(
-            {
-                "feature_names": list(self.feature_names),
-                "missing_columns": list(self.missing_columns),
-                "means": self.means.tolist(),
-                "scales": self.scales.tolist(),
-                "weights": self.weights.tolist(),
-                "bias": self.bias,
-            },
-            indent=1,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> LinearRanker:
-        """A ranker written by `to_json`."""
-        data = json.loads(text)
-        return cls(
-            feature_names=tuple(data["feature_names"]),
-            missing_columns=tuple(data["missing_columns"]),
-            means=np.asarray(data["means"], dtype=np.float64),
-            scales=np.asarray(data["scales"], dtype=np.float64),
-            weights=np.asarray(data["weights"], dtype=np.float64),
-            bias=float(data["bias"]),
-        )
-
-
 def fit_linear(
     features: np.ndarray, labels: np.ndarray, feature_names: Sequence[str], *, l2: float = 1.0
 ) -> LinearRanker:
     """Logistic regression with penalty `l2`·|w|²/2 on the mean log-loss × rows."""
     missing = tuple(int(c) for c in np.flatnonzero(np.isnan(features).any(axis=0)))
-    raw = _transform(features, missing)
+    raw = transform(features, missing)
     means = raw.mean(axis=0)
     scales = raw.std(axis=0)
     scales[scales == 0] = 1.0
@@ -186,11 +137,3 @@ def fit_linear(
     start = np.zeros(design.shape[1] + 1)
     theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
     return LinearRanker(tuple(feature_names), missing, means, scales, theta[:-1], float(theta[-1]))
-
-
-def _transform(features: np.ndarray, missing_columns: Sequence[int]) -> np.ndarray:
-    """sign(x)·log1p(|x|) with NaN → 0, then a 0/1 missing flag per `missing_columns`."""
-    values = np.asarray(features, dtype=np.float64)
-    logged = np.nan_to_num(np.sign(values) * np.log1p(np.abs(values)), nan=0.0)
-    flags = np.isnan(values[:, list(missing_columns)]).astype(np.float64)
-    return np.hstack([logged, flags])

@@ -4,9 +4,12 @@
 The data is a small synthetic program; the ranker is built by hand with values on a 1/8 grid,
 so every dot product is exact in float32 and any difference is a different member vector,
 candidate set, formula or tie rule, never a rounding of one matrix product against another.
-The fallback is the regional popularity fitted on the data.
+The fallback is the regional popularity fitted on the data. The second stage (a linear ranker
+with random weights over the statistics of the purchases before the day) must order warm
+members alike on both sides, and cold members by the fallback on both sides.
 """
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -31,10 +34,13 @@ from perkrank.features.vocabulary import (
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
+from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
+from perkrank.models.second_stage import SERVED_FEATURES, SecondStage
 from perkrank.serving.domain.catalog import catalog_from_dataset, day_number
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
-from perkrank.training.evaluation import rank_window
+from perkrank.training import ranker_step
+from perkrank.training.evaluation import rank_scores, rank_window
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 DAY = date(2025, 4, 10)
@@ -228,3 +234,86 @@ def test_registered_model_scores_rows_with_the_scoring_module(setup):
     unknown = rows[~rows["member_id"].isin(ranker.member_ids)]
     assert (unknown["tenure_days"] > 92).any()  # the tenure column changes cold members' scores
     np.testing.assert_array_equal(score_rows(ranker, rows), np.array(expected, dtype=np.float32))
+
+
+def hand_made_second_stage(dataset: Dataset) -> SecondStage:
+    """A linear ranker with random weights over the statistics of the purchases before DAY."""
+    rng = np.random.default_rng(11)
+    columns = len(SERVED_FEATURES)
+    linear = LinearRanker(
+        feature_names=SERVED_FEATURES,
+        missing_columns=(),
+        means=np.zeros(columns),
+        scales=np.ones(columns),
+        weights=rng.normal(size=columns),
+        bias=0.0,
+    )
+    return ranker_step.served_stage(dataset, DAY, linear)
+
+
+@pytest.fixture(scope="module")
+def staged(setup: Setup) -> tuple[OfferRanker, dict[str, list[str]]]:
+    """Serving's ranker with the second stage, and evaluation's top-K under it."""
+    bundle = replace(setup.bundle, second_stage=hand_made_second_stage(setup.dataset))
+    settings = ServeConfig(catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001")
+    ranker = OfferRanker(bundle, setup.catalog, settings)
+    dense = ranker_step.window_scores(
+        setup.window, bundle.ranker, bundle.fallback, bundle.second_stage
+    )
+    offer_rows = rank_scores(setup.window, lambda r, o: dense[np.ix_(r, o)], K)["all"].offer_rows
+    evaluated = {
+        member_id: [str(setup.window.offer_ids[row]) for row in rows if row >= 0]
+        for member_id, rows in zip(setup.window.member_ids.tolist(), offer_rows, strict=True)
+    }
+    return ranker, evaluated
+
+
+def served_order(ranker: OfferRanker, member_id: str) -> list[str]:
+    region, tier = ranker.profile(OfferRequest(member_id, "app", K))
+    day = ranker.day(0.0)
+    segment = ranker.segment(region, tier, day, ranker.tenure_days(member_id, day))
+    rows = ranker.shortlist(member_id, segment, K).personalized.rows[:K]
+    return [ranker.catalog.offers[row].offer_id for row in rows]
+
+
+def test_the_second_stage_orders_warm_members_alike_on_both_sides(setup, staged):
+    ranker, evaluated = staged
+    blend = setup.evaluated(setup.bundle.ranker)
+    stage = ranker.bundle.second_stage
+    reordered = 0
+    for member in members_of(setup.window, warm=True):
+        assert stage.member_row(member) is not None, member
+        assert served_order(ranker, member) == evaluated[member], member
+        reordered += evaluated[member] != blend[member]
+    assert reordered > 20, "the second stage hardly changed an order: the test is blind"
+
+
+def test_cold_members_get_the_fallback_with_a_second_stage_on_both_sides(setup, staged):
+    ranker, evaluated = staged
+    fallback = setup.evaluated(setup.bundle.fallback)
+    for member in members_of(setup.window, warm=False):
+        assert ranker.bundle.second_stage.member_row(member) is None, member
+        assert served_order(ranker, member) == evaluated[member] == fallback[member], member
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_registered_model_orders_a_members_rows_as_serving(setup, staged, warm):
+    from perkrank.models.pyfunc import INPUT_COLUMNS, score_rows
+
+    ranker, evaluated = staged
+    member = members_of(setup.window, warm=warm)[0]
+    region, tier = ranker.profile(OfferRequest(member, "app", K))
+    day = ranker.day(0.0)
+    segment = ranker.segment(region, tier, day, ranker.tenure_days(member, day))
+    offers = [ranker.catalog.offers[row] for row in segment.rows]
+    rows = pd.DataFrame(
+        [
+            (member, region, tier, setup.tenure_days(member), o.partner_id, o.category, o.scope)
+            for o in offers
+        ],
+        columns=list(INPUT_COLUMNS),
+    )
+    bundle = ranker.bundle
+    scores = score_rows(bundle.ranker, rows, bundle.second_stage, bundle.fallback)
+    top = [offers[position].offer_id for position in scoring.best(scores, K)]
+    assert top == served_order(ranker, member) == evaluated[member]

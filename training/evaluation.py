@@ -159,6 +159,8 @@ class ModelReport:
     seconds: float
     member_values: dict[str, np.ndarray] = field(default_factory=dict)
     """"ndcg@10" → value per member of the overall slice (in window order; not serialized)."""
+    slice_values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Slice name → `member_values` of that slice's members (paired comparisons per slice)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
@@ -214,13 +216,17 @@ def _report(
         for part in window.slices
         if len(part.member_rows) > 0
     }
-    overall = next((part for part in window.slices if part.name == "overall"), None)
+    slice_values = {
+        part.name: _member_values(rankings[part.restriction], part, k_values)
+        for part in window.slices
+    }
     return ModelReport(
         name=name,
         metrics=metrics,
         members={part.name: len(part.member_rows) for part in window.slices},
         seconds=time.perf_counter() - started,
-        member_values={} if overall is None else _member_values(rankings["all"], overall, k_values),
+        member_values=slice_values.get("overall", {}),
+        slice_values=slice_values,
     )
 
 

@@ -2,8 +2,10 @@
 
 Time split (see README "Evaluation"): the test window is [test_start, test_start + test_days);
 the validation window is the `validation_days` before test_start. Blend weights are chosen on
-the validation window with models fitted on data before it; the reported metrics come from
-models fitted on data before test_start; the served bundle is refitted on all the data.
+the validation window with models fitted on data before it, and so is the second-stage ranker
+(`training.ranker_step`); the reported metrics come from models fitted on data before
+test_start; the served bundle is refitted on all the data and serves the second stage when
+one was fitted (else the blend).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from perkrank.models.own_pop import fit_own_pop
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
+from perkrank.training import ranker_step
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
@@ -217,18 +220,20 @@ def train(
     )
 
     weights = dict(config.blend.weights)
+    validation_fit = fit_components(dataset, dates.validation_start, config, aggregates)
+    validation_window = evaluation_window(
+        dataset, dates.test_start, validation_fit, config, max_members=config.blend.search_members
+    )
     if config.blend.fit_weights:
-        validation_fit = fit_components(dataset, dates.validation_start, config, aggregates)
-        window = evaluation_window(
-            dataset,
-            dates.test_start,
-            validation_fit,
-            config,
-            max_members=config.blend.search_members,
-        )
         with step("choose blend weights on the validation window"):
-            weights = search_blend_weights(window, validation_fit, config)
+            weights = search_blend_weights(validation_window, validation_fit, config)
             report(f"weights {weights}")
+    linear = ranker_step.fit_on_window(
+        dataset,
+        validation_window,
+        blend_components(validation_fit, weights, config.seed),
+        seed=config.seed,
+    )
 
     test_fit = fit_components(dataset, dates.test_start, config, aggregates)
     with step("evaluate on the test window"):
@@ -237,7 +242,18 @@ def train(
         models[BLEND] = blend_components(test_fit, weights, config.seed)
         evaluated_dir = models[BLEND].save(output_dir / EVALUATED_RANKER)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
-        evaluation.verdict = served_verdict(evaluation, BLEND, main_k(evaluation), seed=config.seed)
+        served = ranker_step.add_evaluation(
+            evaluation,
+            dataset,
+            window,
+            models[BLEND],
+            models["regional_popularity"],
+            linear,
+            config.evaluation.k_values,
+        )
+        evaluation.verdict = served_verdict(
+            evaluation, served, main_k(evaluation), seed=config.seed
+        )
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 
@@ -247,7 +263,10 @@ def train(
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
             fallback=served_fit.models["regional_popularity"],
-            meta=_bundle_meta(dates, weights, evaluation, served_until),
+            meta=_bundle_meta(dates, weights, evaluation, served_until) | {"served": served},
+            second_stage=None
+            if linear is None
+            else ranker_step.served_stage(dataset, served_until, linear),
         )
         bundle_dir = bundle.save(output_dir / "bundle")
 

@@ -11,9 +11,14 @@ asks for, and counts what it returns. An exploring arm's order is first sampled 
 shortlist (`exploration`), and each shown offer carries its propensity. Everything but that one
 call is numpy over the catalog's arrays.
 
+With a bundle that carries a second stage (`models.second_stage`), a member with purchases
+before its cutoff gets the second stage's order: candidates among the eligible offers by the
+learned ranker, then the rest by the blend's score; every other member gets the fallback
+order (regional popularity: on cold members it beats the blend's cold vector).
+
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
-order and the cold order) is computed once per segment and day and reused by every request
-there.
+order, the cold order and the second stage's member-independent candidates) is computed once
+per segment and day and reused by every request there.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from perkrank.config import CapRule, ServeConfig
 from perkrank.experiment_config import Exploration
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
+    item_id,
     member_feature_names,
     tenure_feature_after,
 )
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
+from perkrank.models.second_stage import member_scores
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
@@ -79,6 +86,10 @@ class Segment:
     cold: Order
     """The personalized order of a member the ranker never saw (of the segment's tenure)."""
     fallback: Order
+    stage_items: np.ndarray | None = None
+    """The eligible offers' item rows in the second stage's statistics (None: no stage)."""
+    stage_flags: np.ndarray | None = None
+    """The second stage's candidate flags shared by the segment (`segment_flags`)."""
 
 
 class Order(NamedTuple):
@@ -134,6 +145,13 @@ class OfferRanker:
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
+        self._stage_items = (
+            None
+            if bundle.second_stage is None
+            else bundle.second_stage.item_rows(
+                [item_id(offer.partner_id, offer.category) for offer in catalog.offers]
+            )
+        )
 
     async def rank(
         self,
@@ -254,13 +272,19 @@ class OfferRanker:
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
         """Both orders for the member: the segment's cold order unless the ranker knows them."""
-        ranker = self.bundle.ranker
+        ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
-        if member_row is None:
-            return Shortlist(segment.cold, segment.fallback, False, frozenset())
+        stats_row = None if stage is None else stage.member_row(member_id)
+        if member_row is None or (stage is not None and stats_row is None):
+            cold = segment.cold if stage is None else segment.fallback
+            return Shortlist(cold, segment.fallback, False, frozenset())
         repeat = scoring.repeat_scores(ranker, member_row, segment.item_rows)
         vector = ranker.member_vectors[member_row]
         scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
+        if stats_row is not None:
+            scores = member_scores(
+                stage, stats_row, segment.stage_items, segment.stage_flags, scores
+            )
         personalized = best_order(scores, segment.rows, pool)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
@@ -312,6 +336,10 @@ class OfferRanker:
         fallback_scores = scoring.scores(
             segment_vector, fallback.vectors[rows], fallback.biases[rows]
         )
+        stage_items = stage_flags = None
+        if self.bundle.second_stage is not None:
+            stage_items = self._stage_items[rows]
+            stage_flags = self.bundle.second_stage.segment_flags(stage_items, region)
         return Segment(
             rows=rows,
             vectors=vectors,
@@ -319,6 +347,8 @@ class OfferRanker:
             item_rows=ranker.item_rows[rows],
             cold=best_order(cold_scores, rows, pool),
             fallback=best_order(fallback_scores, rows, pool),
+            stage_items=stage_items,
+            stage_flags=stage_flags,
         )
 
 

@@ -61,15 +61,16 @@ def test_blend_and_lightfm_beat_popularity_on_new_offers(trained):
     assert ndcg(result, "lightfm", "new_offers") > ndcg(result, "popularity", "new_offers")
 
 
-def test_report_compares_the_blend_with_the_strongest_baseline(trained):
+def test_report_compares_the_served_second_stage_with_the_strongest_baseline(trained):
     result, _ = trained
     verdict = result.evaluation.verdict
     baselines = ("popularity", "regional_popularity", "repeat", "own_pop")
     best = max(baselines, key=lambda name: ndcg(result, name, "overall"))
+    assert verdict["served"] == "ranker"
     assert verdict["baseline"] == best
     difference = verdict["differences"]["ndcg@10"]
     assert difference["difference"] == pytest.approx(
-        ndcg(result, "blend", "overall") - ndcg(result, best, "overall")
+        ndcg(result, "ranker", "overall") - ndcg(result, best, "overall")
     )
     assert difference["ci_low"] <= difference["difference"] <= difference["ci_high"]
     markdown = Path(result.report_files[1]).read_text()
@@ -88,6 +89,22 @@ def test_pipeline_writes_report_and_registers_a_loadable_bundle(trained):
     bundle = Bundle.load(result.bundle_dir)
     assert bundle.meta["weights"] == result.weights
     assert Path(result.bundle_dir, "ranker", "arrays.npz").is_file()
+
+
+def test_the_served_bundle_carries_the_second_stage_of_all_purchases(trained):
+    result, _ = trained
+    bundle = Bundle.load(result.bundle_dir)
+    assert bundle.meta["served"] == "ranker"
+    assert {path.name for path in Path(result.bundle_dir, "second_stage").iterdir()} == {
+        "ranker.json",
+        "sizes.json",
+        "purchase_stats.npz",
+    }
+    stage = bundle.second_stage
+    dataset = load_dataset(result.bundle_dir.parent.parent / "data")
+    assert stage.stats.member_purchases.sum() == len(dataset.purchases)
+    warm = [m for m in bundle.ranker.member_ids.tolist() if stage.member_row(m) is not None]
+    assert len(warm) > 0.9 * len(bundle.ranker.member_ids)
 
 
 def test_same_data_config_and_seed_give_the_same_models(tmp_path):

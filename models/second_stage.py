@@ -1,0 +1,217 @@
+"""The second-stage ranker as every scorer runs it: one member's candidates among the offers
+eligible to them, their feature rows, the ranker's score.
+
+Candidates (bit flags) among the eligible offers, like `training.candidates`:
+    OWN       offers whose item the member bought before the cutoff;
+    CF        the `cf_top` best by the first-stage (blend) score;
+    POPULAR   the `popular_top` with the most purchases in the last 90 days (> 0);
+    REGIONAL  the `regional_top` known items with the highest smoothed share in the region;
+    NEW       the `new_top` best sellers (last 90 days) whose item first sold within `new_days`.
+POPULAR, REGIONAL and NEW depend only on the eligible offers and the region: a segment's
+flags (`segment_flags`) are computed once and shared by its members.
+
+Features of a candidate: `features.ranker_features.pair_features` (the function the offline
+ranker uses) from `PurchaseStats` held in memory, then the blend's score and rank among the
+eligible offers and the non-own source flags (`SERVED_FEATURES`).
+
+Order (`member_scores`): candidates first by the ranker's logit (`CANDIDATE_OFFSET` + logit),
+then the other eligible offers by the blend's score. Only members with purchases before the
+cutoff whom the blend knows are ranked so (`SecondStage.member_row`); every other member gets
+the fallback's order (regional popularity), in serving, evaluation and the MLflow model.
+numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from perkrank.features.ids import IdMap
+from perkrank.features.ranker_features import (
+    FEATURE_NAMES,
+    WINDOWS_DAYS,
+    PurchaseStats,
+    pair_features,
+)
+from perkrank.models import scoring
+from perkrank.models.linear_ranker import LinearRanker
+
+OWN, CF, POPULAR, REGIONAL, NEW = 1, 2, 4, 8, 16
+SOURCE_FEATURES = {
+    "from_cf": CF,
+    "from_popular": POPULAR,
+    "from_regional": REGIONAL,
+    "from_new": NEW,
+}
+"""Binary feature columns: which non-own sources proposed the candidate."""
+SOURCE_BITS = np.array(list(SOURCE_FEATURES.values()), dtype=np.uint8)
+SERVED_FEATURES: tuple[str, ...] = (*FEATURE_NAMES, "blend_score", "blend_rank", *SOURCE_FEATURES)
+"""Columns of `candidate_features`, the ranker's inputs."""
+CANDIDATE_OFFSET = 1e6
+"""Added to candidates' logits so that they rank above every non-candidate's blend score."""
+RECENT_COLUMN = 1 + WINDOWS_DAYS.index(90)
+"""Column of `PurchaseStats.item_counts` holding the last 90 days."""
+
+
+@dataclass(frozen=True)
+class CandidateSizes:
+    """How many offers each non-own source adds per member."""
+
+    cf_top: int = 100
+    popular_top: int = 50
+    regional_top: int = 20
+    new_top: int = 20
+    new_days: int = 30
+
+
+@dataclass(frozen=True)
+class SecondStage:
+    """The ranker, the purchase statistics it reads, the names of their region codes."""
+
+    ranker: LinearRanker
+    stats: PurchaseStats
+    region_ids: np.ndarray
+    """Region name of each code of `stats.member_regions`."""
+    sizes: CandidateSizes = CandidateSizes()
+
+    def __post_init__(self) -> None:
+        if tuple(self.ranker.feature_names) != SERVED_FEATURES:
+            raise ValueError("the ranker's feature names are not those of the second stage")
+
+    @cached_property
+    def members(self) -> IdMap:
+        return IdMap(self.stats.member_ids)
+
+    @cached_property
+    def items(self) -> IdMap:
+        return IdMap(self.stats.item_ids)
+
+    def member_row(self, member_id: str) -> int | None:
+        """The member's row in the statistics if they bought anything before the cutoff."""
+        return warm_row(self.stats, self.members, member_id)
+
+    def item_rows(self, item_ids: np.ndarray | list[str]) -> np.ndarray:
+        """Rows of items in the statistics (-1: never sold before the cutoff)."""
+        return self.items.rows(item_ids)
+
+    def region_code(self, region: str) -> int:
+        """The code of a region in the statistics (-1: no member there)."""
+        matches = np.flatnonzero(self.region_ids == region)
+        return int(matches[0]) if len(matches) else -1
+
+    def segment_flags(self, item_rows: np.ndarray, region: str) -> np.ndarray:
+        """`segment_flags` of eligible offers (stats `item_rows`) in `region`."""
+        return segment_flags(self.stats, self.sizes, item_rows, self.region_code(region))
+
+
+def warm_row(stats: PurchaseStats, members: IdMap, member_id: str) -> int | None:
+    """The row (in `members`, the map of `stats.member_ids`) of a member with purchases."""
+    row = members.get(member_id)
+    if row is None or stats.member_purchases[row] == 0:
+        return None
+    return row
+
+
+def segment_flags(
+    stats: PurchaseStats, sizes: CandidateSizes, item_rows: np.ndarray, region: int
+) -> np.ndarray:
+    """uint8 POPULAR | REGIONAL | NEW flags of eligible offers (their stats `item_rows`) for
+    members of the region with code `region` (-1: none there, no REGIONAL)."""
+    flags = np.zeros(len(item_rows), dtype=np.uint8)
+    known = item_rows >= 0
+    rows = np.maximum(item_rows, 0)
+    recent = np.where(known, stats.item_counts[rows, RECENT_COLUMN], 0.0)
+    _flag_top(flags, np.where(recent > 0, recent, -np.inf), sizes.popular_top, POPULAR)
+    first_age = np.where(known, stats.item_first_age[rows], np.inf)
+    new = (first_age <= sizes.new_days) & (recent > 0)
+    _flag_top(flags, np.where(new, recent, -np.inf), sizes.new_top, NEW)
+    if region >= 0:
+        shares = np.where(known, stats.region_shares[region][rows], -np.inf)
+        _flag_top(flags, shares, sizes.regional_top, REGIONAL)
+    return flags
+
+
+def member_candidates(
+    stats: PurchaseStats,
+    sizes: CandidateSizes,
+    member_row: int,
+    item_rows: np.ndarray,
+    flags: np.ndarray,
+    blend_scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (ascending) of the member's candidates among the eligible offers, and their
+    feature rows (`SERVED_FEATURES`). `flags`: `segment_flags` of the same offers."""
+    flags = flags.copy()
+    _flag_top(flags, blend_scores, sizes.cf_top, CF)
+    flags[_bought(stats, member_row)[item_rows]] |= OWN
+    chosen = np.flatnonzero(flags)
+    return chosen, candidate_features(stats, member_row, item_rows, blend_scores, flags, chosen)
+
+
+def candidate_features(
+    stats: PurchaseStats,
+    member_row: int,
+    item_rows: np.ndarray,
+    blend_scores: np.ndarray,
+    flags: np.ndarray,
+    chosen: np.ndarray,
+) -> np.ndarray:
+    """float64 (len(chosen) × SERVED_FEATURES) of the chosen eligible offers."""
+    pairs = pair_features(stats, np.full(len(chosen), member_row), item_rows[chosen])
+    chosen_flags = flags[chosen]
+    columns = [
+        pairs,
+        blend_scores[chosen].astype(np.float64)[:, np.newaxis],
+        _ranks(blend_scores, chosen)[:, np.newaxis],
+        (chosen_flags[:, np.newaxis] & SOURCE_BITS) > 0,
+    ]
+    return np.hstack(columns).astype(np.float64, copy=False)
+
+
+def member_scores(
+    stage: SecondStage,
+    member_row: int,
+    item_rows: np.ndarray,
+    flags: np.ndarray,
+    blend_scores: np.ndarray,
+) -> np.ndarray:
+    """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
+    logit, the others by their blend score (see the module docstring)."""
+    chosen, features = member_candidates(
+        stage.stats, stage.sizes, member_row, item_rows, flags, blend_scores
+    )
+    result = blend_scores.astype(np.float64)
+    result[chosen] = CANDIDATE_OFFSET + stage.ranker.predict(features)
+    return result
+
+
+def _bought(stats: PurchaseStats, member_row: int) -> np.ndarray:
+    """Bool per stats item row, plus a last False slot for row -1: the member bought it."""
+    n_items = len(stats.item_ids)
+    first = member_row * n_items
+    start, end = np.searchsorted(stats.pair_keys, (first, first + n_items))
+    bought = np.zeros(n_items + 1, dtype=bool)
+    bought[stats.pair_keys[start:end] - first] = True
+    return bought
+
+
+def _ranks(scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Rank (1 = highest) of `scores[chosen]` among all `scores`, ties to the lower position."""
+    ascending = np.sort(scores)
+    values = scores[chosen]
+    above = len(scores) - np.searchsorted(ascending, values, side="right")
+    tied = np.searchsorted(ascending, values, side="right") - np.searchsorted(ascending, values)
+    ranks = (above + 1).astype(np.float64)
+    for index in np.flatnonzero(tied > 1):  # equal scores: only rare ties loop
+        ranks[index] += np.count_nonzero(scores[: chosen[index]] == values[index])
+    return ranks
+
+
+def _flag_top(flags: np.ndarray, scores: np.ndarray, k: int, flag: int) -> None:
+    """Set `flag` on the k best finite `scores` (ties to the lower position), in place."""
+    if k <= 0 or len(scores) == 0:
+        return
+    top = scoring.best(scores, k)
+    flags[top[np.isfinite(scores[top])]] |= flag

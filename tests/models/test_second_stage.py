@@ -1,0 +1,110 @@
+"""The served second stage: candidates first, own purchases among them, and a bundle that
+saves and loads it (JSON + npz) into the same scores."""
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perkrank.features.loader import load_dataset
+from perkrank.features.synthetic import generate
+from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
+from perkrank.models.linear_ranker import LinearRanker
+from perkrank.models.second_stage import (
+    CANDIDATE_OFFSET,
+    SERVED_FEATURES,
+    SecondStage,
+    member_candidates,
+    member_scores,
+)
+from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
+from perkrank.training.ranker_step import served_stage
+
+CUTOFF = date(2025, 4, 1)
+
+
+def linear(seed: int, names: tuple[str, ...] = SERVED_FEATURES) -> LinearRanker:
+    rng = np.random.default_rng(seed)
+    width = len(names)
+    return LinearRanker(names, (), np.zeros(width), np.ones(width), rng.normal(size=width), 0.0)
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> SecondStage:
+    data_dir = tmp_path_factory.mktemp("stage") / "data"
+    generate(data_dir, members=300, months=3, seed=5, start=date(2025, 1, 1))
+    return served_stage(load_dataset(data_dir), CUTOFF, linear(3))
+
+
+def warm_rows(stage: SecondStage, count: int) -> list[int]:
+    rows = [stage.member_row(m) for m in stage.stats.member_ids.tolist()]
+    return [row for row in rows if row is not None][:count]
+
+
+def blend_scores(stage: SecondStage, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every known item plus two unknown ones, and random blend scores over them."""
+    item_rows = np.r_[np.arange(len(stage.stats.item_ids)), -1, -1]
+    return item_rows, np.random.default_rng(seed).normal(size=len(item_rows)).astype(np.float32)
+
+
+def test_candidates_rank_above_the_rest_and_hold_the_members_own_items(stage):
+    item_rows, scores = blend_scores(stage, 0)
+    flags = stage.segment_flags(item_rows, str(stage.region_ids[0]))
+    small = replace(stage, sizes=replace(stage.sizes, cf_top=5, popular_top=5, regional_top=5))
+    pair_members, pair_items = np.divmod(stage.stats.pair_keys, len(stage.stats.item_ids))
+    for row in warm_rows(stage, 20):
+        chosen, features = member_candidates(
+            small.stats, small.sizes, row, item_rows, np.zeros_like(flags), scores
+        )
+        bought = np.flatnonzero(np.isin(item_rows, pair_items[pair_members == row]))
+        top = np.argsort(-scores)[:5]
+        assert set(bought.tolist()) | set(top.tolist()) == set(chosen.tolist())
+        own = features[:, SERVED_FEATURES.index("own_count")] > 0
+        assert np.array_equal(np.flatnonzero(own), np.flatnonzero(np.isin(chosen, bought)))
+        chosen, _ = member_candidates(small.stats, small.sizes, row, item_rows, flags, scores)
+        ranked = member_scores(small, row, item_rows, flags, scores)
+        others = np.setdiff1d(np.arange(len(scores)), chosen)
+        assert len(others) > 0
+        assert ranked[chosen].min() > CANDIDATE_OFFSET / 2 > ranked[others].max()
+        np.testing.assert_array_equal(ranked[others], scores[others])
+
+
+def test_a_bundle_saves_and_loads_the_stage_into_the_same_scores(stage, tmp_path):
+    factors = Factors(
+        member_ids=["m"],
+        member_vectors=np.ones((1, 2)),
+        item_ids=["i"],
+        item_vectors=np.ones((1, 2)),
+        item_biases=np.zeros(1),
+        name="blend",
+    )
+    bundle = Bundle(ranker=factors, fallback=factors, second_stage=stage)
+    loaded = Bundle.load(bundle.save(tmp_path / "bundle")).second_stage
+    assert isinstance(loaded.stats.member_categories, np.ndarray)  # held dense when small
+    item_rows, scores = blend_scores(stage, 1)
+    for row in warm_rows(stage, 30):
+        flags = stage.segment_flags(item_rows, str(stage.region_ids[-1]))
+        assert np.array_equal(flags, loaded.segment_flags(item_rows, str(loaded.region_ids[-1])))
+        np.testing.assert_array_equal(
+            member_scores(stage, row, item_rows, flags, scores),
+            member_scores(loaded, row, item_rows, flags, scores),
+        )
+    assert Bundle.load(Bundle(factors, factors).save(tmp_path / "old")).second_stage is None
+
+
+def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
+    directory = tmp_path / "stage"
+    save_second_stage(stage, directory)
+    with np.load(directory / STATS_FILE) as archive:
+        arrays = {name: archive[name] for name in archive.files if name != "pair_keys"}
+    np.savez(directory / STATS_FILE, **arrays)
+    with pytest.raises(ValueError, match=str(Path(directory / STATS_FILE))):
+        load_second_stage(directory)
+
+
+def test_a_ranker_of_other_features_is_refused(stage):
+    with pytest.raises(ValueError, match="feature names"):
+        replace(stage, ranker=linear(1, ("own_count",)))

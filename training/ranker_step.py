@@ -1,0 +1,221 @@
+"""The learned second stage in `perkrank train`: fit it, evaluate it, build the served one.
+
+Everything runs through `models.second_stage`, the code serving runs: per window member whose
+purchases the statistics know and whom the blend knows, the candidates among the offers of
+their group, their feature rows and the ranker's order; every other member gets the
+fallback's order (regional popularity).
+
+Fit (`fit_ranker`): feature rows from `PurchaseStats` before a window's start and the blend
+fitted before it, labels = the window's relevant offers (a window inside the training period,
+so the test window is never seen). The L2 penalty is chosen on a seeded `HOLDOUT_SHARE` of
+the members (NDCG@10 of their candidates' order), then the ranker is refitted on all rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import NamedTuple
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from perkrank.features.columns import Columns
+from perkrank.features.dataset import Dataset
+from perkrank.features.ids import IdMap
+from perkrank.features.member_features import history_at
+from perkrank.features.ranker_features import PurchaseStats, purchase_stats
+from perkrank.models.factors import Factors
+from perkrank.models.linear_ranker import LinearRanker
+from perkrank.models.ranker import fit_linear
+from perkrank.models.second_stage import (
+    SERVED_FEATURES,
+    CandidateSizes,
+    SecondStage,
+    member_candidates,
+    member_scores,
+    segment_flags,
+    warm_row,
+)
+from perkrank.progress import report, step
+from perkrank.training.candidates import model_scores
+from perkrank.training.evaluation import EvaluationReport, ModelReport, evaluate_scores
+from perkrank.training.metrics import ndcg_at_k
+from perkrank.training.window import EvaluationWindow
+
+RANKER = "ranker"
+"""The second stage's name in evaluation reports."""
+BLEND = "blend"
+"""The blend's name in evaluation reports (`training.pipeline.BLEND`)."""
+L2_GRID = (0.1, 1.0, 10.0, 100.0)
+HOLDOUT_SHARE = 0.2
+HOLDOUT_K = 10
+
+
+class StageData(NamedTuple):
+    """Purchase statistics before a cutoff and the region name of each of their codes."""
+
+    stats: PurchaseStats
+    region_ids: np.ndarray
+
+
+class MemberInputs(NamedTuple):
+    """What `models.second_stage` needs for one window member ranked by the second stage."""
+
+    member: int
+    """Window member row."""
+    offers: np.ndarray
+    """Window offer rows of the member's group (ascending)."""
+    stats_row: int
+    item_rows: np.ndarray
+    flags: np.ndarray
+    blend_scores: np.ndarray
+
+
+def stage_data(dataset: Dataset, cutoff: date) -> StageData:
+    """Statistics of every purchase before `cutoff` (members who signed up before it)."""
+    history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
+    regions = history.members[Columns.region].drop_duplicates().to_numpy(dtype=str)
+    return StageData(purchase_stats(history), regions)  # codes: order of first appearance
+
+
+def served_stage(dataset: Dataset, cutoff: date, ranker: LinearRanker) -> SecondStage:
+    """The second stage a bundle trained until `cutoff` serves."""
+    stats, regions = stage_data(dataset, cutoff)
+    return SecondStage(ranker, stats, regions)
+
+
+def ranked_members(
+    window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
+) -> Iterator[MemberInputs]:
+    """The inputs of every window member the second stage ranks (see the module docstring)."""
+    scores = model_scores(window, blend)
+    members, items = IdMap(data.stats.member_ids), IdMap(data.stats.item_ids)
+    regions = IdMap(data.region_ids)
+    for group in window.groups:
+        offers = group.offer_rows
+        item_rows = items.rows(window.offer_items[offers])
+        flags = segment_flags(data.stats, sizes, item_rows, regions.get(group.region, -1))
+        for member in group.member_rows.tolist():
+            member_id = str(window.member_ids[member])
+            row = warm_row(data.stats, members, member_id)
+            if row is None or blend.member_row(member_id) is None:
+                continue
+            yield MemberInputs(member, offers, row, item_rows, flags, scores[member, offers])
+
+
+def window_scores(
+    window: EvaluationWindow, blend: Factors, fallback: Factors, stage: SecondStage
+) -> np.ndarray:
+    """float64 (members × offers): the second stage's scores, the fallback's for the others."""
+    dense = model_scores(window, fallback).astype(np.float64)
+    data = StageData(stage.stats, stage.region_ids)
+    for inputs in ranked_members(window, blend, data, stage.sizes):
+        dense[inputs.member, inputs.offers] = member_scores(
+            stage, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
+        )
+    return dense
+
+
+def evaluate_ranker(
+    window: EvaluationWindow,
+    blend: Factors,
+    fallback: Factors,
+    stage: SecondStage,
+    k_values: Sequence[int],
+) -> ModelReport:
+    """The second stage's metrics on `window` (named `RANKER`)."""
+    dense = window_scores(window, blend, fallback, stage)
+    return evaluate_scores(
+        window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, RANKER
+    )
+
+
+def fit_on_window(
+    dataset: Dataset, window: EvaluationWindow, blend: Factors, *, seed: int
+) -> LinearRanker | None:
+    """`fit_ranker` with statistics before `window.start` (the pipeline's step)."""
+    with step(f"fit the second-stage ranker on [{window.start}, {window.end})"):
+        ranker = fit_ranker(window, blend, stage_data(dataset, window.start), seed=seed)
+        report(
+            "no ranker: the window has no positive or no negative candidate"
+            if ranker is None
+            else "linear ranker fitted"
+        )
+    return ranker
+
+
+def add_evaluation(
+    evaluation: EvaluationReport,
+    dataset: Dataset,
+    window: EvaluationWindow,
+    blend: Factors,
+    fallback: Factors,
+    ranker: LinearRanker | None,
+    k_values: Sequence[int],
+) -> str:
+    """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`;
+    the name of the served model: `RANKER`, or `BLEND` without a ranker."""
+    if ranker is None:
+        return BLEND
+    stage = served_stage(dataset, window.start, ranker)
+    evaluation.models[RANKER] = evaluate_ranker(window, blend, fallback, stage, k_values)
+    return RANKER
+
+
+def fit_ranker(
+    window: EvaluationWindow, blend: Factors, data: StageData, *, seed: int
+) -> LinearRanker | None:
+    """The linear ranker fitted on `window`'s candidates (None: no positive or no negative)."""
+    features, labels, members = frame(window, blend, data, CandidateSizes())
+    if len(labels) == 0 or labels.min() == labels.max():
+        return None
+    relevant_counts = np.asarray(window.relevant.sum(axis=1)).ravel()
+    unique = np.unique(members)
+    rng = np.random.default_rng(seed)
+    held_members = rng.choice(unique, max(1, int(len(unique) * HOLDOUT_SHARE)), replace=False)
+    held = np.isin(members, held_members)
+    best_l2, best_value = L2_GRID[0], -np.inf
+    with threadpool_limits(1, "blas"):  # small products: more threads only contend
+        if labels[~held].min() < labels[~held].max():
+            for l2 in L2_GRID:
+                ranker = fit_linear(features[~held], labels[~held], SERVED_FEATURES, l2=l2)
+                value = holdout_ndcg(
+                    ranker.predict(features[held]), labels[held], members[held], relevant_counts
+                )
+                if value > best_value:
+                    best_l2, best_value = l2, value
+        return fit_linear(features, labels, SERVED_FEATURES, l2=best_l2)
+
+
+def frame(
+    window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (1.0: relevant) and window member rows of every candidate."""
+    features, labels, members = [], [], []
+    relevant = window.relevant.tocsr()
+    for inputs in ranked_members(window, blend, data, sizes):
+        chosen, rows = member_candidates(
+            data.stats, sizes, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
+        )
+        features.append(rows)
+        start, end = relevant.indptr[inputs.member], relevant.indptr[inputs.member + 1]
+        labels.append(np.isin(inputs.offers[chosen], relevant.indices[start:end]).astype(float))
+        members.append(np.full(len(chosen), inputs.member))
+    if not features:
+        return np.zeros((0, len(SERVED_FEATURES))), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.vstack(features), np.concatenate(labels), np.concatenate(members)
+
+
+def holdout_ndcg(
+    scores: np.ndarray, labels: np.ndarray, members: np.ndarray, relevant_counts: np.ndarray
+) -> float:
+    """Mean NDCG@`HOLDOUT_K` of each member's candidates ordered by `scores`."""
+    order = np.lexsort((-scores, members))
+    members, labels = members[order], labels[order].astype(bool)
+    starts = np.flatnonzero(np.r_[True, members[1:] != members[:-1]])
+    hits = np.zeros((len(starts), HOLDOUT_K), dtype=bool)
+    for index, (start, end) in enumerate(zip(starts, np.r_[starts[1:], len(members)], strict=True)):
+        top = labels[start : min(end, start + HOLDOUT_K)]
+        hits[index, : len(top)] = top
+    return float(ndcg_at_k(hits, relevant_counts[members[starts]], HOLDOUT_K).mean())
