@@ -307,7 +307,10 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         "household's earlier redemptions of the UPC), redemption_rate (UPC redemptions per "
         "earlier exposure) and product_reach (households that bought the coupon's products, "
         "not personal); chosen features and weights "
-        f"`{json.dumps(result['coupon_ranker'])}`.",
+        f"`{json.dumps(result['coupon_ranker'])}`. product_reach joined the candidates after "
+        "single-feature numbers on the test campaigns had been looked at; the selection and "
+        "the weights never saw them. Fitted by perkrank's code, not served by the API (the "
+        "data contract has no exposure table).",
         "- als, lightfm, own_pop, blend: perkrank's components with `configs/train.yaml` (not "
         "tuned for this data; the blend uses its configured weights, no weight search), fitted "
         "before each campaign's start on department × category items; a coupon's score is the "
