@@ -115,12 +115,21 @@ def _redemption_rate(tables: CouponTables, earlier: pd.DataFrame, task: ce.Campa
     offered = tables.coupons[tables.coupons["campaign_id"].isin(before)]
     offered = offered.drop_duplicates(["campaign_id", "coupon_upc"])
     exposed = tables.exposures.groupby("campaign_id").size()
-    exposures = offered.assign(n=offered["campaign_id"].map(exposed).fillna(0))
-    denominators = exposures.groupby("coupon_upc")["n"].sum()
-    redemptions = earlier.groupby("coupon_upc").size()
-    counts = redemptions.reindex(task.coupon_upcs, fill_value=0).to_numpy(dtype=np.float64)
-    exposed_before = denominators.reindex(task.coupon_upcs, fill_value=0).to_numpy(dtype=np.float64)
-    return counts / np.maximum(exposed_before, 1)
+    upcs = IdMap(task.coupon_upcs)
+    exposed_before = _per_upc(
+        upcs,
+        offered["coupon_upc"],
+        np.nan_to_num(offered["campaign_id"].map(exposed).to_numpy(float)),
+    )
+    redeemed = _per_upc(upcs, earlier["coupon_upc"], np.ones(len(earlier)))
+    return redeemed / np.maximum(exposed_before, 1)
+
+
+def _per_upc(upcs: IdMap, keys: pd.Series, values: np.ndarray) -> np.ndarray:
+    """Sum of `values` per UPC of `upcs` (keys outside `upcs` are dropped)."""
+    rows = upcs.rows(keys)
+    known = rows >= 0
+    return np.bincount(rows[known], weights=values[known], minlength=len(upcs))
 
 
 def stacked(features: dict[str, np.ndarray]) -> np.ndarray:
