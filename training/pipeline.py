@@ -9,7 +9,7 @@ models fitted on data before test_start; the served bundle is refitted on all th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,14 +34,17 @@ from perkrank.models.own_pop import fit_own_pop
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
+from perkrank.training.blend_search import search_blend_weights
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
+from perkrank.training.fitting import fit_models
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
-from perkrank.training.weights import choose_weights
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
+FALLBACK = "regional_popularity"
+"""The served bundle's fallback component."""
 OVERALL = "overall"
 EVALUATED_RANKER = "evaluated_ranker"
 """The blend fitted before the test window (what the report scored), logged with each run so
@@ -102,9 +105,11 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
     )
 
 
-def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> FittedComponents:
-    """Fit every component on purchases strictly before `cutoff` (the cutoff's history and
-    features are built once, `cutoff_features`)."""
+def fit_components(
+    dataset: Dataset, cutoff: date, config: TrainConfig, names: Iterable[str] | None = None
+) -> FittedComponents:
+    """Fit every component (or just `names`) on purchases strictly before `cutoff`, side by
+    side (`training.fitting`); the cutoff's history and features are built once."""
     moment = datetime.combine(cutoff, datetime.min.time())
     with step(f"features before {cutoff}"):
         features = cutoff_features(dataset, moment, config.interactions)
@@ -113,10 +118,10 @@ def fit_components(dataset: Dataset, cutoff: date, config: TrainConfig) -> Fitte
             f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
             f"{data.user_items.nnz} non-zeros"
         )
-    models: dict[str, Factors] = {}
-    for name, fit in component_fitters(config).items():
-        with step(f"fit {name}"):
-            models[name] = fit(data)
+    fitters = component_fitters(config)
+    if names is not None:
+        fitters = {name: fitters[name] for name in dict.fromkeys(names)}
+    models = fit_models(fitters, data, workers=config.threads)
     return FittedComponents(
         cutoff=cutoff,
         models=models,
@@ -202,7 +207,9 @@ def train(
 
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
-        validation_fit = fit_components(dataset, dates.validation_start, config)
+        validation_fit = fit_components(
+            dataset, dates.validation_start, config, names=config.blend.weights
+        )
         window = evaluation_window(
             dataset,
             dates.test_start,
@@ -211,7 +218,7 @@ def train(
             max_members=config.blend.search_members,
         )
         with step("choose blend weights on the validation window"):
-            weights = search_blend_weights(window, validation_fit, config)
+            weights = search_blend_weights(window, validation_fit.models, config)
             report(f"weights {weights}")
 
     test_fit = fit_components(dataset, dates.test_start, config)
@@ -226,11 +233,12 @@ def train(
     print(format_table(evaluation))
 
     served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
-    served_fit = fit_components(dataset, served_until, config)
+    served_names = [name for name, weight in weights.items() if weight] + [FALLBACK]
+    served_fit = fit_components(dataset, served_until, config, names=served_names)
     with step("write the serving bundle"):
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
-            fallback=served_fit.models["regional_popularity"],
+            fallback=served_fit.models[FALLBACK],
             meta=_bundle_meta(dates, weights, evaluation, served_until),
         )
         bundle_dir = bundle.save(output_dir / "bundle")
@@ -248,26 +256,6 @@ def train(
             {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
-
-
-def search_blend_weights(
-    window: EvaluationWindow, fitted: FittedComponents, config: TrainConfig
-) -> dict[str, float]:
-    """config.blend.weights searched to maximize the blend's promote metric on `window`."""
-    return choose_weights(
-        lambda candidate: _blend_metric(window, fitted, candidate, config), config.blend.weights
-    )
-
-
-def _blend_metric(
-    window: EvaluationWindow,
-    fitted: FittedComponents,
-    weights: Mapping[str, float],
-    config: TrainConfig,
-) -> float:
-    ranker = blend_components(fitted, weights, config.seed)
-    result = evaluate_models(window, {BLEND: ranker}, config.evaluation.k_values)
-    return result.models[BLEND].metrics[OVERALL][config.registry.promote_metric]
 
 
 def _split_record(dates: SplitDates) -> dict[str, str]:
