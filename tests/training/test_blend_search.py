@@ -29,9 +29,7 @@ def validation(tmp_path_factory: pytest.TempPathFactory):
         update={"threads": 1, "lightfm": config.lightfm.model_copy(update={"epochs": 3})}
     )
     dates = pipeline.split_dates(dataset, config)
-    fitted = pipeline.fit_components(
-        dataset, dates.validation_start, config, names=CANDIDATES[0]
-    )
+    fitted = pipeline.fit_components(dataset, dates.validation_start, config, names=CANDIDATES[0])
     window = pipeline.evaluation_window(dataset, dates.test_start, fitted, config)
     return window, fitted, config
 
