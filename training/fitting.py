@@ -1,15 +1,20 @@
-"""Component models of one cutoff fitted side by side on a small thread pool.
+"""Component models of several cutoffs fitted side by side on one small thread pool.
 
 LightFM, BPR and ALS fit in compiled code that releases the GIL, so threads use both cores:
-with `deterministic`, LightFM and BPR each run on one thread and would leave a core idle.
-Every fit owns its random state, so the models do not depend on the order or the overlap.
-The slowest fits start first so the pool is not left waiting on one at the end.
+with `deterministic`, LightFM and BPR each run on one thread and would leave a core idle, and
+the fits of the validation, test and served cutoffs do not depend on one another. Every fit
+owns its random state, so the models do not depend on the order or the overlap. The slowest
+fits start first (over all cutoffs) so the pool is not left waiting on one at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from perkrank.features.training_data import TrainingData
 from perkrank.models.factors import Factors
@@ -21,19 +26,47 @@ SLOWEST_FIRST = ("lightfm", "bpr", "als")
 Fitter = Callable[[TrainingData], Factors]
 
 
-def fit_models(
-    fitters: Mapping[str, Fitter], data: TrainingData, *, workers: int
-) -> dict[str, Factors]:
-    """Every fitter applied to `data`, `workers` at a time; results in `fitters`' order."""
+@contextmanager
+def fitting_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool of `workers` threads for `submit_fits`; BLAS stays on one thread meanwhile (the
+    solvers bring their own threads, and the BLAS limit is process-wide, so fits running side
+    by side could not each set and restore it). Pending fits are cancelled on an error."""
+    pool = ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="fit")
+    try:
+        with threadpool_limits(1, "blas"):
+            yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
-    def fit(name: str) -> Factors:
-        with step(f"fit {name}"):
-            return fitters[name](data)
 
-    order = sorted(fitters, key=_rank)
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        futures = {name: pool.submit(fit, name) for name in order}
-        return {name: futures[name].result() for name in fitters}
+def submit_fits(
+    pool: ThreadPoolExecutor, cutoffs: Sequence[tuple[Any, Mapping[str, Fitter], TrainingData]]
+) -> list[dict[str, Future[Factors]]]:
+    """Submit every (label, fitters, data) cutoff's fits, slowest component first over all of
+    them; per cutoff, the futures in its fitters' order."""
+    jobs = [
+        (_rank(name), position, label, name, fitters[name], data)
+        for position, (label, fitters, data) in enumerate(cutoffs)
+        for name in fitters
+    ]
+    futures: list[dict[str, Future[Factors]]] = [{} for _ in cutoffs]
+    for _, position, label, name, fit, data in sorted(jobs, key=lambda job: job[:2]):
+        futures[position][name] = pool.submit(_fit, _title(name, label), fit, data)
+    return [
+        {name: submitted[name] for name in fitters}
+        for submitted, (_, fitters, _) in zip(futures, cutoffs, strict=True)
+    ]
+
+
+def _fit(title: str, fit: Fitter, data: TrainingData) -> Factors:
+    with step(title):
+        return fit(data)
+
+
+def _title(name: str, label: Any) -> str:
+    return f"fit {name} before {label}" if label else f"fit {name}"
 
 
 def _rank(name: str) -> int:

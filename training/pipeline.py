@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.exclusions import read_exclusions, without_members
-from perkrank.features.interactions import cutoff_features
+from perkrank.features.interactions import CutoffFeatures, cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import item_feature_table, offer_regions
 from perkrank.features.training_data import TrainingData
@@ -37,7 +38,7 @@ from perkrank.progress import report, step
 from perkrank.training.blend_search import search_blend_weights
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
-from perkrank.training.fitting import fit_models
+from perkrank.training.fitting import fitting_pool, submit_fits
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
 from perkrank.training.window import EvaluationWindow, prepare_window
@@ -110,25 +111,50 @@ def fit_components(
 ) -> FittedComponents:
     """Fit every component (or just `names`) on purchases strictly before `cutoff`, side by
     side (`training.fitting`); the cutoff's history and features are built once."""
-    moment = datetime.combine(cutoff, datetime.min.time())
-    with step(f"features before {cutoff}"):
-        features = cutoff_features(dataset, moment, config.interactions)
-        data = features.data
-        report(
-            f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
-            f"{data.user_items.nnz} non-zeros"
+    with fitting_pool(config.threads) as pool:
+        return start_components(dataset, {cutoff: names}, config, pool)[cutoff]()
+
+
+def start_components(
+    dataset: Dataset,
+    plan: Mapping[date, Iterable[str] | None],
+    config: TrainConfig,
+    pool: ThreadPoolExecutor,
+) -> dict[date, Callable[[], FittedComponents]]:
+    """Build each cutoff's features now and submit the fits of its components (`plan`: the
+    names, None = all) to `pool`; each returned function waits for one cutoff's fits."""
+    item_features = item_feature_table(dataset)
+    prepared = []
+    for cutoff, names in plan.items():
+        moment = datetime.combine(cutoff, datetime.min.time())
+        with step(f"features before {cutoff}"):
+            features = cutoff_features(dataset, moment, config.interactions)
+            data = features.data
+            report(
+                f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
+                f"{data.user_items.nnz} non-zeros"
+            )
+        fitters = component_fitters(config)
+        if names is not None:
+            fitters = {name: fitters[name] for name in dict.fromkeys(names)}
+        prepared.append((cutoff, fitters, features))
+    submitted = submit_fits(pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared])
+
+    def waiter(
+        cutoff: date, features: CutoffFeatures, futures: dict[str, Future[Factors]]
+    ) -> Callable[[], FittedComponents]:
+        return lambda: FittedComponents(
+            cutoff=cutoff,
+            models={name: future.result() for name, future in futures.items()},
+            member_features=features.member_features,
+            item_features=item_features,
+            items_bought_before=features.items_bought_before,
         )
-    fitters = component_fitters(config)
-    if names is not None:
-        fitters = {name: fitters[name] for name in dict.fromkeys(names)}
-    models = fit_models(fitters, data, workers=config.threads)
-    return FittedComponents(
-        cutoff=cutoff,
-        models=models,
-        member_features=features.member_features,
-        item_features=item_feature_table(dataset),
-        items_bought_before=features.items_bought_before,
-    )
+
+    return {
+        cutoff: waiter(cutoff, features, futures)
+        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True)
+    }
 
 
 def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
@@ -188,7 +214,21 @@ def train(
     exclusions: Path | None = None,
 ) -> TrainResult:
     """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
-    `exclusions` (forgotten, personalization off) are left out before anything is built."""
+    `exclusions` (forgotten, personalization off) are left out before anything is built. The
+    three cutoffs' components are fitted side by side on one pool (`training.fitting`)."""
+    with fitting_pool(config.threads) as pool:
+        return _train(data_dir, config, pool, output_dir, register, config_snapshot, exclusions)
+
+
+def _train(
+    data_dir: Path,
+    config: TrainConfig,
+    pool: ThreadPoolExecutor,
+    output_dir: Path,
+    register: bool,
+    config_snapshot: Mapping[str, Any] | None,
+    exclusions: Path | None,
+) -> TrainResult:
     with step(f"validate {data_dir}"):
         dataset = load_dataset(data_dir)
     if exclusions is not None:
@@ -204,12 +244,12 @@ def train(
         f"validation [{dates.validation_start}, {dates.test_start}), "
         f"test [{dates.test_start}, {dates.test_end})"
     )
+    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
+    fits = start_components(dataset, _fit_plan(dates, served_until, config), config, pool)
 
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
-        validation_fit = fit_components(
-            dataset, dates.validation_start, config, names=config.blend.weights
-        )
+        validation_fit = fits[dates.validation_start]()
         window = evaluation_window(
             dataset,
             dates.test_start,
@@ -221,7 +261,7 @@ def train(
             weights = search_blend_weights(window, validation_fit.models, config)
             report(f"weights {weights}")
 
-    test_fit = fit_components(dataset, dates.test_start, config)
+    test_fit = fits[dates.test_start]()
     with step("evaluate on the test window"):
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
@@ -232,9 +272,7 @@ def train(
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 
-    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
-    served_names = [name for name, weight in weights.items() if weight] + [FALLBACK]
-    served_fit = fit_components(dataset, served_until, config, names=served_names)
+    served_fit = fits[served_until]()
     with step("write the serving bundle"):
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
@@ -256,6 +294,20 @@ def train(
             {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
+
+
+def _fit_plan(
+    dates: SplitDates, served_until: date, config: TrainConfig
+) -> dict[date, list[str] | None]:
+    """The components each cutoff needs (None: all): the blended ones to choose the weights,
+    all of them to evaluate, the blended ones and the fallback to serve."""
+    blended = list(config.blend.weights)
+    plan: dict[date, list[str] | None] = {}
+    if config.blend.fit_weights:
+        plan[dates.validation_start] = blended
+    plan[dates.test_start] = None
+    plan.setdefault(served_until, [*blended, FALLBACK])
+    return plan
 
 
 def _split_record(dates: SplitDates) -> dict[str, str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perkrank.models.factors import Factors
-from perkrank.training.fitting import fit_models
+from perkrank.training.fitting import fitting_pool, submit_fits
 
 
 def constant_model(name: str, calls: Counter):
@@ -30,7 +30,9 @@ def test_each_fitter_runs_once_on_the_data_and_results_keep_the_fitters_order(wo
     names = ["popularity", "als", "repeat", "lightfm", "bpr"]
     fitters = {name: constant_model(name, calls) for name in names}
 
-    models = fit_models(fitters, "data", workers=workers)
+    with fitting_pool(workers) as pool:
+        (futures,) = submit_fits(pool, [("2025-01-01", fitters, "data")])
+        models = {name: future.result() for name, future in futures.items()}
 
     assert list(models) == names
     assert [factors.name for factors in models.values()] == names
@@ -41,5 +43,34 @@ def test_a_failing_fit_raises_its_error():
     def broken(data):
         raise ValueError("no interactions")
 
-    with pytest.raises(ValueError, match="no interactions"):
-        fit_models({"als": broken, "repeat": constant_model("repeat", Counter())}, "d", workers=2)
+    fitters = {"als": broken, "repeat": constant_model("repeat", Counter())}
+    with pytest.raises(ValueError, match="no interactions"), fitting_pool(2) as pool:
+        (futures,) = submit_fits(pool, [("2025-01-01", fitters, "data")])
+        futures["als"].result()
+
+
+def test_fits_of_several_cutoffs_start_slowest_component_first():
+    started = []
+
+    def recording(name, label):
+        def fit(data):
+            started.append((name, label))
+            return constant_model(name, Counter())(data)
+
+        return fit
+
+    cutoffs = [
+        (label, {name: recording(name, label) for name in ("repeat", "als", "lightfm")}, "data")
+        for label in ("validation", "test")
+    ]
+    with fitting_pool(1) as pool:
+        futures = submit_fits(pool, cutoffs)
+        assert [list(per_cutoff) for per_cutoff in futures] == [["repeat", "als", "lightfm"]] * 2
+    assert started == [
+        ("lightfm", "validation"),
+        ("lightfm", "test"),
+        ("als", "validation"),
+        ("als", "test"),
+        ("repeat", "validation"),
+        ("repeat", "test"),
+    ]

@@ -69,11 +69,11 @@ def test_each_component_is_fitted_at_most_once_per_window():
 
 
 def test_the_served_bundle_fits_only_the_blended_components(trained):
-    result, _ = trained
+    _, config = trained
     served = max(members for _, members in FITS)
     fitted = {name for name, members in FITS if members == served}
-    blended = {f"fit_{name}" for name, weight in result.weights.items() if weight}
-    assert fitted == blended & {"fit_als", "fit_lightfm"}
+    blended = {f"fit_{name}" for name in config.blend.weights}
+    assert fitted == blended & {"fit_als", "fit_bpr", "fit_lightfm"}
 
 
 def ndcg(result: TrainResult, model: str, part: str) -> float:
