@@ -99,7 +99,7 @@ def validate(
     weights = dict(config.blend.weights)
     if config.blend.fit_weights:
         with step("choose blend weights on the validation window"):
-            weights = pipeline.search_blend_weights(window, fitted, config)
+            weights = pipeline.search_blend_weights(window, fitted.models, config)
             report(f"weights {weights}")
     with step("evaluate on the validation window"):
         evaluation = evaluate_all(window, fitted, weights, config)

@@ -7,6 +7,7 @@ from threadpoolctl import threadpool_limits
 from perkrank.config import BprConfig
 from perkrank.features.training_data import TrainingData
 from perkrank.models.factors import Factors
+from perkrank.progress import Counter, every_quarter
 
 
 def train_bpr(
@@ -23,7 +24,10 @@ def train_bpr(
             num_threads=threads,
             random_state=seed,
         )
-        model.fit(data.user_items, show_progress=False)
+        progress = Counter(
+            "bpr iteration", config.iterations, every=every_quarter(config.iterations)
+        )
+        model.fit(data.user_items, show_progress=False, callback=lambda *_: progress.advance())
     return model
 
 

@@ -16,6 +16,7 @@ from perkrank.config import LightFMConfig
 from perkrank.features.ids import IdMap
 from perkrank.features.training_data import TrainingData
 from perkrank.models.factors import Factors
+from perkrank.progress import Counter, every_quarter
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,18 @@ def train_lightfm(
         user_alpha=config.user_alpha,
         random_state=seed,
     )
-    model.fit(
-        interactions,
-        user_features=user_features,
-        item_features=item_features,
-        sample_weight=sample_weight,
-        epochs=config.epochs,
-        num_threads=threads,
-    )
+    # One epoch per call (what `fit` does on a fresh model) to report progress as it goes.
+    progress = Counter("lightfm epoch", config.epochs, every=every_quarter(config.epochs))
+    for _ in range(config.epochs):
+        model.fit_partial(
+            interactions,
+            user_features=user_features,
+            item_features=item_features,
+            sample_weight=sample_weight,
+            epochs=1,
+            num_threads=threads,
+        )
+        progress.advance()
     return LightFMFit(model, user_features, item_features, member_feature_ids, item_feature_ids)
 
 

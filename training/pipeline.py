@@ -11,7 +11,8 @@ one was fitted (else the blend).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.exclusions import TrainingMembers, read_exclusions, training_members
-from perkrank.features.interactions import cutoff_features
+from perkrank.features.interactions import CutoffFeatures, cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import item_feature_table, offer_regions
 from perkrank.features.training_data import TrainingData
@@ -37,14 +38,17 @@ from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
 from perkrank.training import ranker_step
+from perkrank.training.blend_search import search_blend_weights
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
+from perkrank.training.fitting import fitting_pool, submit_fits
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
-from perkrank.training.weights import choose_weights
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
+FALLBACK = "regional_popularity"
+"""The served bundle's fallback component."""
 OVERALL = "overall"
 EVALUATED_RANKER = "evaluated_ranker"
 """The blend fitted before the test window (what the report scored), logged with each run so
@@ -109,36 +113,74 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
 
 
 def fit_components(
-    dataset: Dataset, cutoff: date, config: TrainConfig, aggregates: Dataset | None = None
+    dataset: Dataset,
+    cutoff: date,
+    config: TrainConfig,
+    *,
+    names: Iterable[str] | None = None,
+    aggregates: Dataset | None = None,
 ) -> FittedComponents:
-    """Fit every component on purchases strictly before `cutoff` (the cutoff's history and
-    features are built once, `cutoff_features`). `aggregates` (None: `dataset`) is what the
-    AGGREGATES components count: a superset of `dataset` whose extra members get no row."""
-    moment = datetime.combine(cutoff, datetime.min.time())
-    with step(f"features before {cutoff}"):
-        features = cutoff_features(dataset, moment, config.interactions)
-        data = features.data
-        report(
-            f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
-            f"{data.user_items.nnz} non-zeros"
+    """Fit every component (or just `names`) on purchases strictly before `cutoff`, side by
+    side (`training.fitting`); the cutoff's history and features are built once."""
+    with fitting_pool(config.threads) as pool:
+        return start_components(dataset, {cutoff: names}, config, pool, aggregates)[cutoff]()
+
+
+def start_components(
+    dataset: Dataset,
+    plan: Mapping[date, Iterable[str] | None],
+    config: TrainConfig,
+    pool: ThreadPoolExecutor,
+    aggregates: Dataset | None = None,
+) -> dict[date, Callable[[], FittedComponents]]:
+    """Build each cutoff's features now and submit the fits of its components (`plan`: the
+    names, None = all) to `pool`; each returned function waits for one cutoff's fits.
+    `aggregates` (None: `dataset`) is what the AGGREGATES components count: a superset of
+    `dataset` whose extra members get no row."""
+    item_features = item_feature_table(dataset)
+    prepared = []
+    for cutoff, names in plan.items():
+        moment = datetime.combine(cutoff, datetime.min.time())
+        with step(f"features before {cutoff}"):
+            features = cutoff_features(dataset, moment, config.interactions)
+            data = features.data
+            report(
+                f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
+                f"{data.user_items.nnz} non-zeros"
+            )
+        fitters = component_fitters(config)
+        if names is not None:
+            fitters = {name: fitters[name] for name in dict.fromkeys(names)}
+        if aggregates is not None:
+            counted = cutoff_features(aggregates, moment, config.interactions).data
+            for name in AGGREGATES:
+                if name in fitters:
+                    fitters[name] = _aggregate_fitter(fitters[name], counted)
+        prepared.append((cutoff, fitters, features))
+    submitted = submit_fits(pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared])
+
+    def waiter(
+        cutoff: date, features: CutoffFeatures, futures: dict[str, Future[Factors]]
+    ) -> Callable[[], FittedComponents]:
+        return lambda: FittedComponents(
+            cutoff=cutoff,
+            models={name: future.result() for name, future in futures.items()},
+            member_features=features.member_features,
+            item_features=item_features,
+            items_bought_before=features.items_bought_before,
         )
-    aggregate_data = data
-    if aggregates is not None:
-        aggregate_data = cutoff_features(aggregates, moment, config.interactions).data
-    models: dict[str, Factors] = {}
-    for name, fit in component_fitters(config).items():
-        with step(f"fit {name}"):
-            if name in AGGREGATES and aggregate_data is not data:
-                models[name] = only_members(fit(aggregate_data), data.member_ids)
-            else:
-                models[name] = fit(data)
-    return FittedComponents(
-        cutoff=cutoff,
-        models=models,
-        member_features=features.member_features,
-        item_features=item_feature_table(dataset),
-        items_bought_before=features.items_bought_before,
-    )
+
+    return {
+        cutoff: waiter(cutoff, features, futures)
+        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True)
+    }
+
+
+def _aggregate_fitter(
+    fit: Callable[[TrainingData], Factors], counted: TrainingData
+) -> Callable[[TrainingData], Factors]:
+    """`fit` over `counted` (everyone the aggregate may count), keeping only `data`'s members."""
+    return lambda data: only_members(fit(counted), data.member_ids)
 
 
 def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
@@ -198,8 +240,21 @@ def train(
     exclusions: Path | None = None,
 ) -> TrainResult:
     """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
-    `exclusions` (forgotten, personalization off) are left out before anything is built, but
-    for the aggregates under `privacy.opted_out: aggregate_only` (see `training_members`)."""
+    `exclusions` (forgotten, personalization off) are left out before anything is built. The
+    three cutoffs' components are fitted side by side on one pool (`training.fitting`)."""
+    with fitting_pool(config.threads) as pool:
+        return _train(data_dir, config, pool, output_dir, register, config_snapshot, exclusions)
+
+
+def _train(
+    data_dir: Path,
+    config: TrainConfig,
+    pool: ThreadPoolExecutor,
+    output_dir: Path,
+    register: bool,
+    config_snapshot: Mapping[str, Any] | None,
+    exclusions: Path | None,
+) -> TrainResult:
     with step(f"validate {data_dir}"):
         members = TrainingMembers(load_dataset(data_dir))
     if exclusions is not None:
@@ -218,15 +273,18 @@ def train(
         f"validation [{dates.validation_start}, {dates.test_start}), "
         f"test [{dates.test_start}, {dates.test_end})"
     )
+    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
+    plan = _fit_plan(dates, served_until, config)
+    fits = start_components(dataset, plan, config, pool, aggregates)
 
     weights = dict(config.blend.weights)
-    validation_fit = fit_components(dataset, dates.validation_start, config, aggregates)
+    validation_fit = fits[dates.validation_start]()
     validation_window = evaluation_window(
         dataset, dates.test_start, validation_fit, config, max_members=config.blend.search_members
     )
     if config.blend.fit_weights:
         with step("choose blend weights on the validation window"):
-            weights = search_blend_weights(validation_window, validation_fit, config)
+            weights = search_blend_weights(validation_window, validation_fit.models, config)
             report(f"weights {weights}")
     linear = ranker_step.fit_on_window(
         dataset,
@@ -235,7 +293,7 @@ def train(
         seed=config.seed,
     )
 
-    test_fit = fit_components(dataset, dates.test_start, config, aggregates)
+    test_fit = fits[dates.test_start]()
     with step("evaluate on the test window"):
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
@@ -247,7 +305,7 @@ def train(
             dataset,
             window,
             models[BLEND],
-            models["regional_popularity"],
+            models[FALLBACK],
             linear,
             config.evaluation.k_values,
         )
@@ -257,12 +315,11 @@ def train(
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
 
-    served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
-    served_fit = fit_components(dataset, served_until, config, aggregates)
+    served_fit = fits[served_until]()
     with step("write the serving bundle"):
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
-            fallback=served_fit.models["regional_popularity"],
+            fallback=served_fit.models[FALLBACK],
             meta=_bundle_meta(dates, weights, evaluation, served_until) | {"served": served},
             second_stage=None
             if linear is None
@@ -285,24 +342,17 @@ def train(
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
 
-def search_blend_weights(
-    window: EvaluationWindow, fitted: FittedComponents, config: TrainConfig
-) -> dict[str, float]:
-    """config.blend.weights searched to maximize the blend's promote metric on `window`."""
-    return choose_weights(
-        lambda candidate: _blend_metric(window, fitted, candidate, config), config.blend.weights
-    )
-
-
-def _blend_metric(
-    window: EvaluationWindow,
-    fitted: FittedComponents,
-    weights: Mapping[str, float],
-    config: TrainConfig,
-) -> float:
-    ranker = blend_components(fitted, weights, config.seed)
-    result = evaluate_models(window, {BLEND: ranker}, config.evaluation.k_values)
-    return result.models[BLEND].metrics[OVERALL][config.registry.promote_metric]
+def _fit_plan(
+    dates: SplitDates, served_until: date, config: TrainConfig
+) -> dict[date, list[str] | None]:
+    """The components each cutoff needs (None: all): the blended ones to choose the weights
+    and fit the second stage, all of them to evaluate, the blended ones and the fallback to
+    serve."""
+    blended = list(config.blend.weights)
+    plan: dict[date, list[str] | None] = {dates.validation_start: blended}
+    plan[dates.test_start] = None
+    plan.setdefault(served_until, [*blended, FALLBACK])
+    return plan
 
 
 def _split_record(dates: SplitDates) -> dict[str, str]:

@@ -7,7 +7,13 @@ import scipy.sparse as sp
 from perkrank.features.vocabulary import item_id
 from perkrank.models import scoring
 from perkrank.models.factors import Factors
-from perkrank.training.evaluation import evaluate_model, evaluate_models, recommend
+from perkrank.training.evaluation import (
+    evaluate_model,
+    evaluate_models,
+    model_inputs,
+    overall_metrics,
+    recommend,
+)
 from perkrank.training.window import EvaluationWindow
 
 K_VALUES = (1, 2, 5)
@@ -105,3 +111,15 @@ def test_member_values_average_to_the_overall_metrics(window):
             values = report.member_values[f"{metric}@{k}"]
             assert len(values) == report.members["overall"]
             assert values.mean() == pytest.approx(overall[f"{metric}@{k}"])
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_overall_metrics_equal_the_full_evaluation_of_the_same_scores(window, sign):
+    factors = oracle(sign)
+    member_vectors, offers, _ = model_inputs(window, factors)
+
+    def score_batch(rows, offer_rows):
+        return member_vectors[rows] @ offers.vectors[offer_rows].T
+
+    full = evaluate_model(window, factors, K_VALUES).metrics["overall"]
+    assert overall_metrics(window, score_batch, K_VALUES) == pytest.approx(full)

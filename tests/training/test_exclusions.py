@@ -116,7 +116,7 @@ def test_personalization_off_leaves_no_row_in_either_mode(data, tmp_path, mode):
     )
     members = training_members(load_dataset(data), read_exclusions(exclusions), mode)
 
-    models = fit_components(members.personal, CUTOFF, config, members.aggregates).models
+    models = fit_components(members.personal, CUTOFF, config, aggregates=members.aggregates).models
 
     assert members.left_out == 2
     for name, factors in models.items():
@@ -142,7 +142,9 @@ def test_aggregate_only_counts_opted_out_purchases_in_popularity_only(data, tmp_
     excluded = training_members(dataset, exclusions, "exclude")
     everyone = fit_components(dataset, CUTOFF, config).models["popularity"]
 
-    with_aggregates = fit_components(aggregate.personal, CUTOFF, config, aggregate.aggregates)
+    with_aggregates = fit_components(
+        aggregate.personal, CUTOFF, config, aggregates=aggregate.aggregates
+    )
     without = fit_components(excluded.personal, CUTOFF, config).models
 
     assert aggregate.aggregate_only == 1

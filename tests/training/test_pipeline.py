@@ -12,16 +12,29 @@ from perkrank.features import interactions, member_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
+from perkrank.training import pipeline
 from perkrank.training.pipeline import TrainResult, fit_components, train
 
 HISTORIES: Counter = Counter()
 """Cutoffs whose purchase history the `trained` run built, and how often."""
 
 
+FITS: Counter = Counter()
+"""(component, members it was fitted on) of every fit the `trained` run made."""
+
+
 def counting(history_at):
     def wrapper(dataset, cutoff):
         HISTORIES[cutoff] += 1
         return history_at(dataset, cutoff)
+
+    return wrapper
+
+
+def counting_fit(name, fit):
+    def wrapper(data, *args, **kwargs):
+        FITS[(name, len(data.member_ids))] += 1
+        return fit(data, *args, **kwargs)
 
     return wrapper
 
@@ -36,6 +49,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Trai
     with pytest.MonkeyPatch.context() as patch:
         for module in (interactions, member_features):
             patch.setattr(module, "history_at", counting(module.history_at))
+        for name in ("fit_als", "fit_bpr", "fit_lightfm"):
+            patch.setattr(pipeline, name, counting_fit(name, getattr(pipeline, name)))
         return train(work / "data", config, output_dir=work / "out"), config
 
 
@@ -43,6 +58,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Trai
 def test_each_cutoffs_history_is_built_once():
     assert len(HISTORIES) == 3  # validation start, test start, the served bundle's end
     assert set(HISTORIES.values()) == {1}
+
+
+@pytest.mark.usefixtures("trained")
+def test_each_component_is_fitted_at_most_once_per_window():
+    windows = {members for _, members in FITS}
+    assert len(windows) == 3  # three cutoffs, three training sets of growing size
+    assert set(FITS.values()) == {1}
+    assert [members for name, members in FITS if name == "fit_bpr"] == [sorted(windows)[1]]
+
+
+def test_the_served_bundle_fits_only_the_blended_components(trained):
+    _, config = trained
+    served = max(members for _, members in FITS)
+    fitted = {name for name, members in FITS if members == served}
+    blended = {f"fit_{name}" for name in config.blend.weights}
+    assert fitted == blended & {"fit_als", "fit_bpr", "fit_lightfm"}
 
 
 def ndcg(result: TrainResult, model: str, part: str) -> float:
