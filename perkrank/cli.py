@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decisions(commands)
     _add_privacy(commands)
     _add_demo(commands)
+    _add_simulate(commands)
     return parser
 
 
@@ -301,6 +302,16 @@ def _add_decisions(commands: argparse._SubParsersAction) -> None:
         "and arm, and each offer's rank, score and propensity (admin key)."
     )
     add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
+
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
+    from perkrank.simulation.command import add_simulate_command
+
+    help_text = (
+        "Simulate a pilot: members' visits through the real service, responses drawn from the "
+        "synthetic data's response model; writes the decision log, events and each arm's truth."
+    )
+    add_simulate_command(commands.add_parser("simulate", help=help_text, description=help_text))
 
 
 def _add_privacy(commands: argparse._SubParsersAction) -> None:
