@@ -30,14 +30,14 @@ from perkrank.simulation.lift_check import LiftTrial, PlantedPilot, lift_trial, 
 RESULTS = Path(__file__).parent / "results"
 CHAMPION_NOISE = 2.0
 TARGET_LIFT = 0.10
-DAYS = 7
-LIMIT = 5
+DAYS = 3
+LIMIT = 10
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--pilot-members", type=int, default=2000)
+    parser.add_argument("--pilot-members", type=int, default=1500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     arguments = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -162,6 +162,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="members to leave out (forgotten, personalization off), as `perkrank members "
         "exclusions` writes them",
     )
+    command.add_argument(
+        "--events",
+        type=Path,
+        help="an events export (perkrank events export or simulate): redemptions join purchases",
+    )
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -177,6 +182,7 @@ def _train(arguments: argparse.Namespace) -> int:
             output_dir=arguments.out,
             register=not arguments.no_register,
             exclusions=arguments.exclusions,
+            events=arguments.events,
         )
     except DataValidationError as error:
         print(error, file=sys.stderr)

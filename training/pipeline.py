@@ -18,6 +18,7 @@ from typing import Any
 from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
+from perkrank.features.event_interactions import EVENT_ROWS, read_events, with_events
 from perkrank.features.exclusions import read_exclusions, without_members
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
@@ -181,11 +182,19 @@ def train(
     register: bool = True,
     config_snapshot: Mapping[str, Any] | None = None,
     exclusions: Path | None = None,
+    events: Path | None = None,
+    event_rows: Mapping[str, int] = EVENT_ROWS,
 ) -> TrainResult:
-    """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
-    `exclusions` (forgotten, personalization off) are left out before anything is built."""
+    """Run the whole pipeline; write the bundle and report under `output_dir`. Redemptions of
+    `events` (an events export) join the purchases, `event_rows` rows per event type
+    (`features.event_interactions`); the members
+    of `exclusions` (forgotten, personalization off) are left out before anything is built."""
     with step(f"validate {data_dir}"):
         dataset = load_dataset(data_dir)
+    if events is not None:
+        with step(f"add the interactions of {events}"):
+            dataset, added = with_events(dataset, read_events(events), event_rows)
+            report(f"{added} purchase rows from events")
     if exclusions is not None:
         with step(f"leave out the members of {exclusions}"):
             dataset, left_out = without_members(dataset, read_exclusions(exclusions))

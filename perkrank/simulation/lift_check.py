@@ -29,7 +29,7 @@ from perkrank.simulation.truth import policy_truth
 from perkrank.training.uplift import uplift_report
 
 CHAMPION, CHALLENGER, HOLDOUT = "champion", "challenger", "holdout"
-BISECTION_STEPS = 8
+BISECTION_STEPS = 7
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ arm's truth by ranking every member under the arm with an empty store (`truth.po
 
 Simulated days are compressed into the run's wall clock (the service stamps decisions and
 events with it), so the simulation runs without frequency caps: their windows would never
-reset. Offer budgets still apply (the truth ignores them: a budget that runs out makes the
-served lists differ a little from the truth's).
+reset. The rows it returns and writes carry simulated time instead: noon UTC of the visit's
+day, day 0 being the catalog date served (so training can place them after the history).
+Offer budgets still apply (the truth ignores them: a budget that runs out makes the served
+lists differ a little from the truth's).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,11 +137,13 @@ async def _pilot(
     ):
         if experiments is not None:
             await _put_experiments(client, experiments)
-        visits = await _run_days(client, response, rng, days, limit)
+        day_of = await _run_days(client, response, rng, days, limit)
         app.state.recorder.flush()
         decisions = [row async for page in _pages(client, "decisions") for row in page]
         events = [row async for page in _pages(client, "events") for row in page]
-    return decisions, events, visits
+    for row in decisions + events:
+        row["ts"] = _simulated_time(response.catalog_date, day_of[row["decision_id"]])
+    return decisions, events, len(day_of)
 
 
 async def _put_experiments(client: Any, experiments: ExperimentsConfig) -> None:
@@ -155,11 +159,11 @@ async def _put_experiments(client: Any, experiments: ExperimentsConfig) -> None:
 async def _run_days(
     client: Any, response: ResponseModel, rng: np.random.Generator, days: int, limit: int
 ) -> int:
-    """Every day's visits and the events they draw; how many visits."""
+    """Every day's visits and the events they draw; the day of each visit's decision."""
     members = list(response.member_rows)
     headers = {"X-API-Key": APP_KEY}
-    visits = 0
-    for _ in range(days):
+    day_of: dict[str, int] = {}
+    for day in range(days):
         visiting = np.flatnonzero(rng.random(len(members)) < response.visit_probability)
         events: list[dict[str, Any]] = []
         for row in rng.permutation(visiting):
@@ -172,13 +176,18 @@ async def _run_days(
             answer.raise_for_status()
             body = answer.json()
             events += _responses(response, rng, member, body)
-            visits += 1
+            day_of[body["decision_id"]] = day
         for start in range(0, len(events), 500):
             sent = await client.post(
                 "/v1/events", json={"events": events[start : start + 500]}, headers=headers
             )
             sent.raise_for_status()
-    return visits
+    return day_of
+
+
+def _simulated_time(first_day: date, day: int) -> str:
+    """Noon UTC of the simulated `day` (0: the catalog date), as ISO text."""
+    return datetime.combine(first_day + timedelta(days=day), time(12), UTC).isoformat()
 
 
 def _responses(
