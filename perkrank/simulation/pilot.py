@@ -90,10 +90,12 @@ def simulate(
     limit: int = 5,
     catalog_date: date | None = None,
     with_truth: bool = True,
+    key_prefix: str | None = None,
 ) -> SimulationResult:
     """Run `days` days of visits of every member of `data_dir` (a `perkrank generate`
     directory) through the service serving `model_uri`; see the module docstring.
-    `with_truth=False` skips the truth (ranking every member once per arm)."""
+    `with_truth=False` skips the truth (ranking every member once per arm). With `redis_url`,
+    the pilot's state lives under `key_prefix` (None: a new random one) and stays there."""
     from perkrank.serving.api.app import create_app
 
     response = ResponseModel.load(data_dir)
@@ -103,7 +105,7 @@ def simulate(
         settings = ServeConfig(
             model_uri=model_uri,
             redis_url=redis_url,
-            key_prefix=f"sim-{secrets.token_hex(6)}",
+            key_prefix=key_prefix or f"sim-{secrets.token_hex(6)}",
             caps_path=caps,
             catalog_date=catalog_date or response.catalog_date,
             app_api_keys=f"simulator:{APP_KEY}",

@@ -136,3 +136,19 @@ def test_simulate_command_writes_the_exports_and_the_truth(planted, tmp_path, ca
     assert set(decisions.column("arm").to_pylist()) == {"holdout", "personal"}
     assert '"personal"' in (tmp_path / "out" / "truth.json").read_text()
     assert "personal: true redemption rate" in capsys.readouterr().out
+
+
+def test_a_pilot_on_redis_logs_what_it_served(planted, redis_url, redis_key_prefix):
+    result = simulate(
+        planted.data_dir,
+        days=1,
+        seed=5,
+        model_uri=planted.champion_uri,
+        redis_url=redis_url,
+        key_prefix=redis_key_prefix,
+        with_truth=False,
+    )
+
+    assert len({row["decision_id"] for row in result.decisions}) == result.visits > 0
+    assert sum(event["type"] == "impression" for event in result.events) == len(result.decisions)
+    assert {row["ts"] for row in result.decisions} == {"2025-04-08T12:00:00+00:00"}
