@@ -22,6 +22,7 @@ lists differ a little from the truth's).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import tempfile
@@ -66,16 +67,17 @@ class SimulationResult:
     visits: int
 
     def write(self, out_dir: Path) -> dict[str, Path]:
-        """decisions.parquet, events.parquet and truth.json in `out_dir`; their paths."""
-        import json
-
+        """decisions.parquet, events.parquet and truth.json in `out_dir` (each written whole or
+        not at all); their paths."""
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = {name: out_dir / name for name in ("decisions.parquet", "events.parquet")}
         write_table([self.decisions], paths["decisions.parquet"], DECISION_COLUMNS)
         write_table([self.events], paths["events.parquet"], EVENT_COLUMNS)
         truth = {arm: asdict(value) for arm, value in self.truth.items()}
         paths["truth.json"] = out_dir / "truth.json"
-        paths["truth.json"].write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
+        partial = out_dir / ".truth.json.partial"
+        partial.write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
+        os.replace(partial, paths["truth.json"])
         return paths
 
 
