@@ -9,6 +9,15 @@ from perkrank.arguments import existing_dir, int_range, output_dir
 from perkrank.config import CONFIG_DIR
 
 MAX_DAYS = 366
+MEMORY = "memory"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def store(text: str) -> str:
+    """`memory` or a Redis URL (argparse reports anything else as a usage error)."""
+    if text != MEMORY and not text.startswith(REDIS_SCHEMES):
+        raise argparse.ArgumentTypeError(f"{text!r}: use memory or a redis:// URL")
+    return text
 
 
 def add_simulate_command(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +28,7 @@ def add_simulate_command(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiments", type=Path, help="an experiments YAML file to put in force")
     parser.add_argument("--seed", type=int_range(0), default=0, help="visits and responses")
     parser.add_argument(
-        "--store", default="memory", help="memory (default) or a Redis URL (redis://…)"
+        "--store", type=store, default=MEMORY, help="memory (default) or a Redis URL (redis://…)"
     )
     parser.add_argument("--model", help="model URI or bundle directory (default: serve.yaml's)")
     parser.add_argument("--limit", type=int_range(1, 50), default=5, help="offers per visit")
@@ -44,7 +53,7 @@ def run_simulate_command(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         model_uri=model_uri,
         experiments=experiments,
-        redis_url=None if arguments.store == "memory" else arguments.store,
+        redis_url=None if arguments.store == MEMORY else arguments.store,
         limit=arguments.limit,
     )
     paths = result.write(arguments.out)

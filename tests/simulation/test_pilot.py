@@ -152,3 +152,24 @@ def test_a_pilot_on_redis_logs_what_it_served(planted, redis_url, redis_key_pref
     assert len({row["decision_id"] for row in result.decisions}) == result.visits > 0
     assert sum(event["type"] == "impression" for event in result.events) == len(result.decisions)
     assert {row["ts"] for row in result.decisions} == {"2025-04-08T12:00:00+00:00"}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--store", "mongodb://x", "use memory or a redis:// URL"), ("--days", "0", "--days")],
+)
+def test_simulate_command_refuses_bad_options(planted, tmp_path, capsys, option, value, message):
+    arguments = ["simulate", "--data", str(planted.data_dir), "--days", "1", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*arguments, option, value])
+
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_simulate_command_needs_generated_data(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    arguments = ["simulate", "--data", str(tmp_path / "data"), "--days", "1"]
+
+    assert main([*arguments, "--model", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert "generator.json: missing" in capsys.readouterr().err
