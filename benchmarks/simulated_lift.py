@@ -10,7 +10,7 @@ against the truth (coverage). The report's minimum detectable effect (80 % power
 that size then runs `--power-seeds` pilots: does the CI exclude zero there? Writes
 benchmarks/results/simulated_lift.md and .json.
 
-    .venv/bin/python benchmarks/simulated_lift.py [--seeds 20] [--power-seeds 5]
+    .venv/bin/python benchmarks/simulated_lift.py [--seeds 20] [--power-seeds 20]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--members", type=int, default=3000)
-    parser.add_argument("--power-seeds", type=int, default=5)
+    parser.add_argument("--power-seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
     arguments = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
