@@ -40,9 +40,9 @@ from perkrank.features.loader import load_dataset
 from perkrank.models.factors import Factors
 from perkrank.models.ranker import LinearRanker, fit_linear
 from perkrank.progress import step
+from perkrank.training import components, pipeline
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training import coupon_ranker as cr
-from perkrank.training import pipeline
 from perkrank.training.compare import paired_bootstrap
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared/datasets/completejourney"
@@ -82,7 +82,7 @@ def learned_blend(
 
 
 def perkrank_scores(
-    fitted: pipeline.FittedComponents, blend: Factors, task: ce.Campaign, index: ce.CouponIndex
+    fitted: components.FittedComponents, blend: Factors, task: ce.Campaign, index: ce.CouponIndex
 ) -> dict[str, np.ndarray]:
     """Coupon scores (members × coupons) of each `PERKRANK` row."""
     coupon_items = index.coupon_items[task.coupon_rows]
@@ -122,8 +122,8 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         start = task.start.date()
         if start not in fits:
             with step(f"fit perkrank's models before {start}"):
-                fitted = pipeline.fit_components(dataset, start, config)
-                fits[start] = (fitted, pipeline.blend_components(fitted, config.blend.weights, 0))
+                fitted = components.fit_components(dataset, start, config)
+                fits[start] = (fitted, components.blend_components(fitted, config.blend.weights, 0))
         features = cr.coupon_features(tables, index, task)
         stacked = np.stack([features[name].ravel() for name in ce.BASELINES], axis=1)
         scores = {

@@ -37,7 +37,7 @@ from perkrank.models.als import als_factors
 from perkrank.models.factors import Factors
 from perkrank.models.own_pop import NAME as OWN_POP
 from perkrank.progress import report, step
-from perkrank.training import pipeline
+from perkrank.training import components, pipeline
 from perkrank.training.compare import served_verdict
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
 from perkrank.training.window import EvaluationWindow
@@ -68,9 +68,9 @@ def fit_implicit_defaults(dataset: Dataset, cutoff: date, config: TrainConfig) -
     return als_factors(model, data, name=IMPLICIT_DEFAULTS)
 
 
-def fit_all(dataset: Dataset, cutoff: date, config: TrainConfig) -> pipeline.FittedComponents:
+def fit_all(dataset: Dataset, cutoff: date, config: TrainConfig) -> components.FittedComponents:
     """The pipeline's components plus the implicit-defaults baseline, fitted before `cutoff`."""
-    fitted = pipeline.fit_components(dataset, cutoff, config)
+    fitted = components.fit_components(dataset, cutoff, config)
     with step("fit implicit ALS with default settings on raw counts"):
         fitted.models[IMPLICIT_DEFAULTS] = fit_implicit_defaults(dataset, cutoff, config)
     return fitted
@@ -78,13 +78,13 @@ def fit_all(dataset: Dataset, cutoff: date, config: TrainConfig) -> pipeline.Fit
 
 def evaluate_all(
     window: EvaluationWindow,
-    fitted: pipeline.FittedComponents,
+    fitted: components.FittedComponents,
     weights: Mapping[str, float],
     config: TrainConfig,
 ) -> EvaluationReport:
     """Every baseline, component and the blend with `weights` on the same window."""
     models = {name: fitted.models[name] for name in MODELS if name != pipeline.BLEND}
-    models[pipeline.BLEND] = pipeline.blend_components(fitted, weights, config.seed)
+    models[pipeline.BLEND] = components.blend_components(fitted, weights, config.seed)
     evaluation = evaluate_models(window, models, config.evaluation.k_values)
     evaluation.verdict = served_verdict(evaluation, pipeline.BLEND, K, seed=config.seed)
     return evaluation

@@ -32,7 +32,7 @@ from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.als import fit_als
-from perkrank.training import pipeline
+from perkrank.training import components, pipeline
 
 RESULTS = Path(__file__).parent / "results"
 GOAL_SECONDS = 120.0
@@ -71,12 +71,12 @@ def run(members: int, months: int, work_dir: Path) -> dict:
     with timed(timings, "features (interaction matrix)"):
         features = cutoff_features(dataset, cutoff, config.interactions)
         data = features.data
-    fitters = pipeline.component_fitters(config)
+    fitters = components.component_fitters(config)
     models = {}
     for name, fit in fitters.items():
         with timed(timings, f"fit {name}"):
             models[name] = fit(data)
-    fitted = pipeline.FittedComponents(
+    fitted = components.FittedComponents(
         cutoff=dates.test_start,
         models=models,
         member_features=features.member_features,
@@ -84,7 +84,7 @@ def run(members: int, months: int, work_dir: Path) -> dict:
         items_bought_before=features.items_bought_before,
     )
     with timed(timings, "blend"):
-        models["blend"] = pipeline.blend_components(fitted, config.blend.weights, config.seed)
+        models["blend"] = components.blend_components(fitted, config.blend.weights, config.seed)
     with timed(timings, "evaluation window"):
         window = pipeline.evaluation_window(dataset, dates.test_end, fitted, config)
     with timed(timings, f"evaluate {len(models)} models"):

@@ -36,7 +36,7 @@ from perkrank.features.online_retail import import_online_retail
 from perkrank.features.ranker_features import PurchaseStats, purchase_stats
 from perkrank.models import ranker
 from perkrank.progress import step
-from perkrank.training import candidates, pipeline, two_stage
+from perkrank.training import candidates, components, pipeline, two_stage
 from perkrank.training.evaluation import ScoreBatch, evaluate_scores, rank_scores
 from perkrank.training.metrics import ndcg_at_k
 from perkrank.training.window import EvaluationWindow
@@ -71,7 +71,7 @@ def prepare(
     dataset: Dataset, cutoff: date, end: date, config: TrainConfig, weights: Mapping[str, float]
 ) -> Split:
     """Fit the first stage before `cutoff` and build the candidate rows of [cutoff, end)."""
-    fitted = pipeline.fit_components(dataset, cutoff, config)
+    fitted = components.fit_components(dataset, cutoff, config)
     window = pipeline.evaluation_window(dataset, end, fitted, config)
     with step(f"candidates and features at {cutoff}"):
         history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
@@ -82,7 +82,7 @@ def prepare(
         sources = candidates.generate(window, stats, cf_scores)
         frame = two_stage.build_frame(window, stats, sources, cf_scores)
     models = {name: fitted.models[name] for name in FACTOR_MODELS if name != pipeline.BLEND}
-    models[pipeline.BLEND] = pipeline.blend_components(fitted, weights, config.seed)
+    models[pipeline.BLEND] = components.blend_components(fitted, weights, config.seed)
     batches = {name: _factor_batch(window, factors) for name, factors in models.items()}
     batches[OWN_POP] = two_stage.own_plus_popularity(window, stats)
     return Split(

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decisions(commands)
     _add_privacy(commands)
     _add_demo(commands)
+    _add_simulate(commands)
     return parser
 
 
@@ -163,6 +164,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="members to leave out (forgotten, personalization off), as `perkrank members "
         "exclusions` writes them",
     )
+    command.add_argument(
+        "--events",
+        type=Path,
+        help="an events export (perkrank events export or simulate): redemptions join purchases",
+    )
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -178,6 +184,7 @@ def _train(arguments: argparse.Namespace) -> int:
             output_dir=arguments.out,
             register=not arguments.no_register,
             exclusions=arguments.exclusions,
+            events=arguments.events,
         )
     except DataValidationError as error:
         print(error, file=sys.stderr)
@@ -314,6 +321,16 @@ def _add_decisions(commands: argparse._SubParsersAction) -> None:
         "and arm, and each offer's rank, score and propensity (admin key)."
     )
     add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
+
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
+    from perkrank.simulation.command import add_simulate_command
+
+    help_text = (
+        "Simulate a pilot: members' visits through the real service, responses drawn from the "
+        "synthetic data's response model; writes the decision log, events and each arm's truth."
+    )
+    add_simulate_command(commands.add_parser("simulate", help=help_text, description=help_text))
 
 
 def _add_privacy(commands: argparse._SubParsersAction) -> None:

@@ -11,37 +11,32 @@ one was fitted (else the blend).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
+from perkrank.features.event_interactions import EVENT_ROWS, read_events, with_events
 from perkrank.features.exclusions import TrainingMembers, read_exclusions, training_members
-from perkrank.features.interactions import CutoffFeatures, cutoff_features
 from perkrank.features.loader import load_dataset
-from perkrank.features.offer_features import item_feature_table, offer_regions
-from perkrank.features.training_data import TrainingData
-from perkrank.models.als import fit_als
-from perkrank.models.blend import blend
-from perkrank.models.bpr import fit_bpr
+from perkrank.features.offer_features import offer_regions
 from perkrank.models.bundle import Bundle
-from perkrank.models.factors import Factors, only_members
-from perkrank.models.hybrid import fit_lightfm
-from perkrank.models.own_pop import NAME as OWN_POP
-from perkrank.models.own_pop import fit_own_pop
-from perkrank.models.popularity import fit_global_popularity, fit_popularity
-from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
 from perkrank.training import ranker_step
 from perkrank.training.blend_search import search_blend_weights
 from perkrank.training.compare import served_verdict
+from perkrank.training.components import (
+    FittedComponents,
+    blend_components,
+    start_components,
+)
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
-from perkrank.training.fitting import fitting_pool, submit_fits
+from perkrank.training.fitting import fitting_pool
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
 from perkrank.training.window import EvaluationWindow, prepare_window
@@ -54,9 +49,6 @@ EVALUATED_RANKER = "evaluated_ranker"
 """The blend fitted before the test window (what the report scored), logged with each run so
 that `perkrank promote` can score it again on another version's window without leakage."""
 LINEAGE_FILE = "lineage.json"
-AGGREGATES = ("popularity", "regional_popularity")
-"""Components that are anonymous aggregates: members who turned personalization off count in
-them under `privacy.opted_out: aggregate_only` (their member rows are then dropped)."""
 
 
 @dataclass(frozen=True)
@@ -66,18 +58,6 @@ class SplitDates:
     validation_start: date
     test_start: date
     test_end: date
-
-
-@dataclass
-class FittedComponents:
-    """Every component model fitted on data before one cutoff, with the features it saw and
-    the items each member had bought (what an evaluation window starting there needs)."""
-
-    cutoff: date
-    models: dict[str, Factors]
-    member_features: dict[str, list[str]]
-    item_features: dict[str, list[str]]
-    items_bought_before: dict[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -112,102 +92,6 @@ def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
     )
 
 
-def fit_components(
-    dataset: Dataset,
-    cutoff: date,
-    config: TrainConfig,
-    *,
-    names: Iterable[str] | None = None,
-    aggregates: Dataset | None = None,
-) -> FittedComponents:
-    """Fit every component (or just `names`) on purchases strictly before `cutoff`, side by
-    side (`training.fitting`); the cutoff's history and features are built once."""
-    with fitting_pool(config.threads) as pool:
-        return start_components(dataset, {cutoff: names}, config, pool, aggregates)[cutoff]()
-
-
-def start_components(
-    dataset: Dataset,
-    plan: Mapping[date, Iterable[str] | None],
-    config: TrainConfig,
-    pool: ThreadPoolExecutor,
-    aggregates: Dataset | None = None,
-) -> dict[date, Callable[[], FittedComponents]]:
-    """Build each cutoff's features now and submit the fits of its components (`plan`: the
-    names, None = all) to `pool`; each returned function waits for one cutoff's fits.
-    `aggregates` (None: `dataset`) is what the AGGREGATES components count: a superset of
-    `dataset` whose extra members get no row."""
-    item_features = item_feature_table(dataset)
-    prepared = []
-    for cutoff, names in plan.items():
-        moment = datetime.combine(cutoff, datetime.min.time())
-        with step(f"features before {cutoff}"):
-            features = cutoff_features(dataset, moment, config.interactions)
-            data = features.data
-            report(
-                f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
-                f"{data.user_items.nnz} non-zeros"
-            )
-        fitters = component_fitters(config)
-        if names is not None:
-            fitters = {name: fitters[name] for name in dict.fromkeys(names)}
-        if aggregates is not None:
-            counted = cutoff_features(aggregates, moment, config.interactions).data
-            for name in AGGREGATES:
-                if name in fitters:
-                    fitters[name] = _aggregate_fitter(fitters[name], counted)
-        prepared.append((cutoff, fitters, features))
-    submitted = submit_fits(pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared])
-
-    def waiter(
-        cutoff: date, features: CutoffFeatures, futures: dict[str, Future[Factors]]
-    ) -> Callable[[], FittedComponents]:
-        return lambda: FittedComponents(
-            cutoff=cutoff,
-            models={name: future.result() for name, future in futures.items()},
-            member_features=features.member_features,
-            item_features=item_features,
-            items_bought_before=features.items_bought_before,
-        )
-
-    return {
-        cutoff: waiter(cutoff, features, futures)
-        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True)
-    }
-
-
-def _aggregate_fitter(
-    fit: Callable[[TrainingData], Factors], counted: TrainingData
-) -> Callable[[TrainingData], Factors]:
-    """`fit` over `counted` (everyone the aggregate may count), keeping only `data`'s members."""
-    return lambda data: only_members(fit(counted), data.member_ids)
-
-
-def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
-    seed, threads = config.seed, config.threads
-    sgd_threads = 1 if config.deterministic else threads
-    return {
-        "popularity": fit_global_popularity,
-        "regional_popularity": fit_popularity,
-        "repeat": fit_repeat,
-        OWN_POP: fit_own_pop,
-        "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads),
-        "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=sgd_threads),
-        "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=sgd_threads),
-    }
-
-
-def blend_components(fitted: FittedComponents, weights: Mapping[str, float], seed: int) -> Factors:
-    """The ranker: the weighted blend of the fitted components."""
-    return blend(
-        {name: fitted.models[name] for name in weights},
-        weights,
-        member_features=fitted.member_features,
-        item_features=fitted.item_features,
-        seed=seed,
-    )
-
-
 def evaluation_window(
     dataset: Dataset,
     end: date,
@@ -238,12 +122,26 @@ def train(
     register: bool = True,
     config_snapshot: Mapping[str, Any] | None = None,
     exclusions: Path | None = None,
+    events: Path | None = None,
+    event_rows: Mapping[str, int] = EVENT_ROWS,
 ) -> TrainResult:
-    """Run the whole pipeline; write the bundle and report under `output_dir`. The members of
-    `exclusions` (forgotten, personalization off) are left out before anything is built. The
-    three cutoffs' components are fitted side by side on one pool (`training.fitting`)."""
+    """Run the whole pipeline; write the bundle and report under `output_dir`. Redemptions of
+    `events` (an events export) join the purchases, `event_rows` rows per event type
+    (`features.event_interactions`); the members of `exclusions` (forgotten, personalization
+    off) are left out before anything is built. The three cutoffs' components are fitted side
+    by side on one pool (`training.fitting`)."""
     with fitting_pool(config.threads) as pool:
-        return _train(data_dir, config, pool, output_dir, register, config_snapshot, exclusions)
+        return _train(
+            data_dir,
+            config,
+            pool,
+            output_dir,
+            register,
+            config_snapshot,
+            exclusions,
+            events,
+            event_rows,
+        )
 
 
 def _train(
@@ -254,9 +152,16 @@ def _train(
     register: bool,
     config_snapshot: Mapping[str, Any] | None,
     exclusions: Path | None,
+    events: Path | None,
+    event_rows: Mapping[str, int],
 ) -> TrainResult:
     with step(f"validate {data_dir}"):
-        members = TrainingMembers(load_dataset(data_dir))
+        dataset = load_dataset(data_dir)
+    if events is not None:
+        with step(f"add the interactions of {events}"):
+            dataset, added = with_events(dataset, read_events(events), event_rows)
+            report(f"{added} purchase rows from events")
+    members = TrainingMembers(dataset)
     if exclusions is not None:
         with step(f"leave out the members of {exclusions} ({config.privacy.opted_out})"):
             members = training_members(

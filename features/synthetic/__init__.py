@@ -12,7 +12,7 @@ history plus one for the month after it.
 The same arguments always give byte-identical files.
 """
 
-import calendar
+import json
 from datetime import date
 from pathlib import Path
 
@@ -20,8 +20,6 @@ import numpy as np
 
 from perkrank.features.schema import MEMBERS, OFFERS, PARTNERS, PURCHASES
 from perkrank.features.synthetic.catalog import offers_table
-from perkrank.features.synthetic.members import build_members
-from perkrank.features.synthetic.program import build_program
 from perkrank.features.synthetic.purchases import simulate_purchases
 from perkrank.features.synthetic.tables import (
     members_table,
@@ -29,13 +27,15 @@ from perkrank.features.synthetic.tables import (
     purchases_table,
     write_tables,
 )
+from perkrank.features.synthetic.world import GENERATOR_FILE, draw_world, period_days
 from perkrank.progress import report, step
 
 __all__ = ["generate"]
 
 
 def generate(out_dir: Path, *, members: int, months: int, seed: int, start: date) -> dict[str, int]:
-    """Write members, purchases, partners and offers CSV files; return rows per table.
+    """Write members, purchases, partners and offers CSV files (and generator.json, the arguments
+    that rebuild the hidden world for the response model); return rows per table.
 
     Parameters
     ----------
@@ -52,16 +52,15 @@ def generate(out_dir: Path, *, members: int, months: int, seed: int, start: date
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     # History months, then the catalog month after them, then one more to end its long offers.
-    period_days = _period_days(start, months + 2)
+    days = period_days(start, months + 2)
     with step("partners and members"):
-        program = build_program(rng, months)
-        member_table = build_members(rng, program, members, period_days[0], period_days[months])
+        program, member_table = draw_world(rng, members, months, days)
         report(f"{len(program.partner_ids)} partners, {len(program.item_partner)} items")
     with step(f"purchases over {months} months"):
-        purchases = simulate_purchases(rng, program, member_table, period_days[: months + 1])
+        purchases = simulate_purchases(rng, program, member_table, days[: months + 1])
         report(f"{len(purchases.item_idx)} purchases")
     with step("offer catalog"):
-        offers = offers_table(rng, program, members, period_days)
+        offers = offers_table(rng, program, members, days)
         report(f"{offers.num_rows} offers in {months + 1} monthly catalogs")
     tables = {
         MEMBERS.name: members_table(member_table),
@@ -70,18 +69,6 @@ def generate(out_dir: Path, *, members: int, months: int, seed: int, start: date
         OFFERS.name: offers,
     }
     with step(f"writing {out_dir}"):
-        write_tables(Path(out_dir), tables)
+        arguments = {"members": members, "months": months, "seed": seed, "start": str(start)}
+        write_tables(Path(out_dir), tables, {GENERATOR_FILE: json.dumps(arguments) + "\n"})
     return {name: table.num_rows for name, table in tables.items()}
-
-
-def _period_days(start: date, count: int) -> np.ndarray:
-    """Start day (days since 1970-01-01) of `count` monthly periods and the end of the last."""
-    epoch = date(1970, 1, 1).toordinal()
-    return np.array([_add_months(start, month).toordinal() - epoch for month in range(count + 1)])
-
-
-def _add_months(day: date, months: int) -> date:
-    year, month_index = divmod(day.month - 1 + months, 12)
-    month = month_index + 1
-    last_day = calendar.monthrange(day.year + year, month)[1]
-    return date(day.year + year, month, min(day.day, last_day))

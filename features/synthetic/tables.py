@@ -95,16 +95,22 @@ def _strings(names: list[str] | tuple[str, ...], indices: np.ndarray) -> pa.Arra
     return pa.array(names, pa.string()).take(pa.array(indices.astype(np.int64)))
 
 
-def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
-    """Write every table into a staging directory, then move them all into `out_dir`."""
+def write_tables(
+    out_dir: Path, tables: dict[str, pa.Table], texts: dict[str, str] | None = None
+) -> None:
+    """Write every table (and each text file of `texts`, by name) into a staging directory,
+    then move them all into `out_dir`."""
+    texts = texts or {}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         for name, table in tables.items():
             _write_csv(table, staging / f"{name}.csv")
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
         out_dir.mkdir(exist_ok=True)
-        for name in tables:
-            os.replace(staging / f"{name}.csv", out_dir / f"{name}.csv")
+        for name in [f"{table}.csv" for table in tables] + list(texts):
+            os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from perkrank.features.dataset import Dataset
 from perkrank.features.loader import load_dataset
 from perkrank.features.schema import TABLES
 from perkrank.features.synthetic import generate
+from perkrank.features.synthetic.world import GENERATOR_FILE
 
 START = date(2025, 1, 1)
 MONTHS = 12
@@ -38,7 +39,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
         generate(tmp_path / name, members=500, months=3, seed=seed, start=START)
 
     first = files_of(tmp_path / "first")
-    assert sorted(first) == sorted(f"{table.name}.csv" for table in TABLES)
+    assert sorted(first) == sorted([f"{table.name}.csv" for table in TABLES] + [GENERATOR_FILE])
     assert files_of(tmp_path / "again") == first
     assert files_of(tmp_path / "other")["purchases.csv"] != first["purchases.csv"]
 

@@ -8,7 +8,7 @@ from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.blend import score_scale
-from perkrank.training import pipeline
+from perkrank.training import components, pipeline
 from perkrank.training.blend_search import blend_metric, window_scores
 from perkrank.training.evaluation import evaluate_models
 
@@ -29,7 +29,7 @@ def validation(tmp_path_factory: pytest.TempPathFactory):
         update={"threads": 1, "lightfm": config.lightfm.model_copy(update={"epochs": 3})}
     )
     dates = pipeline.split_dates(dataset, config)
-    fitted = pipeline.fit_components(dataset, dates.validation_start, config, names=CANDIDATES[0])
+    fitted = components.fit_components(dataset, dates.validation_start, config, names=CANDIDATES[0])
     window = pipeline.evaluation_window(dataset, dates.test_start, fitted, config)
     return window, fitted, config
 
@@ -41,7 +41,7 @@ def test_cached_scores_give_the_built_blends_metric(validation, weights):
         name: window_scores(window, factors) / score_scale(factors, seed=config.seed)
         for name, factors in fitted.models.items()
     }
-    blend = pipeline.blend_components(fitted, weights, config.seed)
+    blend = components.blend_components(fitted, weights, config.seed)
     report = evaluate_models(window, {"blend": blend}, config.evaluation.k_values)
     expected = report.models["blend"].metrics["overall"][config.registry.promote_metric]
 

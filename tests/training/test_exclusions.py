@@ -17,7 +17,7 @@ from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.member_hash import member_hash
 from perkrank.models.bundle import Bundle
-from perkrank.training.pipeline import fit_components
+from perkrank.training.components import fit_components
 
 CUTOFF = date(2025, 4, 1)
 

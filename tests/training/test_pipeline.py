@@ -12,8 +12,9 @@ from perkrank.features import interactions, member_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
-from perkrank.training import pipeline
-from perkrank.training.pipeline import TrainResult, fit_components, train
+from perkrank.training import components
+from perkrank.training.components import fit_components
+from perkrank.training.pipeline import TrainResult, train
 
 HISTORIES: Counter = Counter()
 """Cutoffs whose purchase history the `trained` run built, and how often."""
@@ -50,7 +51,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Trai
         for module in (interactions, member_features):
             patch.setattr(module, "history_at", counting(module.history_at))
         for name in ("fit_als", "fit_bpr", "fit_lightfm"):
-            patch.setattr(pipeline, name, counting_fit(name, getattr(pipeline, name)))
+            patch.setattr(components, name, counting_fit(name, getattr(components, name)))
         return train(work / "data", config, output_dir=work / "out"), config
 
 
