@@ -41,10 +41,14 @@ import scipy.sparse as sp
 
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.eligibility import eligible, region_mask, valid_between
+from perkrank.features.eligibility import (
+    eligible,
+    region_mask,
+    required_tier_rank,
+    valid_between,
+)
 from perkrank.features.ids import IdMap
 from perkrank.features.offer_features import offer_items
-from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import cold_member_feature_names
 
 RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
@@ -238,6 +242,7 @@ def _window_offers(
         Columns.partner_id,
         Columns.category,
         Columns.min_tier,
+        *([Columns.exclusive_tier] if Columns.exclusive_tier in offers else []),
         Columns.valid_from,
         Columns.valid_to,
     ]
@@ -249,7 +254,18 @@ def _window_offers(
     valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
     table = table[valid].sort_values(Columns.offer_id, kind="stable").reset_index(drop=True)
     table[Columns.item_id] = offer_items(table)
-    table["tier_rank"] = table[Columns.min_tier].map(tier_rank).astype(int)
+    exclusive = (
+        table[Columns.exclusive_tier]
+        if Columns.exclusive_tier in table
+        else pd.Series("", index=table.index)
+    )
+    table["tier_rank"] = np.array(
+        [
+            required_tier_rank(min_tier, exclusive_tier)
+            for min_tier, exclusive_tier in zip(table[Columns.min_tier], exclusive, strict=True)
+        ],
+        dtype=np.int64,
+    )
     return table
 
 
