@@ -53,8 +53,10 @@ def is_birthday_time(
     (`month`, `day`) of the previous, same or next year."""
     for year in (local_day.year - 1, local_day.year, local_day.year + 1):
         birthday = birthday_in(year, month, day)
-        if birthday - timedelta(days=days_before) <= local_day <= birthday + timedelta(
-            days=days_after
+        if (
+            birthday - timedelta(days=days_before)
+            <= local_day
+            <= birthday + timedelta(days=days_after)
         ):
             return True
     return False

@@ -281,9 +281,7 @@ def catalog_from_dataset(
         upgrade_share=occasions.tier_upgrade_share,
         upgrade_days=occasions.tier_upgrade_days,
     )
-    return build_catalog(
-        catalog_offers(dataset.offers, dataset.partners), profiles, bundle, facts
-    )
+    return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle, facts)
 
 
 def _profile_order(member: Member) -> tuple[str, str, int]:
