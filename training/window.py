@@ -6,8 +6,10 @@ Candidates:
     the offers a member could have been shown in the window: eligible (`features.eligibility`,
     the rule serving applies to one day) on some day of it (valid_from < end and
     valid_to ≥ start), running in the member's region (the offer's effective regions; None =
-    everywhere) and with min_tier ≤ the member's tier. Members with the same region and tier
-    share one candidate set (a *group*).
+    everywhere) and with min_tier (raised to exclusive_tier) ≤ the member's tier. Members with
+    the same region and tier share one candidate set (a *group*), so occasion offers (whose
+    eligibility is per member and day: `features.occasions`) are left out, as serving leaves
+    them out for a member with no occasion.
 Relevant offers:
     candidates at whose partner, in whose category, the member purchased on a day when the
     offer was valid and inside the window.
@@ -252,6 +254,8 @@ def _window_offers(
         valid_to_day=_day_numbers(offers[Columns.valid_to]),
     )
     valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
+    if Columns.occasion in offers:
+        valid &= (offers[Columns.occasion].fillna("") == "").to_numpy()
     table = table[valid].sort_values(Columns.offer_id, kind="stable").reset_index(drop=True)
     table[Columns.item_id] = offer_items(table)
     exclusive = (
