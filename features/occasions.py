@@ -174,8 +174,10 @@ def _last_days_and_gaps(
     gaps = np.full(count, NO_GAP, dtype=np.float32)
     if len(member_rows) == 0:
         return last, gaps
-    pairs = np.unique(np.stack([member_rows, days], axis=1), axis=0)  # sorted by member, day
-    member_of, day_of = pairs[:, 0], pairs[:, 1]
+    first = int(days.min())
+    span = int(days.max()) - first + 1
+    pairs = np.unique(member_rows * span + (days - first))  # sorted by member, then day
+    member_of, day_of = pairs // span, pairs % span + first
     starts = np.flatnonzero(np.r_[True, member_of[1:] != member_of[:-1]])
     ends = np.r_[starts[1:], len(pairs)]
     last[member_of[starts]] = day_of[ends - 1]
