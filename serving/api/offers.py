@@ -65,7 +65,8 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         the member, without opt-outs and within caps, budgets and the per-partner limit.
         Every offer returned is counted against its caps, once per decision: a `decision_id`
         shown before (on any channel) is not counted again. Push and SMS inside the member's
-        local quiet hours get an empty list (`empty_reason`: `quiet_hours`). A member the
+        local quiet hours get an empty list (`empty_reason`: `quiet_hours`). A re-show is not
+        logged again (the decision log keeps each decision once, as first shown). A member the
         files do not know gets offers for their region and tier (query parameters, else the
         defaults)."""
         context = context_of(request)
@@ -73,6 +74,7 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         offer_request = _offer_request(request, parameters, settings)
         assignment = context.assignment(offer_request)
         ranker, model_version = context.model_for(assignment)
+        reshow = bool(offer_request.decision_id)
         decision_id = offer_request.decision_id or os.urandom(16).hex()
         offer_request = replace(offer_request, decision_id=decision_id)
         now = time.time()
@@ -99,7 +101,8 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
             )
         count_offers(context, offer_request.channel, ranking)
         decision = _decision(decision_id, offer_request, ranking, now, model_version, assignment)
-        request.app.state.recorder.record(decision)
+        if not reshow:  # the log keeps a decision once, as first shown
+            request.app.state.recorder.record(decision)
         return _offers_response(offer_request, ranking, decision, empty_reason)
 
     return router

@@ -8,7 +8,13 @@ from perkrank.serving.api.app import create_app
 from perkrank.serving.bootstrap import Runtime, build_context
 from perkrank.serving.domain.catalog import Member, Offer, build_catalog
 from perkrank.serving.state.memory import MemoryStateStore
-from tests.serving.conftest import SMALL_APP_KEY, SMALL_TODAY, small_app, small_bundle
+from tests.serving.conftest import (
+    SMALL_ADMIN_KEY,
+    SMALL_APP_KEY,
+    SMALL_TODAY,
+    small_app,
+    small_bundle,
+)
 
 APP = {"X-API-Key": SMALL_APP_KEY}
 ALL_DAY = {"start": "05:00", "end": "05:00"}
@@ -56,6 +62,9 @@ def test_a_decision_re_shown_on_another_channel_is_counted_once():
     assert again["decision_id"] == first["decision_id"]
     assert ids(again) == ["glow-beauty", "fresh-grocery"]
     assert ids(get(client, "web")) == []  # a new decision: both were served once today
+    admin = {"X-API-Key": SMALL_ADMIN_KEY}
+    logged = client.get("/v1/admin/decisions", headers=admin).json()["decisions"]
+    assert [item["channel"] for item in logged] == ["app", "web"]  # the re-show: not again
 
 
 def test_a_decision_id_must_be_32_hex_digits():
