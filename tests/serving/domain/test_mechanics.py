@@ -3,6 +3,7 @@ member's time zone, occasion offers eligible and boosted, tier-exclusive offers,
 
 import asyncio
 from datetime import UTC, date, datetime, time, timedelta
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 
 from perkrank.config import ServeConfig
 from perkrank.features.occasions import member_facts
-from perkrank.mechanics_config import ChannelSettings, ProgramMechanics, QuietHours
+from perkrank.features.schema import CHANNELS
+from perkrank.mechanics_config import ChannelName, ChannelSettings, ProgramMechanics, QuietHours
 from perkrank.privacy_config import DEFAULT_REASONS
 from perkrank.serving.domain.catalog import Member, build_catalog
 from perkrank.serving.domain.channels import in_quiet_hours, list_size, quiet_at
@@ -208,3 +210,7 @@ def test_a_language_without_occasion_texts_gets_its_defaults():
                  "default_language": "ru"},
     )  # fmt: skip
     assert settings.privacy.reasons["ru"].birthday == "к вашему дню рождения"
+
+
+def test_the_config_and_the_data_contract_name_the_same_channels():
+    assert get_args(ChannelName) == CHANNELS
