@@ -33,6 +33,8 @@ class Columns:
     valid_to = "valid_to"
     budget = "budget"
     reward = "reward"
+    occasion = "occasion"
+    exclusive_tier = "exclusive_tier"
     # derived
     item_id = "item_id"
     """`vocabulary.item_id(partner_id, category)` of a purchase or an offer."""

@@ -248,6 +248,8 @@ def _offers_table(tables: CouponTables) -> pd.DataFrame:
             Columns.valid_to: dates["end_date"].dt.strftime("%Y-%m-%d").to_numpy(),
             Columns.budget: "",
             Columns.reward: REWARD,
+            Columns.occasion: "",
+            Columns.exclusive_tier: "",
         }
     )[list(OFFERS.column_names)]
 

@@ -2,7 +2,8 @@
 
 An offer is eligible for a member of region r and tier t over the days [first_day, last_day]
 (day numbers, days since 1970-01-01) when it runs in r (its regions include r, or it has
-none: everywhere), its minimum tier ranks at most t's (`schema.TIERS` order) and it is valid
+none: everywhere), its required tier ranks at most t's (`schema.TIERS` order; the higher of
+its `min_tier` and its optional `exclusive_tier`: `required_tier_rank`) and it is valid
 on one of those days (valid_from ≤ last_day and valid_to ≥ first_day). Serving asks for one
 day, evaluation for a whole window. numpy only.
 """
@@ -20,6 +21,14 @@ EPOCH = date(1970, 1, 1)
 def day_number(day: date) -> int:
     """Days since 1970-01-01, the unit of validity."""
     return (day - EPOCH).days
+
+
+def required_tier_rank(min_tier: str, exclusive_tier: str | None) -> int:
+    """The lowest tier rank an offer is open to: its `min_tier`, raised to its
+    `exclusive_tier` when it has one (None or empty: none). An exclusive offer is never
+    shown to a lower tier."""
+    rank = tier_rank(min_tier)
+    return max(rank, tier_rank(exclusive_tier)) if exclusive_tier else rank
 
 
 def region_mask(offer_regions: Sequence[frozenset[str] | None], region: str) -> np.ndarray:

@@ -232,6 +232,8 @@ def _offers_table(
             Columns.valid_to: f"{last_ts:%Y-%m-%d}",
             Columns.budget: "",
             Columns.reward: REWARD,
+            Columns.occasion: "",
+            Columns.exclusive_tier: "",
         }
     )[list(OFFERS.column_names)]
 

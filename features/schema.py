@@ -11,7 +11,10 @@ from perkrank.features.columns import Columns
 
 TIERS: tuple[str, ...] = ("base", "silver", "gold", "vip")
 """Lowest first: an offer open to a tier is open to every tier above it."""
-CHANNELS: tuple[str, ...] = ("store", "app", "web")
+CHANNELS: tuple[str, ...] = ("store", "app", "web", "push", "sms", "email")
+"""Where members buy and are shown offers (push, SMS and e-mail since the channels issue)."""
+OCCASIONS: tuple[str, ...] = ("birthday", "welcome", "winback", "tier_upgrade")
+"""What an occasion offer targets (`features.occasions` says when each applies)."""
 SCOPES: tuple[str, ...] = ("federal", "local")
 LIST_SEPARATOR = ";"
 """Separator inside list-valued cells (partner regions and categories, offer regions)."""
@@ -136,6 +139,8 @@ OFFERS = Table(
         Column(Columns.valid_to, Kind.DATE),
         Column(Columns.budget, Kind.INTEGER, required=False),
         Column(Columns.reward, Kind.TEXT),
+        Column(Columns.occasion, Kind.TEXT, required=False, choices=OCCASIONS),
+        Column(Columns.exclusive_tier, Kind.TEXT, required=False, choices=TIERS),
     ),
 )
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from perkrank.mechanics_config import ProgramMechanics
 from perkrank.privacy_config import ServingPrivacy, TrainingPrivacy
 
 CONFIG_DIR = Path(str(files("perkrank.configs")))
@@ -305,6 +306,8 @@ class ServeConfig(PerkrankSettings):
     Parquet file's uncompressed column data (from its metadata), a CSV's size; else 413."""
     privacy: ServingPrivacy = ServingPrivacy()
     """Sensitive categories, reason texts per language, retention (perkrank.privacy_config)."""
+    mechanics: ProgramMechanics = ProgramMechanics()
+    """Time zones, channels, occasion offers, re-shown decisions (perkrank.mechanics_config)."""
 
 
 # ---------------------------------------------------------------- loading

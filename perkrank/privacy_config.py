@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DAY_SECONDS = 86_400
 MAX_RETENTION_DAYS = 36_600
-REASON_FIELDS = {"repeat": {"category", "partner"}, "tier": {"tier"}}
+REASON_FIELDS = {"repeat": {"category", "partner"}, "tier": {"tier"}, "exclusive": {"tier"}}
 """The placeholders each reason template may use (the others take none)."""
+
+
+OPTIONAL_REASONS = ("birthday", "welcome", "winback", "tier_upgrade", "exclusive")
+"""Reason texts a language may leave out (added with the program mechanics)."""
 
 
 class PrivacySection(BaseModel):
@@ -40,11 +44,21 @@ class ReasonTexts(PrivacySection):
     """A non-personalized offer."""
     tier: str
     """An offer for members of a tier above base."""
+    birthday: str | None = None
+    welcome: str | None = None
+    winback: str | None = None
+    tier_upgrade: str | None = None
+    """Occasion offers (mechanics); None: the language's default text (else English)."""
+    exclusive: str | None = None
+    """An offer exclusive to the member's tier and above; None: the default text."""
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> ReasonTexts:
-        for name in ("repeat", "picked", "popular", "tier"):
-            names = {field for _, field, _, _ in Formatter().parse(getattr(self, name)) if field}
+        for name in type(self).model_fields:
+            text = getattr(self, name)
+            if text is None:
+                continue
+            names = {field for _, field, _, _ in Formatter().parse(text) if field}
             unknown = names - REASON_FIELDS.get(name, set())
             if unknown:
                 raise ValueError(f"{name}: unknown placeholders {sorted(unknown)}")
@@ -57,12 +71,22 @@ DEFAULT_REASONS = {
         picked="picked for you",
         popular="popular in your region",
         tier="{tier} offer",
+        birthday="for your birthday",
+        welcome="welcome to the program",
+        winback="we miss you",
+        tier_upgrade="closer to your next tier",
+        exclusive="exclusive for {tier} members",
     ),
     "ru": ReasonTexts(
         repeat="вы часто покупаете {category} в {partner}",
         picked="подобрано для вас",
         popular="популярно в вашем регионе",
         tier="предложение уровня {tier}",
+        birthday="к вашему дню рождения",
+        welcome="добро пожаловать в программу",
+        winback="мы по вам скучаем",
+        tier_upgrade="ближе к следующему уровню",
+        exclusive="только для уровня {tier} и выше",
     ),
 }
 
@@ -112,3 +136,18 @@ class ServingPrivacy(PrivacySection):
         if self.default_language not in self.reasons:
             raise ValueError(f"default_language {self.default_language!r} has no reasons")
         return self
+
+    @field_validator("reasons")
+    @classmethod
+    def _texts_filled(cls, reasons: dict[str, ReasonTexts]) -> dict[str, ReasonTexts]:
+        """Optional texts a language leaves out come from its default (else English)."""
+        filled = {}
+        for language, texts in reasons.items():
+            default = DEFAULT_REASONS.get(language, DEFAULT_REASONS["en"])
+            missing = {
+                name: getattr(default, name)
+                for name in OPTIONAL_REASONS
+                if getattr(texts, name) is None
+            }
+            filled[language] = texts.model_copy(update=missing) if missing else texts
+        return filled

@@ -47,8 +47,9 @@ def bootstrap(settings: ServeConfig, data_dir: Path) -> Runtime:
     caps = load_caps(settings)
     bundle, model_version = load_bundle(settings)
     dataset = load_dataset(data_dir)
-    catalog, partners = catalog_from_dataset(dataset, bundle), dataset.partners
-    del dataset  # purchases are not needed while serving
+    catalog = catalog_from_dataset(dataset, bundle, settings.mechanics.occasions)
+    partners = dataset.partners
+    del dataset  # purchases are not needed while serving (occasions keep their member facts)
     context = build_context(
         bundle=bundle,
         model_version=model_version,

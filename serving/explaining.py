@@ -54,7 +54,7 @@ def explain_member(
     policy = PERSONALIZED if assignment is None else assignment.policy
     region, tier = ranker.profile(request)
     day = ranker.day(now)
-    shortlist = ranker.full_shortlist(request.member_id, region, tier, day)
+    shortlist = ranker.full_shortlist(request.member_id, region, tier, day, now)
     if policy != PERSONALIZED:
         shortlist = Shortlist(shortlist.fallback, shortlist.fallback, False, frozenset())
     catalog = ranker.catalog

@@ -96,7 +96,11 @@ def target_lists(ranker: OfferRanker, decisions: Sequence[Decision]) -> list[lis
         request = OfferRequest(decision.member_id, decision.channel, count)
         region, tier = ranker.profile(request)
         day = ranker.day(decision.ts)
-        segment = ranker.segment(region, tier, day, ranker.tenure_days(decision.member_id, day))
+        exclusive, occasions = ranker.member_mechanics(
+            decision.member_id, region, tier, day, decision.ts
+        )
+        tenure = ranker.tenure_days(decision.member_id, day)
+        segment = ranker.segment(region, tier, day, tenure, exclusive, occasions)
         rows = ranker.shortlist(decision.member_id, segment, count).personalized.rows[:count]
         lists.append([offers[row].offer_id for row in rows])
     return lists

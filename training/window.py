@@ -6,8 +6,10 @@ Candidates:
     the offers a member could have been shown in the window: eligible (`features.eligibility`,
     the rule serving applies to one day) on some day of it (valid_from < end and
     valid_to ≥ start), running in the member's region (the offer's effective regions; None =
-    everywhere) and with min_tier ≤ the member's tier. Members with the same region and tier
-    share one candidate set (a *group*).
+    everywhere) and with min_tier (raised to exclusive_tier) ≤ the member's tier. Members with
+    the same region and tier share one candidate set (a *group*), so occasion offers (whose
+    eligibility is per member and day: `features.occasions`) are left out, as serving leaves
+    them out for a member with no occasion.
 Relevant offers:
     candidates at whose partner, in whose category, the member purchased on a day when the
     offer was valid and inside the window.
@@ -41,10 +43,14 @@ import scipy.sparse as sp
 
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.eligibility import eligible, region_mask, valid_between
+from perkrank.features.eligibility import (
+    eligible,
+    region_mask,
+    required_tier_rank,
+    valid_between,
+)
 from perkrank.features.ids import IdMap
 from perkrank.features.offer_features import offer_items
-from perkrank.features.schema import tier_rank
 from perkrank.features.vocabulary import cold_member_feature_names
 
 RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
@@ -238,6 +244,7 @@ def _window_offers(
         Columns.partner_id,
         Columns.category,
         Columns.min_tier,
+        *([Columns.exclusive_tier] if Columns.exclusive_tier in offers else []),
         Columns.valid_from,
         Columns.valid_to,
     ]
@@ -247,9 +254,22 @@ def _window_offers(
         valid_to_day=_day_numbers(offers[Columns.valid_to]),
     )
     valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
+    if Columns.occasion in offers:
+        valid &= (offers[Columns.occasion].fillna("") == "").to_numpy()
     table = table[valid].sort_values(Columns.offer_id, kind="stable").reset_index(drop=True)
     table[Columns.item_id] = offer_items(table)
-    table["tier_rank"] = table[Columns.min_tier].map(tier_rank).astype(int)
+    exclusive = (
+        table[Columns.exclusive_tier]
+        if Columns.exclusive_tier in table
+        else pd.Series("", index=table.index)
+    )
+    table["tier_rank"] = np.array(
+        [
+            required_tier_rank(min_tier, exclusive_tier)
+            for min_tier, exclusive_tier in zip(table[Columns.min_tier], exclusive, strict=True)
+        ],
+        dtype=np.int64,
+    )
     return table
 
 

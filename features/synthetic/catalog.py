@@ -1,14 +1,16 @@
 """The offer catalog: one catalog per month of history plus one for the month after it.
 
 Each month brings new offer ids on popular items of launched partners (new partners first), with
-validity periods, minimum tiers, budgets, rewards and regions within the partner's own.
+validity periods, minimum tiers, budgets, rewards and regions within the partner's own; some
+target an occasion (birthday, welcome, win-back, tier upgrade) and some above base are
+exclusive to their tier.
 """
 
 import numpy as np
 import pyarrow as pa
 
 from perkrank.features.columns import Columns
-from perkrank.features.schema import OFFERS, TIERS
+from perkrank.features.schema import OCCASIONS, OFFERS, TIERS
 from perkrank.features.synthetic.program import CATEGORIES, REGIONS, Program
 from perkrank.features.synthetic.tables import join_names
 
@@ -18,6 +20,10 @@ REWARDS = (
 )  # fmt: skip
 BUDGETS = (100, 250, 500, 1000, 2500, 5000)
 OFFER_TIER_SHARES = (0.72, 0.12, 0.10, 0.06)
+OCCASION_SHARE = 0.08
+"""Offers that target an occasion (birthday, welcome, winback, tier_upgrade, equally often)."""
+EXCLUSIVE_SHARE = 0.4
+"""Offers above base that are exclusive to their tier (marked so to members)."""
 OFFER_TYPES = {
     Columns.valid_from: pa.date32(),
     Columns.valid_to: pa.date32(),
@@ -55,6 +61,10 @@ def _catalog(
     min_tier = rng.choice(len(TIERS), len(items), p=OFFER_TIER_SHARES)
     budget = np.where(rng.random(len(items)) < 0.3, rng.choice(BUDGETS, len(items)), 0)
     reward = rng.choice(len(REWARDS), len(items))
+    occasion = np.where(
+        rng.random(len(items)) < OCCASION_SHARE, rng.choice(len(OCCASIONS), len(items)), -1
+    )
+    exclusive = (min_tier > 0) & (rng.random(len(items)) < EXCLUSIVE_SHARE)
     month_code = np.datetime64(int(period_days[0]), "D").astype(object).strftime("%Y%m")
     offers = []
     for number, item in enumerate(items):
@@ -73,6 +83,8 @@ def _catalog(
                 Columns.valid_to: valid_to[number],
                 Columns.budget: int(budget[number]) or None,
                 Columns.reward: REWARDS[reward[number]],
+                Columns.occasion: OCCASIONS[occasion[number]] if occasion[number] >= 0 else "",
+                Columns.exclusive_tier: TIERS[min_tier[number]] if exclusive[number] else "",
             }
         )
     return offers

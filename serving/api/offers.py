@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -34,10 +35,11 @@ from perkrank.serving.api.schemas import (
     offers_parameters,
     openapi_parameters,
 )
+from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
 from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRequest, Ranking
-from perkrank.serving.domain.reasons import reason_language
+from perkrank.serving.domain.reasons import is_exclusive, reason_language
 
 DECISION_ID_HEADER = "X-Decision-Id"
 
@@ -61,33 +63,47 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
     async def get_offers(request: Request) -> Response:
         """Eligible offers (valid today, offered in the region, open to the tier), ranked for
         the member, without opt-outs and within caps, budgets and the per-partner limit.
-        Every offer returned is counted against its caps. A member the files do not know
-        gets offers for their region and tier (query parameters, else the defaults)."""
+        Every offer returned is counted against its caps, once per decision: a `decision_id`
+        shown before (on any channel) is not counted again. Push and SMS inside the member's
+        local quiet hours get an empty list (`empty_reason`: `quiet_hours`). A re-show is not
+        logged again (the decision log keeps each decision once, as first shown). A member the
+        files do not know gets offers for their region and tier (query parameters, else the
+        defaults)."""
         context = context_of(request)
         require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
         offer_request = _offer_request(request, parameters, settings)
         assignment = context.assignment(offer_request)
         ranker, model_version = context.model_for(assignment)
-        decision_id = os.urandom(16).hex()
+        reshow = bool(offer_request.decision_id)
+        decision_id = offer_request.decision_id or os.urandom(16).hex()
+        offer_request = replace(offer_request, decision_id=decision_id)
         now = time.time()
         policy, exploration = (
             (PERSONALIZED, None)
             if assignment is None
             else (assignment.policy, assignment.exploration)
         )
-        ranking = await ranker.rank(
-            context.store,
-            offer_request,
-            context.rules(),
-            now,
-            policy,
-            exploration,
-            int(decision_id, 16),
-        )
+        region = ranker.profile(offer_request)[0]
+        mechanics = settings.mechanics
+        channel = mechanics.channels.get(offer_request.channel)
+        empty_reason = None
+        if in_quiet_hours(now, mechanics.time_zone(region), channel):
+            ranking, empty_reason = Ranking(False, [], {}), QUIET_HOURS
+        else:
+            ranking = await ranker.rank(
+                context.store,
+                offer_request,
+                context.rules(),
+                now,
+                policy,
+                exploration,
+                int(decision_id, 16),
+            )
         count_offers(context, offer_request.channel, ranking)
         decision = _decision(decision_id, offer_request, ranking, now, model_version, assignment)
-        request.app.state.recorder.record(decision)
-        return _offers_response(offer_request, ranking, decision)
+        if not reshow:  # the log keeps a decision once, as first shown
+            request.app.state.recorder.record(decision)
+        return _offers_response(offer_request, ranking, decision, empty_reason)
 
     return router
 
@@ -113,8 +129,15 @@ def _offer_request(
         privacy.reasons,
         privacy.default_language,
     )
+    limit = list_size(values.limit, settings.mechanics.channels.get(values.channel))
     return OfferRequest(
-        values.member_id, values.channel, values.limit, values.region, values.tier, language
+        values.member_id,
+        values.channel,
+        limit,
+        values.region,
+        values.tier,
+        language,
+        values.decision_id or "",
     )
 
 
@@ -150,7 +173,9 @@ def _decision(
     )
 
 
-def _offers_response(request: OfferRequest, ranking: Ranking, decision: Decision) -> Response:
+def _offers_response(
+    request: OfferRequest, ranking: Ranking, decision: Decision, empty_reason: str | None
+) -> Response:
     """`OffersResponse` as JSON, written by orjson without building pydantic objects."""
     offers = [
         {
@@ -162,6 +187,8 @@ def _offers_response(request: OfferRequest, ranking: Ranking, decision: Decision
             "rank": served.rank,
             "score": round(served.score, 6),
             "reason": served.reason,
+            "exclusive": is_exclusive(served.offer),
+            "occasion": served.offer.occasion,
         }
         for served in ranking.offers
     ]
@@ -175,6 +202,7 @@ def _offers_response(request: OfferRequest, ranking: Ranking, decision: Decision
         "experiment": decision.experiment,
         "arm": decision.arm,
         "offers": offers,
+        "empty_reason": empty_reason,
     }
     return Response(
         orjson.dumps(body),

@@ -15,10 +15,14 @@ from pydantic import (
     model_validator,
 )
 
+from perkrank.features.schema import CHANNELS
+from perkrank.mechanics_config import ChannelName
 from perkrank.serving.domain.selection import Preferences
 
 MEMBER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-Channel = Literal["store", "app", "web"]
+Channel = ChannelName
+"""store, app, web, push, sms, email (`schema.CHANNELS`)."""
+CHANNEL_COUNT = len(CHANNELS)
 Tier = Literal["base", "silver", "gold", "vip"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 """A category, partner id or region as the data files spell it."""
@@ -55,6 +59,16 @@ def offers_parameters(default_limit: int, max_limit: int) -> type[BaseModel]:
             ),
         ),
         tier=(Tier | None, Field(None, description="Rank for this tier instead of the member's.")),
+        decision_id=(
+            str | None,
+            Field(
+                None,
+                pattern=r"^[0-9a-f]{32}$",
+                description="Re-show this decision (shown on another channel): its offers "
+                "are not counted again against caps counting served offers.",
+                examples=["4b0e8f5c2d7a4e19a3c6b1d8f0e2a7c5"],
+            ),
+        ),
         lang=(
             str | None,
             Field(
@@ -102,6 +116,14 @@ class ServedOffer(BaseModel):
     rank: int = Field(description="1 = show first.")
     score: float = Field(description="Model score of the order used; comparable within a list.")
     reason: str = Field(description="Why the member sees it, short enough for a badge.")
+    exclusive: bool = Field(
+        False, description="true: exclusive to the member's tier and above (`exclusive_tier`)."
+    )
+    occasion: str | None = Field(
+        None,
+        description="The occasion it was chosen for: birthday, welcome, winback, "
+        "tier_upgrade; null: none.",
+    )
 
 
 class OffersResponse(BaseModel):
@@ -122,6 +144,11 @@ class OffersResponse(BaseModel):
     experiment: str | None = Field(description="The experiment that answered; null: none ran.")
     arm: str | None = Field(description="The experiment's arm that answered; null: none ran.")
     offers: list[ServedOffer]
+    empty_reason: str | None = Field(
+        None,
+        description="Why the list is empty on purpose: `quiet_hours` (push or SMS in "
+        "the member's local quiet hours); null otherwise.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -167,7 +194,7 @@ class PreferencesBody(BaseModel):
     """What a member opted out of; PUT replaces all of it."""
 
     opt_out_all: bool = False
-    opted_out_channels: list[Channel] = Field(default_factory=list, max_length=3)
+    opted_out_channels: list[Channel] = Field(default_factory=list, max_length=CHANNEL_COUNT)
     opted_out_categories: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
     opted_out_partners: list[Name] = Field(default_factory=list, max_length=MAX_OPT_OUTS)
     personalization: bool = Field(
@@ -249,8 +276,8 @@ class _Changes(BaseModel):
 class ChannelChanges(_Changes):
     """Channel opt-outs to add and to remove."""
 
-    add: list[Channel] = Field(default_factory=list, max_length=3)
-    remove: list[Channel] = Field(default_factory=list, max_length=3)
+    add: list[Channel] = Field(default_factory=list, max_length=CHANNEL_COUNT)
+    remove: list[Channel] = Field(default_factory=list, max_length=CHANNEL_COUNT)
 
 
 class NameChanges(_Changes):

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,8 +24,10 @@ import numpy as np
 from perkrank.features.columns import Columns
 from perkrank.features.eligibility import day_number, eligible, region_mask
 from perkrank.features.ids import IdMap
-from perkrank.features.schema import tier_rank
+from perkrank.features.occasions import MemberFacts, member_facts
+from perkrank.features.schema import OCCASIONS, tier_rank
 from perkrank.features.vocabulary import item_feature_names, item_id
+from perkrank.mechanics_config import Occasions
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
@@ -67,6 +70,10 @@ class Offer:
     regions: frozenset[str] | None = None
     """Where the offer applies; None: everywhere."""
     budget: int | None = None
+    occasion: str | None = None
+    """One of `schema.OCCASIONS`: eligible only while it applies to the member."""
+    exclusive_tier: str | None = None
+    """Shown only to this tier and above (the member's own tier), marked exclusive."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ class Catalog:
     valid_from_days: np.ndarray
     valid_to_days: np.ndarray
     min_tier_ranks: np.ndarray
+    exclusive_ranks: np.ndarray
+    """The `exclusive_tier` rank of each offer, 0 (base) when it has none."""
+    occasion_codes: np.ndarray
+    """Each offer's index in `OCCASIONS`, -1 for an offer of no occasion."""
     everywhere: np.ndarray
     """Offers that apply in any region, including regions no file names."""
     region_masks: dict[str, np.ndarray]
@@ -110,15 +121,30 @@ class Catalog:
     fallback: OfferVectors
     excluded: tuple[str, ...] = ()
     """Offers left out because they cannot be served: which one, which field and why."""
+    member_facts: MemberFacts | None = None
+    """What occasions read of each member (None: no member has an occasion)."""
+
+    @cached_property
+    def has_occasions(self) -> bool:
+        """Some offer targets an occasion."""
+        return bool((self.occasion_codes >= 0).any())
 
     def member(self, member_id: str) -> Member | None:
         """The member's region, tier and signup day, None for a member the files do not list."""
         index = self.member_profiles.get(member_id)
         return None if index is None else self.profiles[index]
 
-    def eligible(self, region: str, tier: str, day: int) -> np.ndarray:
-        """Boolean mask of offers valid on `day`, offered in `region` and open to `tier`."""
-        return eligible(
+    def eligible(
+        self,
+        region: str,
+        tier: str,
+        day: int,
+        exclusive_tier: str = "base",
+        occasions: frozenset[str] = frozenset(),
+    ) -> np.ndarray:
+        """Boolean mask of offers valid on `day`, offered in `region`, open to `tier`, exclusive
+        to no tier above `exclusive_tier` and of no occasion or one of `occasions`."""
+        mask = eligible(
             self.region_masks.get(region, self.everywhere),
             self.min_tier_ranks,
             self.valid_from_days,
@@ -127,16 +153,22 @@ class Catalog:
             first_day=day,
             last_day=day,
         )
+        mask &= self.exclusive_ranks <= tier_rank(exclusive_tier)
+        codes = [-1, *(OCCASIONS.index(occasion) for occasion in occasions)]
+        return mask & np.isin(self.occasion_codes, codes)
 
 
 def build_catalog(
-    offers: Sequence[Offer], members: Mapping[str, Member], bundle: Bundle
+    offers: Sequence[Offer],
+    members: Mapping[str, Member],
+    bundle: Bundle,
+    member_facts: MemberFacts | None = None,
 ) -> Catalog:
     """Arrays, region masks and offer vectors for `offers`; `members` by member id."""
     profiles = tuple(sorted(set(members.values()), key=_profile_order))
     profile_index = {profile: index for index, profile in enumerate(profiles)}
     member_profiles = {member_id: profile_index[member] for member_id, member in members.items()}
-    return _build(offers, member_profiles, profiles, bundle)
+    return _build(offers, member_profiles, profiles, bundle, member_facts=member_facts)
 
 
 def with_offers(
@@ -145,7 +177,9 @@ def with_offers(
     """The catalog of `catalog`'s members with `offers` under `bundle`: for a newly published
     catalog or a new model (the member index is shared, not copied); `excluded` names offers
     the caller already left out."""
-    return _build(offers, catalog.member_profiles, catalog.profiles, bundle, excluded)
+    return _build(
+        offers, catalog.member_profiles, catalog.profiles, bundle, excluded, catalog.member_facts
+    )
 
 
 def _build(
@@ -154,6 +188,7 @@ def _build(
     profiles: tuple[Member, ...],
     bundle: Bundle,
     excluded: Sequence[str] = (),
+    member_facts: MemberFacts | None = None,
 ) -> Catalog:
     offers, candidates, left_out = _servable(offers)
     regions = {profile.region for profile in profiles}
@@ -169,6 +204,13 @@ def _build(
         valid_from_days=np.array([day_number(o.valid_from) for o in offers], dtype=np.int64),
         valid_to_days=np.array([day_number(o.valid_to) for o in offers], dtype=np.int64),
         min_tier_ranks=np.array([tier_rank(o.min_tier) for o in offers], dtype=np.int64),
+        exclusive_ranks=np.array(
+            [tier_rank(o.exclusive_tier) if o.exclusive_tier else 0 for o in offers],
+            dtype=np.int64,
+        ),
+        occasion_codes=np.array(
+            [OCCASIONS.index(o.occasion) if o.occasion else -1 for o in offers], dtype=np.int64
+        ),
         everywhere=everywhere,
         region_masks=region_masks,
         member_profiles=member_profiles,
@@ -176,6 +218,7 @@ def _build(
         ranker=OfferVectors.build(bundle.ranker, offers),
         fallback=OfferVectors.build(bundle.fallback, offers),
         excluded=(*excluded, *left_out),
+        member_facts=member_facts,
     )
 
 
@@ -214,8 +257,12 @@ def _servable(
     return tuple(kept), tuple(candidates), left_out
 
 
-def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
-    """The catalog of a validated data set (members, partners and offers)."""
+def catalog_from_dataset(
+    dataset: Dataset, bundle: Bundle, occasions: Occasions | None = None
+) -> Catalog:
+    """The catalog of a validated data set (members, purchases for the members' occasion
+    facts (`occasions`' tier-upgrade settings, default ones when None), partners, offers)."""
+    occasions = occasions or Occasions()
     members = dataset.members
     signup_days = members[Columns.signup_date].to_numpy(dtype="datetime64[D]").astype(np.int64)
     profiles = {
@@ -228,7 +275,13 @@ def catalog_from_dataset(dataset: Dataset, bundle: Bundle) -> Catalog:
             strict=True,
         )
     }
-    return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle)
+    facts = member_facts(
+        members,
+        dataset.purchases,
+        upgrade_share=occasions.tier_upgrade_share,
+        upgrade_days=occasions.tier_upgrade_days,
+    )
+    return build_catalog(catalog_offers(dataset.offers, dataset.partners), profiles, bundle, facts)
 
 
 def _profile_order(member: Member) -> tuple[str, str, int]:
@@ -262,6 +315,8 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
             valid_to=record[Columns.valid_to].date(),
             regions=regions,
             budget=budget,
+            occasion=record.get(Columns.occasion) or None,
+            exclusive_tier=record.get(Columns.exclusive_tier) or None,
         )
         for record, regions, budget in zip(
             records, regions_of_offers(table, partners), budgets, strict=True
@@ -269,8 +324,8 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
     ]
 
 
-def load_catalog(data_dir: Path, bundle: Bundle) -> Catalog:
+def load_catalog(data_dir: Path, bundle: Bundle, occasions: Occasions | None = None) -> Catalog:
     """Read and validate the data directory, then build its catalog (raises DataValidationError)."""
     from perkrank.features.loader import load_dataset
 
-    return catalog_from_dataset(load_dataset(data_dir), bundle)
+    return catalog_from_dataset(load_dataset(data_dir), bundle, occasions)

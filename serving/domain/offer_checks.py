@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from perkrank.features.schema import ID_MAX_LENGTH, SCOPES, TIERS, text_problem
+from perkrank.features.schema import ID_MAX_LENGTH, OCCASIONS, SCOPES, TIERS, text_problem
 from perkrank.features.vocabulary import ITEM_SEPARATOR
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ def offer_problem(offer: Offer) -> tuple[str, str] | None:
             return "regions", f"{region!r} {problem}"
     if offer.min_tier not in TIERS:
         return "min_tier", f"{offer.min_tier!r} is not one of {', '.join(TIERS)}"
+    if offer.exclusive_tier is not None and offer.exclusive_tier not in TIERS:
+        return "exclusive_tier", f"{offer.exclusive_tier!r} is not one of {', '.join(TIERS)}"
+    if offer.occasion is not None and offer.occasion not in OCCASIONS:
+        return "occasion", f"{offer.occasion!r} is not one of {', '.join(OCCASIONS)}"
     if offer.scope not in SCOPES:
         return "scope", f"{offer.scope!r} is not one of {', '.join(SCOPES)}"
     if not (isinstance(offer.valid_from, date) and isinstance(offer.valid_to, date)):

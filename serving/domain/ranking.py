@@ -18,7 +18,10 @@ order (regional popularity: on cold members it beats the blend's cold vector).
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order, the cold order and the second stage's member-independent candidates) is computed once
-per segment and day and reused by every request there.
+per segment and day and reused by every request there. Occasion offers (birthday, welcome,
+win-back, tier upgrade) are eligible only while their occasion applies to the member, and
+their scores get the configured boost; offers exclusive to a tier are checked against the
+member's own tier (`mechanics`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from perkrank.models.second_stage import member_scores
 from perkrank.serving.domain.catalog import Catalog, Offer, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
+from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions, occasion_boosts
 from perkrank.serving.domain.privacy import sensitive_categories
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
@@ -68,6 +72,8 @@ class OfferRequest:
     tier: str | None = None
     language: str | None = None
     """The reasons' language (None, or one without templates: the configured default)."""
+    decision_id: str = ""
+    """The decision shown (empty: none); one shown before is not counted again."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class OfferRanker:
         self.catalog = catalog
         self._settings = settings
         self._max_pool = self.pool_size(settings.max_limit)
-        self._segments: dict[tuple[str | None, str, int, str], Segment] = {}
+        self._segments: dict[tuple[str | None, str, int, str, str, frozenset[str]], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
@@ -195,7 +201,9 @@ class OfferRanker:
         region, tier = self.profile(request)
         pool = self.pool_size(request.limit)
         day = self.day(now)
-        segment = self.segment(region, tier, day, self.tenure_days(request.member_id, day))
+        exclusive, occasions = self.member_mechanics(request.member_id, region, tier, day, now)
+        tenure = self.tenure_days(request.member_id, day)
+        segment = self.segment(region, tier, day, tenure, exclusive, occasions)
         if policy == PERSONALIZED:
             shortlist = self.shortlist(request.member_id, segment, pool)
         else:
@@ -215,6 +223,8 @@ class OfferRanker:
                 fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
                 rules=rules,
                 sensitive=self.sensitive,
+                decision_id=request.decision_id,
+                decision_ttl_seconds=self._settings.mechanics.decision_ttl_seconds,
             )
         )
         if not selection.personalized:  # the member's fallback order: nothing sampled
@@ -250,24 +260,56 @@ class OfferRanker:
         settings = self._settings
         return limit * settings.candidate_pool_multiplier + settings.candidate_pool_margin
 
-    def segment(self, region: str, tier: str, day: int, tenure_days: int = 0) -> Segment:
-        """The eligible offers and shared orders of a region, tier, day and the tenure bucket
-        of `tenure_days` (cached)."""
+    def segment(
+        self,
+        region: str,
+        tier: str,
+        day: int,
+        tenure_days: int = 0,
+        exclusive: str | None = None,
+        occasions: frozenset[str] = frozenset(),
+    ) -> Segment:
+        """The eligible offers and shared orders of a region, tier, day, the tenure bucket of
+        `tenure_days`, the tier exclusive offers are open to (None: `tier`) and the member's
+        occasions (cached)."""
         # Regions neither the catalog nor the models name all rank alike: one cache entry.
         region_key = region if region in self._known_regions else None
-        key = (region_key, tier, day, tenure_feature_after(tenure_days))
+        exclusive = exclusive or tier
+        key = (region_key, tier, day, tenure_feature_after(tenure_days), exclusive, occasions)
         segment = self._segments.get(key)
         if segment is None:
             if len(self._segments) >= MAX_CACHED_SEGMENTS:
                 self._segments.clear()
-            segment = self._build_segment(region, tier, day, tenure_days, self._max_pool)
+            segment = self._build_segment(
+                region, tier, day, tenure_days, self._max_pool, exclusive, occasions
+            )
             self._segments[key] = segment
         return segment
 
-    def full_shortlist(self, member_id: str, region: str, tier: str, day: int) -> Shortlist:
+    def member_mechanics(
+        self, member_id: str, region: str, tier: str, day: int, now: float
+    ) -> tuple[str, frozenset[str]]:
+        """The tier the member's exclusive offers are open to, and their occasions today."""
+        occasions = member_occasions(
+            self.catalog,
+            member_id,
+            region,
+            day,
+            now,
+            self._settings.mechanics,
+            self._settings.catalog_date is not None,
+        )
+        return exclusive_tier(self.catalog, member_id, tier), occasions
+
+    def full_shortlist(
+        self, member_id: str, region: str, tier: str, day: int, now: float
+    ) -> Shortlist:
         """Both orders over every eligible offer (not cached: for explaining, not serving)."""
+        exclusive, occasions = self.member_mechanics(member_id, region, tier, day, now)
         tenure = self.tenure_days(member_id, day)
-        segment = self._build_segment(region, tier, day, tenure, len(self.catalog.offers))
+        segment = self._build_segment(
+            region, tier, day, tenure, len(self.catalog.offers), exclusive, occasions
+        )
         return self.shortlist(member_id, segment, len(segment.rows))
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
@@ -321,20 +363,29 @@ class OfferRanker:
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
     def _build_segment(
-        self, region: str, tier: str, day: int, tenure_days: int, pool: int
+        self,
+        region: str,
+        tier: str,
+        day: int,
+        tenure_days: int,
+        pool: int,
+        exclusive: str,
+        occasions: frozenset[str],
     ) -> Segment:
-        rows = np.flatnonzero(self.catalog.eligible(region, tier, day))
+        rows = np.flatnonzero(self.catalog.eligible(region, tier, day, exclusive, occasions))
         ranker, fallback = self.catalog.ranker, self.catalog.fallback
+        boost = self._settings.mechanics.occasions.boost
+        boosts = occasion_boosts(self.catalog, rows, boost, ranker.biases.dtype)
         cold_vector = scoring.member_vector(
             self.bundle.ranker, None, cold_member_feature_names(region, tier, tenure_days)
         )
         segment_vector = scoring.member_vector(
             self.bundle.fallback, None, member_feature_names(region, tier)
         )
-        vectors, biases = ranker.vectors[rows], ranker.biases[rows]
+        vectors, biases = ranker.vectors[rows], ranker.biases[rows] + boosts
         cold_scores = scoring.scores(cold_vector, vectors, biases)
         fallback_scores = scoring.scores(
-            segment_vector, fallback.vectors[rows], fallback.biases[rows]
+            segment_vector, fallback.vectors[rows], fallback.biases[rows] + boosts
         )
         stage_items = stage_flags = None
         if self.bundle.second_stage is not None:

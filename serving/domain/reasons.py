@@ -4,7 +4,10 @@ member's language (`privacy_config.ServingPrivacy.reasons`). Pure: no I/O, no cl
 A reason mentions the member's purchases (the `repeat` template) only when the offer was
 personalized, the member bought its partner and category before, the member lets reasons
 mention purchases (`Preferences.purchase_reasons`) and its category is not sensitive;
-otherwise a personalized offer of a known member gets the neutral `picked` reason."""
+otherwise a personalized offer of a known member gets the neutral `picked` reason.
+
+An occasion offer says its occasion ("for your birthday") and a tier-exclusive offer says so
+("exclusive for VIP members"); both come before any other reason, joined by ` · `."""
 
 from __future__ import annotations
 
@@ -27,10 +30,19 @@ def offer_reason(
     sensitive: bool = False,
     purchase_reasons: bool = True,
 ) -> str:
-    """Why the member sees `offer`: a habit, a tier perk, the model, or the region's taste.
+    """Why the member sees `offer`: its occasion or tier exclusivity, a habit, a tier perk,
+    the model, or the region's taste.
 
     `sensitive`: the offer's category is sensitive (its purchases are never mentioned);
     `purchase_reasons`: the member lets reasons mention their purchases."""
+    marks = []
+    if offer.occasion is not None:
+        marks.append(getattr(texts, offer.occasion) or "")
+    if is_exclusive(offer):
+        exclusive = texts.exclusive or ""
+        marks.append(exclusive.format(tier=TIER_NAMES[offer.exclusive_tier or ""]))
+    if any(marks):
+        return " · ".join(mark for mark in marks if mark)
     if personalized and repeated and purchase_reasons and not sensitive:
         return texts.repeat.format(category=offer.category, partner=offer.partner_name)
     tier = TIER_NAMES.get(offer.min_tier)
@@ -39,6 +51,11 @@ def offer_reason(
     if personalized and (known_member or repeated):
         return texts.picked
     return texts.popular
+
+
+def is_exclusive(offer: Offer) -> bool:
+    """The offer is exclusive to a tier above base (`exclusive: true` in the response)."""
+    return offer.exclusive_tier is not None and offer.exclusive_tier in TIER_NAMES
 
 
 def reason_language(

@@ -56,6 +56,8 @@ class MemberState:
     """Counts so far of the member-scoped counters and of the offers' offer_total counters."""
     redeemed: Counts[str]
     """Redemptions so far by offer id; compared with `Candidate.budget`."""
+    reshown: bool = False
+    """`request.decision_id` was shown to the member before (within its ttl)."""
 
 
 class Exclusion(NamedTuple):
@@ -95,6 +97,9 @@ class Choice:
     """What the store adds to the counters of rules counting `served`."""
     purchase_reasons: bool = True
     """`Preferences.purchase_reasons` of the member."""
+    remember_decision: bool = False
+    """The store records `request.decision_id` as shown to the member (a new decision that
+    walked its candidates)."""
 
     @property
     def suppressed(self) -> dict[str, int]:
@@ -143,6 +148,11 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         Each chosen candidate adds 1 to its counter of every rule counting `served`; those
         additions, summed per counter in the order first touched, are the increments. Rules
         counting events are read, never incremented here.
+
+        A re-shown decision (`state.reshown`: its `decision_id` was shown to the member
+        before, on any channel) was counted when first shown: rules counting `served` neither
+        leave its candidates out nor count them again. A new decision with an id is
+        remembered (`Choice.remember_decision`) unless the member gets nothing at all.
     """
     preferences = state.preferences
     personalized = preferences.personalization
@@ -154,7 +164,11 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
             for position, candidate in enumerate(candidates)
         )
         return Choice((), (), personalized, left_out, (), preferences.purchase_reasons)
-    caps = [_Cap.of(rule, request.now) for rule in request.rules]
+    caps = [
+        _Cap.of(rule, request.now)
+        for rule in request.rules
+        if not (state.reshown and rule.counts == "served")
+    ]
     guarded = request.sensitive - preferences.consents if personalized else frozenset()
     served: dict[CapCounter, int] = {}
     taken_by_partner: Counter[str] = Counter()
@@ -184,6 +198,7 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         tuple(left),
         _increments(caps, served),
         preferences.purchase_reasons,
+        bool(request.decision_id) and not state.reshown,
     )
 
 

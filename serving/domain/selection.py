@@ -65,6 +65,12 @@ class SelectionRequest:
     sensitive: frozenset[str] = frozenset()
     """The catalog's sensitive category names: left out of the personalized order unless the
     member consented to the category (`Preferences.consents`)."""
+    decision_id: str = ""
+    """The decision this selection shows (empty: none). One the member was shown before,
+    within `decision_ttl_seconds`, is a re-show (on another channel): rules counting `served`
+    neither block nor count it again."""
+    decision_ttl_seconds: int = 7 * 86_400
+    """How long the store remembers a decision shown to the member."""
 
 
 SUPPRESSION_REASONS = ("opt_out", "sensitive", "partner_limit", "budget", "cap")

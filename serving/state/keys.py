@@ -39,6 +39,11 @@ def member_cap_key(prefix: str, member_id: str, rule: str, bucket: str) -> str:
     return f"{member_tag(prefix, member_id)}:cap:{rule}:{bucket}"
 
 
+def shown_decision_key(prefix: str, member_id: str, decision_id: str) -> str:
+    """Set while a decision counts as shown to the member (a re-show is not counted again)."""
+    return f"{member_tag(prefix, member_id)}:shown:{key_part(decision_id)}"
+
+
 def offer_cap_key(prefix: str, offer_id: str, rule: str, bucket: str) -> str:
     """An offer_total rule's counter for one offer and bucket."""
     return f"{offer_tag(prefix, offer_id)}:cap:{rule}:{bucket}"

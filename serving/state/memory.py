@@ -33,6 +33,7 @@ from perkrank.serving.state.keys import (
     member_cap_key,
     offer_cap_key,
     redeemed_key,
+    shown_decision_key,
 )
 from perkrank.serving.state.live_records import (
     CATALOGS_KEPT,
@@ -103,12 +104,15 @@ class MemoryStateStore(MemoryPrivacyLog):
                 self._drop_expired(clock)
             preferences = self._preferences.get(request.member_id, Preferences())
             cap_counts = _CapCounts(self, request.member_id, clock)
-            choice = select_offers(
-                MemberState(preferences, cap_counts, _Redeemed(self, clock)), request
-            )
+            shown = (shown_decision_key(KEY_PREFIX, request.member_id, request.decision_id), None)
+            reshown = bool(request.decision_id) and self._count(shown, clock) > 0
+            state = MemberState(preferences, cap_counts, _Redeemed(self, clock), reshown)
+            choice = select_offers(state, request)
             for increment in choice.increments:
                 counter = cap_counts.key(increment.counter)
                 self._increment(counter, increment.ttl_seconds, clock, increment.amount)
+            if choice.remember_decision:
+                self._increment(shown, request.decision_ttl_seconds, clock)
         return choice.selection()
 
     def member_state(

@@ -382,6 +382,8 @@ class RedisStateStore(RedisPrivacyLog):
             len(request.fallback),
             encode_candidates(request.fallback),
             "\x1e".join(sorted(request.sensitive)),
+            request.decision_id,
+            request.decision_ttl_seconds,
         ]
 
     def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:

@@ -10,7 +10,8 @@
 --
 -- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
 --       personalized_count, personalized candidates, fallback_count, fallback candidates,
---       sensitive categories (one string, separated by \30).
+--       sensitive categories (one string, separated by \30), decision_id (empty: none),
+--       decision_ttl_seconds.
 -- Rules are one string: rules separated by \30, each rule is
 -- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
@@ -75,6 +76,9 @@ local count, text = tonumber(ARGV[7]), ARGV[8]
 if not personalized then
   count, text = tonumber(ARGV[9]), ARGV[10]
 end
+-- MemberState.reshown: the decision was shown to the member before (on any channel).
+local shown_key = ARGV[12] ~= '' and member_tag .. ':shown:' .. key_part(ARGV[12]) or nil
+local reshown = shown_key ~= nil and redis.call('EXISTS', shown_key) == 1
 local result = { personalized and 1 or 0, purchase_reasons and 1 or 0, 0, 0, 0, 0, 0 }
 local CHOSEN = #result
 -- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
@@ -114,6 +118,16 @@ for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE)
     rule.counts[channel], rule.read[channel] = counted, counted
     channel_rules[#channel_rules + 1] = rule
   end
+end
+-- select_offers' `caps`: a re-shown decision skips the rules counting `served`.
+if reshown then
+  local kept = {}
+  for _, rule in ipairs(rules) do
+    if not rule.served then
+      kept[#kept + 1] = rule
+    end
+  end
+  rules = kept
 end
 
 -- Candidates, parsed and read chunk by chunk.
@@ -265,5 +279,9 @@ for _, rule in ipairs(rules) do
       end
     end
   end
+end
+-- Choice.remember_decision: a new decision is remembered as shown.
+if shown_key and not reshown then
+  redis.call('SET', shown_key, 1, 'EX', tonumber(ARGV[13]))
 end
 return result

@@ -201,3 +201,16 @@ def test_some_birth_dates_are_unknown_and_some_members_join_during_the_history(d
     assert 0.01 < members["birth_date"].isna().mean() < 0.2
     assert 0.05 < (members["signup_date"] >= pd.Timestamp(START)).mean() < 0.5
     assert (members["signup_date"] < pd.Timestamp(START) - pd.Timedelta(days=365)).mean() > 0.3
+
+
+def test_birthdays_span_the_year_and_some_offers_target_occasions_or_tiers(dataset):
+    births = dataset.members["birth_date"].dropna()
+    offers = dataset.offers
+
+    assert set(births.dt.month) == set(range(1, 13))
+    assert {"birthday", "welcome", "winback", "tier_upgrade"} <= set(offers["occasion"])
+    assert 0.02 < (offers["occasion"] != "").mean() < 0.2
+    exclusive = offers[offers["exclusive_tier"] != ""]
+    assert len(exclusive) > 0
+    assert (exclusive["exclusive_tier"] != "base").all()
+    assert (exclusive["exclusive_tier"] == exclusive["min_tier"]).all()

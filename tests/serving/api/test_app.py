@@ -326,7 +326,11 @@ def test_app_key_changes_preferences_for_its_member(client):
     [
         ("/v1/members/alice/offers?limit=0", "limit", "greater than or equal to 1"),
         (f"/v1/members/alice/offers?limit={MAX_LIMIT + 1}", "limit", "less than or equal to"),
-        ("/v1/members/alice/offers?channel=fax", "channel", "'store', 'app' or 'web'"),
+        (
+            "/v1/members/alice/offers?channel=fax",
+            "channel",
+            "'store', 'app', 'web', 'push', 'sms' or 'email'",
+        ),
         ("/v1/members/alice/offers?tier=diamond", "tier", "'base', 'silver', 'gold' or 'vip'"),
         ("/v1/members/bad%20id!/offers", "member_id", "should match pattern"),
         (f"/v1/members/{'m' * 65}/offers", "member_id", "should match pattern"),

@@ -86,7 +86,7 @@ def test_a_bad_batch_names_every_problem_and_records_nothing(make_small_app):
         ({"type": "purchase"}, "type", "'impression', 'click' or 'redemption'"),
         ({"member_id": "bad id!"}, "member_id", "should match pattern"),
         ({"event_id": "x" * 65}, "event_id", "should match pattern"),
-        ({"channel": "fax"}, "channel", "'store', 'app' or 'web'"),
+        ({"channel": "fax"}, "channel", "'store', 'app', 'web', 'push', 'sms' or 'email'"),
         ({"ts": time.time()}, "ts", "ISO 8601 text with an offset"),
         ({"ts": "2026-06-15T10:00:00"}, "ts", "timezone"),
         ({"score": 3}, "score", "Extra inputs are not permitted"),

@@ -22,7 +22,12 @@ from perkrank.features.schema import CHANNELS
 from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.selection import Candidate, Preferences, Selection, SelectionRequest
 from perkrank.serving.domain.windows import current_bucket
-from perkrank.serving.state.keys import cap_counter, member_cap_key, offer_cap_key
+from perkrank.serving.state.keys import (
+    cap_counter,
+    member_cap_key,
+    offer_cap_key,
+    shown_decision_key,
+)
 from perkrank.serving.state.memory import MemoryStateStore
 from perkrank.serving.state.ports import StateStore, StateStoreError, open_store
 from perkrank.serving.state.redis_store import RedisStateStore
@@ -52,6 +57,7 @@ def ask(
     max_per_partner: int = 10,
     rules: Sequence[CapRule] = (),
     fallback: Sequence[Candidate] | None = None,
+    decision_id: str = "",
 ) -> Selection:
     """Select from `candidates` (best first) with everything else set to a simple default."""
     request = SelectionRequest(
@@ -63,6 +69,7 @@ def ask(
         personalized=candidates,
         fallback=candidates if fallback is None else fallback,
         rules=rules,
+        decision_id=decision_id,
     )
     return asyncio.run(store.select(request))
 
@@ -270,6 +277,35 @@ def test_rules_counting_events_are_checked_but_not_counted_by_select(store):
     )
 
 
+def test_a_decision_shown_on_two_channels_counts_once(store):
+    rules = [
+        rule("once_a_day", "member_offer", 1, "day"),
+        rule("per_channel", "member_channel", 1, "day"),
+        rule("clicks", "member_offer", 1, "day", counts="click"),
+    ]
+    assert served(store, A, B, rules=rules, limit=1, decision_id="d1") == ["offer-a"]
+    # the same decision on push: the served caps neither block nor count it again
+    assert served(store, A, B, rules=rules, limit=1, decision_id="d1", channel="push") == [
+        "offer-a"
+    ]
+    # a new decision on app: offer-a was served once today, the app channel once
+    assert served(store, A, B, rules=rules, limit=1, decision_id="d2") == []
+    # ... but push still has its one, as the re-show did not count
+    assert served(store, A, B, rules=rules, limit=1, decision_id="d3", channel="push") == [
+        "offer-b"
+    ]
+    # rules counting events still hold on a re-show
+    record(store, "click", "member-1", "app", A, rules)
+    assert served(store, A, B, rules=rules, limit=1, decision_id="d1", channel="sms") == ["offer-b"]
+
+
+def test_a_decision_of_another_member_is_new_for_this_one(store):
+    rules = [rule("once_a_day", "member_offer", 1, "day")]
+    assert served(store, A, rules=rules, decision_id="d1") == ["offer-a"]
+    assert served(store, A, rules=rules, decision_id="d1", member_id="member-2") == ["offer-a"]
+    assert served(store, A, rules=rules, decision_id="d9", member_id="member-2") == []
+
+
 def test_odd_member_ids_keep_separate_counts(store):
     rules = [rule("offer_per_day", "member_offer", 1, "day")]
     assert served(store, A, rules=rules, member_id="a}:b") == ["offer-a"]
@@ -369,6 +405,19 @@ def test_redis_counters_expire_when_their_window_ends(redis_url, redis_key_prefi
         offer_cap_key(redis_key_prefix, "offer-a", "budget_total", "total"),
     ]:
         assert client.ttl(key) == -1, key
+    client.close()
+    asyncio.run(store.close())
+
+
+def test_redis_remembers_a_shown_decision_for_its_ttl(redis_url, redis_key_prefix):
+    store = RedisStateStore(redis_url, redis_key_prefix, 2000)
+    request = SelectionRequest(
+        "member{1}", "app", NOW, 1, 1, [A], [A], decision_id="d{1}%", decision_ttl_seconds=600
+    )
+    asyncio.run(store.select(request))
+    client = redis.Redis.from_url(redis_url)
+    key = shown_decision_key(redis_key_prefix, "member{1}", "d{1}%")
+    assert 598 <= client.ttl(key) <= 600
     client.close()
     asyncio.run(store.close())
 

@@ -26,7 +26,12 @@ from perkrank.serving.domain.events import OfferEvent
 from perkrank.serving.domain.rules import CapCounter, MemberState, select_offers
 from perkrank.serving.domain.selection import Candidate, Preferences, SelectionRequest
 from perkrank.serving.domain.windows import current_bucket
-from perkrank.serving.state.keys import member_cap_key, offer_cap_key, redeemed_key
+from perkrank.serving.state.keys import (
+    member_cap_key,
+    offer_cap_key,
+    redeemed_key,
+    shown_decision_key,
+)
 from perkrank.serving.state.memory import KEY_PREFIX, MemoryStateStore
 from perkrank.serving.state.redis_store import RedisStateStore
 
@@ -40,6 +45,8 @@ PARTNERS = ("partner-1", "partner-2", "partner-3")
 CATEGORIES = ("food", "travel", "fuel")
 OFFERS = (*(f"offer-{n}" for n in range(5)), "offer-{5}%")
 """Ids with `{`, `}` and `%` check that every store escapes them alike (keys.py)."""
+DECISIONS = ("", "", "decision-1", "decision-2", "decision:{3}%")
+"""Few ids, so that selections re-show decisions often (on any channel)."""
 WINDOWS: tuple[str | int, ...] = ("day", "week", "month", "total", 3600, 600)
 
 times = st.integers(0, HALF_HOURS - 1).map(lambda half_hour: NOW + 1800 * half_hour + 900)
@@ -87,8 +94,10 @@ selections = st.builds(
     personalized=candidate_lists,
     fallback=st.lists(candidates, max_size=8),
     sensitive=st.frozensets(st.sampled_from(CATEGORIES), max_size=2),
+    decision_id=st.sampled_from(DECISIONS),
 )
-"""Sensitive categories are left out of the personalized walk unless consented to."""
+"""Sensitive categories are left out of the personalized walk unless consented to; a
+decision id seen before for the member is a re-show (served rules skipped)."""
 events = st.builds(
     lambda event_type, member_id, offer, channel, ts: OfferEvent(
         event_type, member_id, offer.offer_id, offer.partner_id, offer.category, channel, ts
@@ -123,14 +132,18 @@ class Model:
         self.rules = rules
         self.counts: Counter[ModelKey] = Counter()
         self.redeemed: Counter[str] = Counter()
+        self.shown: set[tuple[str, str]] = set()
+        """(member id, decision id) of decisions shown."""
 
-    def state(self, member_id: str) -> MemberState:
+    def state(self, request: SelectionRequest) -> MemberState:
+        member_id = request.member_id
         counts = {
             counter: count
             for (member, counter), count in self.counts.items()
             if member in (member_id, None)
         }
-        return MemberState(self.preferences[member_id], counts, self.redeemed)
+        reshown = (member_id, request.decision_id) in self.shown
+        return MemberState(self.preferences[member_id], counts, self.redeemed, reshown)
 
     def record(self, event: OfferEvent) -> None:
         by_scope = {"member_partner": event.partner_id, "member_channel": event.channel}
@@ -155,6 +168,8 @@ class Model:
                 stored[key, counter.value] = count
         for offer_id, count in self.redeemed.items():
             stored[redeemed_key(prefix, offer_id), None] = count
+        for member_id, decision_id in self.shown:
+            stored[shown_decision_key(prefix, member_id, decision_id), None] = 1
         return stored
 
 
@@ -163,20 +178,21 @@ def _member_of(counter: CapCounter, member_id: str) -> str | None:
 
 
 def memory_counters(store: MemoryStateStore) -> dict[tuple[str, str | None], int]:
-    """The cap and redemption counters the memory store holds (keyed as in Redis)."""
+    """The cap and redemption counters and shown decisions the memory store holds (keyed as
+    in Redis)."""
     return {
         (key, field): count
         for (key, field), (count, _) in store._counters.items()
-        if ":cap:" in key or key.endswith(":redeemed")
+        if ":cap:" in key or key.endswith(":redeemed") or ":shown:" in key
     }
 
 
 def redis_counters(url: str, prefix: str) -> dict[tuple[str, str | None], int]:
-    """The cap and redemption counters under `prefix` in Redis."""
+    """The cap and redemption counters and shown decisions under `prefix` in Redis."""
     client = redis.Redis.from_url(url, decode_responses=True)
     counters: dict[tuple[str, str | None], int] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        if ":cap:" not in key and not key.endswith(":redeemed"):
+        if ":cap:" not in key and not key.endswith(":redeemed") and ":shown:" not in key:
             continue
         if client.type(key) == "hash":
             counters.update(((key, field), int(n)) for field, n in client.hgetall(key).items())
@@ -208,7 +224,8 @@ async def run_steps(
                 continue
             step = last
         request = last = dataclasses.replace(step, rules=model.rules)
-        choice = select_offers(model.state(request.member_id), request)
+        state = model.state(request)
+        choice = select_offers(state, request)
         expected = choice.selection()
         for reason in expected.suppressed:
             event(f"left out: {reason}")
@@ -218,6 +235,10 @@ async def run_steps(
         for increment in choice.increments:
             counter = increment.counter
             model.counts[_member_of(counter, request.member_id), counter] += increment.amount
+        if choice.remember_decision:
+            model.shown.add((request.member_id, request.decision_id))
+        if state.reshown:
+            event("re-shown decision")
 
 
 @settings(
