@@ -1,0 +1,232 @@
+"""The Redis state store on Redis Cluster (several primaries), configured by a
+`redis+cluster://[user:password@]host:port[,host:port...]` URL.
+
+Every key of one member shares the slot of `{m:<member_id>}`, so a request's select.lua runs
+once, on the member's slot; budgets and offer_total caps live in each offer's slot and are
+checked and reserved there (`offer_slots`: a pipelined call before the member's script, a
+release of what it did not use after it). Shared state has one slot per group (`{events}`,
+`{decisions}`, `{live}`, `{privacy}`: `keys.group_tag`). Every multi-key command and script
+stays in one slot; what spanned slots on one server (event counting, the personalization-off
+set beside a member's preferences, forgetting a member) is a pipeline of single-slot commands
+here (see docs/redis_keys.md for what that gives up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+from perkrank.config import CapRule
+from perkrank.serving.domain.events import EVENT_ID_TTL_SECONDS, EventsRecorded, OfferEvent
+from perkrank.serving.domain.selection import SUPPRESSION_REASONS, Selection, SelectionRequest
+from perkrank.serving.state.event_counters import event_counters
+from perkrank.serving.state.keys import (
+    event_id_key,
+    events_key,
+    glob_escaped,
+    member_tag,
+    preferences_key,
+    redeemed_key,
+)
+from perkrank.serving.state.offer_slots import (
+    FREE,
+    RELEASE_SCRIPT,
+    RESERVE_SCRIPT,
+    OfferCheck,
+    offer_checks,
+    verdict_text,
+)
+from perkrank.serving.state.ports import StateStoreError
+from perkrank.serving.state.redis_fields import stream_entry
+from perkrank.serving.state.redis_persistence import persistence_problem
+from perkrank.serving.state.redis_privacy import STREAM_PAGE
+from perkrank.serving.state.redis_store import RETRY_ON, SELECT_SCRIPT, RedisStateStore
+
+CLUSTER_SCHEME = "redis+cluster"
+SELECT_SHA = hashlib.sha1(SELECT_SCRIPT.encode()).hexdigest()
+
+log = logging.getLogger("perkrank.serving")
+
+
+def cluster_nodes(url: str) -> tuple[list[ClusterNode], dict[str, str]]:
+    """The startup nodes of a redis+cluster:// URL and its credentials (username, password)."""
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for address in filter(None, hosts.split(",")):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"redis_url {url!r}: expected host:port, got {address!r}")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    if parts.scheme != CLUSTER_SCHEME or not nodes:
+        raise ValueError(f"redis_url {url!r}: expected {CLUSTER_SCHEME}://host:port[,host:port]")
+    login: dict[str, str] = {}
+    if credentials:
+        user, has_password, password = credentials.partition(":")
+        login = {"password": unquote(password)} if has_password else {"password": unquote(user)}
+        if has_password and user:
+            login["username"] = unquote(user)
+    return nodes, login
+
+
+class RedisClusterStateStore(RedisStateStore):
+    """StateStore on Redis Cluster: `RedisStateStore` with single-slot scripts, offer-wide
+    limits reserved in their own slots, and cross-slot writes as pipelines."""
+
+    _cluster = True
+
+    def _open_client(self, url: str) -> Any:
+        """A RedisCluster client; it reads the slot map from the first node that answers."""
+        nodes, login = cluster_nodes(url)
+        options = {k: v for k, v in self._options.items() if k != "health_check_interval"}
+        try:
+            return RedisCluster(
+                startup_nodes=nodes,
+                retry=Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON),
+                **login,
+                **options,
+            )
+        except (RedisClusterException, redis.RedisError) as error:
+            raise StateStoreError(f"Redis Cluster at {self._location}: {error}") from error
+
+    async def select(self, request: SelectionRequest) -> Selection:
+        """Reserve offer-wide limits, run select.lua on the member's slot, release what it
+        did not choose (in a worker thread: the blocking cluster client)."""
+        arguments = self._select_arguments(request)  # here: its cache belongs to this thread
+        try:
+            reply = await asyncio.to_thread(self._select_in_slots, request, arguments)
+        except (redis.RedisError, RedisClusterException) as error:
+            raise StateStoreError(f"Redis at {self._location} failed selecting: {error}") from error
+        return self._selection(request, reply)
+
+    def _select_in_slots(self, request: SelectionRequest, arguments: list[Any]) -> Any:
+        candidates = [*request.personalized, *request.fallback]
+        checks = offer_checks(self._prefix, request.rules, request.now, candidates)
+        verdicts = self._reserve(checks)
+        reserved = [c for c in checks if c.served_keys and verdicts[c.offer_id] == FREE]
+        if checks:
+            arguments = [*arguments, verdict_text(verdicts, request.personalized, request.fallback)]
+        key = preferences_key(self._prefix, request.member_id)
+        try:
+            try:
+                reply = self._client.evalsha(SELECT_SHA, 1, key, *arguments)
+            except redis.exceptions.NoScriptError:
+                reply = self._client.eval(SELECT_SCRIPT, 1, key, *arguments)
+        except BaseException:
+            self._release(reserved)  # nothing was served
+            raise
+        walked = request.personalized if reply[0] == 1 else request.fallback
+        chosen = {walked[i].offer_id for i in reply[2 + len(SUPPRESSION_REASONS) :]}
+        self._release([check for check in reserved if check.offer_id not in chosen])
+        return reply
+
+    def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
+        """Each offer's verdict, its served counters reserved when free: one pipeline."""
+        if not checks:
+            return {}
+        pipeline = self._client.pipeline(transaction=False)
+        for check in checks:
+            pipeline.execute_command(
+                "EVAL", RESERVE_SCRIPT, len(check.keys), *check.keys, *check.arguments
+            )
+        verdicts = zip(checks, pipeline.execute(), strict=True)
+        return {check.offer_id: verdict for check, verdict in verdicts}
+
+    def _release(self, checks: Sequence[OfferCheck]) -> None:
+        if not checks:
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for check in checks:
+            pipeline.execute_command(
+                "EVAL", RELEASE_SCRIPT, len(check.served_keys), *check.served_keys
+            )
+        pipeline.execute()
+
+    def record_events(
+        self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> EventsRecorded:
+        """Mark event ids seen (SET NX, one pipeline), then count the new events and append
+        them to the stream (a second pipeline). When the second fails, the ids are unmarked
+        so that a retry counts them: some counters may then count an event twice (caps and
+        budgets err on the safe side), none never."""
+        id_keys = [
+            None if event.event_id is None else event_id_key(self._prefix, event.event_id)
+            for event in events
+        ]
+
+        def record() -> EventsRecorded:
+            pipeline = self._client.pipeline(transaction=False)
+            for key in filter(None, id_keys):
+                pipeline.set(key, "1", nx=True, ex=EVENT_ID_TTL_SECONDS)
+            fresh = iter(pipeline.execute())
+            kept = [
+                (e, k) for e, k in zip(events, id_keys, strict=True) if k is None or next(fresh)
+            ]
+            try:
+                self._count(pipeline, [event for event, _ in kept], rules, now)
+            except redis.RedisError:
+                marked = [key for _, key in kept if key is not None]
+                if marked:
+                    self._client.delete(*marked)
+                raise
+            return EventsRecorded(len(kept), len(events) - len(kept))
+
+        return self._call("recording events", record)
+
+    def _count(
+        self, pipeline: Any, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
+    ) -> None:
+        stream = events_key(self._prefix, cluster=True)
+        for event in events:
+            for counter in event_counters(self._prefix, event, rules, now):
+                ttl = counter.ttl_seconds or 0
+                if counter.field is None:
+                    if ttl:  # created with its window's expiry, which INCR keeps
+                        pipeline.set(counter.key, 0, nx=True, ex=ttl)
+                    pipeline.incr(counter.key)
+                else:
+                    pipeline.hincrby(counter.key, counter.field, 1)
+                    if ttl:
+                        pipeline.expire(counter.key, ttl)
+            if event.type == "redemption":
+                pipeline.incr(redeemed_key(self._prefix, event.offer_id))
+            entry = stream_entry(event)
+            fields = dict(zip(entry[::2], entry[1::2], strict=True))
+            pipeline.xadd(stream, fields, maxlen=self._events_kept, approximate=True)
+        pipeline.execute()
+
+    def warn_without_persistence(self) -> None:
+        """Log a warning for every primary that forgets opt-outs on restart."""
+        for node in self._client.get_primaries():
+            problem = persistence_problem(self._client.get_redis_connection(node))
+            if problem is not None:
+                log.warning("Redis Cluster node %s: %s", node.name, problem)
+
+    def _scan_page(self, cursor: str, pattern: str, count: int) -> tuple[str, list[str]]:
+        """One SCAN page of one primary: cursor "<node>:<position>" walks the primaries (by
+        name) one after another ("0": the first from its start)."""
+        nodes = sorted(self._client.get_primaries(), key=lambda node: node.name)
+        index, _, position = cursor.partition(":")
+        node = nodes[int(index)]
+        client = self._client.get_redis_connection(node)
+        after, keys = client.scan(int(position or 0), match=pattern, count=count)
+        if after:
+            return f"{index}:{after}", keys
+        following = int(index) + 1
+        return (f"{following}:0" if following < len(nodes) else "0"), keys
+
+    def _member_keys(self, member_id: str) -> Iterator[str]:
+        """Every key in the member's hash tag: SCAN MATCH on the primary of its slot."""
+        tag = member_tag(self._prefix, member_id)
+        client = self._client.get_redis_connection(self._client.get_node_from_key(tag))
+        yield from client.scan_iter(match=glob_escaped(tag) + ":*", count=STREAM_PAGE)
