@@ -132,25 +132,24 @@ class RedisClusterStateStore(RedisStateStore):
 
     def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
         """Each offer's verdict, its served counters reserved when free: one pipeline."""
-        if not checks:
-            return {}
-        pipeline = self._client.pipeline(transaction=False)
-        for check in checks:
-            pipeline.execute_command(
-                "EVAL", RESERVE_SCRIPT, len(check.keys), *check.keys, *check.arguments
-            )
-        verdicts = zip(checks, pipeline.execute(), strict=True)
-        return {check.offer_id: verdict for check, verdict in verdicts}
+        replies = self._offer_scripts(RESERVE_SCRIPT, [(c.keys, c.arguments) for c in checks])
+        return {check.offer_id: verdict for check, verdict in zip(checks, replies, strict=True)}
 
     def _release(self, checks: Sequence[OfferCheck]) -> None:
-        if not checks:
-            return
+        self._offer_scripts(RELEASE_SCRIPT, [(check.served_keys, []) for check in checks])
+
+    def _offer_scripts(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """`script` on each (keys, arguments) in one pipeline. Each names its node: without
+        it, redis-py asks the server (COMMAND GETKEYS) where every EVAL's keys are."""
+        if not calls:
+            return []
         pipeline = self._client.pipeline(transaction=False)
-        for check in checks:
+        for keys, arguments in calls:
+            node = self._client.get_node_from_key(keys[0])
             pipeline.execute_command(
-                "EVAL", RELEASE_SCRIPT, len(check.served_keys), *check.served_keys
+                "EVAL", script, len(keys), *keys, *arguments, target_nodes=node
             )
-        pipeline.execute()
+        return pipeline.execute()
 
     def record_events(
         self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
