@@ -32,30 +32,30 @@ FREE, SPENT, CAPPED = ".", "b", "c"
 """Verdicts select.lua reads: neither limit applies (reserved if counted), budget spent,
 an offer_total rule at its limit."""
 RESERVE_SCRIPT = """
--- KEYS[1]: the offer's redeemed counter; KEYS[2..]: its offer_total rule counters.
--- ARGV[1]: budget ('' none); then per rule counter: limit, counts served (1|0), ttl (0 none).
+-- ARGV: the offer's redeemed counter, its budget ('' none), then per offer_total rule: its
+-- counter, limit, counts served (1|0), ttl seconds (0 none); all keys in the offer's slot.
 -- Returns 'b', 'c', or '.' after adding 1 to every served counter (created with the ttl).
-local budget = tonumber(ARGV[1])
-if budget and (tonumber(redis.call('GET', KEYS[1])) or 0) >= budget then
+local budget = tonumber(ARGV[2])
+if budget and (tonumber(redis.call('GET', ARGV[1])) or 0) >= budget then
   return 'b'
 end
-for i = 2, #KEYS do
-  if (tonumber(redis.call('GET', KEYS[i])) or 0) >= tonumber(ARGV[3 * i - 4]) then
+for i = 3, #ARGV, 4 do
+  if (tonumber(redis.call('GET', ARGV[i])) or 0) >= tonumber(ARGV[i + 1]) then
     return 'c'
   end
 end
-for i = 2, #KEYS do
-  local ttl = tonumber(ARGV[3 * i - 2])
-  if ARGV[3 * i - 3] == '1' and redis.call('INCR', KEYS[i]) == 1 and ttl > 0 then
-    redis.call('EXPIRE', KEYS[i], ttl)
+for i = 3, #ARGV, 4 do
+  local ttl = tonumber(ARGV[i + 3])
+  if ARGV[i + 2] == '1' and redis.call('INCR', ARGV[i]) == 1 and ttl > 0 then
+    redis.call('EXPIRE', ARGV[i], ttl)
   end
 end
 return '.'
 """
 RELEASE_SCRIPT = """
--- KEYS: served counters of one offer reserved but not used: 1 less on each that still exists
+-- ARGV: served counters of one offer reserved but not used: 1 less on each that still exists
 -- (one whose window ended meanwhile is not recreated).
-for _, key in ipairs(KEYS) do
+for _, key in ipairs(ARGV) do
   if redis.call('EXISTS', key) == 1 then
     redis.call('DECR', key)
   end
@@ -66,13 +66,13 @@ return 0
 
 @dataclass(frozen=True)
 class OfferCheck:
-    """What one offer's slot checks for a request: RESERVE_SCRIPT's keys and arguments."""
+    """What one offer's slot checks for a request."""
 
     offer_id: str
-    keys: list[str]
     arguments: list[str | int]
+    """RESERVE_SCRIPT's ARGV; the first is a key of the offer's slot."""
     served_keys: list[str]
-    """The counters a reservation adds to (and a release takes back)."""
+    """The counters a reservation adds to (RELEASE_SCRIPT's ARGV to take it back)."""
 
 
 def offer_checks(
@@ -89,18 +89,17 @@ def offer_checks(
         offer_id = candidate.offer_id
         if offer_id in checks or (candidate.budget is None and not offer_rules):
             continue
-        keys = [redeemed_key(prefix, offer_id)]
-        arguments: list[str | int] = ["" if candidate.budget is None else candidate.budget]
+        budget = "" if candidate.budget is None else candidate.budget
+        arguments: list[str | int] = [redeemed_key(prefix, offer_id), budget]
         served_keys = []
         for rule in offer_rules:
             bucket = current_bucket(rule.window, now)
             key = offer_cap_key(prefix, offer_id, rule.name, bucket.label)
             served = rule.counts == "served"
-            keys.append(key)
-            arguments += (rule.limit, 1 if served else 0, bucket.ttl_seconds or 0)
+            arguments += (key, rule.limit, 1 if served else 0, bucket.ttl_seconds or 0)
             if served:
                 served_keys.append(key)
-        checks[offer_id] = OfferCheck(offer_id, keys, arguments, served_keys)
+        checks[offer_id] = OfferCheck(offer_id, arguments, served_keys)
     return list(checks.values())
 
 

@@ -14,11 +14,10 @@ here (see docs/redis_keys.md for what that gives up).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,9 +50,11 @@ from perkrank.serving.state.redis_fields import stream_entry
 from perkrank.serving.state.redis_persistence import persistence_problem
 from perkrank.serving.state.redis_privacy import STREAM_PAGE
 from perkrank.serving.state.redis_store import RETRY_ON, SELECT_SCRIPT, RedisStateStore
+from perkrank.serving.state.script_pipe import ScriptPipe
 
 CLUSTER_SCHEME = "redis+cluster"
-SELECT_SHA = hashlib.sha1(SELECT_SCRIPT.encode()).hexdigest()
+RESHARDED = ("MOVED", "ASK", "non local key", "CLUSTERDOWN", "TRYAGAIN")
+"""Error replies after which the slot map is read again (slots moved between primaries)."""
 
 log = logging.getLogger("perkrank.serving")
 
@@ -88,6 +89,10 @@ class RedisClusterStateStore(RedisStateStore):
     def _open_client(self, url: str) -> Any:
         """A RedisCluster client; it reads the slot map from the first node that answers."""
         nodes, login = cluster_nodes(url)
+        user = quote(login.get("username", ""), safe="")
+        self._login = f"{user}:{quote(login['password'], safe='')}@" if login else ""
+        self._pipes: dict[tuple[str, str], ScriptPipe] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
         options = {k: v for k, v in self._options.items() if k != "health_check_interval"}
         try:
             return RedisCluster(
@@ -100,56 +105,92 @@ class RedisClusterStateStore(RedisStateStore):
             raise StateStoreError(f"Redis Cluster at {self._location}: {error}") from error
 
     async def select(self, request: SelectionRequest) -> Selection:
-        """Reserve offer-wide limits, run select.lua on the member's slot, release what it
-        did not choose (in a worker thread: the blocking cluster client)."""
-        arguments = self._select_arguments(request)  # here: its cache belongs to this thread
+        """Reserve offer-wide limits in the offers' slots, run select.lua on the member's
+        slot, release what it did not choose: scripts pipelined per node (`ScriptPipe`)."""
+        arguments = self._select_arguments(request)
         try:
-            reply = await asyncio.to_thread(self._select_in_slots, request, arguments)
-        except (redis.RedisError, RedisClusterException) as error:
-            raise StateStoreError(f"Redis at {self._location} failed selecting: {error}") from error
+            reply = await self._select_in_slots(request, arguments)
+        except redis.RedisError as error:
+            if any(sign in str(error) for sign in RESHARDED):
+                await asyncio.to_thread(self._client.nodes_manager.initialize)
+            raise self._error("selecting offers", error) from error
         return self._selection(request, reply)
 
-    def _select_in_slots(self, request: SelectionRequest, arguments: list[Any]) -> Any:
+    async def _select_in_slots(self, request: SelectionRequest, arguments: list[Any]) -> Any:
         candidates = [*request.personalized, *request.fallback]
         checks = offer_checks(self._prefix, request.rules, request.now, candidates)
-        verdicts = self._reserve(checks)
+        verdicts = await self._reserve(checks)
         reserved = [c for c in checks if c.served_keys and verdicts[c.offer_id] == FREE]
         if checks:
             arguments = [*arguments, verdict_text(verdicts, request.personalized, request.fallback)]
         key = preferences_key(self._prefix, request.member_id)
         try:
-            try:
-                reply = self._client.evalsha(SELECT_SHA, 1, key, *arguments)
-            except redis.exceptions.NoScriptError:
-                reply = self._client.eval(SELECT_SCRIPT, 1, key, *arguments)
+            reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)
         except BaseException:
-            self._release(reserved)  # nothing was served
+            self._release_later(reserved)  # nothing was served
             raise
         walked = request.personalized if reply[0] == 1 else request.fallback
         chosen = {walked[i].offer_id for i in reply[2 + len(SUPPRESSION_REASONS) :]}
-        self._release([check for check in reserved if check.offer_id not in chosen])
+        await self._release([check for check in reserved if check.offer_id not in chosen])
         return reply
 
-    def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
-        """Each offer's verdict, its served counters reserved when free: one pipeline."""
-        replies = self._offer_scripts(RESERVE_SCRIPT, [(c.keys, c.arguments) for c in checks])
-        return {check.offer_id: verdict for check, verdict in zip(checks, replies, strict=True)}
+    async def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
+        """Each offer's verdict, its served counters reserved when free. When a call fails,
+        the reservations the others made are released and its error raised."""
+        replies = await asyncio.gather(
+            *(
+                self._pipe("reserve", RESERVE_SCRIPT, c.arguments[0]).call(c.arguments)
+                for c in checks
+            ),
+            return_exceptions=True,
+        )
+        failed = [reply for reply in replies if isinstance(reply, BaseException)]
+        verdicts = {
+            check.offer_id: reply.decode()
+            for check, reply in zip(checks, replies, strict=True)
+            if isinstance(reply, bytes)
+        }
+        if failed:
+            self._release_later([c for c in checks if verdicts.get(c.offer_id) == FREE])
+            raise failed[0]
+        return verdicts
 
-    def _release(self, checks: Sequence[OfferCheck]) -> None:
-        self._offer_scripts(RELEASE_SCRIPT, [(check.served_keys, []) for check in checks])
-
-    def _offer_scripts(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """`script` on each (keys, arguments) in one pipeline. Each names its node: without
-        it, redis-py asks the server (COMMAND GETKEYS) where every EVAL's keys are."""
-        if not calls:
-            return []
-        pipeline = self._client.pipeline(transaction=False)
-        for keys, arguments in calls:
-            node = self._client.get_node_from_key(keys[0])
-            pipeline.execute_command(
-                "EVAL", script, len(keys), *keys, *arguments, target_nodes=node
+    async def _release(self, checks: Sequence[OfferCheck]) -> None:
+        await asyncio.gather(
+            *(
+                self._pipe("release", RELEASE_SCRIPT, c.served_keys[0]).call(c.served_keys)
+                for c in checks
             )
-        return pipeline.execute()
+        )
+
+    def _release_later(self, checks: Sequence[OfferCheck]) -> None:
+        """Release in a task of its own: the request failed or was cancelled."""
+        if checks:
+            task = asyncio.ensure_future(self._release(checks))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    def _pipe(self, name: str, script: str, key: str) -> ScriptPipe:
+        """The pipe of `script` to the primary holding `key`'s slot, in this event loop."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._pipes = loop, {}
+        node = self._client.get_node_from_key(key)
+        pipe = self._pipes.get((node.name, name))
+        if pipe is None:
+            url = f"redis://{self._login}{node.host}:{node.port}/0"
+            pipe = ScriptPipe(url, script, self._options["socket_timeout"])
+            self._pipes[(node.name, name)] = pipe
+        return pipe
+
+    async def close(self) -> None:
+        """Close the cluster client and the pipes (those of other event loops are left to
+        them)."""
+        if self._loop is asyncio.get_running_loop():
+            for pipe in self._pipes.values():
+                pipe.close()
+        self._pipes = {}
+        await super().close()
 
     def record_events(
         self, events: Sequence[OfferEvent], rules: Sequence[CapRule], now: float
