@@ -126,8 +126,11 @@ class RedisClusterStateStore(RedisStateStore):
         key = preferences_key(self._prefix, request.member_id)
         try:
             reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)
-        except BaseException:
-            self._release_later(reserved)  # nothing was served
+        except asyncio.CancelledError:  # the client left: release in a task of its own
+            self._release_later(reserved)
+            raise
+        except Exception:
+            await self._release(reserved)  # nothing was served
             raise
         walked = request.personalized if reply[0] == 1 else request.fallback
         chosen = {walked[i].offer_id for i in reply[2 + len(SUPPRESSION_REASONS) :]}
@@ -151,7 +154,7 @@ class RedisClusterStateStore(RedisStateStore):
             if isinstance(reply, bytes)
         }
         if failed:
-            self._release_later([c for c in checks if verdicts.get(c.offer_id) == FREE])
+            await self._release([c for c in checks if verdicts.get(c.offer_id) == FREE])
             raise failed[0]
         return verdicts
 
@@ -164,7 +167,7 @@ class RedisClusterStateStore(RedisStateStore):
         )
 
     def _release_later(self, checks: Sequence[OfferCheck]) -> None:
-        """Release in a task of its own: the request failed or was cancelled."""
+        """Release in a task of its own: the request was cancelled."""
         if checks:
             task = asyncio.ensure_future(self._release(checks))
             self._releasing.add(task)

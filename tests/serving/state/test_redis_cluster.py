@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -26,7 +27,7 @@ from perkrank.serving.state.keys import (
     redeemed_key,
     suppressed_key,
 )
-from perkrank.serving.state.ports import open_store
+from perkrank.serving.state.ports import StateStoreError, open_store
 from perkrank.serving.state.redis_cluster import RedisClusterStateStore, cluster_nodes
 
 NOW = datetime(2024, 5, 17, 12, tzinfo=UTC).timestamp()
@@ -139,6 +140,26 @@ def test_reservations_are_released_when_the_member_script_leaves_the_offer_out(
     select_all(cluster_store, [request("m-1", A, rules=rules)] * 3)
     counter = offer_cap_key(cluster_key_prefix, "offer-a", TOTAL_25.name, "total")
     assert cluster_client.get(counter) == "1"
+
+
+def test_a_failing_member_script_releases_every_reservation(
+    cluster_store, cluster_client, cluster_key_prefix, monkeypatch
+):
+    class FailingPipe:
+        async def call(self, arguments):
+            raise redis.ResponseError("ERR the member script failed")
+
+    open_pipe = cluster_store._pipe
+    monkeypatch.setattr(
+        cluster_store,
+        "_pipe",
+        lambda name, *rest: FailingPipe() if name == "select" else open_pipe(name, *rest),
+    )
+    with pytest.raises(StateStoreError, match="member script failed"):
+        select_all(cluster_store, [request("m-1", A, B)])
+    for offer in ("offer-a", "offer-b"):
+        counter = offer_cap_key(cluster_key_prefix, offer, TOTAL_25.name, "total")
+        assert cluster_client.get(counter) == "0"
 
 
 def test_budget_is_never_passed_by_concurrent_selects(cluster_store):
