@@ -140,31 +140,41 @@ class RedisClusterStateStore(RedisStateStore):
     async def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
         """Each offer's verdict, its served counters reserved when free. When a call fails,
         the reservations the others made are released and its error raised."""
-        replies = await asyncio.gather(
-            *(
-                self._pipe("reserve", RESERVE_SCRIPT, c.arguments[0]).call(c.arguments)
-                for c in checks
-            ),
-            return_exceptions=True,
-        )
-        failed = [reply for reply in replies if isinstance(reply, BaseException)]
+        calls = [("reserve", RESERVE_SCRIPT, check.arguments) for check in checks]
+        replies = await self._offer_calls(calls)
         verdicts = {
             check.offer_id: reply.decode()
             for check, reply in zip(checks, replies, strict=True)
             if isinstance(reply, bytes)
         }
+        failed = [reply for reply in replies if isinstance(reply, BaseException)]
         if failed:
             await self._release([c for c in checks if verdicts.get(c.offer_id) == FREE])
             raise failed[0]
         return verdicts
 
     async def _release(self, checks: Sequence[OfferCheck]) -> None:
-        await asyncio.gather(
-            *(
-                self._pipe("release", RELEASE_SCRIPT, c.served_keys[0]).call(c.served_keys)
-                for c in checks
-            )
+        calls = [("release", RELEASE_SCRIPT, check.served_keys) for check in checks]
+        for reply in await self._offer_calls(calls):
+            if isinstance(reply, BaseException):
+                raise reply
+
+    async def _offer_calls(self, calls: list[tuple[str, str, list[Any]]]) -> list[object]:
+        """Each (name, script, ARGV) on the primary of its first argument's slot: one
+        `call_many` per primary, replies (or errors) in the order of `calls`."""
+        by_pipe: dict[ScriptPipe, list[int]] = {}
+        for index, (name, script, arguments) in enumerate(calls):
+            by_pipe.setdefault(self._pipe(name, script, arguments[0]), []).append(index)
+        groups = list(by_pipe.items())
+        answers = await asyncio.gather(
+            *(pipe.call_many([calls[i][2] for i in indexes]) for pipe, indexes in groups),
+            return_exceptions=True,
         )
+        replies: list[object] = [None] * len(calls)
+        for (_, indexes), answer in zip(groups, answers, strict=True):
+            for position, index in enumerate(indexes):
+                replies[index] = answer if isinstance(answer, BaseException) else answer[position]
+        return replies
 
     def _release_later(self, checks: Sequence[OfferCheck]) -> None:
         """Release in a task of its own: the request was cancelled."""
