@@ -31,7 +31,7 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.redis_cluster import RedisClusterProcesses
+from benchmarks.redis_cluster import RedisClusterProcesses, answers
 from perkrank.config import CapRule
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.ports import StateStore
@@ -148,7 +148,7 @@ def main() -> None:
         cluster = RedisClusterProcesses(Path(directory))
         cluster.start()
         try:
-            while not _answers(port):
+            while not answers(port):
                 pass
             stores: dict[str, StateStore] = {
                 "single": RedisStateStore(f"redis://127.0.0.1:{port}/0", "bench", TIMEOUT_MS),
@@ -167,16 +167,6 @@ def main() -> None:
             single.terminate()
             single.wait(timeout=30)
     write(rows, floor, count)
-
-
-def _answers(port: int) -> bool:
-    client = redis.Redis(port=port)
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
-    finally:
-        client.close()
 
 
 def write(rows: list[dict], floor: float, count: int) -> None:

@@ -33,7 +33,7 @@ class RedisClusterProcesses:
             self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
         for port in self.ports:
             _wait_until(
-                lambda port=port: _answers(port), f"redis-server on port {port} did not start"
+                lambda port=port: answers(port), f"redis-server on port {port} did not start"
             )
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
         command = ["redis-cli", "--cluster", "create", *addresses]
@@ -70,7 +70,8 @@ def _free_port_pairs(count: int) -> list[int]:
     return ports
 
 
-def _answers(port: int) -> bool:
+def answers(port: int) -> bool:
+    """Whether a redis-server answers PING on `port` of 127.0.0.1."""
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     try:
         return client.ping()
