@@ -90,6 +90,19 @@ def test_open_store_picks_the_cluster_adapter_for_a_cluster_url(
     asyncio.run(store.close())
 
 
+def test_an_unreachable_cluster_is_a_state_store_error_naming_it():
+    with pytest.raises(StateStoreError, match=r"127\.0\.0\.1:1"):
+        RedisClusterStateStore("redis+cluster://127.0.0.1:1", "perkrank-test-unreachable", 200)
+
+
+def test_every_primary_without_persistence_is_named_in_a_warning(cluster_store, caplog):
+    caplog.set_level("WARNING", logger="perkrank.serving")
+    cluster_store.warn_without_persistence()
+    nodes = {node.name for node in cluster_store._client.get_primaries()}
+    assert len(caplog.records) == 3
+    assert {record.getMessage().split()[3].rstrip(":") for record in caplog.records} == nodes
+
+
 @pytest.fixture
 def cluster_store(redis_cluster_url, cluster_key_prefix):
     store = RedisClusterStateStore(redis_cluster_url, cluster_key_prefix, 2000)
