@@ -149,7 +149,8 @@ class RedisClusterStateStore(RedisStateStore):
         }
         failed = [reply for reply in replies if isinstance(reply, BaseException)]
         if failed:
-            await self._release([c for c in checks if verdicts.get(c.offer_id) == FREE])
+            held = [c for c in checks if c.served_keys and verdicts.get(c.offer_id) == FREE]
+            await self._release(held)
             raise failed[0]
         return verdicts
 
@@ -162,6 +163,8 @@ class RedisClusterStateStore(RedisStateStore):
     async def _offer_calls(self, calls: list[tuple[str, str, list[Any]]]) -> list[object]:
         """Each (name, script, ARGV) on the primary of its first argument's slot: one
         `call_many` per primary, replies (or errors) in the order of `calls`."""
+        if not calls:
+            return []
         by_pipe: dict[ScriptPipe, list[int]] = {}
         for index, (name, script, arguments) in enumerate(calls):
             by_pipe.setdefault(self._pipe(name, script, arguments[0]), []).append(index)
