@@ -175,6 +175,29 @@ def test_a_failing_member_script_releases_every_reservation(
         assert cluster_client.get(counter) == "0"
 
 
+def test_a_failing_reservation_releases_the_others(
+    cluster_store, cluster_client, cluster_key_prefix, monkeypatch
+):
+    class FailingPipe:
+        async def call_many(self, calls):
+            raise redis.ConnectionError("the offer's primary is gone")
+
+    open_pipe = cluster_store._pipe
+    monkeypatch.setattr(
+        cluster_store,
+        "_pipe",
+        lambda name, script, key: (
+            FailingPipe()
+            if name == "reserve" and "offer-b" in key
+            else open_pipe(name, script, key)
+        ),
+    )
+    with pytest.raises(StateStoreError, match="primary is gone"):
+        select_all(cluster_store, [request("m-1", A, B)])
+    counter = offer_cap_key(cluster_key_prefix, "offer-a", TOTAL_25.name, "total")
+    assert cluster_client.get(counter) == "0"
+
+
 def test_budget_is_never_passed_by_concurrent_selects(cluster_store):
     budgeted = Candidate("offer-a", "partner-1", "food", budget=5)
 
