@@ -187,7 +187,9 @@ def write(rows: list[dict], floor: float, count: int) -> None:
         f"{count} selects per row one at a time (a new member each, {CANDIDATES} candidates, "
         f"{LIMIT} chosen), then {count} "
         f"with {IN_FLIGHT} in flight. Cluster: three primaries on this machine, no replicas. "
-        f"Floor: a redis-py PING round trip to the single server, median {floor:.3f} ms.",
+        f"Floor: a redis-py PING round trip to the single server, median {floor:.3f} ms. "
+        "The cores are shared with other jobs: p99 and selects/s swing between runs (p99 by "
+        "10×); the p50 ratios are the figure to compare.",
         "",
         "| rules | store | p50 ms | p99 ms | p50 / floor | p99 / floor | selects/s |"
         " cluster p50 / single p50 | cluster p99 / single p99 |",
