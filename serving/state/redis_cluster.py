@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -38,12 +39,11 @@ from perkrank.serving.state.keys import (
     redeemed_key,
 )
 from perkrank.serving.state.offer_slots import (
-    FREE,
     RELEASE_SCRIPT,
     RESERVE_SCRIPT,
     OfferCheck,
     offer_checks,
-    verdict_text,
+    offer_state_text,
 )
 from perkrank.serving.state.ports import StateStoreError
 from perkrank.serving.state.redis_fields import stream_entry
@@ -117,57 +117,63 @@ class RedisClusterStateStore(RedisStateStore):
         return self._selection(request, reply)
 
     async def _select_in_slots(self, request: SelectionRequest, arguments: list[Any]) -> Any:
-        candidates = [*request.personalized, *request.fallback]
-        checks = offer_checks(self._prefix, request.rules, request.now, candidates)
-        verdicts = await self._reserve(checks)
-        reserved = [c for c in checks if c.served_keys and verdicts[c.offer_id] == FREE]
+        lists = (request.personalized, request.fallback)
+        checks = offer_checks(self._prefix, request.rules, request.now, lists)
+        states = await self._reserve(checks)
+        held = {c.offer_id: (c, states[c.offer_id][1]) for c in checks if c.served_keys}
         if checks:
-            arguments = [*arguments, verdict_text(verdicts, request.personalized, request.fallback)]
+            arguments = [*arguments, offer_state_text(states)]
         key = preferences_key(self._prefix, request.member_id)
         try:
             reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)
         except asyncio.CancelledError:  # the client left: release in a task of its own
-            self._release_later(reserved)
+            self._release_later(list(held.values()))
             raise
         except Exception:
-            await self._release(reserved)  # nothing was served
+            await self._release(list(held.values()))  # nothing was served
             raise
         walked = request.personalized if reply[0] == 1 else request.fallback
-        chosen = {walked[i].offer_id for i in reply[2 + len(SUPPRESSION_REASONS) :]}
-        await self._release([check for check in reserved if check.offer_id not in chosen])
+        chosen = Counter(walked[i].offer_id for i in reply[2 + len(SUPPRESSION_REASONS) :])
+        await self._release([(c, room - chosen[c.offer_id]) for c, room in held.values()])
         return reply
 
-    async def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, str]:
-        """Each offer's verdict, its served counters reserved when free. When a call fails,
-        the reservations the others made are released and its error raised."""
+    async def _reserve(self, checks: Sequence[OfferCheck]) -> dict[str, tuple[int, int]]:
+        """Each offer's redemptions and room, the room added to its served counters. When a
+        call fails, the reservations the others made are released and its error raised."""
         calls = [("reserve", RESERVE_SCRIPT, check.arguments) for check in checks]
         replies = await self._offer_calls(calls)
-        verdicts = {
-            check.offer_id: reply.decode()
+        states = {
+            check.offer_id: (reply[0], reply[1])
             for check, reply in zip(checks, replies, strict=True)
-            if isinstance(reply, bytes)
+            if isinstance(reply, list)
         }
         failed = [reply for reply in replies if isinstance(reply, BaseException)]
         if failed:
-            held = [c for c in checks if c.served_keys and verdicts.get(c.offer_id) == FREE]
-            await self._release(held)
+            held = [(c, states[c.offer_id][1]) for c in checks if c.offer_id in states]
+            await self._release([(check, room) for check, room in held if check.served_keys])
             raise failed[0]
-        return verdicts
+        return states
 
-    async def _release(self, checks: Sequence[OfferCheck]) -> None:
-        calls = [("release", RELEASE_SCRIPT, check.served_keys) for check in checks]
+    async def _release(self, unused: Sequence[tuple[OfferCheck, int]]) -> None:
+        """Take back `amount` from each check's served counters (nothing for 0)."""
+        calls = [
+            ("release", RELEASE_SCRIPT, [amount, *check.served_keys])
+            for check, amount in unused
+            if amount > 0 and check.served_keys
+        ]
         for reply in await self._offer_calls(calls):
             if isinstance(reply, BaseException):
                 raise reply
 
     async def _offer_calls(self, calls: list[tuple[str, str, list[Any]]]) -> list[object]:
-        """Each (name, script, ARGV) on the primary of its first argument's slot: one
+        """Each (name, script, ARGV) on the primary of its offer's slot (the first key): one
         `call_many` per primary, replies (or errors) in the order of `calls`."""
         if not calls:
             return []
         by_pipe: dict[ScriptPipe, list[int]] = {}
         for index, (name, script, arguments) in enumerate(calls):
-            by_pipe.setdefault(self._pipe(name, script, arguments[0]), []).append(index)
+            key = arguments[0] if name == "reserve" else arguments[1]
+            by_pipe.setdefault(self._pipe(name, script, key), []).append(index)
         groups = list(by_pipe.items())
         answers = await asyncio.gather(
             *(pipe.call_many([calls[i][2] for i in indexes]) for pipe, indexes in groups),
@@ -179,10 +185,10 @@ class RedisClusterStateStore(RedisStateStore):
                 replies[index] = answer if isinstance(answer, BaseException) else answer[position]
         return replies
 
-    def _release_later(self, checks: Sequence[OfferCheck]) -> None:
+    def _release_later(self, unused: Sequence[tuple[OfferCheck, int]]) -> None:
         """Release in a task of its own: the request was cancelled."""
-        if checks:
-            task = asyncio.ensure_future(self._release(checks))
+        if unused:
+            task = asyncio.ensure_future(self._release(unused))
             self._releasing.add(task)
             task.add_done_callback(self._releasing.discard)
 

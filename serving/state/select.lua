@@ -11,10 +11,11 @@
 -- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
 --       personalized_count, personalized candidates, fallback_count, fallback candidates,
 --       sensitive categories (one string, separated by \30),
---       on Redis Cluster only: offer verdicts (personalized \30 fallback, one character per
---       candidate: 'b' budget spent, 'c' an offer_total rule capped, '.' neither).
--- On Cluster (ARGV[12] given) the offer's own slot has checked budgets and offer_total rules
--- and counted them (RedisClusterStateStore.select): this script touches only member keys.
+--       on Redis Cluster only: offer-wide state, records separated by \30, each
+--       offer_id \31 redeemed \31 room (how often this walk may choose it).
+-- On Cluster (ARGV[12] given) each offer's own slot has read its budget's redemptions and
+-- reserved `room` under its offer_total rules (RedisClusterStateStore.select): this script
+-- touches only member keys.
 -- Rules are one string: rules separated by \30, each rule is
 -- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
@@ -42,7 +43,6 @@ end
 local prefix, member_id, channel = ARGV[1], ARGV[2], ARGV[3]
 local limit, max_per_partner = tonumber(ARGV[4]), tonumber(ARGV[5])
 local member_tag = prefix .. ':{m:' .. key_part(member_id) .. '}'
-local verdicts = ARGV[12]
 
 local function offer_key(offer_id, suffix)
   return prefix .. ':{o:' .. key_part(offer_id) .. '}' .. suffix
@@ -80,9 +80,6 @@ local count, text = tonumber(ARGV[7]), ARGV[8]
 if not personalized then
   count, text = tonumber(ARGV[9]), ARGV[10]
 end
-if verdicts then
-  verdicts = string.match(verdicts, personalized and '^[^\30]*' or '[^\30]*$')
-end
 local result = { personalized and 1 or 0, purchase_reasons and 1 or 0, 0, 0, 0, 0, 0 }
 local CHOSEN = #result
 -- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
@@ -116,7 +113,7 @@ for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE)
   else
     rule.key = member_tag .. ':cap:' .. name .. ':' .. bucket
   end
-  if not (verdicts and scope == 'offer_total') then
+  if not (ARGV[12] and scope == 'offer_total') then
     rules[#rules + 1] = rule
   end
   if scope == 'member_channel' then
@@ -129,6 +126,17 @@ end
 -- Candidates, parsed and read chunk by chunk.
 local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
 local redeemed, parsed, from = {}, 0, 1
+
+-- On Cluster: MemberState.redeemed as the offers' slots read it, and each offer's room under
+-- its offer_total rules (which then are not read or written here).
+local rooms, chosen_offers = nil, {}
+if ARGV[12] then
+  rooms = {}
+  local record = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
+  for offer_id, spent, room in string.gmatch(ARGV[12], record) do
+    redeemed[offer_id], rooms[offer_id] = tonumber(spent), tonumber(room)
+  end
+end
 
 -- scope_value: each rule counts by the values of one array (rule.values[position]), or by
 -- the channel.
@@ -167,7 +175,7 @@ local function load(size)
     local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
     offer_ids[position], partner_ids[position], categories[position] = offer_id, partner_id, category
     budgets[position] = tonumber(budget)
-    if budgets[position] and redeemed[offer_id] == nil and not verdicts then
+    if budgets[position] and redeemed[offer_id] == nil then
       budgeted[#budgeted + 1] = offer_id
       budget_keys[#budget_keys + 1] = offer_key(offer_id, ':redeemed')
     end
@@ -201,17 +209,10 @@ local function load(size)
   end
 end
 
--- _budget_spent: the offer's redemptions reached its budget.
-local function spent(position)
-  if verdicts then
-    return string.sub(verdicts, position, position) == 'b'
-  end
-  return redeemed[offer_ids[position]] >= budgets[position]
-end
-
 -- _capped: a rule's count (stored + chosen in this walk) is at its limit (first rule wins).
 local function capped(position)
-  if verdicts and string.sub(verdicts, position, position) == 'c' then
+  local offer_id = offer_ids[position]
+  if rooms and rooms[offer_id] and (chosen_offers[offer_id] or 0) >= rooms[offer_id] then
     return true
   end
   for _, rule in ipairs(rules) do
@@ -239,7 +240,7 @@ while chosen < limit and position < count do
     result[4] = result[4] + 1 -- _unconsented
   elseif taken >= max_per_partner then
     result[5] = result[5] + 1 -- _partner_limit
-  elseif budgets[position] and spent(position) then
+  elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
     result[6] = result[6] + 1 -- _budget_spent
   elseif capped(position) then
     result[7] = result[7] + 1 -- _capped
@@ -247,6 +248,7 @@ while chosen < limit and position < count do
     chosen = chosen + 1
     result[CHOSEN + chosen] = position - 1
     taken_by_partner[partner_id] = taken + 1
+    chosen_offers[offer_ids[position]] = (chosen_offers[offer_ids[position]] or 0) + 1
     -- _count_served: 1 more on its counter of every rule counting `served`.
     for _, rule in ipairs(rules) do
       if rule.served then
