@@ -241,7 +241,8 @@ class ServeConfig(PerkrankSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     redis_url: str | None = None
-    """None: the in-process store (one process, state lost on exit)."""
+    """None: the in-process store (one process, state lost on exit); `redis://…` one server;
+    `redis+cluster://host:port[,host:port...]` Redis Cluster."""
     key_prefix: str = Field("perkrank", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     store_timeout_ms: int = Field(100, gt=0, le=60_000)
     model_uri: str = "models:/perkrank-offers@champion"

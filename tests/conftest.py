@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: a real Redis server and a private key prefix."""
+"""Fixtures shared by every test package: a real Redis server, a real three-primary Redis
+Cluster, and private key prefixes."""
 
 import os
 import uuid
@@ -6,6 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
+
+from benchmarks.redis_cluster import RedisClusterProcesses
+from perkrank.serving.state.redis_cluster import cluster_nodes
 
 
 @pytest.fixture(scope="session")
@@ -27,4 +32,26 @@ def redis_key_prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-primary Redis Cluster of this test session: its redis+cluster:// URL."""
+    cluster = RedisClusterProcesses(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_key_prefix(redis_cluster_url: str) -> Iterator[str]:
+    """A key prefix no other test uses on the cluster; its keys are deleted afterwards."""
+    prefix = f"perkrank-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = RedisCluster(startup_nodes=cluster_nodes(redis_cluster_url)[0])
+    for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+        client.delete(key)
     client.close()

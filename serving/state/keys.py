@@ -54,19 +54,26 @@ def redeemed_key(prefix: str, offer_id: str) -> str:
     return f"{offer_tag(prefix, offer_id)}:redeemed"
 
 
+def group_tag(prefix: str, group: str, cluster: bool) -> str:
+    """The start of the keys of one group of shared state (`events`, `decisions`, `live`,
+    `privacy`): `<prefix>:<group>`, on Redis Cluster `<prefix>:{<group>}` (one slot per
+    group, so a group's multi-key transactions stay in one slot)."""
+    return f"{prefix}:{{{group}}}" if cluster else f"{prefix}:{group}"
+
+
 def event_id_key(prefix: str, event_id: str) -> str:
     """Set while an event id counts as seen (duplicates are skipped)."""
     return f"{prefix}:event:{key_part(event_id)}"
 
 
-def events_key(prefix: str) -> str:
+def events_key(prefix: str, cluster: bool = False) -> str:
     """The stream of kept events, oldest first."""
-    return f"{prefix}:events"
+    return group_tag(prefix, "events", cluster)
 
 
-def decisions_key(prefix: str) -> str:
+def decisions_key(prefix: str, cluster: bool = False) -> str:
     """The stream of kept offer decisions, oldest first."""
-    return f"{prefix}:decisions"
+    return group_tag(prefix, "decisions", cluster)
 
 
 def cap_counter(
@@ -87,40 +94,40 @@ def cap_counter(
     return member_cap_key(prefix, member_id, rule, bucket), field[scope]
 
 
-def live_versions_key(prefix: str) -> str:
+def live_versions_key(prefix: str, cluster: bool = False) -> str:
     """The hash of live-setting versions (caps, catalog, experiments) and the reload
     generation."""
-    return f"{prefix}:live:versions"
+    return f"{group_tag(prefix, 'live', cluster)}:versions"
 
 
-def live_setting_key(prefix: str, setting: str) -> str:
+def live_setting_key(prefix: str, setting: str, cluster: bool = False) -> str:
     """The current version of a live setting (`caps`, `catalog`, `experiments`), as JSON."""
-    return f"{prefix}:live:{setting}"
+    return f"{group_tag(prefix, 'live', cluster)}:{setting}"
 
 
-def live_version_key(prefix: str, setting: str, version: int) -> str:
+def live_version_key(prefix: str, setting: str, version: int, cluster: bool = False) -> str:
     """One kept version of a live setting (a published catalog), as JSON."""
-    return f"{live_setting_key(prefix, setting)}:v:{version}"
+    return f"{live_setting_key(prefix, setting, cluster)}:v:{version}"
 
 
-def live_history_key(prefix: str, setting: str) -> str:
+def live_history_key(prefix: str, setting: str, cluster: bool = False) -> str:
     """The audit list of a live setting's changes, newest first."""
-    return f"{live_setting_key(prefix, setting)}:history"
+    return f"{live_setting_key(prefix, setting, cluster)}:history"
 
 
-def suppressed_key(prefix: str) -> str:
+def suppressed_key(prefix: str, cluster: bool = False) -> str:
     """The hash of forgotten members: hash of the member id → when first forgotten."""
-    return f"{prefix}:privacy:suppressed"
+    return f"{group_tag(prefix, 'privacy', cluster)}:suppressed"
 
 
-def no_personalization_key(prefix: str) -> str:
+def no_personalization_key(prefix: str, cluster: bool = False) -> str:
     """The set of member ids whose personalization is off (training leaves them out)."""
-    return f"{prefix}:privacy:no_personalization"
+    return f"{group_tag(prefix, 'privacy', cluster)}:no_personalization"
 
 
-def forgotten_audit_key(prefix: str) -> str:
+def forgotten_audit_key(prefix: str, cluster: bool = False) -> str:
     """The audit list of forgotten members (JSON, the id hashed), newest first."""
-    return f"{prefix}:privacy:forgotten"
+    return f"{group_tag(prefix, 'privacy', cluster)}:forgotten"
 
 
 def glob_escaped(text: str) -> str:

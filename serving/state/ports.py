@@ -10,9 +10,9 @@
 - `PrivacyLog`: preference changes with their consent records, forgetting a member, and the
   members training must leave out.
 
-Two adapters implement all five as `StateStore`: `RedisStateStore` (production, shared by
-every process; keys in docs/redis_keys.md) and `MemoryStateStore` (the embedded default, one
-process).
+Three adapters implement all five as `StateStore`: `RedisStateStore` (production, shared by
+every process; keys in docs/redis_keys.md), `RedisClusterStateStore` (the same on Redis
+Cluster) and `MemoryStateStore` (the embedded default, one process).
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ class StateStore(MemberStore, EventLog, DecisionLog, LiveSettings, PrivacyLog, P
 
 
 def open_store(config: ServeConfig) -> StateStore:
-    """The Redis store when `config.redis_url` is set, else the in-process one."""
+    """The Redis store when `config.redis_url` is set (on Redis Cluster for a
+    `redis+cluster://host:port[,host:port...]` URL), else the in-process one."""
     # Imported here: an adapter is loaded only when it is used.
     if config.redis_url is None:
         from perkrank.serving.state.memory import MemoryStateStore
@@ -207,9 +208,12 @@ def open_store(config: ServeConfig) -> StateStore:
         return MemoryStateStore(
             events_kept=config.events_kept, decisions_kept=config.decisions_kept
         )
-    from perkrank.serving.state.redis_store import RedisStateStore
+    if config.redis_url.startswith("redis+cluster://"):
+        from perkrank.serving.state.redis_cluster import RedisClusterStateStore as Adapter
+    else:
+        from perkrank.serving.state.redis_store import RedisStateStore as Adapter
 
-    store = RedisStateStore(
+    store = Adapter(
         config.redis_url,
         config.key_prefix,
         config.store_timeout_ms,

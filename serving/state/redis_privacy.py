@@ -65,17 +65,30 @@ class RedisPrivacyLog:
     _client: redis.Redis
     _prefix: str
     _call: Callable[..., Any]
+    _cluster = False
+    """On Redis Cluster (`RedisClusterStateStore`): shared keys in their groups' slots and no
+    transaction across slots."""
 
     def _write_preferences(self, pipeline: Any, member_id: str, preferences: Preferences) -> None:
-        """Queue the replacement of the member's preferences hash and personalization flag."""
+        """Queue the replacement of the member's preferences hash and, on one server, their
+        personalization flag (on Cluster another slot: `_finish_preferences` writes it)."""
         key = preferences_key(self._prefix, member_id)
         pipeline.delete(key)
         pipeline.hset(key, mapping=fields_from_preferences(preferences))
-        off = no_personalization_key(self._prefix)
+        if not self._cluster:
+            self._flag_personalization(pipeline, member_id, preferences)
+
+    def _finish_preferences(self, member_id: str, preferences: Preferences) -> None:
+        """On Cluster, after the member's transaction: the personalization-off set."""
+        if self._cluster:
+            self._flag_personalization(self._client, member_id, preferences)
+
+    def _flag_personalization(self, target: Any, member_id: str, preferences: Preferences) -> None:
+        off = no_personalization_key(self._prefix, cluster=self._cluster)
         if preferences.personalization:
-            pipeline.srem(off, member_id)
+            target.srem(off, member_id)
         else:
-            pipeline.sadd(off, member_id)
+            target.sadd(off, member_id)
 
     def change_preferences(
         self,
@@ -100,6 +113,7 @@ class RedisPrivacyLog:
                         pipeline.lpush(history, record.to_json())
                         pipeline.ltrim(history, 0, CONSENTS_KEPT - 1)
                         pipeline.execute()
+                        self._finish_preferences(member_id, record.new)
                         return record
                     except redis.WatchError:
                         continue
@@ -116,8 +130,8 @@ class RedisPrivacyLog:
         """One SCAN page of members' consent lists (`count`: its hint), each read whole."""
         pattern = glob_escaped(self._prefix) + ":{m:*}:consents"
 
-        def page() -> tuple[int, list[list[str]]]:
-            position, keys = self._client.scan(int(cursor), match=pattern, count=count)
+        def page() -> tuple[str, list[list[str]]]:
+            position, keys = self._scan_page(cursor, pattern, count)
             pipeline = self._client.pipeline(transaction=False)
             for key in keys:
                 pipeline.lrange(key, 0, -1)
@@ -125,7 +139,12 @@ class RedisPrivacyLog:
 
         position, lists = self._call("reading consents", page)
         records = [ConsentRecord.from_json(entry) for entries in lists for entry in entries[::-1]]
-        return records, str(position)
+        return records, position
+
+    def _scan_page(self, cursor: str, pattern: str, count: int) -> tuple[str, list[str]]:
+        """One SCAN page from `cursor`: the next cursor ("0": no more) and the keys found."""
+        position, keys = self._client.scan(int(cursor), match=pattern, count=count)
+        return str(position), keys
 
     def forget_member(self, member_id: str, actor: str, now: float) -> Forgotten:
         """DEL every key of the member's hash tag, XDEL their events and decisions (and DEL the
@@ -138,23 +157,24 @@ class RedisPrivacyLog:
             consents = self._client.llen(consents_key(self._prefix, member_id))
             keys = list(self._member_keys(member_id))
             events, event_ids = self._matching_entries(
-                events_key(self._prefix), lambda fields: fields.get("member_id") == member_id
+                events_key(self._prefix, cluster=self._cluster),
+                lambda fields: fields.get("member_id") == member_id,
             )
             decisions, _ = self._matching_entries(
-                decisions_key(self._prefix),
+                decisions_key(self._prefix, cluster=self._cluster),
                 lambda fields: json.loads(fields["decision"])["member_id"] == member_id,
             )
             id_keys = [event_id_key(self._prefix, event_id) for event_id in event_ids if event_id]
-            pipeline = self._client.pipeline(transaction=True)
-            for batch in (keys, id_keys):
-                if batch:
-                    pipeline.delete(*batch)
+            # On Cluster these keys lie in many slots: no transaction, one DEL per key.
+            pipeline = self._client.pipeline(transaction=not self._cluster)
+            for key in keys + id_keys:
+                pipeline.delete(key)
             if events:
-                pipeline.xdel(events_key(self._prefix), *events)
+                pipeline.xdel(events_key(self._prefix, cluster=self._cluster), *events)
             if decisions:
-                pipeline.xdel(decisions_key(self._prefix), *decisions)
-            pipeline.srem(no_personalization_key(self._prefix), member_id)
-            pipeline.hsetnx(suppressed_key(self._prefix), hashed, repr(now))
+                pipeline.xdel(decisions_key(self._prefix, cluster=self._cluster), *decisions)
+            pipeline.srem(no_personalization_key(self._prefix, cluster=self._cluster), member_id)
+            pipeline.hsetnx(suppressed_key(self._prefix, cluster=self._cluster), hashed, repr(now))
             first = pipeline.execute()[-1]
             removed = {
                 "keys": len(keys),
@@ -163,7 +183,7 @@ class RedisPrivacyLog:
                 "consents": consents,
             }
             forgotten = Forgotten(hashed, actor, now, not first, removed)
-            audit = forgotten_audit_key(self._prefix)
+            audit = forgotten_audit_key(self._prefix, cluster=self._cluster)
             pipeline = self._client.pipeline(transaction=True)
             pipeline.lpush(audit, forgotten.to_json())
             pipeline.ltrim(audit, 0, FORGOTTEN_AUDIT_KEPT - 1)
@@ -174,7 +194,7 @@ class RedisPrivacyLog:
 
     def forgotten_audit(self, limit: int) -> list[Forgotten]:
         """The last `limit` forget audit entries, newest first (one LRANGE)."""
-        key = forgotten_audit_key(self._prefix)
+        key = forgotten_audit_key(self._prefix, cluster=self._cluster)
         entries = self._call("reading the forget audit", self._client.lrange, key, 0, limit - 1)
         return [Forgotten.from_json(entry) for entry in entries]
 
@@ -182,7 +202,10 @@ class RedisPrivacyLog:
         """XTRIM MINID the event and decision streams at their cut-offs; pop the consent
         records from before theirs off the end (the oldest) of every member's list, one SCAN
         page and one script call at a time."""
-        streams = (events_key(self._prefix), decisions_key(self._prefix))
+        streams = (
+            events_key(self._prefix, cluster=self._cluster),
+            decisions_key(self._prefix, cluster=self._cluster),
+        )
         cutoff_ids = (min_stream_id(cutoffs.events), min_stream_id(cutoffs.decisions))
 
         trim_consents = self._client.register_script(TRIM_CONSENTS)
@@ -192,13 +215,13 @@ class RedisPrivacyLog:
             for key, cutoff_id in zip(streams, cutoff_ids, strict=True):
                 pipeline.xtrim(key, minid=cutoff_id, approximate=False)
             events, decisions = pipeline.execute()
-            consents, cursor = 0, 0
+            consents, cursor = 0, "0"
             pattern = glob_escaped(self._prefix) + ":{m:*}:consents"
             while True:
-                cursor, keys = self._client.scan(cursor, match=pattern, count=TRIM_PAGE)
-                if keys:
-                    consents += trim_consents(keys=keys, args=[cutoffs.consents])
-                if cursor == 0:
+                cursor, keys = self._scan_page(cursor, pattern, TRIM_PAGE)
+                for group in self._slot_groups(keys):
+                    consents += trim_consents(keys=group, args=[cutoffs.consents])
+                if cursor == "0":
                     break
             return {"events": events, "decisions": decisions, "consents": consents}
 
@@ -209,18 +232,28 @@ class RedisPrivacyLog:
         personalization-off set (ids hashed on the way out)."""
         phase, position = phase_cursor(cursor)
         if phase == "forgotten":
-            key = suppressed_key(self._prefix)
+            key = suppressed_key(self._prefix, cluster=self._cluster)
             after, found = self._call(
                 "reading exclusions", self._client.hscan, key, int(position), None, count
             )
             rows = [Exclusion(h, phase, float(at)) for h, at in found.items()]
         else:
-            key = no_personalization_key(self._prefix)
+            key = no_personalization_key(self._prefix, cluster=self._cluster)
             after, members = self._call(
                 "reading exclusions", self._client.sscan, key, int(position), None, count
             )
             rows = [Exclusion(member_hash(member), phase) for member in members]
         return rows, next_phase_cursor(phase, str(after))
+
+    def _slot_groups(self, keys: list[str]) -> list[list[str]]:
+        """`keys` in groups one script may touch: all of them on one server, one group per
+        hash slot on Cluster."""
+        if not self._cluster:
+            return [keys] if keys else []
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(self._client.keyslot(key), []).append(key)
+        return list(groups.values())
 
     def _member_keys(self, member_id: str) -> Iterator[str]:
         """Every key in the member's hash tag (SCAN MATCH)."""

@@ -111,9 +111,7 @@ class RedisStateStore(RedisPrivacyLog):
             "socket_connect_timeout": timeout_ms / 1000,
             "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
         }
-        self._client = redis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON), **self._options
-        )
+        self._client = self._open_client(url)
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
         self.breaker = Breaker()
         self._events_kept = events_kept
@@ -134,9 +132,14 @@ class RedisStateStore(RedisPrivacyLog):
 
     def set_preferences(self, member_id: str, preferences: Preferences) -> None:
         """Replace all of the member's preferences atomically (MULTI/EXEC, one round trip)."""
-        pipeline = self._client.pipeline(transaction=True)
-        self._write_preferences(pipeline, member_id, preferences)
-        self._call("writing preferences", pipeline.execute)
+
+        def write() -> None:
+            pipeline = self._client.pipeline(transaction=True)
+            self._write_preferences(pipeline, member_id, preferences)
+            pipeline.execute()
+            self._finish_preferences(member_id, preferences)
+
+        self._call("writing preferences", write)
 
     async def select(self, request: SelectionRequest) -> Selection:
         """Apply opt-outs, consents, partner limit, budgets and caps; count what is returned
@@ -145,6 +148,10 @@ class RedisStateStore(RedisPrivacyLog):
             reply = await self._pipe_of_this_loop().call(self._select_arguments(request))
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
+        return self._selection(request, reply)
+
+    def _selection(self, request: SelectionRequest, reply: Any) -> Selection:
+        """The Selection select.lua's `reply` describes."""
         personalized = reply[0] == 1
         candidates = request.personalized if personalized else request.fallback
         chosen = 2 + len(SUPPRESSION_REASONS)
@@ -158,7 +165,7 @@ class RedisStateStore(RedisPrivacyLog):
     ) -> EventsRecorded:
         """Skip duplicates, count, spend budget and append to the stream: one script call."""
         arguments: list[Any] = [
-            events_key(self._prefix),
+            events_key(self._prefix, cluster=self._cluster),
             self._events_kept,
             EVENT_ID_TTL_SECONDS,
             len(events),
@@ -183,7 +190,7 @@ class RedisStateStore(RedisPrivacyLog):
         """Up to `count` kept events after stream id `after` (one XRANGE)."""
         if after == LAST_STREAM_ID:
             return []
-        key = events_key(self._prefix)
+        key = events_key(self._prefix, cluster=self._cluster)
         entries = self._call("reading events", self._client.xrange, key, f"({after}", "+", count)
         return [StoredEvent(stream_id, event_of_entry(fields)) for stream_id, fields in entries]
 
@@ -191,7 +198,7 @@ class RedisStateStore(RedisPrivacyLog):
         """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one pipeline."""
         if not decisions:
             return
-        key = decisions_key(self._prefix)
+        key = decisions_key(self._prefix, cluster=self._cluster)
         pipeline = self._client.pipeline(transaction=False)
         for decision in decisions:
             fields = {"decision": json.dumps(decision.record())}
@@ -202,7 +209,7 @@ class RedisStateStore(RedisPrivacyLog):
         """Up to `count` kept decisions after stream id `after` (one XRANGE)."""
         if after == LAST_STREAM_ID:
             return []
-        key = decisions_key(self._prefix)
+        key = decisions_key(self._prefix, cluster=self._cluster)
         entries = self._call("reading decisions", self._client.xrange, key, f"({after}", "+", count)
         return [
             StoredDecision(stream_id, Decision.from_record(json.loads(fields["decision"])))
@@ -235,6 +242,11 @@ class RedisStateStore(RedisPrivacyLog):
         if self._select_pipe is not None and self._loop is asyncio.get_running_loop():
             self._select_pipe.close()
         self._loop = self._select_pipe = None
+
+    def _open_client(self, url: str) -> Any:
+        """The blocking client every call but `select` uses."""
+        retry = Retry(NoBackoff(), retries=1, supported_errors=RETRY_ON)
+        return redis.Redis.from_url(url, retry=retry, **self._options)
 
     def _pipe_of_this_loop(self) -> ScriptPipe:
         loop = asyncio.get_running_loop()
@@ -302,13 +314,13 @@ class RedisStateStore(RedisPrivacyLog):
 
     def live_versions(self) -> LiveVersions:
         """The caps, catalog and experiments versions and the reload generation (one HMGET)."""
-        key = live_versions_key(self._prefix)
+        key = live_versions_key(self._prefix, cluster=self._cluster)
         values = self._call("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
         return LiveVersions(*(int(value or 0) for value in values))
 
     def request_reload(self) -> int:
         """Bump the reload generation."""
-        key = live_versions_key(self._prefix)
+        key = live_versions_key(self._prefix, cluster=self._cluster)
         return self._call("requesting a reload", self._client.hincrby, key, "reload", 1)
 
     def _publish(
@@ -322,8 +334,8 @@ class RedisStateStore(RedisPrivacyLog):
     ) -> str:
         """Write `value` as the setting's next version with its audit entry in one MULTI/EXEC,
         retried when another writer changed the versions first; the current version's JSON."""
-        versions_key = live_versions_key(self._prefix)
-        history_key = live_history_key(self._prefix, setting)
+        versions_key = live_versions_key(self._prefix, cluster=self._cluster)
+        history_key = live_history_key(self._prefix, setting, cluster=self._cluster)
 
         def publish() -> str:
             with self._client.pipeline(transaction=True) as pipeline:
@@ -351,15 +363,15 @@ class RedisStateStore(RedisPrivacyLog):
         return self._call(f"writing {setting}", publish)
 
     def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
-        key = live_history_key(self._prefix, setting)
+        key = live_history_key(self._prefix, setting, cluster=self._cluster)
         entries = self._call(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
         return [change(entry) for entry in entries]
 
     def _live_key(self, setting: LiveSetting) -> str:
-        return live_setting_key(self._prefix, setting)
+        return live_setting_key(self._prefix, setting, cluster=self._cluster)
 
     def _version_key(self, setting: LiveSetting, version: int) -> str:
-        return live_version_key(self._prefix, setting, version)
+        return live_version_key(self._prefix, setting, version, cluster=self._cluster)
 
     def _call(self, action: str, command: Any, *arguments: Any) -> Any:
         """`command(*arguments)` through the breaker, its Redis errors raised as

@@ -54,6 +54,20 @@ class ScriptPipe:
             raise redis.ResponseError(str(reply))
         return reply
 
+    async def call_many(self, calls: Sequence[Sequence[Argument]]) -> list[object]:
+        """The script's replies to several calls sent at once, each in its place; an error
+        reply is a ResponseError in its place (a broken connection raises)."""
+        connection = await self._connected()
+        futures = [connection.request(pack(b"EVALSHA", self._sha, 0, *a)) for a in calls]
+        replies = list(await asyncio.gather(*futures))
+        for index, reply in enumerate(replies):
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+                frame = pack(b"EVAL", self._script, 0, *calls[index])
+                reply = replies[index] = await connection.request(frame)
+            if isinstance(reply, hiredis.ReplyError):
+                replies[index] = redis.ResponseError(str(reply))
+        return replies
+
     def close(self) -> None:
         """Close the connection; calls in flight fail with ConnectionError."""
         if self._connecting is not None:

@@ -11,7 +11,12 @@
 -- ARGV: prefix, member_id, channel, limit, max_per_partner, rules,
 --       personalized_count, personalized candidates, fallback_count, fallback candidates,
 --       sensitive categories (one string, separated by \30), decision_id (empty: none),
---       decision_ttl_seconds.
+--       decision_ttl_seconds,
+--       on Redis Cluster only: offer-wide state, records separated by \30, each
+--       offer_id \31 redeemed \31 room (how often this walk may choose it).
+-- On Cluster (ARGV[14] given) each offer's own slot has read its budget's redemptions and
+-- reserved `room` under its offer_total rules (RedisClusterStateStore.select): this script
+-- touches only member keys.
 -- Rules are one string: rules separated by \30, each rule is
 -- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
@@ -112,7 +117,9 @@ for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE)
   else
     rule.key = member_tag .. ':cap:' .. name .. ':' .. bucket
   end
-  rules[#rules + 1] = rule
+  if not (ARGV[14] and scope == 'offer_total') then
+    rules[#rules + 1] = rule
+  end
   if scope == 'member_channel' then
     local counted = tonumber(redis.call('HGET', rule.key, channel)) or 0
     rule.counts[channel], rule.read[channel] = counted, counted
@@ -133,6 +140,17 @@ end
 -- Candidates, parsed and read chunk by chunk.
 local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
 local redeemed, parsed, from = {}, 0, 1
+
+-- On Cluster: MemberState.redeemed as the offers' slots read it, and each offer's room under
+-- its offer_total rules (which then are not read or written here).
+local rooms, chosen_offers = nil, {}
+if ARGV[14] then
+  rooms = {}
+  local record = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
+  for offer_id, spent, room in string.gmatch(ARGV[14], record) do
+    redeemed[offer_id], rooms[offer_id] = tonumber(spent), tonumber(room)
+  end
+end
 
 -- scope_value: each rule counts by the values of one array (rule.values[position]), or by
 -- the channel.
@@ -207,6 +225,10 @@ end
 
 -- _capped: a rule's count (stored + chosen in this walk) is at its limit (first rule wins).
 local function capped(position)
+  local offer_id = offer_ids[position]
+  if rooms and rooms[offer_id] and (chosen_offers[offer_id] or 0) >= rooms[offer_id] then
+    return true
+  end
   for _, rule in ipairs(rules) do
     local values = rule.values
     if rule.counts[values and values[position] or channel] >= rule.limit then
@@ -240,6 +262,7 @@ while chosen < limit and position < count do
     chosen = chosen + 1
     result[CHOSEN + chosen] = position - 1
     taken_by_partner[partner_id] = taken + 1
+    chosen_offers[offer_ids[position]] = (chosen_offers[offer_ids[position]] or 0) + 1
     -- _count_served: 1 more on its counter of every rule counting `served`.
     for _, rule in ipairs(rules) do
       if rule.served then

@@ -28,21 +28,29 @@ from perkrank.serving.bootstrap import Runtime, build_context
 from perkrank.serving.domain.catalog import Member, Offer, build_catalog
 from perkrank.serving.state.memory import MemoryStateStore
 from perkrank.serving.state.ports import StateStore
+from perkrank.serving.state.redis_cluster import RedisClusterStateStore
 from perkrank.serving.state.redis_store import RedisStateStore
 
 STORE_TIMEOUT_MS = 2000
 """Generous: the test machine is shared and slow; production uses ServeConfig.store_timeout_ms."""
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    """Each StateStore adapter in turn; the Redis one writes only under `redis_key_prefix`."""
+    """Each StateStore adapter in turn: in memory, on one Redis server (writing only under
+    `redis_key_prefix`) and on a three-primary Redis Cluster (under `cluster_key_prefix`)."""
     if request.param == "memory":
         state_store: StateStore = MemoryStateStore()
-    else:
+    elif request.param == "redis":
         state_store = RedisStateStore(
             request.getfixturevalue("redis_url"),
             request.getfixturevalue("redis_key_prefix"),
+            STORE_TIMEOUT_MS,
+        )
+    else:
+        state_store = RedisClusterStateStore(
+            request.getfixturevalue("redis_cluster_url"),
+            request.getfixturevalue("cluster_key_prefix"),
             STORE_TIMEOUT_MS,
         )
     yield state_store

@@ -53,6 +53,19 @@ def test_an_error_reply_raises_response_error_and_the_connection_stays_usable(re
     run_with(redis_url, script, body)
 
 
+def test_call_many_answers_each_call_in_its_place_with_errors_in_theirs(private_redis):
+    script = "if ARGV[1] == 'fail' then return redis.error_reply('refused') end return ARGV[1]"
+
+    async def body(pipe: ScriptPipe) -> None:
+        replies = await pipe.call_many([["a"], ["fail"], ["c"]])
+        assert replies[0] == b"a" and replies[2] == b"c"
+        assert isinstance(replies[1], redis.ResponseError) and "refused" in str(replies[1])
+        private_redis.client().script_flush()
+        assert await pipe.call_many([["d"], ["e"]]) == [b"d", b"e"]
+
+    run_with(private_redis.url, script, body)
+
+
 def test_a_flushed_script_cache_is_reloaded(private_redis):
     async def body(pipe: ScriptPipe) -> None:
         assert await pipe.call(["before", 1]) == [b"before", b"1"]
