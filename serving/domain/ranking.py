@@ -142,6 +142,9 @@ class OfferRanker:
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
+        self._offer_prior = scoring.offer_prior(
+            bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
+        )
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
@@ -331,7 +334,7 @@ class OfferRanker:
         segment_vector = scoring.member_vector(
             self.bundle.fallback, None, member_feature_names(region, tier)
         )
-        vectors, biases = ranker.vectors[rows], ranker.biases[rows]
+        vectors, biases = ranker.vectors[rows], ranker.biases[rows] + self._offer_prior[rows]
         cold_scores = scoring.scores(cold_vector, vectors, biases)
         fallback_scores = scoring.scores(
             segment_vector, fallback.vectors[rows], fallback.biases[rows]
