@@ -23,10 +23,10 @@ from perkrank.models.bundle import Bundle
 from perkrank.serving.domain.catalog import catalog_from_dataset
 from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRanker
+from perkrank.serving.domain.uplift import uplift_report
 from perkrank.simulation.bundles import taste_bundle
 from perkrank.simulation.pilot import shown_lists, simulate
 from perkrank.simulation.truth import policy_truth
-from perkrank.training.uplift import uplift_report
 
 CHAMPION, CHALLENGER, HOLDOUT = "champion", "challenger", "holdout"
 BISECTION_STEPS = 7
