@@ -13,6 +13,7 @@ import pytest
 from perkrank.cli import main
 from perkrank.export import DECISION_COLUMNS, EVENT_COLUMNS
 from perkrank.features.synthetic.response import ResponseModel
+from perkrank.serving.domain.uplift import Z_80, Z_95
 from perkrank.simulation.lift_check import (
     CHALLENGER,
     CHAMPION,
@@ -24,7 +25,6 @@ from perkrank.simulation.lift_check import (
 )
 from perkrank.simulation.pilot import SimulationResult, simulate
 from perkrank.simulation.truth import policy_truth
-from perkrank.training.uplift import Z_80, Z_95
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
