@@ -3,7 +3,9 @@
 A synthetic program; model A is trained on its purchases (configs/train.yaml, not
 registered). A simulated pilot of `--days` days serves A through the real service
 (`perkrank simulate`); the next models are trained on the purchases plus the pilot's events,
-with redemptions only (the default of `perkrank train --events`), and with clicks too. Each
+with redemptions only (the default of `perkrank train --events`), and with clicks too; the
+first also with the offer-level response prior its training stored (smoothed redemptions per
+impression per offer, `models.offer_rates`) at several weights (the B rows without it). Each
 model's TRUE redemptions per member and per impression (response model, every member ranked
 by the serving code) are compared, with a model that knows the planted tastes exactly as the
 ceiling. Writes benchmarks/results/simulated_training.md and .json.
@@ -19,6 +21,7 @@ import platform
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,8 @@ from perkrank.training.pipeline import train
 
 RESULTS = Path(__file__).parent / "results"
 LIMIT = 5
+PRIOR_WEIGHTS = (0.5, 1.0, 2.0)
+"""Weights of the offer-level response prior tried on the model trained with redemptions."""
 VARIANTS = {"redemptions": {"redemption": 1}, "clicks+redemptions": {"redemption": 1, "click": 1}}
 
 
@@ -75,7 +80,10 @@ def main() -> int:
                 data_dir, config, output_dir=work / name, register=False, events=events_file,
                 event_rows=rows,
             )  # fmt: skip
-            models[f"B (+ {name}: {added} rows)"] = Bundle.load(trained.bundle_dir)
+            learned = Bundle.load(trained.bundle_dir)
+            models[f"B (+ {name}: {added} rows)"] = replace(learned, offer_rates=None)
+            if name == "redemptions":
+                models |= _with_prior(learned, f"B (+ {name})")
         models["planted tastes (ceiling)"] = taste_bundle(data_dir, dataset, 0.0)
         truth = {
             name: _truth(bundle, dataset, response, arguments.days)
@@ -96,6 +104,18 @@ def main() -> int:
     (arguments.out / "simulated_training.md").write_text(_markdown(result))
     print(_markdown(result))
     return 0
+
+
+def _with_prior(bundle: Bundle, name: str) -> dict[str, Bundle]:
+    """`bundle` with its offer-level response prior (`models.offer_rates`) at each weight."""
+    rates = bundle.offer_rates
+    assert rates is not None, "train --events stores the offer rates"
+    return {
+        f"{name} + response prior ×{weight:g}": replace(
+            bundle, offer_rates=replace(rates, weight=weight)
+        )
+        for weight in PRIOR_WEIGHTS
+    }
 
 
 def _truth(bundle: Bundle, dataset: Dataset, response: ResponseModel, days: int) -> PolicyTruth:

@@ -25,13 +25,7 @@ EVENT_ROWS: dict[str, int] = {"redemption": 1, "click": 0}
 
 def read_events(path: Path) -> pd.DataFrame:
     """The events of an export (`type`, `member_id`, `partner_id`, `category`, `channel`, `ts`)."""
-    columns = ["type", "member_id", "partner_id", "category", "channel", "ts"]
-    if path.suffix == ".parquet":
-        events = pd.read_parquet(path, columns=columns)
-    elif path.suffix == ".csv":
-        events = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False)
-    else:
-        raise ValueError(f"{path}: use a .parquet or .csv events export")
+    events = _read_columns(path, ["type", "member_id", "partner_id", "category", "channel", "ts"])
     events["ts"] = pd.to_datetime(events["ts"], utc=True).dt.tz_localize(None)
     return events
 
@@ -55,3 +49,20 @@ def with_events(
     )[dataset.purchases.columns]
     combined = pd.concat([dataset.purchases, purchases], ignore_index=True)
     return Dataset(dataset.members, combined, dataset.partners, dataset.offers), len(purchases)
+
+
+def offer_response_counts(path: Path) -> pd.DataFrame:
+    """Impressions and redemptions per offer of an events export (index: offer_id), for the
+    offer-level response rates (`models.offer_rates`)."""
+    events = _read_columns(path, ["type", "offer_id"])
+    counts = pd.crosstab(events["offer_id"], events["type"])
+    return counts.reindex(columns=["impression", "redemption"], fill_value=0)
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """`columns` of an events export (.parquet or .csv)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=columns)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False)
+    raise ValueError(f"{path}: use a .parquet or .csv events export")

@@ -3,7 +3,8 @@
 Layout of a bundle directory: `ranker/` and `fallback/` (each a `Factors` directory),
 `bundle.json` (model name, components, blend weights, evaluation summary) and, in bundles
 that serve the learned second stage, `second_stage/` (`models.second_stage_files`); a bundle
-without it serves the blend (`ranker/`) alone. This is what the
+without it serves the blend (`ranker/`) alone. A bundle trained with events may hold
+`offer_rates.npz`, the offer-level response prior (`models.offer_rates`). This is what the
 training pipeline logs to MLflow and what serving loads; neither implicit nor lightfm is needed
 to read it.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from perkrank.models.factors import Factors
+from perkrank.models.offer_rates import OfferRates
 from perkrank.models.second_stage import SecondStage
 from perkrank.models.second_stage_files import load_second_stage, save_second_stage
 
@@ -31,6 +33,8 @@ class Bundle:
     fallback: Factors
     meta: dict[str, Any] = field(default_factory=dict)
     second_stage: SecondStage | None = None
+    offer_rates: OfferRates | None = None
+    """Smoothed redemptions per impression per offer (None: no prior)."""
 
     def save(self, directory: Path | str) -> Path:
         """Write the bundle into `directory`."""
@@ -39,6 +43,8 @@ class Bundle:
         self.fallback.save(directory / "fallback")
         if self.second_stage is not None:
             save_second_stage(self.second_stage, directory / SECOND_STAGE_DIR)
+        if self.offer_rates is not None:
+            self.offer_rates.save(directory)
         (directory / "bundle.json").write_text(
             json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
         )
@@ -57,4 +63,5 @@ class Bundle:
             second_stage=load_second_stage(directory / SECOND_STAGE_DIR)
             if (directory / SECOND_STAGE_DIR).is_dir()
             else None,
+            offer_rates=OfferRates.load(directory),
         )

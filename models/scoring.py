@@ -8,7 +8,9 @@ Member vector: the learned row of a member the factors know, else the sum of the
 the member's feature names the factors know (a member without purchases is named by
 `vocabulary.cold_member_feature_names` from region, tier and tenure). Item vector and bias:
 the learned row, else the sums over the item's known feature names. The repeat term is zero
-unless both the member and the item are known.
+unless both the member and the item are known. A bundle with offer response rates adds
+`offer_prior` to each offer's bias when serving: weight · log(rate / global rate)
+(`models.offer_rates`; 0 for an offer without events, and everywhere without rates).
 
 Order: highest score first; equal scores go to the lower position (evaluation's columns are
 offers sorted by offer_id, serving's rows follow the catalog). numpy only.
@@ -23,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from perkrank.models.factors import Factors
+from perkrank.models.offer_rates import OfferRates
 
 
 class ItemInputs(NamedTuple):
@@ -72,6 +75,18 @@ def item_inputs(
         vectors[position] = factors.item_feature_vectors[feature_rows].sum(axis=0)
         biases[position] = factors.item_feature_biases[feature_rows].sum()
     return ItemInputs(vectors, biases, rows)
+
+
+def offer_prior(rates: OfferRates | None, offer_ids: Sequence[str]) -> np.ndarray:
+    """The offer-level response prior of each offer (0 for offers `rates` has no events of,
+    all 0 without rates), added to the offers' biases."""
+    prior = np.zeros(len(offer_ids), dtype=np.float32)
+    if rates is None:
+        return prior
+    lifts = dict(zip(rates.offer_ids.tolist(), rates.log_lift().tolist(), strict=True))
+    for position, offer_id in enumerate(offer_ids):
+        prior[position] = lifts.get(offer_id, 0.0)
+    return prior
 
 
 def has_repeat(factors: Factors) -> bool:

@@ -171,6 +171,9 @@ class TrainConfig(PerkrankSettings):
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
     privacy: TrainingPrivacy = TrainingPrivacy()
+    offer_rate_weight: float = Field(1.0, ge=0, le=100)
+    """With `--events`, the weight of the offer-level response prior added to each offer's
+    score: weight · log(smoothed rate / global rate) (`models.offer_rates`; 0: off)."""
 
 
 # ---------------------------------------------------------------- caps

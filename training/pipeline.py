@@ -21,11 +21,17 @@ from typing import Any
 from perkrank.config import TrainConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.event_interactions import EVENT_ROWS, read_events, with_events
+from perkrank.features.event_interactions import (
+    EVENT_ROWS,
+    offer_response_counts,
+    read_events,
+    with_events,
+)
 from perkrank.features.exclusions import TrainingMembers, read_exclusions, training_members
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import offer_regions
 from perkrank.models.bundle import Bundle
+from perkrank.models.offer_rates import OfferRates
 from perkrank.progress import report, step
 from perkrank.training import ranker_step
 from perkrank.training.blend_search import search_blend_weights
@@ -144,6 +150,19 @@ def train(
         )
 
 
+def _offer_rates(events: Path, config: TrainConfig) -> OfferRates | None:
+    """The offer-level response prior of `events` (None with weight 0, or nothing redeemed)."""
+    if config.offer_rate_weight == 0:
+        return None
+    counts = offer_response_counts(events)
+    return OfferRates.fit(
+        counts.index.to_numpy(),
+        counts["impression"].to_numpy(),
+        counts["redemption"].to_numpy(),
+        config.offer_rate_weight,
+    )
+
+
 def _train(
     data_dir: Path,
     config: TrainConfig,
@@ -229,6 +248,7 @@ def _train(
             second_stage=None
             if linear is None
             else ranker_step.served_stage(dataset, served_until, linear),
+            offer_rates=None if events is None else _offer_rates(events, config),
         )
         bundle_dir = bundle.save(output_dir / "bundle")
 

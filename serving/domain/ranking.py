@@ -148,6 +148,9 @@ class OfferRanker:
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str, str, frozenset[str]], Segment] = {}
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
+        self._offer_prior = scoring.offer_prior(
+            bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
+        )
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
@@ -382,7 +385,8 @@ class OfferRanker:
         segment_vector = scoring.member_vector(
             self.bundle.fallback, None, member_feature_names(region, tier)
         )
-        vectors, biases = ranker.vectors[rows], ranker.biases[rows] + boosts
+        biases = ranker.biases[rows] + boosts + self._offer_prior[rows]
+        vectors = ranker.vectors[rows]
         cold_scores = scoring.scores(cold_vector, vectors, biases)
         fallback_scores = scoring.scores(
             segment_vector, fallback.vectors[rows], fallback.biases[rows] + boosts

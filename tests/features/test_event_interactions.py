@@ -5,7 +5,12 @@ import pytest
 
 from perkrank.export import EVENT_COLUMNS, write_table
 from perkrank.features.dataset import Dataset
-from perkrank.features.event_interactions import EVENT_ROWS, read_events, with_events
+from perkrank.features.event_interactions import (
+    EVENT_ROWS,
+    offer_response_counts,
+    read_events,
+    with_events,
+)
 
 
 def dataset() -> Dataset:
@@ -81,3 +86,20 @@ def test_read_events_reads_both_export_formats_with_naive_utc_times(tmp_path, su
 def test_read_events_refuses_another_format(tmp_path):
     with pytest.raises(ValueError, match=r"events\.json"):
         read_events(tmp_path / "events.json")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_offer_response_counts_count_impressions_and_redemptions_per_offer(tmp_path, suffix):
+    blank = {name: "" for name, _ in EVENT_COLUMNS} | {"ts": "2025-02-01T12:00:00+00:00"}
+    kinds = [("o1", "impression")] * 3 + [("o1", "click"), ("o1", "redemption")]
+    kinds += [("o2", "impression"), ("o3", "redemption")]
+    rows = [blank | {"offer_id": offer, "type": kind} for offer, kind in kinds]
+    write_table([rows], tmp_path / f"events{suffix}", EVENT_COLUMNS)
+
+    counts = offer_response_counts(tmp_path / f"events{suffix}")
+
+    assert counts.to_dict("index") == {
+        "o1": {"impression": 3, "redemption": 1},
+        "o2": {"impression": 1, "redemption": 0},
+        "o3": {"impression": 0, "redemption": 1},
+    }

@@ -48,9 +48,14 @@ def test_redemptions_of_an_events_export_reach_the_served_model(tmp_path):
         events=tmp_path / "events.parquet",
     )
 
-    ranker = Bundle.load(result.bundle_dir).ranker
+    bundle = Bundle.load(result.bundle_dir)
+    ranker = bundle.ranker
     row = ranker.member_row(member)
     column = ranker.item_row(item_id(offer.partner_id, offer.category))
     assert row is not None and column is not None
     # the member never bought the item: only the redemption can have put it in their repeats
     assert ranker.repeat is not None and ranker.repeat[row, column] > 0
+    # and the offer's response rate (1 of 1) is the bundle's offer-level prior
+    rates = bundle.offer_rates
+    assert rates is not None and rates.offer_ids.tolist() == [offer.offer_id]
+    assert (rates.global_rate, rates.weight) == (1.0, config.offer_rate_weight)

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perkrank.cli import main
 from perkrank.config import CapRule
@@ -159,6 +161,67 @@ def test_holdout_members_never_receive_a_personalized_list(store, make_small_app
     assert {item["decision_id"]: item["arm"] for item in logged} == {
         answer["decision_id"]: arms[member] for member, answer in answers.items()
     }
+
+
+EXPLORATIONS = st.one_of(
+    st.none(),
+    st.builds(lambda t: {"kind": "softmax", "temperature": t}, st.floats(0.01, 100)),
+    st.builds(lambda e: {"kind": "epsilon", "epsilon": e}, st.floats(0.01, 1)),
+)
+
+
+@st.composite
+def holdout_experiments(draw: st.DrawFn) -> dict:
+    """A member experiment: a holdout (popular or none, perhaps exploring) and 1–3
+    personalized arms (perhaps exploring), shares summing to 1, any salt."""
+    policy = draw(st.sampled_from(["popular", "none"]))
+    holdout = {"name": "holdout", "share": draw(st.integers(1, 99)) / 100, "policy": policy}
+    if policy == "popular":
+        holdout["exploration"] = draw(EXPLORATIONS)
+    others = draw(st.integers(1, 3))
+    left = round(1 - holdout["share"], 6)
+    arms = [holdout] + [
+        {"name": f"arm_{n}", "share": round(left / others, 6), "exploration": draw(EXPLORATIONS)}
+        for n in range(others)
+    ]
+    arms[-1]["share"] = round(left - sum(arm["share"] for arm in arms[1:-1]), 6)
+    salt = draw(st.text("abcdefghij0123456789", min_size=1, max_size=12))
+    return {"experiments": [{"name": "lift", "salt": salt, "arms": arms}]}
+
+
+def test_holdout_members_never_receive_a_personalized_list_under_any_split(store, make_small_app):
+    """Property: whatever the split, salt, holdout policy and exploration, every member the
+    hash puts in the holdout gets the popular order (or nothing) through the offers path,
+    and every other member a personalized list."""
+    client = TestClient(make_small_app(store))
+
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(
+        body=holdout_experiments(),
+        members=st.lists(st.text("abcdef0123456789-", min_size=1, max_size=20), min_size=1,
+                         max_size=25, unique=True),
+    )  # fmt: skip
+    def check(body: dict, members: list[str]) -> None:
+        stored = client.put("/v1/experiments", json=body, headers=ADMIN)
+        assert stored.status_code == 200, stored.text
+        holdout = body["experiments"][0]["arms"][0]
+        for member in members:
+            answer = offers(client, f"m-{member}")
+            shown = [offer["offer_id"] for offer in answer["offers"]]
+            assert answer["arm"] == arm_of(body, f"m-{member}").name
+            if answer["arm"] != "holdout":
+                assert answer["personalized"] and set(shown) == set(PERSONALIZED_ORDER)
+                continue
+            assert answer["personalized"] is False
+            if holdout["policy"] == "none":
+                assert shown == []
+            else:
+                assert sorted(shown) == sorted(POPULAR_ORDER)
+                assert all(o["reason"] == "popular in your region" for o in answer["offers"])
+                if holdout.get("exploration") is None:
+                    assert shown == POPULAR_ORDER
+
+    check()
 
 
 def test_a_none_arm_gets_no_offers_and_its_decision_is_logged(make_small_app):
