@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from perkrank.config import CapsConfig
 from perkrank.serving.api.admin import cap_problems
-from perkrank.serving.api.caps_console import MAX_PREVIEW_DAYS
+from perkrank.serving.api.caps_console import MAX_PREVIEW_DAYS, PreviewRequest
 from perkrank.serving.api.deps import context_of
 from perkrank.serving.caps_preview import preview_caps
 from perkrank.serving.console.charts import bar_chart
@@ -45,6 +45,22 @@ def parse_rules(text: str) -> tuple[CapsConfig | None, list[str]]:
         return None, [problem["message"] for problem in cap_problems(error, body)]
 
 
+def parse_costs(text: str) -> tuple[dict[str, float] | None, list[str]]:
+    """Each offer's cost per redemption from `offer_id: cost` lines (empty: none known)."""
+    try:
+        body = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        return None, [f"costs: not YAML: {error}"]
+    try:
+        request = PreviewRequest.model_validate({"rules": (), "reward_costs": body})
+    except ValidationError as error:
+        return None, [
+            f"costs: {'.'.join(str(part) for part in item['loc'][1:])}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+    return dict(request.reward_costs), []
+
+
 def caps_pages() -> APIRouter:
     """GET /console/caps and its posts: preview, save, rollback."""
     router = APIRouter()
@@ -61,12 +77,24 @@ def caps_pages() -> APIRouter:
         session = signed_in(request)
         form = await posted_form(request, session)
         text, days = str(form.get("rules", "")), _days(form.get("days"))
+        costs_text = str(form.get("costs", ""))
         caps, problems = parse_rules(text)
-        if caps is None:
-            return _page(request, session, text, days, problems=problems, status_code=422)
+        costs, cost_problems = parse_costs(costs_text)
+        if caps is None or costs is None:
+            return _page(
+                request,
+                session,
+                text,
+                days,
+                problems=problems,
+                cost_problems=cost_problems,
+                costs_text=costs_text,
+                status_code=422,
+            )
         await run_in_threadpool(request.app.state.recorder.flush)  # the log up to now
-        result = await run_in_threadpool(preview_caps, context_of(request), caps.rules, days)
-        return _page(request, session, text, days, preview=result)
+        context = context_of(request)
+        result = await run_in_threadpool(preview_caps, context, caps.rules, days, costs)
+        return _page(request, session, text, days, preview=result, costs_text=costs_text)
 
     @router.post("/caps/save")
     async def save(request: Request) -> HTMLResponse:
@@ -139,5 +167,6 @@ def _page(
         history=history,
         version=context.caps_version,
         chart=chart,
-        **{"problems": [], "notice": "", "preview": None} | values,
+        **{"problems": [], "cost_problems": [], "notice": "", "preview": None, "costs_text": ""}
+        | values,
     )

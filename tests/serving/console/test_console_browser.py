@@ -184,12 +184,14 @@ def test_a_marketer_tunes_caps_publishes_catalogs_and_explains_a_member(
         console.open("/caps")
         console.check_accessible()
         console.fill("#rules", LOWERED)
+        console.fill("#costs", "glow-beauty: 2.5\nfresh-grocery: 1.0\n")
         console.submit("form[action$='/caps/preview'] button:not([formaction])")
         preview = console.text()
         assert "~ offer_day: limit 2 → 1" in preview
         assert "limit 2 → 1 is already reached by 1 members" in preview
         shown = console.text("table.figures tbody tr:nth-child(2)")
         assert shown == "Offers shown 4 2"
+        assert console.text("table.figures tbody tr:nth-child(4)") == "Reward cost 2.50 1.25"
         console.check_accessible()
         console.shoot("03-caps-preview")
         console.fill("#rules", RENAMED)
