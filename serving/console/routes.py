@@ -7,9 +7,10 @@ also mounts the static files and the session signer.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from perkrank.config import ServeConfig
 from perkrank.serving.api.auth import Role, parse_keys
 from perkrank.serving.api.deps import context_of
-from perkrank.serving.api.schemas import MEMBER_ID_PATTERN
+from perkrank.serving.api.schemas import MEMBER_ID_PATTERN, Channel
 from perkrank.serving.console.caps_pages import caps_pages
 from perkrank.serving.console.catalog_pages import catalog_pages
 from perkrank.serving.console.experiments_pages import experiments_pages
@@ -38,7 +39,9 @@ from perkrank.serving.explaining import explain_member
 
 LOGIN_COOKIE = "perkrank_console_login"
 """A random nonce set with the sign-in form: its CSRF token is this nonce's signature."""
-CHANNELS = ("app", "web", "email", "push", "sms")
+CHANNELS: tuple[str, ...] = get_args(Channel)
+SIGN_IN_PROBLEMS = {"bad-key": "That is not an admin key.", "signed-out": "Signed out."}
+"""What the sign-in page may say (by code: the query never puts its own text on the page)."""
 
 
 def serve_console(app: FastAPI, settings: ServeConfig) -> None:
@@ -62,7 +65,7 @@ def console_routes(settings: ServeConfig) -> APIRouter:
             "login.html",
             None,
             "login",
-            problem=problem,
+            problem=SIGN_IN_PROBLEMS.get(problem, ""),
             login_csrf=signer_of(request).csrf_token_for(nonce),
         )
         _set_cookie(response, LOGIN_COOKIE, nonce, 600)
@@ -74,11 +77,12 @@ def console_routes(settings: ServeConfig) -> APIRouter:
         signer = signer_of(request)
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         token = form.get("csrf")
-        if not nonce or not isinstance(token, str) or token != signer.csrf_token_for(nonce):
+        expected = signer.csrf_token_for(nonce)
+        if not nonce or not isinstance(token, str) or not hmac.compare_digest(token, expected):
             return HTMLResponse("missing or wrong CSRF token", status_code=403)
         key = request.app.state.keys.key_of(str(form.get("api_key", "")))
         if key is None or key.role < Role.ADMIN:
-            return redirect("/login", problem="That is not an admin key.")
+            return redirect("/login", problem="bad-key")
         _, cookie = signer.new_session(key.name)
         response = redirect("/")
         _set_cookie(response, COOKIE_NAME, cookie, SESSION_SECONDS)
@@ -88,7 +92,7 @@ def console_routes(settings: ServeConfig) -> APIRouter:
     @router.post("/logout")
     async def logout(request: Request) -> HTMLResponse:
         await posted_form(request, signed_in(request))
-        response = redirect("/login", problem="Signed out.")
+        response = redirect("/login", problem="signed-out")
         response.delete_cookie(COOKIE_NAME, path=PREFIX)
         return response
 
@@ -124,7 +128,7 @@ def console_routes(settings: ServeConfig) -> APIRouter:
             channel=channel,
             channels=CHANNELS,
             explained=explained,
-            problem=problem,
+            problem=SIGN_IN_PROBLEMS.get(problem, ""),
         )
 
     @router.get("/models")

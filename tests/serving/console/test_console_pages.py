@@ -74,6 +74,9 @@ def test_pages_want_a_session_and_an_app_key_cannot_sign_in(client):
     assert "perkrank_console=" not in refused.headers.get("set-cookie", "")
     assert client.get("/console/").status_code == 303
     assert client.post("/console/login", data={"api_key": ADMIN_KEY}).status_code == 403
+    assert refused.headers["location"] == "/console/login?problem=bad-key"
+    assert "That is not an admin key." in client.get(refused.headers["location"]).text
+    assert "Call us" not in client.get("/console/login", params={"problem": "Call us"}).text
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(client):
