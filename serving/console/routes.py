@@ -68,7 +68,7 @@ def console_routes(settings: ServeConfig) -> APIRouter:
             problem=SIGN_IN_PROBLEMS.get(problem, ""),
             login_csrf=signer_of(request).csrf_token_for(nonce),
         )
-        _set_cookie(response, LOGIN_COOKIE, nonce, 600)
+        _set_cookie(request, response, LOGIN_COOKIE, nonce, 600)
         return response
 
     @router.post("/login")
@@ -85,7 +85,7 @@ def console_routes(settings: ServeConfig) -> APIRouter:
             return redirect("/login", problem="bad-key")
         _, cookie = signer.new_session(key.name)
         response = redirect("/")
-        _set_cookie(response, COOKIE_NAME, cookie, SESSION_SECONDS)
+        _set_cookie(request, response, COOKIE_NAME, cookie, SESSION_SECONDS)
         response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
         return response
 
@@ -164,5 +164,11 @@ def console_routes(settings: ServeConfig) -> APIRouter:
     return router
 
 
-def _set_cookie(response: HTMLResponse, name: str, value: str, seconds: int) -> None:
-    response.set_cookie(name, value, max_age=seconds, path=PREFIX, httponly=True, samesite="strict")
+def _set_cookie(
+    request: Request, response: HTMLResponse, name: str, value: str, seconds: int
+) -> None:
+    """An HttpOnly, SameSite=Strict cookie of the console's paths (Secure over HTTPS)."""
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        name, value, max_age=seconds, path=PREFIX, httponly=True, samesite="strict", secure=secure
+    )
