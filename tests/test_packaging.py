@@ -94,12 +94,16 @@ def test_installed_package_generates_trains_promotes_and_serves_from_another_dir
             params={"channel": "app", "limit": 3},
             headers={"X-API-Key": APP_KEY},
         )
+        console = httpx.get(f"{url}/console/login")
+        stylesheet = httpx.get(f"{url}/console/static/console.css")
 
     assert "registered version 1 (alias challenger)" in trained
     assert "no champion yet" in promoted
     assert response.status_code == 200, response.text
     assert response.json()["model_version"] == "perkrank-offers/1"
     assert len(response.json()["offers"]) == 3
+    assert console.status_code == 200 and "Admin API key" in console.text  # package data
+    assert stylesheet.status_code == 200 and "--accent" in stylesheet.text
 
 
 @contextmanager

@@ -39,6 +39,7 @@ from perkrank.serving.api.privacy import privacy_routes
 from perkrank.serving.api.reports import report_routes
 from perkrank.serving.api.schemas import ERRORS, UNREADABLE_BODY
 from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
+from perkrank.serving.console.routes import serve_console
 from perkrank.serving.domain.context import ContextHolder
 from perkrank.serving.live import LiveRefresher
 from perkrank.serving.recorder import DecisionRecorder
@@ -98,6 +99,7 @@ def create_app(
     )
     app.state.keys = keys
     serve_docs(app)
+    serve_console(app, settings)
     if runtime is not None:
         _serve(app, settings, runtime)
     app.include_router(offers_routes(settings), responses=ERRORS)

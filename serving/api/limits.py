@@ -29,7 +29,7 @@ from perkrank.serving.api.auth import API_KEY_HEADER
 from perkrank.serving.api.deps import key_role
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-UPLOAD_PATHS = frozenset({"/v1/admin/offers"})
+UPLOAD_PATHS = frozenset({"/v1/admin/offers", "/console/catalog/check"})
 """Routes whose body is a file, limited by `max_upload_bytes` instead of `max_json_body_bytes`."""
 MAX_ECHO_CHARS = 100
 """Longest input a 422 echoes: longer text is cut to this prefix and `…`, longer JSON dropped."""
