@@ -225,7 +225,7 @@ def _train(
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
             fallback=served_fit.models[FALLBACK],
-            meta=_bundle_meta(dates, weights, evaluation, served_until) | {"served": served},
+            meta=_bundle_meta(dates, weights, evaluation, served_until, served),
             second_stage=None
             if linear is None
             else ranker_step.served_stage(dataset, served_until, linear),
@@ -243,6 +243,7 @@ def _train(
             config_snapshot,
             lineage,
             {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
+            served,
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
@@ -273,13 +274,25 @@ def _bundle_meta(
     weights: Mapping[str, float],
     evaluation: EvaluationReport,
     served_until: date,
+    served: str,
 ) -> dict[str, Any]:
+    """The bundle's meta; `metrics`: those of the `served` model (the second stage if any)."""
     return {
         "name": BLEND,
         "weights": dict(weights),
         "trained_until": served_until.isoformat(),
         "test_window": [dates.test_start.isoformat(), dates.test_end.isoformat()],
-        "metrics": evaluation.models[BLEND].metrics[OVERALL],
+        "metrics": evaluation.models[served].metrics[OVERALL],
+        "served": served,
+    }
+
+
+def run_metrics(evaluation: EvaluationReport, served: str) -> dict[str, float]:
+    """MLflow metrics: the `served` model's unprefixed, every other model's as `model.name`."""
+    return {
+        f"{model}.{name}" if model != served else name: value
+        for model, model_report in evaluation.models.items()
+        for name, value in model_report.metrics[OVERALL].items()
     }
 
 
@@ -292,14 +305,11 @@ def _register(
     config_snapshot: Mapping[str, Any] | None,
     lineage: Mapping[str, Any],
     extra_artifacts: Mapping[str, Path],
+    served: str,
 ) -> str:
     from perkrank.models.registry import log_bundle
 
-    metrics = {
-        f"{model}.{name}" if model != BLEND else name: value
-        for model, model_report in evaluation.models.items()
-        for name, value in model_report.metrics[OVERALL].items()
-    }
+    metrics = run_metrics(evaluation, served)
     with step("log to MLflow and register"):
         info = log_bundle(
             bundle_dir,

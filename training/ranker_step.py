@@ -32,10 +32,10 @@ from perkrank.models.second_stage import (
     SERVED_FEATURES,
     CandidateSizes,
     SecondStage,
-    member_candidates,
+    candidate_features,
+    candidate_flags,
     member_scores,
     segment_flags,
-    warm_row,
 )
 from perkrank.progress import report, step
 from perkrank.training.candidates import model_scores
@@ -50,6 +50,8 @@ BLEND = "blend"
 L2_GRID = (0.1, 1.0, 10.0, 100.0)
 HOLDOUT_SHARE = 0.2
 HOLDOUT_K = 10
+FRAME_BLOCK = 2048
+"""Members whose candidates `frame` builds at once (bounds members × offers arrays)."""
 
 
 class StageData(NamedTuple):
@@ -72,6 +74,18 @@ class MemberInputs(NamedTuple):
     blend_scores: np.ndarray
 
 
+class GroupInputs(NamedTuple):
+    """`MemberInputs` of the ranked members of one window group."""
+
+    members: np.ndarray
+    offers: np.ndarray
+    stats_rows: np.ndarray
+    item_rows: np.ndarray
+    flags: np.ndarray
+    blend_scores: np.ndarray
+    """(members × offers)."""
+
+
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:
     """Statistics of every purchase before `cutoff` (members who signed up before it)."""
     history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
@@ -85,10 +99,10 @@ def served_stage(dataset: Dataset, cutoff: date, ranker: LinearRanker) -> Second
     return SecondStage(ranker, stats, regions)
 
 
-def ranked_members(
+def ranked_groups(
     window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
-) -> Iterator[MemberInputs]:
-    """The inputs of every window member the second stage ranks (see the module docstring)."""
+) -> Iterator[GroupInputs]:
+    """Per window group, its members the second stage ranks (see the module docstring)."""
     scores = model_scores(window, blend)
     members, items = IdMap(data.stats.member_ids), IdMap(data.stats.item_ids)
     regions = IdMap(data.region_ids)
@@ -96,12 +110,31 @@ def ranked_members(
         offers = group.offer_rows
         item_rows = items.rows(window.offer_items[offers])
         flags = segment_flags(data.stats, sizes, item_rows, regions.get(group.region, -1))
-        for member in group.member_rows.tolist():
-            member_id = str(window.member_ids[member])
-            row = warm_row(data.stats, members, member_id)
-            if row is None or blend.member_row(member_id) is None:
-                continue
-            yield MemberInputs(member, offers, row, item_rows, flags, scores[member, offers])
+        member_ids = window.member_ids[group.member_rows]
+        rows = members.rows(member_ids)
+        warm = rows >= 0
+        warm[warm] = data.stats.member_purchases[rows[warm]] > 0
+        ranked = warm & (blend.member_rows(member_ids) >= 0)
+        member_rows = group.member_rows[ranked]
+        yield GroupInputs(
+            member_rows, offers, rows[ranked], item_rows, flags, scores[np.ix_(member_rows, offers)]
+        )
+
+
+def ranked_members(
+    window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
+) -> Iterator[MemberInputs]:
+    """`ranked_groups` member by member."""
+    for group in ranked_groups(window, blend, data, sizes):
+        for index, member in enumerate(group.members.tolist()):
+            yield MemberInputs(
+                member,
+                group.offers,
+                int(group.stats_rows[index]),
+                group.item_rows,
+                group.flags,
+                group.blend_scores[index],
+            )
 
 
 def window_scores(
@@ -191,17 +224,35 @@ def fit_ranker(
 def frame(
     window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, labels (1.0: relevant) and window member rows of every candidate."""
+    """Feature rows, labels (1.0: relevant) and window member rows of every candidate: for
+    each member as `member_candidates` gives them, blocks of `FRAME_BLOCK` members at once."""
     features, labels, members = [], [], []
     relevant = window.relevant.tocsr()
-    for inputs in ranked_members(window, blend, data, sizes):
-        chosen, rows = member_candidates(
-            data.stats, sizes, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
-        )
-        features.append(rows)
-        start, end = relevant.indptr[inputs.member], relevant.indptr[inputs.member + 1]
-        labels.append(np.isin(inputs.offers[chosen], relevant.indices[start:end]).astype(float))
-        members.append(np.full(len(chosen), inputs.member))
+    for group in ranked_groups(window, blend, data, sizes):
+        for start in range(0, len(group.members), FRAME_BLOCK):
+            block = slice(start, start + FRAME_BLOCK)
+            scores = group.blend_scores[block]
+            flags = candidate_flags(
+                data.stats, sizes, group.stats_rows[block], group.item_rows, group.flags, scores
+            )
+            rows, columns = np.nonzero(flags)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            ranks = np.empty(scores.shape)
+            np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[1] + 1), axis=1)
+            features.append(
+                candidate_features(
+                    data.stats,
+                    group.stats_rows[block][rows],
+                    group.item_rows[columns],
+                    scores[rows, columns],
+                    ranks[rows, columns],
+                    flags[rows, columns],
+                )
+            )
+            member_rows = group.members[block]
+            hits = relevant[member_rows][:, group.offers].toarray()
+            labels.append((hits[rows, columns] != 0).astype(float))
+            members.append(member_rows[rows])
     if not features:
         return np.zeros((0, len(SERVED_FEATURES))), np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.vstack(features), np.concatenate(labels), np.concatenate(members)

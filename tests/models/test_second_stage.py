@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from perkrank.features.loader import load_dataset
+from perkrank.features.ranker_features import FEATURE_NAMES
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
@@ -93,6 +94,49 @@ def test_a_bundle_saves_and_loads_the_stage_into_the_same_scores(stage, tmp_path
             member_scores(loaded, row, item_rows, flags, scores),
         )
     assert Bundle.load(Bundle(factors, factors).save(tmp_path / "old")).second_stage is None
+
+
+def flagged(seed: int) -> LinearRanker:
+    """A ranker with a missing flag on every pair-feature column and non-trivial scaling."""
+    rng = np.random.default_rng(seed)
+    missing = tuple(range(len(FEATURE_NAMES)))
+    width = len(SERVED_FEATURES) + len(missing)
+    return LinearRanker(
+        SERVED_FEATURES,
+        missing,
+        rng.normal(size=width),
+        rng.uniform(0.5, 2.0, size=width),
+        rng.normal(size=width),
+        float(rng.normal()),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_served_logits_equal_the_ranker_on_the_feature_rows(stage, seed, tmp_path):
+    factors = Factors(
+        member_ids=["m"],
+        member_vectors=np.ones((1, 2)),
+        item_ids=["i"],
+        item_vectors=np.ones((1, 2)),
+        item_biases=np.zeros(1),
+        name="blend",
+    )
+    sparse = replace(stage, ranker=flagged(seed))
+    saved = Bundle(ranker=factors, fallback=factors, second_stage=sparse).save(tmp_path / "b")
+    dense = Bundle.load(saved).second_stage
+    item_rows, scores = blend_scores(stage, seed)
+    scores[:3] = scores[3]  # tied blend scores
+    rows = np.random.default_rng(seed).permutation(warm_rows(stage, 10_000))[:40]
+    for served in (sparse, dense):
+        for row in rows.tolist():
+            region = str(stage.region_ids[row % len(stage.region_ids)])
+            flags = served.segment_flags(item_rows, region)
+            chosen, features = member_candidates(
+                served.stats, served.sizes, row, item_rows, flags, scores
+            )
+            expected = CANDIDATE_OFFSET + served.ranker.predict(features)
+            ranked = member_scores(served, row, item_rows, flags, scores)
+            np.testing.assert_allclose(ranked[chosen], expected, rtol=0, atol=1e-9)
 
 
 def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
