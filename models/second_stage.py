@@ -152,17 +152,17 @@ def member_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (ascending) of the member's candidates among the eligible offers, and their
     feature rows (`SERVED_FEATURES`). `flags`: `segment_flags` of the same offers."""
-    flags = candidate_flags(
-        stats, sizes, np.array([member_row]), item_rows, flags, blend_scores[np.newaxis]
-    )[0]
-    chosen = np.flatnonzero(flags)
+    scores = blend_scores[np.newaxis]
+    ranks = blend_ranks(scores)
+    flags = candidate_flags(stats, sizes, np.array([member_row]), item_rows, flags, scores, ranks)
+    chosen = np.flatnonzero(flags[0])
     return chosen, candidate_features(
         stats,
         np.full(len(chosen), member_row),
         item_rows[chosen],
         blend_scores[chosen],
-        _ranks(blend_scores, chosen),
-        flags[chosen],
+        ranks[0, chosen],
+        flags[0, chosen],
     )
 
 
@@ -173,15 +173,13 @@ def candidate_flags(
     item_rows: np.ndarray,
     flags: np.ndarray,
     blend_scores: np.ndarray,
+    ranks: np.ndarray,
 ) -> np.ndarray:
-    """uint8 (members × offers): the segment's `flags` plus CF (each row's `cf_top` best of
-    `blend_scores`, members × offers) and OWN, for members (stats rows) of one segment."""
+    """uint8 (members × offers): the segment's `flags` plus CF (each row's `cf_top` best
+    finite `blend_scores`, members × offers, by their `blend_ranks` `ranks`) and OWN, for
+    members (stats rows) of one segment."""
     result = np.repeat(flags[np.newaxis], len(member_rows), axis=0)
-    if sizes.cf_top > 0 and blend_scores.shape[1] > 0:
-        top = scoring.top_k(blend_scores, sizes.cf_top)
-        finite = np.isfinite(np.take_along_axis(blend_scores, top, axis=1))
-        rows = np.broadcast_to(np.arange(len(member_rows))[:, np.newaxis], top.shape)
-        result[rows[finite], top[finite]] |= CF
+    result[(ranks <= sizes.cf_top) & np.isfinite(blend_scores)] |= CF
     result[bought(stats, member_rows, item_rows)] |= OWN
     return result
 
@@ -200,7 +198,7 @@ def candidate_features(
     member_rows: np.ndarray,
     items: np.ndarray,
     blend_scores: np.ndarray,
-    blend_ranks: np.ndarray,
+    ranks: np.ndarray,
     flags: np.ndarray,
 ) -> np.ndarray:
     """float64 (candidates × SERVED_FEATURES) of candidates given one entry each: member and
@@ -208,7 +206,7 @@ def candidate_features(
     columns = [
         pair_features(stats, member_rows, items),
         blend_scores.astype(np.float64)[:, np.newaxis],
-        np.asarray(blend_ranks, dtype=np.float64)[:, np.newaxis],
+        np.asarray(ranks, dtype=np.float64)[:, np.newaxis],
         (flags[:, np.newaxis] & SOURCE_BITS) > 0,
     ]
     return np.hstack(columns).astype(np.float64, copy=False)
@@ -224,9 +222,10 @@ def member_scores(
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
     logit, the others by their blend score (see the module docstring). The logit comes from
     `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`."""
-    stats = stage.stats
+    stats, scores = stage.stats, blend_scores[np.newaxis]
+    ranks = blend_ranks(scores)
     flags = candidate_flags(
-        stats, stage.sizes, np.array([member_row]), item_rows, flags, blend_scores[np.newaxis]
+        stats, stage.sizes, np.array([member_row]), item_rows, flags, scores, ranks
     )[0]
     chosen = np.flatnonzero(flags)
     logits = stage.parts.logits(
@@ -235,22 +234,19 @@ def member_scores(
         item_rows[chosen],
         flags[chosen],
         blend_scores[chosen],
-        _ranks(blend_scores, chosen),
+        ranks[0, chosen],
     )
     result = blend_scores.astype(np.float64)
     result[chosen] = CANDIDATE_OFFSET + logits
     return result
 
 
-def _ranks(scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Rank (1 = highest) of `scores[chosen]` among all `scores`, ties to the lower position."""
-    ascending = np.sort(scores)
-    values = scores[chosen]
-    above = len(scores) - np.searchsorted(ascending, values, side="right")
-    tied = np.searchsorted(ascending, values, side="right") - np.searchsorted(ascending, values)
-    ranks = (above + 1).astype(np.float64)
-    for index in np.flatnonzero(tied > 1):  # equal scores: only rare ties loop
-        ranks[index] += np.count_nonzero(scores[: chosen[index]] == values[index])
+def blend_ranks(scores: np.ndarray) -> np.ndarray:
+    """float64 (members × offers): rank (1 = highest) of each score in its row, ties to the
+    lower position (a stable sort of the negated scores)."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty(scores.shape)
+    np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[1] + 1), axis=1)
     return ranks
 
 

@@ -32,6 +32,7 @@ from perkrank.models.second_stage import (
     SERVED_FEATURES,
     CandidateSizes,
     SecondStage,
+    blend_ranks,
     candidate_features,
     candidate_flags,
     member_scores,
@@ -232,13 +233,17 @@ def frame(
         for start in range(0, len(group.members), FRAME_BLOCK):
             block = slice(start, start + FRAME_BLOCK)
             scores = group.blend_scores[block]
+            ranks = blend_ranks(scores)
             flags = candidate_flags(
-                data.stats, sizes, group.stats_rows[block], group.item_rows, group.flags, scores
+                data.stats,
+                sizes,
+                group.stats_rows[block],
+                group.item_rows,
+                group.flags,
+                scores,
+                ranks,
             )
             rows, columns = np.nonzero(flags)
-            order = np.argsort(-scores, axis=1, kind="stable")
-            ranks = np.empty(scores.shape)
-            np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[1] + 1), axis=1)
             features.append(
                 candidate_features(
                     data.stats,

@@ -18,6 +18,7 @@ from perkrank.models.second_stage import (
     CANDIDATE_OFFSET,
     SERVED_FEATURES,
     SecondStage,
+    blend_ranks,
     member_candidates,
     member_scores,
 )
@@ -94,6 +95,22 @@ def test_a_bundle_saves_and_loads_the_stage_into_the_same_scores(stage, tmp_path
             member_scores(loaded, row, item_rows, flags, scores),
         )
     assert Bundle.load(Bundle(factors, factors).save(tmp_path / "old")).second_stage is None
+
+
+@pytest.mark.parametrize(
+    ("scores", "ranks"),
+    [
+        ([0.5, 2.0, 1.0], [3, 1, 2]),
+        ([1.0, 1.0, 3.0, 1.0], [2, 3, 1, 4]),  # ties: the lower position ranks first
+        ([-0.0, 0.0, -1.0], [1, 2, 3]),
+    ],
+)
+def test_blend_ranks_count_higher_scores_then_earlier_ties(scores, ranks):
+    result = blend_ranks(np.array([scores, scores[::-1]], dtype=np.float32))
+    np.testing.assert_array_equal(result[0], ranks)
+    higher = [sum(s > v for s in scores[::-1]) for v in scores[::-1]]
+    earlier = [scores[::-1][:i].count(v) for i, v in enumerate(scores[::-1])]
+    np.testing.assert_array_equal(result[1], np.add(higher, earlier) + 1)
 
 
 def flagged(seed: int) -> LinearRanker:
