@@ -45,9 +45,12 @@ BLEND = "blend"
 FALLBACK = "regional_popularity"
 """The served bundle's fallback component."""
 OVERALL = "overall"
+EVALUATED_MODEL = "evaluated_model"
+"""Run artifact: the served model fitted before the test window (a bundle: the blend, the
+fallback and the second stage with statistics before the window, as the report scored it),
+so that `perkrank promote` can score it again on another version's window without leakage."""
 EVALUATED_RANKER = "evaluated_ranker"
-"""The blend fitted before the test window (what the report scored), logged with each run so
-that `perkrank promote` can score it again on another version's window without leakage."""
+"""The artifact runs logged before `EVALUATED_MODEL`: the blend alone."""
 LINEAGE_FILE = "lineage.json"
 
 
@@ -203,9 +206,8 @@ def _train(
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
         models[BLEND] = blend_components(test_fit, weights, config.seed)
-        evaluated_dir = models[BLEND].save(output_dir / EVALUATED_RANKER)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
-        served = ranker_step.add_evaluation(
+        evaluated_stage = ranker_step.add_evaluation(
             evaluation,
             dataset,
             window,
@@ -214,6 +216,9 @@ def _train(
             linear,
             config.evaluation.k_values,
         )
+        served = BLEND if evaluated_stage is None else ranker_step.RANKER
+        evaluated = Bundle(models[BLEND], models[FALLBACK], second_stage=evaluated_stage)
+        evaluated_dir = evaluated.save(output_dir / EVALUATED_MODEL)
         evaluation.verdict = served_verdict(
             evaluation, served, main_k(evaluation), seed=config.seed
         )
@@ -242,7 +247,7 @@ def _train(
             config,
             config_snapshot,
             lineage,
-            {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
+            {EVALUATED_MODEL: evaluated_dir, LINEAGE_FILE: lineage_path},
             served,
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)

@@ -25,6 +25,7 @@ from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
 from perkrank.features.member_features import history_at
 from perkrank.features.ranker_features import PurchaseStats, purchase_stats
+from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.ranker import fit_linear
@@ -40,7 +41,12 @@ from perkrank.models.second_stage import (
 )
 from perkrank.progress import report, step
 from perkrank.training.candidates import model_scores
-from perkrank.training.evaluation import EvaluationReport, ModelReport, evaluate_scores
+from perkrank.training.evaluation import (
+    EvaluationReport,
+    ModelReport,
+    evaluate_model,
+    evaluate_scores,
+)
 from perkrank.training.metrics import ndcg_at_k
 from perkrank.training.window import EvaluationWindow
 
@@ -157,12 +163,11 @@ def evaluate_ranker(
     fallback: Factors,
     stage: SecondStage,
     k_values: Sequence[int],
+    name: str = RANKER,
 ) -> ModelReport:
-    """The second stage's metrics on `window` (named `RANKER`)."""
+    """The second stage's metrics on `window`."""
     dense = window_scores(window, blend, fallback, stage)
-    return evaluate_scores(
-        window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, RANKER
-    )
+    return evaluate_scores(window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, name)
 
 
 def fit_on_window(
@@ -187,14 +192,25 @@ def add_evaluation(
     fallback: Factors,
     ranker: LinearRanker | None,
     k_values: Sequence[int],
-) -> str:
-    """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`;
-    the name of the served model: `RANKER`, or `BLEND` without a ranker."""
+) -> SecondStage | None:
+    """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`,
+    and return it (None without a ranker: the blend is served)."""
     if ranker is None:
-        return BLEND
+        return None
     stage = served_stage(dataset, window.start, ranker)
     evaluation.models[RANKER] = evaluate_ranker(window, blend, fallback, stage, k_values)
-    return RANKER
+    return stage
+
+
+def evaluate_bundle(
+    window: EvaluationWindow, bundle: Bundle, k_values: Sequence[int], name: str
+) -> ModelReport:
+    """The metrics of the order `bundle` serves on `window`: its second stage (the fallback
+    for members it does not rank), else its blend."""
+    if bundle.second_stage is None:
+        return evaluate_model(window, bundle.ranker, k_values, name)
+    stage = bundle.second_stage
+    return evaluate_ranker(window, bundle.ranker, bundle.fallback, stage, k_values, name)
 
 
 def fit_ranker(

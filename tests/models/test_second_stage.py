@@ -23,6 +23,7 @@ from perkrank.models.second_stage import (
     member_scores,
 )
 from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
+from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, OWN
 from perkrank.training.ranker_step import served_stage
 
 CUTOFF = date(2025, 4, 1)
@@ -169,3 +170,9 @@ def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
 def test_a_ranker_of_other_features_is_refused(stage):
     with pytest.raises(ValueError, match="feature names"):
         replace(stage, ranker=linear(1, ("own_count",)))
+
+
+def test_the_logit_parts_cover_every_pair_feature_once():
+    groups = OWN + CATEGORY + MEMBER + ITEM
+    assert sorted(groups) == sorted(FEATURE_NAMES)
+    assert SERVED_FEATURES[len(FEATURE_NAMES) : len(FEATURE_NAMES) + len(BLEND)] == BLEND
