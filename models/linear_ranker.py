@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -35,6 +36,29 @@ class LinearRanker:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The logit of each row."""
         return self.design(features) @ self.weights + self.bias
+
+    def contributions(self, values: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+        """Each row's share of the logit from the features `columns` (`values`: their raw
+        values, one column each), bias excluded. The transform is per column, so `predict`
+        is the bias plus the contributions of disjoint column sets covering every feature."""
+        columns = list(columns)
+        values = np.asarray(values, dtype=np.float64)
+        logged = _logged(values)
+        total = ((logged - self.means[columns]) / self.scales[columns]) @ self.weights[columns]
+        for position, column in enumerate(columns):
+            slot = self.flag_slots.get(column)
+            if slot is not None:
+                missing = np.isnan(values[:, position])
+                total = (
+                    total + (missing - self.means[slot]) / self.scales[slot] * self.weights[slot]
+                )
+        return total
+
+    @cached_property
+    def flag_slots(self) -> dict[int, int]:
+        """Design column of each flagged feature column's missing flag."""
+        width = len(self.feature_names)
+        return {column: width + flag for flag, column in enumerate(self.missing_columns)}
 
     def to_json(self) -> str:
         """The ranker as a JSON document."""
@@ -67,6 +91,10 @@ class LinearRanker:
 def transform(features: np.ndarray, missing_columns: Sequence[int]) -> np.ndarray:
     """sign(x)·log1p(|x|) with NaN → 0, then a 0/1 missing flag per `missing_columns`."""
     values = np.asarray(features, dtype=np.float64)
-    logged = np.nan_to_num(np.sign(values) * np.log1p(np.abs(values)), nan=0.0)
     flags = np.isnan(values[:, list(missing_columns)]).astype(np.float64)
-    return np.hstack([logged, flags])
+    return np.hstack([_logged(values), flags])
+
+
+def _logged(values: np.ndarray) -> np.ndarray:
+    """sign(x)·log1p(|x|) of float64 `values`, NaN → 0."""
+    return np.nan_to_num(np.sign(values) * np.log1p(np.abs(values)), nan=0.0)

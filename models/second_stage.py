@@ -14,6 +14,9 @@ Features of a candidate: `features.ranker_features.pair_features` (the function 
 ranker uses) from `PurchaseStats` held in memory, then the blend's score and rank among the
 eligible offers and the non-own source flags (`SERVED_FEATURES`).
 
+The ranker's logit of a request's candidates comes from tables computed once per stage
+(`SecondStage.parts`, `models.stage_parts`): equal to `ranker.predict(candidate_features)`.
+
 Order (`member_scores`): candidates first by the ranker's logit (`CANDIDATE_OFFSET` + logit),
 then the other eligible offers by the blend's score. Only members with purchases before the
 cutoff whom the blend knows are ranked so (`SecondStage.member_row`); every other member gets
@@ -37,6 +40,7 @@ from perkrank.features.ranker_features import (
 )
 from perkrank.models import scoring
 from perkrank.models.linear_ranker import LinearRanker
+from perkrank.models.stage_parts import ScoreParts, score_parts
 
 OWN, CF, POPULAR, REGIONAL, NEW = 1, 2, 4, 8, 16
 SOURCE_FEATURES = {
@@ -101,6 +105,11 @@ class SecondStage:
         matches = np.flatnonzero(self.region_ids == region)
         return int(matches[0]) if len(matches) else -1
 
+    @cached_property
+    def parts(self) -> ScoreParts:
+        """The ranker's precomputed logit parts over the statistics (`models.stage_parts`)."""
+        return score_parts(self.ranker, self.stats, SOURCE_BITS)
+
     def segment_flags(self, item_rows: np.ndarray, region: str) -> np.ndarray:
         """`segment_flags` of eligible offers (stats `item_rows`) in `region`."""
         return segment_flags(self.stats, self.sizes, item_rows, self.region_code(region))
@@ -143,29 +152,62 @@ def member_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (ascending) of the member's candidates among the eligible offers, and their
     feature rows (`SERVED_FEATURES`). `flags`: `segment_flags` of the same offers."""
-    flags = flags.copy()
-    _flag_top(flags, blend_scores, sizes.cf_top, CF)
-    flags[_bought(stats, member_row)[item_rows]] |= OWN
-    chosen = np.flatnonzero(flags)
-    return chosen, candidate_features(stats, member_row, item_rows, blend_scores, flags, chosen)
+    scores = blend_scores[np.newaxis]
+    ranks = blend_ranks(scores)
+    flags = candidate_flags(stats, sizes, np.array([member_row]), item_rows, flags, scores, ranks)
+    chosen = np.flatnonzero(flags[0])
+    return chosen, candidate_features(
+        stats,
+        np.full(len(chosen), member_row),
+        item_rows[chosen],
+        blend_scores[chosen],
+        ranks[0, chosen],
+        flags[0, chosen],
+    )
+
+
+def candidate_flags(
+    stats: PurchaseStats,
+    sizes: CandidateSizes,
+    member_rows: np.ndarray,
+    item_rows: np.ndarray,
+    flags: np.ndarray,
+    blend_scores: np.ndarray,
+    ranks: np.ndarray,
+) -> np.ndarray:
+    """uint8 (members × offers): the segment's `flags` plus CF (each row's `cf_top` best
+    finite `blend_scores`, members × offers, by their `blend_ranks` `ranks`) and OWN, for
+    members (stats rows) of one segment."""
+    result = np.repeat(flags[np.newaxis], len(member_rows), axis=0)
+    result[(ranks <= sizes.cf_top) & np.isfinite(blend_scores)] |= CF
+    result[bought(stats, member_rows, item_rows)] |= OWN
+    return result
+
+
+def bought(stats: PurchaseStats, member_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+    """Bool (members × items): the member (stats row) bought the item (stats row; -1: no)."""
+    keys = member_rows[:, np.newaxis] * len(stats.item_ids) + item_rows[np.newaxis, :]
+    if len(stats.pair_keys) == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(stats.pair_keys, keys), len(stats.pair_keys) - 1)
+    return (stats.pair_keys[at] == keys) & (item_rows >= 0)
 
 
 def candidate_features(
     stats: PurchaseStats,
-    member_row: int,
-    item_rows: np.ndarray,
+    member_rows: np.ndarray,
+    items: np.ndarray,
     blend_scores: np.ndarray,
+    ranks: np.ndarray,
     flags: np.ndarray,
-    chosen: np.ndarray,
 ) -> np.ndarray:
-    """float64 (len(chosen) × SERVED_FEATURES) of the chosen eligible offers."""
-    pairs = pair_features(stats, np.full(len(chosen), member_row), item_rows[chosen])
-    chosen_flags = flags[chosen]
+    """float64 (candidates × SERVED_FEATURES) of candidates given one entry each: member and
+    item stats rows, blend score, blend rank among the member's eligible offers, flags."""
     columns = [
-        pairs,
-        blend_scores[chosen].astype(np.float64)[:, np.newaxis],
-        _ranks(blend_scores, chosen)[:, np.newaxis],
-        (chosen_flags[:, np.newaxis] & SOURCE_BITS) > 0,
+        pair_features(stats, member_rows, items),
+        blend_scores.astype(np.float64)[:, np.newaxis],
+        np.asarray(ranks, dtype=np.float64)[:, np.newaxis],
+        (flags[:, np.newaxis] & SOURCE_BITS) > 0,
     ]
     return np.hstack(columns).astype(np.float64, copy=False)
 
@@ -178,34 +220,33 @@ def member_scores(
     blend_scores: np.ndarray,
 ) -> np.ndarray:
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
-    logit, the others by their blend score (see the module docstring)."""
-    chosen, features = member_candidates(
-        stage.stats, stage.sizes, member_row, item_rows, flags, blend_scores
+    logit, the others by their blend score (see the module docstring). The logit comes from
+    `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`."""
+    stats, scores = stage.stats, blend_scores[np.newaxis]
+    ranks = blend_ranks(scores)
+    flags = candidate_flags(
+        stats, stage.sizes, np.array([member_row]), item_rows, flags, scores, ranks
+    )[0]
+    chosen = np.flatnonzero(flags)
+    logits = stage.parts.logits(
+        member_row,
+        int(stats.member_regions[member_row]),
+        item_rows[chosen],
+        flags[chosen],
+        blend_scores[chosen],
+        ranks[0, chosen],
     )
     result = blend_scores.astype(np.float64)
-    result[chosen] = CANDIDATE_OFFSET + stage.ranker.predict(features)
+    result[chosen] = CANDIDATE_OFFSET + logits
     return result
 
 
-def _bought(stats: PurchaseStats, member_row: int) -> np.ndarray:
-    """Bool per stats item row, plus a last False slot for row -1: the member bought it."""
-    n_items = len(stats.item_ids)
-    first = member_row * n_items
-    start, end = np.searchsorted(stats.pair_keys, (first, first + n_items))
-    bought = np.zeros(n_items + 1, dtype=bool)
-    bought[stats.pair_keys[start:end] - first] = True
-    return bought
-
-
-def _ranks(scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Rank (1 = highest) of `scores[chosen]` among all `scores`, ties to the lower position."""
-    ascending = np.sort(scores)
-    values = scores[chosen]
-    above = len(scores) - np.searchsorted(ascending, values, side="right")
-    tied = np.searchsorted(ascending, values, side="right") - np.searchsorted(ascending, values)
-    ranks = (above + 1).astype(np.float64)
-    for index in np.flatnonzero(tied > 1):  # equal scores: only rare ties loop
-        ranks[index] += np.count_nonzero(scores[: chosen[index]] == values[index])
+def blend_ranks(scores: np.ndarray) -> np.ndarray:
+    """float64 (members × offers): rank (1 = highest) of each score in its row, ties to the
+    lower position (a stable sort of the negated scores)."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty(scores.shape)
+    np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[1] + 1), axis=1)
     return ranks
 
 

@@ -12,10 +12,12 @@ members alike on both sides, and cold members by the fallback on both sides.
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from perkrank.config import InteractionConfig, ServeConfig
 from perkrank.features.dataset import Dataset
@@ -36,7 +38,12 @@ from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
-from perkrank.models.second_stage import SERVED_FEATURES, SecondStage
+from perkrank.models.second_stage import (
+    SERVED_FEATURES,
+    CandidateSizes,
+    SecondStage,
+    member_candidates,
+)
 from perkrank.serving.domain.catalog import catalog_from_dataset, day_number
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.training import ranker_step
@@ -317,3 +324,26 @@ def test_registered_model_orders_a_members_rows_as_serving(setup, staged, warm):
     scores = score_rows(bundle.ranker, rows, bundle.second_stage, bundle.fallback)
     top = [offers[position].offer_id for position in scoring.best(scores, K)]
     assert top == served_order(ranker, member) == evaluated[member]
+
+
+def test_the_fit_frame_holds_each_members_candidates_as_serving_builds_them(setup):
+    """`frame` (blocks of members at once) == `member_candidates` member by member."""
+    data = ranker_step.stage_data(setup.dataset, DAY)
+    sizes = CandidateSizes(cf_top=7)
+    blend = setup.bundle.ranker
+    relevant = np.random.default_rng(5).random(setup.window.relevant.shape) < 0.3
+    window = replace(setup.window, relevant=sp.csr_matrix(relevant))  # every offer is, else
+    with patch.object(ranker_step, "FRAME_BLOCK", 50):  # several blocks per group
+        features, labels, members = ranker_step.frame(window, blend, data, sizes)
+    expected_features, expected_labels, expected_members = [], [], []
+    for inputs in ranker_step.ranked_members(window, blend, data, sizes):
+        chosen, rows = member_candidates(
+            data.stats, sizes, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
+        )
+        expected_features.append(rows)
+        expected_labels.append(relevant[inputs.member, inputs.offers[chosen]].astype(float))
+        expected_members.append(np.full(len(chosen), inputs.member))
+    assert len(expected_members) > 100 and 0 < labels.sum() < len(labels)
+    np.testing.assert_array_equal(features, np.vstack(expected_features))
+    np.testing.assert_array_equal(labels, np.concatenate(expected_labels))
+    np.testing.assert_array_equal(members, np.concatenate(expected_members))

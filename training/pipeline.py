@@ -51,9 +51,12 @@ BLEND = "blend"
 FALLBACK = "regional_popularity"
 """The served bundle's fallback component."""
 OVERALL = "overall"
+EVALUATED_MODEL = "evaluated_model"
+"""Run artifact: the served model fitted before the test window (a bundle: the blend, the
+fallback and the second stage with statistics before the window, as the report scored it),
+so that `perkrank promote` can score it again on another version's window without leakage."""
 EVALUATED_RANKER = "evaluated_ranker"
-"""The blend fitted before the test window (what the report scored), logged with each run so
-that `perkrank promote` can score it again on another version's window without leakage."""
+"""The artifact runs logged before `EVALUATED_MODEL`: the blend alone."""
 LINEAGE_FILE = "lineage.json"
 
 
@@ -222,9 +225,8 @@ def _train(
         window = evaluation_window(dataset, dates.test_end, test_fit, config)
         models = dict(test_fit.models)
         models[BLEND] = blend_components(test_fit, weights, config.seed)
-        evaluated_dir = models[BLEND].save(output_dir / EVALUATED_RANKER)
         evaluation = evaluate_models(window, models, config.evaluation.k_values)
-        served = ranker_step.add_evaluation(
+        evaluated_stage = ranker_step.add_evaluation(
             evaluation,
             dataset,
             window,
@@ -233,6 +235,9 @@ def _train(
             linear,
             config.evaluation.k_values,
         )
+        served = BLEND if evaluated_stage is None else ranker_step.RANKER
+        evaluated = Bundle(models[BLEND], models[FALLBACK], second_stage=evaluated_stage)
+        evaluated_dir = evaluated.save(output_dir / EVALUATED_MODEL)
         evaluation.verdict = served_verdict(
             evaluation, served, main_k(evaluation), seed=config.seed
         )
@@ -244,7 +249,7 @@ def _train(
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
             fallback=served_fit.models[FALLBACK],
-            meta=_bundle_meta(dates, weights, evaluation, served_until) | {"served": served},
+            meta=_bundle_meta(dates, weights, evaluation, served_until, served),
             second_stage=None
             if linear is None
             else ranker_step.served_stage(dataset, served_until, linear),
@@ -262,7 +267,8 @@ def _train(
             config,
             config_snapshot,
             lineage,
-            {EVALUATED_RANKER: evaluated_dir, LINEAGE_FILE: lineage_path},
+            {EVALUATED_MODEL: evaluated_dir, LINEAGE_FILE: lineage_path},
+            served,
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
@@ -293,13 +299,25 @@ def _bundle_meta(
     weights: Mapping[str, float],
     evaluation: EvaluationReport,
     served_until: date,
+    served: str,
 ) -> dict[str, Any]:
+    """The bundle's meta; `metrics`: those of the `served` model (the second stage if any)."""
     return {
         "name": BLEND,
         "weights": dict(weights),
         "trained_until": served_until.isoformat(),
         "test_window": [dates.test_start.isoformat(), dates.test_end.isoformat()],
-        "metrics": evaluation.models[BLEND].metrics[OVERALL],
+        "metrics": evaluation.models[served].metrics[OVERALL],
+        "served": served,
+    }
+
+
+def run_metrics(evaluation: EvaluationReport, served: str) -> dict[str, float]:
+    """MLflow metrics: the `served` model's unprefixed, every other model's as `model.name`."""
+    return {
+        f"{model}.{name}" if model != served else name: value
+        for model, model_report in evaluation.models.items()
+        for name, value in model_report.metrics[OVERALL].items()
     }
 
 
@@ -312,14 +330,11 @@ def _register(
     config_snapshot: Mapping[str, Any] | None,
     lineage: Mapping[str, Any],
     extra_artifacts: Mapping[str, Path],
+    served: str,
 ) -> str:
     from perkrank.models.registry import log_bundle
 
-    metrics = {
-        f"{model}.{name}" if model != BLEND else name: value
-        for model, model_report in evaluation.models.items()
-        for name, value in model_report.metrics[OVERALL].items()
-    }
+    metrics = run_metrics(evaluation, served)
     with step("log to MLflow and register"):
         info = log_bundle(
             bundle_dir,

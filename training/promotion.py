@@ -3,9 +3,10 @@ window.
 
 The window is the candidate's test window, rebuilt from the data directory its run recorded
 (`training.lineage`; the files must still have the recorded SHA-256). Each side is scored by
-`training.evaluation` with a model that never saw that window: the candidate's evaluated ranker
-(the blend fitted before its test window, a run artifact); the champion's served ranker when it
-was trained only on data before the window, else the champion's evaluated ranker when that one
+`training.evaluation` with the model it serves (the second stage when its bundle has one, else
+the blend; `ranker_step.evaluate_bundle`), fitted without that window: the candidate's evaluated
+model (fitted before its test window, a run artifact); the champion's served model when it
+was trained only on data before the window, else the champion's evaluated model when that one
 was. The decision is the paired bootstrap over members (`training.compare`): promoted when the
 whole 95 % interval of candidate − champion on `registry.promote_metric` (ndcg@k or recall@k)
 lies above `registry.promote_margin`. A candidate trained on different data than the champion
@@ -31,14 +32,14 @@ from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.registry import PromotionDecision
 from perkrank.training.compare import Difference, paired_bootstrap
-from perkrank.training.evaluation import evaluate_models
 from perkrank.training.lineage import (
     DATA_SHA256,
     combined_sha256,
     input_files,
     read_lineage_tags,
 )
-from perkrank.training.pipeline import EVALUATED_RANKER
+from perkrank.training.pipeline import EVALUATED_MODEL, EVALUATED_RANKER
+from perkrank.training.ranker_step import evaluate_bundle
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 
@@ -141,16 +142,17 @@ def compare(
         )
     window = rebuild_window(lineage)
     with tempfile.TemporaryDirectory(prefix="perkrank-promote-") as scratch:
-        candidate_ranker = evaluated_ranker(registry, candidate, Path(scratch) / "candidate")
-        champion_ranker, champion_model = champion_model_for(
+        candidate_model = evaluated_model(registry, candidate, Path(scratch) / "candidate")
+        champion_bundle, champion_model = champion_model_for(
             registry, champion, champion_lineage, window.start, Path(scratch) / "champion"
         )
-    report = evaluate_models(
-        window, {"candidate": candidate_ranker, "champion": champion_ranker}, [int(k)]
-    )
+    reports = {
+        name: evaluate_bundle(window, bundle, [int(k)], name)
+        for name, bundle in (("candidate", candidate_model), ("champion", champion_bundle))
+    }
     difference = paired_bootstrap(
-        report.models["candidate"].member_values[metric],
-        report.models["champion"].member_values[metric],
+        reports["candidate"].member_values[metric],
+        reports["champion"].member_values[metric],
         metric=metric,
         seed=lineage["evaluation"]["seed"],
     )
@@ -188,17 +190,24 @@ def rebuild_window(lineage: dict[str, Any]) -> EvaluationWindow:
     )
 
 
-def evaluated_ranker(registry: RegistryConfig, version: ModelVersion, scratch: Path) -> Factors:
-    """The version's ranker fitted before its test window (a run artifact)."""
-    try:
-        path = models_registry.download_run_artifact(
-            registry.tracking_uri, version.run_id, EVALUATED_RANKER, scratch
-        )
-        return Factors.load(path)
-    except (models_registry.RegistryError, OSError, ValueError) as error:
-        raise NotComparableError(
-            f"v{version.version} has no readable {EVALUATED_RANKER} artifact: {error}"
-        ) from error
+def evaluated_model(registry: RegistryConfig, version: ModelVersion, scratch: Path) -> Bundle:
+    """The version's served model fitted before its test window (a run artifact; runs logged
+    before it: their blend alone)."""
+    errors = []
+    for artifact in (EVALUATED_MODEL, EVALUATED_RANKER):
+        try:
+            path = models_registry.download_run_artifact(
+                registry.tracking_uri, version.run_id, artifact, scratch / artifact
+            )
+            if artifact == EVALUATED_MODEL:
+                return Bundle.load(path)
+            blend = Factors.load(path)
+            return Bundle(ranker=blend, fallback=blend)
+        except (models_registry.RegistryError, OSError, ValueError) as error:
+            errors.append(f"{artifact}: {error}")
+    raise NotComparableError(
+        f"v{version.version} has no readable evaluated model: {'; '.join(errors)}"
+    )
 
 
 def champion_model_for(
@@ -207,7 +216,7 @@ def champion_model_for(
     champion_lineage: dict[str, Any] | None,
     window_start: date,
     scratch: Path,
-) -> tuple[Factors, str]:
+) -> tuple[Bundle, str]:
     """The champion's model that never saw purchases from `window_start` on, and a label."""
     bundle_dir, _ = models_registry.resolve_bundle(
         f"models:/{registry.model_name}/{champion.version}",
@@ -217,13 +226,13 @@ def champion_model_for(
     bundle = Bundle.load(bundle_dir)
     trained_until = bundle.meta.get("trained_until")
     if trained_until is not None and date.fromisoformat(trained_until) <= window_start:
-        return bundle.ranker, f"its served ranker, trained on data before {trained_until}"
+        return bundle, f"its served model, trained on data before {trained_until}"
     if champion_lineage is not None:
         test_start = date.fromisoformat(champion_lineage["split"]["test_start"])
         if test_start <= window_start:
             return (
-                evaluated_ranker(registry, champion, scratch),
-                f"its evaluated ranker, trained on data before {test_start}",
+                evaluated_model(registry, champion, scratch),
+                f"its evaluated model, trained on data before {test_start}",
             )
     raise NotComparableError(
         f"champion v{champion.version} was trained on purchases from {window_start} on "

@@ -25,6 +25,7 @@ from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
 from perkrank.features.member_features import history_at
 from perkrank.features.ranker_features import PurchaseStats, purchase_stats
+from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.ranker import fit_linear
@@ -32,14 +33,20 @@ from perkrank.models.second_stage import (
     SERVED_FEATURES,
     CandidateSizes,
     SecondStage,
-    member_candidates,
+    blend_ranks,
+    candidate_features,
+    candidate_flags,
     member_scores,
     segment_flags,
-    warm_row,
 )
 from perkrank.progress import report, step
 from perkrank.training.candidates import model_scores
-from perkrank.training.evaluation import EvaluationReport, ModelReport, evaluate_scores
+from perkrank.training.evaluation import (
+    EvaluationReport,
+    ModelReport,
+    evaluate_model,
+    evaluate_scores,
+)
 from perkrank.training.metrics import ndcg_at_k
 from perkrank.training.window import EvaluationWindow
 
@@ -50,6 +57,8 @@ BLEND = "blend"
 L2_GRID = (0.1, 1.0, 10.0, 100.0)
 HOLDOUT_SHARE = 0.2
 HOLDOUT_K = 10
+FRAME_BLOCK = 2048
+"""Members whose candidates `frame` builds at once (bounds members × offers arrays)."""
 
 
 class StageData(NamedTuple):
@@ -72,6 +81,18 @@ class MemberInputs(NamedTuple):
     blend_scores: np.ndarray
 
 
+class GroupInputs(NamedTuple):
+    """`MemberInputs` of the ranked members of one window group."""
+
+    members: np.ndarray
+    offers: np.ndarray
+    stats_rows: np.ndarray
+    item_rows: np.ndarray
+    flags: np.ndarray
+    blend_scores: np.ndarray
+    """(members × offers)."""
+
+
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:
     """Statistics of every purchase before `cutoff` (members who signed up before it)."""
     history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
@@ -85,10 +106,10 @@ def served_stage(dataset: Dataset, cutoff: date, ranker: LinearRanker) -> Second
     return SecondStage(ranker, stats, regions)
 
 
-def ranked_members(
+def ranked_groups(
     window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
-) -> Iterator[MemberInputs]:
-    """The inputs of every window member the second stage ranks (see the module docstring)."""
+) -> Iterator[GroupInputs]:
+    """Per window group, its members the second stage ranks (see the module docstring)."""
     scores = model_scores(window, blend)
     members, items = IdMap(data.stats.member_ids), IdMap(data.stats.item_ids)
     regions = IdMap(data.region_ids)
@@ -96,12 +117,31 @@ def ranked_members(
         offers = group.offer_rows
         item_rows = items.rows(window.offer_items[offers])
         flags = segment_flags(data.stats, sizes, item_rows, regions.get(group.region, -1))
-        for member in group.member_rows.tolist():
-            member_id = str(window.member_ids[member])
-            row = warm_row(data.stats, members, member_id)
-            if row is None or blend.member_row(member_id) is None:
-                continue
-            yield MemberInputs(member, offers, row, item_rows, flags, scores[member, offers])
+        member_ids = window.member_ids[group.member_rows]
+        rows = members.rows(member_ids)
+        warm = rows >= 0
+        warm[warm] = data.stats.member_purchases[rows[warm]] > 0
+        ranked = warm & (blend.member_rows(member_ids) >= 0)
+        member_rows = group.member_rows[ranked]
+        yield GroupInputs(
+            member_rows, offers, rows[ranked], item_rows, flags, scores[np.ix_(member_rows, offers)]
+        )
+
+
+def ranked_members(
+    window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
+) -> Iterator[MemberInputs]:
+    """`ranked_groups` member by member."""
+    for group in ranked_groups(window, blend, data, sizes):
+        for index, member in enumerate(group.members.tolist()):
+            yield MemberInputs(
+                member,
+                group.offers,
+                int(group.stats_rows[index]),
+                group.item_rows,
+                group.flags,
+                group.blend_scores[index],
+            )
 
 
 def window_scores(
@@ -123,12 +163,11 @@ def evaluate_ranker(
     fallback: Factors,
     stage: SecondStage,
     k_values: Sequence[int],
+    name: str = RANKER,
 ) -> ModelReport:
-    """The second stage's metrics on `window` (named `RANKER`)."""
+    """The second stage's metrics on `window`."""
     dense = window_scores(window, blend, fallback, stage)
-    return evaluate_scores(
-        window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, RANKER
-    )
+    return evaluate_scores(window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, name)
 
 
 def fit_on_window(
@@ -153,14 +192,25 @@ def add_evaluation(
     fallback: Factors,
     ranker: LinearRanker | None,
     k_values: Sequence[int],
-) -> str:
-    """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`;
-    the name of the served model: `RANKER`, or `BLEND` without a ranker."""
+) -> SecondStage | None:
+    """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`,
+    and return it (None without a ranker: the blend is served)."""
     if ranker is None:
-        return BLEND
+        return None
     stage = served_stage(dataset, window.start, ranker)
     evaluation.models[RANKER] = evaluate_ranker(window, blend, fallback, stage, k_values)
-    return RANKER
+    return stage
+
+
+def evaluate_bundle(
+    window: EvaluationWindow, bundle: Bundle, k_values: Sequence[int], name: str
+) -> ModelReport:
+    """The metrics of the order `bundle` serves on `window`: its second stage (the fallback
+    for members it does not rank), else its blend."""
+    if bundle.second_stage is None:
+        return evaluate_model(window, bundle.ranker, k_values, name)
+    stage = bundle.second_stage
+    return evaluate_ranker(window, bundle.ranker, bundle.fallback, stage, k_values, name)
 
 
 def fit_ranker(
@@ -191,17 +241,39 @@ def fit_ranker(
 def frame(
     window: EvaluationWindow, blend: Factors, data: StageData, sizes: CandidateSizes
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, labels (1.0: relevant) and window member rows of every candidate."""
+    """Feature rows, labels (1.0: relevant) and window member rows of every candidate: for
+    each member as `member_candidates` gives them, blocks of `FRAME_BLOCK` members at once."""
     features, labels, members = [], [], []
     relevant = window.relevant.tocsr()
-    for inputs in ranked_members(window, blend, data, sizes):
-        chosen, rows = member_candidates(
-            data.stats, sizes, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
-        )
-        features.append(rows)
-        start, end = relevant.indptr[inputs.member], relevant.indptr[inputs.member + 1]
-        labels.append(np.isin(inputs.offers[chosen], relevant.indices[start:end]).astype(float))
-        members.append(np.full(len(chosen), inputs.member))
+    for group in ranked_groups(window, blend, data, sizes):
+        for start in range(0, len(group.members), FRAME_BLOCK):
+            block = slice(start, start + FRAME_BLOCK)
+            scores = group.blend_scores[block]
+            ranks = blend_ranks(scores)
+            flags = candidate_flags(
+                data.stats,
+                sizes,
+                group.stats_rows[block],
+                group.item_rows,
+                group.flags,
+                scores,
+                ranks,
+            )
+            rows, columns = np.nonzero(flags)
+            features.append(
+                candidate_features(
+                    data.stats,
+                    group.stats_rows[block][rows],
+                    group.item_rows[columns],
+                    scores[rows, columns],
+                    ranks[rows, columns],
+                    flags[rows, columns],
+                )
+            )
+            member_rows = group.members[block]
+            hits = relevant[member_rows][:, group.offers].toarray()
+            labels.append((hits[rows, columns] != 0).astype(float))
+            members.append(member_rows[rows])
     if not features:
         return np.zeros((0, len(SERVED_FEATURES))), np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.vstack(features), np.concatenate(labels), np.concatenate(members)

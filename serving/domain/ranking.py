@@ -154,13 +154,12 @@ class OfferRanker:
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
-        self._stage_items = (
-            None
-            if bundle.second_stage is None
-            else bundle.second_stage.item_rows(
+        self._stage_items = None
+        if bundle.second_stage is not None:
+            self._stage_items = bundle.second_stage.item_rows(
                 [item_id(offer.partner_id, offer.category) for offer in catalog.offers]
             )
-        )
+            _ = bundle.second_stage.parts  # the logit tables: built at load, not per request
 
     async def rank(
         self,

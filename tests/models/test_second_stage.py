@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from perkrank.features.loader import load_dataset
+from perkrank.features.ranker_features import FEATURE_NAMES
 from perkrank.features.synthetic import generate
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
@@ -17,10 +18,12 @@ from perkrank.models.second_stage import (
     CANDIDATE_OFFSET,
     SERVED_FEATURES,
     SecondStage,
+    blend_ranks,
     member_candidates,
     member_scores,
 )
 from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
+from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, OWN
 from perkrank.training.ranker_step import served_stage
 
 CUTOFF = date(2025, 4, 1)
@@ -95,6 +98,65 @@ def test_a_bundle_saves_and_loads_the_stage_into_the_same_scores(stage, tmp_path
     assert Bundle.load(Bundle(factors, factors).save(tmp_path / "old")).second_stage is None
 
 
+@pytest.mark.parametrize(
+    ("scores", "ranks"),
+    [
+        ([0.5, 2.0, 1.0], [3, 1, 2]),
+        ([1.0, 1.0, 3.0, 1.0], [2, 3, 1, 4]),  # ties: the lower position ranks first
+        ([-0.0, 0.0, -1.0], [1, 2, 3]),
+    ],
+)
+def test_blend_ranks_count_higher_scores_then_earlier_ties(scores, ranks):
+    result = blend_ranks(np.array([scores, scores[::-1]], dtype=np.float32))
+    np.testing.assert_array_equal(result[0], ranks)
+    higher = [sum(s > v for s in scores[::-1]) for v in scores[::-1]]
+    earlier = [scores[::-1][:i].count(v) for i, v in enumerate(scores[::-1])]
+    np.testing.assert_array_equal(result[1], np.add(higher, earlier) + 1)
+
+
+def flagged(seed: int) -> LinearRanker:
+    """A ranker with a missing flag on every pair-feature column and non-trivial scaling."""
+    rng = np.random.default_rng(seed)
+    missing = tuple(range(len(FEATURE_NAMES)))
+    width = len(SERVED_FEATURES) + len(missing)
+    return LinearRanker(
+        SERVED_FEATURES,
+        missing,
+        rng.normal(size=width),
+        rng.uniform(0.5, 2.0, size=width),
+        rng.normal(size=width),
+        float(rng.normal()),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_served_logits_equal_the_ranker_on_the_feature_rows(stage, seed, tmp_path):
+    factors = Factors(
+        member_ids=["m"],
+        member_vectors=np.ones((1, 2)),
+        item_ids=["i"],
+        item_vectors=np.ones((1, 2)),
+        item_biases=np.zeros(1),
+        name="blend",
+    )
+    sparse = replace(stage, ranker=flagged(seed))
+    saved = Bundle(ranker=factors, fallback=factors, second_stage=sparse).save(tmp_path / "b")
+    dense = Bundle.load(saved).second_stage
+    item_rows, scores = blend_scores(stage, seed)
+    scores[:3] = scores[3]  # tied blend scores
+    rows = np.random.default_rng(seed).permutation(warm_rows(stage, 10_000))[:40]
+    for served in (sparse, dense):
+        for row in rows.tolist():
+            region = str(stage.region_ids[row % len(stage.region_ids)])
+            flags = served.segment_flags(item_rows, region)
+            chosen, features = member_candidates(
+                served.stats, served.sizes, row, item_rows, flags, scores
+            )
+            expected = CANDIDATE_OFFSET + served.ranker.predict(features)
+            ranked = member_scores(served, row, item_rows, flags, scores)
+            np.testing.assert_allclose(ranked[chosen], expected, rtol=0, atol=1e-9)
+
+
 def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
     directory = tmp_path / "stage"
     save_second_stage(stage, directory)
@@ -108,3 +170,9 @@ def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
 def test_a_ranker_of_other_features_is_refused(stage):
     with pytest.raises(ValueError, match="feature names"):
         replace(stage, ranker=linear(1, ("own_count",)))
+
+
+def test_the_logit_parts_cover_every_pair_feature_once():
+    groups = OWN + CATEGORY + MEMBER + ITEM
+    assert sorted(groups) == sorted(FEATURE_NAMES)
+    assert SERVED_FEATURES[len(FEATURE_NAMES) : len(FEATURE_NAMES) + len(BLEND)] == BLEND

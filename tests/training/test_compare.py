@@ -125,3 +125,12 @@ def test_compare_models_pairs_the_members_of_two_reports():
     assert differences["ndcg@10"].mean == pytest.approx(0.1)
     sentence = verdict_sentence("own_pop", "popularity", differences["ndcg@10"])
     assert "beats popularity" in sentence and "+0.1000 (95% CI +0.1000 … +0.1000)" in sentence
+
+
+def test_run_metrics_name_the_served_model_unprefixed():
+    from perkrank.training.pipeline import run_metrics
+
+    metrics = run_metrics(report(), "own_pop")
+    assert metrics["ndcg@10"] == report().models["own_pop"].metrics["overall"]["ndcg@10"]
+    assert metrics["popularity.ndcg@10"] < metrics["ndcg@10"]
+    assert "own_pop.ndcg@10" not in metrics

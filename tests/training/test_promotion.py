@@ -5,6 +5,7 @@ import json
 import shutil
 from datetime import date
 from pathlib import Path
+from unittest.mock import patch
 
 import mlflow
 import pytest
@@ -13,10 +14,13 @@ import yaml
 from perkrank.cli import main
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.synthetic import generate
+from perkrank.models.bundle import Bundle
 from perkrank.models.registry import CHAMPION
+from perkrank.training import ranker_step
 from perkrank.training.lineage import combined_sha256, input_files
-from perkrank.training.pipeline import BLEND, TrainResult, train
+from perkrank.training.pipeline import TrainResult, train
 from perkrank.training.promotion import promote
+from perkrank.training.ranker_step import RANKER
 
 STRONG = {"als": 1.0, "repeat": 1.0, "regional_popularity": 0.5}
 WEAK = {"popularity": 1.0}
@@ -48,14 +52,22 @@ class Runs:
         return data_dir
 
     def train(self, data_dir: Path, weights: dict[str, float]) -> str:
+        """A run; the WEAK blend is served without a second stage (as if none was fitted)."""
         blend = self.config.blend.model_copy(update={"weights": weights, "fit_weights": False})
         config = self.config.model_copy(update={"blend": blend})
-        result = train(data_dir, config, output_dir=self.work / f"out{len(self.results)}")
+        fit = ranker_step.fit_on_window if weights != WEAK else lambda *a, **k: None
+        with patch.object(ranker_step, "fit_on_window", fit):
+            result = train(data_dir, config, output_dir=self.work / f"out{len(self.results)}")
         self.results[result.registered_version] = result
         return result.registered_version
 
+    def served(self, version: str) -> str:
+        return Bundle.load(self.results[version].bundle_dir).meta["served"]
+
     def ndcg(self, version: str) -> float:
-        return self.results[version].evaluation.models[BLEND].metrics["overall"]["ndcg@10"]
+        """The run's reported NDCG@10 of the model it serves."""
+        models = self.results[version].evaluation.models
+        return models[self.served(version)].metrics["overall"]["ndcg@10"]
 
     def champion(self) -> str:
         client = mlflow.MlflowClient(self.config.registry.tracking_uri)
@@ -84,7 +96,8 @@ def test_promotion_rescores_both_versions_on_the_candidates_window(runs, data_a)
     assert decision.promoted, decision.reason
     assert f"candidate v{strong} {runs.ndcg(strong):.4f}" in decision.reason
     assert f"champion v{weak} {runs.ndcg(weak):.4f}" in decision.reason
-    assert "its evaluated ranker" in decision.reason  # the served one saw the window
+    assert "its evaluated model" in decision.reason  # the served one saw the window
+    assert (runs.served(strong), runs.served(weak)) == (RANKER, "blend")
     assert "95% CI" in decision.reason and "lies above the margin 0.0000" in decision.reason
     assert runs.champion() == strong
 
