@@ -141,6 +141,8 @@ class OfferRanker:
         self._settings = settings
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str], Segment] = {}
+        self._segment_inputs: dict[tuple[str | None, str, int, str], tuple[str, str, int, int]] = {}
+        """What each cached segment was built from (`warm_like` builds the same ones)."""
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
@@ -260,9 +262,20 @@ class OfferRanker:
         if segment is None:
             if len(self._segments) >= MAX_CACHED_SEGMENTS:
                 self._segments.clear()
+                self._segment_inputs.clear()
             segment = self._build_segment(region, tier, day, tenure_days, self._max_pool)
             self._segments[key] = segment
+            self._segment_inputs[key] = (region, tier, day, tenure_days)
         return segment
+
+    def warm_like(self, other: OfferRanker) -> int:
+        """Build the segments `other` has cached, so that requests after a swap from `other`
+        to this ranker find them built; run before the swap, off the event loop. Returns how
+        many were built."""
+        inputs = list(other._segment_inputs.values())
+        for region, tier, day, tenure_days in inputs:
+            self.segment(region, tier, day, tenure_days)
+        return len(inputs)
 
     def full_shortlist(self, member_id: str, region: str, tier: str, day: int) -> Shortlist:
         """Both orders over every eligible offer (not cached: for explaining, not serving)."""
