@@ -176,6 +176,8 @@ def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
             redis_url=f"redis://127.0.0.1:{port}/0",
             catalog_date=TODAY,
             app_api_keys=f"capacity:{APP_KEY}",
+            store_timeout_ms=5000,  # a loaded shared machine: count, do not time out
+            model_uri=str(work / "bundle"),
         )
         members = member_profiles(len(bundle.ranker.member_ids))
         context = build_context(
