@@ -13,7 +13,7 @@
   process under open-loop load); this script does not measure it again.
 
     .venv/bin/python -m benchmarks.capacity_inputs [--members 20000] [--offers 2000]
-        [--requests-per-member 3] [--out benchmarks/results]
+        [--requests-per-member 3] [--out benchmarks/results] [--plan-only]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import tempfile
 import time
 import tracemalloc
 from datetime import UTC, date, datetime, timedelta
+from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ REGIONS, TIERS = ["north", "south", "east", "west"], ["base", "silver", "gold", 
 CATEGORIES = ["Beauty", "Grocery", "Bakery", "Fuel", "Travel", "Dining", "Fashion", "Pets"]
 APP_KEY = "capacity-app-key-0001"
 TODAY = date(2026, 6, 15)
+DECISIONS_KEPT = ServeConfig().decisions_kept
+"""Decisions the log keeps (a capped stream): its memory stops growing there."""
 
 
 def synthetic_bundle(members: int, offers: int, rng: np.random.Generator) -> Bundle:
@@ -195,7 +198,9 @@ def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
             )
             before = _info(client)
             requests = 0
-            for _ in range(requests_per_member):
+            for round_number in range(requests_per_member):
+                if round_number == 1:
+                    first_round = _info(client)
                 for member_id in members:
                     response = http.get(
                         f"/v1/members/{member_id}/offers?channel=app&limit=10",
@@ -220,7 +225,12 @@ def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
         },
         "bytes_in_per_request": round((after["in"] - before["in"]) / requests, 1),
         "bytes_out_per_request": round((after["out"] - before["out"]) / requests, 1),
-        "memory_bytes_per_member": round((after["memory"] - before["memory"]) / len(members), 1),
+        "memory_bytes_per_member_first_request": round(
+            (first_round["memory"] - before["memory"]) / len(members), 1
+        ),
+        "memory_bytes_per_later_request": round(
+            (after["memory"] - first_round["memory"]) / (requests - len(members)), 1
+        ),
         "keys_per_member": round(keys / len(members), 2),
     }
 
@@ -258,6 +268,42 @@ def serve_load_cpu() -> dict | None:
     }
 
 
+BUSY_SHARE = 0.6
+"""Share of a core a serving process or a Redis shard is planned to use (headroom for bursts,
+swaps, AOF rewrites and a lost replica)."""
+SHARD_MEMORY_BYTES = 25e9
+"""Data per Redis shard: half of a 64 GB host, room for the copy-on-write of AOF rewrites."""
+PROGRAMS = [(members, rate) for members in (1e6, 10e6, 50e6) for rate in (1e3, 10e3, 50e3)]
+
+
+def plan(result: dict) -> list[dict]:
+    """Serving processes, Redis shards and memory for each program size and request rate."""
+    cpu, redis_costs, bundle = result["cpu"], result["redis"], result["bundle"]
+    rows = []
+    for members, rate in PROGRAMS:
+        processes = max(2, ceil(rate * cpu["server_cpu_ms_per_request"] / 1000 / BUSY_SHARE))
+        redis_bytes = (
+            members * redis_costs["memory_bytes_per_member_first_request"]
+            + min(rate * 86_400, DECISIONS_KEPT) * redis_costs["memory_bytes_per_later_request"]
+        )
+        shards = max(
+            ceil(rate * cpu["redis_cpu_ms_per_request"] / 1000 / BUSY_SHARE),
+            ceil(redis_bytes / SHARD_MEMORY_BYTES),
+        )
+        rows.append(
+            {
+                "members": int(members),
+                "requests_per_second": int(rate),
+                "serving_processes": processes,
+                "heap_gb_per_process": round(members * bundle["heap_bytes_per_member"] / 1e9, 1),
+                "mapped_gb_per_host": round(members * bundle["mapped_bytes_per_member"] / 1e9, 1),
+                "redis_shards": shards,
+                "redis_gb": round(redis_bytes / 1e9, 1),
+            }
+        )
+    return rows
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Capacity inputs: what one member, one item and one request cost",
@@ -277,6 +323,18 @@ def markdown(result: dict) -> str:
         "",
         *[f"- {key.replace('_', ' ')}: {value}" for key, value in (result["cpu"] or {}).items()],
         "",
+        "## The plan these give (docs/capacity.md explains each column)",
+        "",
+        "| members | req/s | serving processes | heap GB per process | mapped GB per host | "
+        "Redis shards | Redis GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *[
+            f"| {r['members']:,} | {r['requests_per_second']:,} | {r['serving_processes']} | "
+            f"{r['heap_gb_per_process']} | {r['mapped_gb_per_host']} | {r['redis_shards']} | "
+            f"{r['redis_gb']} |"
+            for r in result.get("plan", [])
+        ],
+        "",
     ]
     return "\n".join(lines)
 
@@ -285,9 +343,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--offers", type=int, default=2_000)
-    parser.add_argument("--requests-per-member", type=int, default=3)
+    parser.add_argument("--requests-per-member", type=int, default=3, help="at least 2")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="recompute the plan from the stored capacity_inputs.json and serve_load.json",
+    )
     arguments = parser.parse_args()
+    if arguments.plan_only:
+        result = json.loads((arguments.out / "capacity_inputs.json").read_text())
+        result["cpu"] = serve_load_cpu()
+        result["plan"] = plan(result)
+        write(arguments.out, result)
+        return
     bundle = synthetic_bundle(arguments.members, arguments.offers, np.random.default_rng(7))
     work = Path(tempfile.mkdtemp(prefix="perkrank-capacity-"))
     try:
@@ -304,12 +373,19 @@ def main() -> None:
             "redis": redis_costs(bundle, arguments.requests_per_member, work),
             "cpu": serve_load_cpu(),
         }
+        if result["cpu"] is not None:
+            result["plan"] = plan(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "capacity_inputs.json").write_text(json.dumps(result, indent=2) + "\n")
+    write(arguments.out, result)
+
+
+def write(out: Path, result: dict) -> None:
+    """`out`/capacity_inputs.json and .md; the markdown is printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "capacity_inputs.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (arguments.out / "capacity_inputs.md").write_text(text)
+    (out / "capacity_inputs.md").write_text(text)
     print(text)
 
 
