@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.serve_load.report import cpu_ratios, table_row, verdicts
 from benchmarks.serve_load.run import summarize
-from benchmarks.swap_p99 import window_p99
+from benchmarks.swap_p99 import outside_p99, window_p99
 
 ONE_K = "p99 <= 2 ms at 1,000 req/s"
 TWO_AND_A_HALF_K = ">= 2,500 req/s with p99 <= 10 ms"
@@ -132,3 +132,10 @@ def test_swap_window_p99_counts_requests_scheduled_in_the_window_only() -> None:
 
     assert count == 1 and p99 == 500.0
     assert window_p99(parts, start=30.0, end=30.0) == (None, 0)
+
+
+def test_p99_outside_the_windows_leaves_their_requests_out() -> None:
+    parts = [{"latencies": [0.001] * 100 + [0.5], "scheduled": [1.0] * 100 + [10.5]}]
+
+    assert outside_p99(parts, [(10.2, 10.3)]) == 1.0
+    assert outside_p99(parts, [(0.0, 20.0)]) is None
