@@ -7,7 +7,9 @@ The score these arrays define (`models.scoring`):
 
 Members and items the model never saw get vectors from their feature names (the sum of the
 feature vectors it learned, see `features.vocabulary`), so brand-new offers and new members
-are scored by the same dot product. Saved as `arrays.npz` (no pickles) + `factors.json`.
+are scored by the same dot product. Saved as one `.npy` file per array under `arrays/`
+(`models.array_files`: memory-mapped when loaded, each checked against the sha256 that
+`factors.json` records); factors saved as `arrays.npz` (format 1) still load.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from perkrank.features.ids import IdMap
+from perkrank.models.array_files import load_arrays, save_arrays
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+NPZ_FORMAT_VERSION = 1
+"""Factors saved as one `arrays.npz` (read whole, not mapped)."""
+ARRAYS_DIR = "arrays"
 
 
 @dataclass
@@ -125,7 +131,7 @@ class Factors:
         return [index[name] for name in names if name in index]
 
     def save(self, directory: Path | str) -> Path:
-        """Write `arrays.npz` and `factors.json` into `directory` (created if missing)."""
+        """Write `arrays/*.npy` and `factors.json` into `directory` (created if missing)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {
@@ -146,12 +152,12 @@ class Factors:
                 "repeat_indices": self.repeat.indices,
                 "repeat_indptr": self.repeat.indptr,
             }
-        np.savez(directory / "arrays.npz", **arrays)
         meta = {
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "dim": self.dim,
             "repeat_weight": self.repeat_weight,
+            "sha256": save_arrays(directory / ARRAYS_DIR, arrays),
         }
         (directory / "factors.json").write_text(json.dumps(meta, indent=2) + "\n")
         return directory
@@ -161,11 +167,14 @@ class Factors:
         """Read factors written by `save`."""
         directory = Path(directory)
         meta = json.loads((directory / "factors.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            version = meta.get("format_version")
+        version = meta.get("format_version")
+        if version == FORMAT_VERSION:
+            arrays = load_arrays(directory / ARRAYS_DIR, meta["sha256"])
+        elif version == NPZ_FORMAT_VERSION:
+            with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        else:
             raise ValueError(f"{directory}: unsupported factors format {version}")
-        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
         repeat = None
         if "repeat_data" in arrays:
             shape = (len(arrays["member_ids"]), len(arrays["item_ids"]))

@@ -22,9 +22,12 @@ checked (`put_experiments` loads them before storing it; other processes load th
 settings thread, so a new arm model delays their caps once); if one fails there, the
 experiments in force stay until the next reload request. A published catalog re-ranks every
 loaded model. The model thread has its own thread so that loading a large model never delays
-caps. Every change builds a new immutable `ServingContext` and swaps it into the
-`ContextHolder`; requests read it once, so each one sees one consistent model, catalog and rule
-set. Nothing here knows HTTP: the API wires a refresher to the holder its requests read.
+caps. A new model or catalog is read (memory-mapped `.npy`, checksums checked) and its ranker
+builds the segments the ranker in force has cached (`OfferRanker.warm_like`) in these threads,
+so the event loop finds everything built. Every change builds a new immutable
+`ServingContext` and swaps it into the `ContextHolder` (one assignment); requests read it
+once, so each one sees one consistent model, catalog and rule set. Nothing here knows HTTP:
+the API wires a refresher to the holder its requests read.
 """
 
 from __future__ import annotations
@@ -262,7 +265,9 @@ class LiveRefresher:
 
         def with_published(ranker: OfferRanker) -> OfferRanker:
             catalog = with_offers(ranker.catalog, offers, ranker.bundle, unreadable)
-            return OfferRanker(ranker.bundle, catalog, self._settings)
+            published_ranker = OfferRanker(ranker.bundle, catalog, self._settings)
+            published_ranker.warm_like(ranker)
+            return published_ranker
 
         arm_models = {
             alias: served._replace(ranker=with_published(served.ranker))
@@ -292,7 +297,10 @@ class LiveRefresher:
         """`context` with `bundle` (checked against its catalog) ranking for `alias`."""
         ranker = ranker_for(bundle, context.ranker.catalog, self._settings)
         if alias is None:
+            ranker.warm_like(context.ranker)
             return replace(context, ranker=ranker, model_version=version)
+        served = context.arm_models.get(alias)
+        ranker.warm_like(context.ranker if served is None else served.ranker)
         arm_models = {**context.arm_models, alias: ServedModel(ranker, version)}
         return replace(context, arm_models=arm_models)
 

@@ -74,6 +74,8 @@ class Client:
         self.waiting: deque[tuple[str, float, bool]] = deque()
         self.in_flight = 0
         self.latencies: list[float] = []
+        self.scheduled: list[float] = []
+        """The scheduled send time (time.perf_counter) of each of `latencies`."""
         self.errors: Counter[str] = Counter()
         self.all_answered = asyncio.Event()
         """Set when nothing is in flight any more, once `schedule_done` is true."""
@@ -117,6 +119,7 @@ class Client:
         if measured:
             if status == 200:
                 self.latencies.append(time.perf_counter() - scheduled)
+                self.scheduled.append(scheduled)
             else:
                 self.errors[f"HTTP {status}"] += 1
         if keep_alive:

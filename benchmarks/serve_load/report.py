@@ -78,6 +78,7 @@ def write_results(
                 "floor": floor,
                 "machine_pauses": pauses,
                 "live_run": live,
+                "server_cpu_ratio_to_floor": cpu_ratios(results, floor),
             },
             indent=2,
         )
@@ -167,6 +168,7 @@ def markdown(
             *[f"- {name}: **{verdict(value)}**" for name, value in targets.items()],
             "",
             *floor_section(floor),
+            *cpu_ratio_section(cpu_ratios(results, floor)),
             *pauses_section(pauses),
             *live_section(live),
             "## Setup",
@@ -205,6 +207,39 @@ def floor_section(floor: list[dict]) -> list[str]:
         "",
         *TABLE_HEADER,
         *[table_row(r) for r in floor],
+        "",
+    ]
+
+
+def cpu_ratios(results: list[dict], floor: list[dict]) -> list[dict]:
+    """Server CPU per offers request over server CPU per floor request, at each rate both
+    ran (same server, same run): what the offers path adds to HTTP alone. Target ≤ 1.5."""
+    floor_ms = {r["target_rate"]: r["cpu_ms_per_request"]["server"] for r in floor}
+    return [
+        {
+            "rate": r["target_rate"],
+            "offers_ms": r["cpu_ms_per_request"]["server"],
+            "floor_ms": floor_ms[r["target_rate"]],
+            "ratio": round(r["cpu_ms_per_request"]["server"] / floor_ms[r["target_rate"]], 2),
+        }
+        for r in results
+        if floor_ms.get(r["target_rate"])
+    ]
+
+
+def cpu_ratio_section(ratios: list[dict]) -> list[str]:
+    """The table of `cpu_ratios`."""
+    if not ratios:
+        return []
+    return [
+        f"## Server CPU per offers request / per `GET {FLOOR_PATH}` (target ≤ 1.5)",
+        "",
+        "| req/s | offers: server CPU ms/request | floor: server CPU ms/request | ratio |",
+        "|---:|---:|---:|---:|",
+        *[
+            f"| {r['rate']:.0f} | {r['offers_ms']} | {r['floor_ms']} | **{r['ratio']}** |"
+            for r in ratios
+        ],
         "",
     ]
 

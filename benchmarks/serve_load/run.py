@@ -94,6 +94,12 @@ class Runner:
     def run(self, rate: float, path: str | None = None) -> dict:
         """One rate split over the generator processes; merged percentiles and CPU per
         request. Requests are offer requests, or all for `path` when given."""
+        return summarize(rate, *self.run_parts(rate, path))
+
+    def run_parts(
+        self, rate: float, path: str | None = None
+    ) -> tuple[list[dict], dict[str, float], float]:
+        """`run`'s raw material: each generator's result, CPU seconds by process, wall."""
         share = rate / GENERATORS
         count = int(share * (self.warm_up + self.duration)) + 1
         specs = [
@@ -112,7 +118,7 @@ class Runner:
         wall = time.perf_counter() - wall_before
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in self.pids.items()}
         cpu["load generators"] = sum(part["cpu_seconds"] for part in parts)
-        return summarize(rate, parts, cpu, wall)
+        return parts, cpu, wall
 
 
 def _printed(result: dict) -> dict:
@@ -178,6 +184,7 @@ async def send_on_schedule(spec: LoadSpec) -> dict:
     client.errors["timeout"] += client.in_flight
     return {
         "latencies": client.latencies,
+        "scheduled": client.scheduled,
         "send_lags": send_lags,
         "errors": {kind: count for kind, count in client.errors.items() if count},
         "measured": total - measured_from,

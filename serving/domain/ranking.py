@@ -147,6 +147,8 @@ class OfferRanker:
         self._settings = settings
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str, str, frozenset[str]], Segment] = {}
+        self._segment_inputs: dict[tuple, tuple[str, str, int, int, str, frozenset[str]]] = {}
+        """What each cached segment was built from (`warm_like` builds the same ones)."""
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
         self._offer_prior = scoring.offer_prior(
             bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
@@ -282,11 +284,22 @@ class OfferRanker:
         if segment is None:
             if len(self._segments) >= MAX_CACHED_SEGMENTS:
                 self._segments.clear()
+                self._segment_inputs.clear()
             segment = self._build_segment(
                 region, tier, day, tenure_days, self._max_pool, exclusive, occasions
             )
             self._segments[key] = segment
+            self._segment_inputs[key] = (region, tier, day, tenure_days, exclusive, occasions)
         return segment
+
+    def warm_like(self, other: OfferRanker) -> int:
+        """Build the segments `other` has cached, so that requests after a swap from `other`
+        to this ranker find them built; run before the swap, off the event loop. Returns how
+        many were built."""
+        inputs = list(other._segment_inputs.values())
+        for region, tier, day, tenure_days, exclusive, occasions in inputs:
+            self.segment(region, tier, day, tenure_days, exclusive, occasions)
+        return len(inputs)
 
     def member_mechanics(
         self, member_id: str, region: str, tier: str, day: int, now: float

@@ -3,8 +3,9 @@ into a run's summary, the verdict on each target, and a table row."""
 
 import pytest
 
-from benchmarks.serve_load.report import table_row, verdicts
+from benchmarks.serve_load.report import cpu_ratios, table_row, verdicts
 from benchmarks.serve_load.run import summarize
+from benchmarks.swap_p99 import outside_p99, window_p99
 
 ONE_K = "p99 <= 2 ms at 1,000 req/s"
 TWO_AND_A_HALF_K = ">= 2,500 req/s with p99 <= 10 ms"
@@ -105,3 +106,36 @@ def test_table_row_names_the_error_kinds() -> None:
         "| 2000 | 1695 | 20000 | 3 (HTTP 503: 2, timeout: 1) | 224.03 | 281.94 | 292.34 | "
         "300.35 | 0.503 / 0.196 / 0.143 | 1.64 |"
     )
+
+
+def cpu_run(rate: float, server_ms: float) -> dict:
+    return {"target_rate": rate, "cpu_ms_per_request": {"server": server_ms}}
+
+
+def test_cpu_ratio_is_offers_over_floor_at_the_rates_both_ran() -> None:
+    results = [cpu_run(500, 0.9), cpu_run(1000, 0.6), cpu_run(2500, 0.45)]
+    floor = [cpu_run(1000, 0.4), cpu_run(2500, 0.3)]
+
+    ratios = cpu_ratios(results, floor)
+
+    assert [(r["rate"], r["ratio"]) for r in ratios] == [(1000, 1.5), (2500, 1.5)]
+    assert cpu_ratios(results, []) == []
+
+
+def test_swap_window_p99_counts_requests_scheduled_in_the_window_only() -> None:
+    parts = [
+        {"latencies": [0.001] * 200 + [0.5], "scheduled": [10.0] * 200 + [10.5]},
+        {"latencies": [0.9], "scheduled": [20.0]},
+    ]
+
+    p99, count = window_p99(parts, start=10.2, end=10.3)  # widened to one second
+
+    assert count == 1 and p99 == 500.0
+    assert window_p99(parts, start=30.0, end=30.0) == (None, 0)
+
+
+def test_p99_outside_the_windows_leaves_their_requests_out() -> None:
+    parts = [{"latencies": [0.001] * 100 + [0.5], "scheduled": [1.0] * 100 + [10.5]}]
+
+    assert outside_p99(parts, [(10.2, 10.3)]) == 1.0
+    assert outside_p99(parts, [(0.0, 20.0)]) is None

@@ -64,8 +64,46 @@ def test_zero_dimensional_factors_without_features_survive_saving(tmp_path):
 
 def test_saved_arrays_load_without_pickles(tmp_path):
     directory = small_factors().save(tmp_path / "factors")
-    with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
-        assert arrays["member_ids"].dtype.kind == "U"
+    member_ids = np.load(directory / "arrays" / "member_ids.npy", allow_pickle=False)
+    assert member_ids.dtype.kind == "U"
+
+
+def test_loaded_vectors_are_memory_mapped_not_copied(tmp_path):
+    loaded = Factors.load(small_factors().save(tmp_path / "factors"))
+    assert isinstance(loaded.item_vectors.base, np.memmap) or isinstance(
+        loaded.item_vectors, np.memmap
+    )
+    assert not loaded.item_vectors.flags.writeable
+
+
+def test_a_changed_array_file_fails_naming_it(tmp_path):
+    directory = small_factors().save(tmp_path / "factors")
+    path = directory / "arrays" / "item_biases.npy"
+    payload = bytearray(path.read_bytes())
+    payload[-1] ^= 0xFF
+    path.write_bytes(bytes(payload))
+    with pytest.raises(ValueError, match=r"item_biases\.npy: checksum mismatch"):
+        Factors.load(directory)
+
+
+def test_factors_saved_as_one_npz_still_load(tmp_path):
+    factors = small_factors()
+    directory = tmp_path / "old"
+    directory.mkdir()
+    arrays = {
+        "member_ids": factors.member_ids,
+        "member_vectors": factors.member_vectors,
+        "item_ids": factors.item_ids,
+        "item_vectors": factors.item_vectors,
+        "item_biases": factors.item_biases,
+    }
+    np.savez(directory / "arrays.npz", **arrays)
+    meta = {"format_version": 1, "name": "old", "dim": factors.dim, "repeat_weight": 0.0}
+    (directory / "factors.json").write_text(json.dumps(meta))
+    loaded = Factors.load(directory)
+    assert loaded.name == "old"
+    np.testing.assert_array_equal(loaded.item_vectors, factors.item_vectors)
+    assert list(loaded.member_ids) == list(factors.member_ids)
 
 
 def test_loading_another_format_version_fails_naming_the_directory(tmp_path):

@@ -120,7 +120,7 @@ def test_pipeline_writes_report_and_registers_a_loadable_bundle(trained):
     assert result.registered_version == "1"
     bundle = Bundle.load(result.bundle_dir)
     assert bundle.meta["weights"] == result.weights
-    assert Path(result.bundle_dir, "ranker", "arrays.npz").is_file()
+    assert Path(result.bundle_dir, "ranker", "arrays", "item_vectors.npy").is_file()
 
 
 def test_the_served_bundle_carries_the_second_stage_of_all_purchases(trained):

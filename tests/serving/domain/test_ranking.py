@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from perkrank.config import CapRule, ServeConfig
+from perkrank.features.vocabulary import tenure_feature_after
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.serving.domain.catalog import Member, Offer, build_catalog, day_number
@@ -242,6 +243,25 @@ def test_members_of_one_tenure_bucket_share_a_cached_segment():
     assert ranker.segment("north", "base", day, 400) is ranker.segment("north", "base", day, 700)
     assert ranker.segment("north", "base", day, 0) is ranker.segment("north", "base", day, 60)
     assert ranker.segment("north", "base", day, 0) is not ranker.segment("north", "base", day, 400)
+
+
+def test_a_warmed_ranker_has_built_the_segments_the_other_had_cached():
+    old, new = make_ranker(), make_ranker()
+    day = old.day(NOW)
+    old.segment("north", "base", day, 400)
+    old.segment("atlantis", "base", day)
+
+    assert new.warm_like(old) == 2
+    built = new._segments
+    assert set(built) == set(old._segments)
+    # what the requests will then look up is the segment the warm-up built, not a new one
+    assert (
+        new.segment("north", "base", day, 700)
+        is built[("north", "base", day, tenure_feature_after(400))]
+    )
+    assert (
+        new.segment("lemuria", "base", day) is built[(None, "base", day, tenure_feature_after(0))]
+    )
 
 
 @pytest.mark.parametrize(
