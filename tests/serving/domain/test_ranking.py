@@ -257,10 +257,11 @@ def test_a_warmed_ranker_has_built_the_segments_the_other_had_cached():
     # what the requests will then look up is the segment the warm-up built, not a new one
     assert (
         new.segment("north", "base", day, 700)
-        is built[("north", "base", day, tenure_feature_after(400))]
+        is built[("north", "base", day, tenure_feature_after(400), "base", frozenset())]
     )
     assert (
-        new.segment("lemuria", "base", day) is built[(None, "base", day, tenure_feature_after(0))]
+        new.segment("lemuria", "base", day)
+        is built[(None, "base", day, tenure_feature_after(0), "base", frozenset())]
     )
 
 
