@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import replace
 
 import numpy as np
 
@@ -44,11 +43,19 @@ from perkrank.features.vocabulary import (
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
 from perkrank.models.second_stage import member_scores
-from perkrank.serving.domain.catalog import Catalog, Offer, day_number
+from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
 from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions, occasion_boosts
 from perkrank.serving.domain.privacy import sensitive_categories
+from perkrank.serving.domain.ranking_values import (
+    OfferRequest,
+    Order,
+    RankedOffer,
+    Ranking,
+    Segment,
+    Shortlist,
+)
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
 
@@ -59,83 +66,6 @@ PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
 MAX_CACHED_SEGMENTS = 4096
 """Region × tier × day × tenure bucket entries kept before the cache starts over."""
-
-
-@dataclass(frozen=True)
-class OfferRequest:
-    """What an app asked for; region and tier override the member's own (None: theirs)."""
-
-    member_id: str
-    channel: str
-    limit: int
-    region: str | None = None
-    tier: str | None = None
-    language: str | None = None
-    """The reasons' language (None, or one without templates: the configured default)."""
-    decision_id: str = ""
-    """The decision shown (empty: none); one shown before is not counted again."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """The offers eligible for one region, tier and day, and the orders all its members share
-    (of one tenure bucket: the cold order depends on it).
-
-    `vectors`, `biases` and `item_rows` are the ranker's arrays cut to the eligible rows, so
-    a known member's scores cost one small matrix-vector product.
-    """
-
-    rows: np.ndarray
-    vectors: np.ndarray
-    biases: np.ndarray
-    item_rows: np.ndarray
-    cold: Order
-    """The personalized order of a member the ranker never saw (of the segment's tenure)."""
-    fallback: Order
-    stage_items: np.ndarray | None = None
-    """The eligible offers' item rows in the second stage's statistics (None: no stage)."""
-    stage_flags: np.ndarray | None = None
-    """The second stage's candidate flags shared by the segment (`segment_flags`)."""
-
-
-class Order(NamedTuple):
-    """The best offer rows, best first, and the score behind each."""
-
-    rows: list[int]
-    scores: list[float]
-
-
-@dataclass(frozen=True)
-class Shortlist:
-    """Each order's best eligible offers for one request."""
-
-    personalized: Order
-    fallback: Order
-    known_member: bool
-    """The ranker learned this member's vector (else it scored region, tier and tenure)."""
-    repeat_rows: frozenset[int]
-    """Offer rows of items the member bought before."""
-
-
-class RankedOffer(NamedTuple):
-    """One served offer: its catalog entry, 1-based rank, score, reason and propensity."""
-
-    offer: Offer
-    rank: int
-    score: float
-    reason: str
-    propensity: float = DETERMINISTIC
-    """The probability the policy drew it where it did (`exploration`); 1.0 unexplored."""
-
-
-class Ranking(NamedTuple):
-    """The served offers, best first, and whether they follow the personalized order."""
-
-    personalized: bool
-    offers: list[RankedOffer]
-    suppressed: dict[str, int]
-    """Offers left out, by reason: `SUPPRESSION_REASONS` of the store, and `eligibility`
-    (catalog offers not valid for the member's region, tier and day)."""
 
 
 class OfferRanker:
