@@ -24,7 +24,8 @@ def test_a_forged_or_foreign_cookie_is_refused():
     _, other = signer().new_session("intruder", now=NOW)
 
     assert signer().session_of(f"{other.rpartition('.')[0]}.{signature}", now=NOW) is None
-    assert signer().session_of(f"{payload}.x{signature[1:]}", now=NOW) is None
+    tampered = ("y" if signature[0] == "x" else "x") + signature[1:]
+    assert signer().session_of(f"{payload}.{tampered}", now=NOW) is None
     assert signer(b"another-admin-key-0001").session_of(cookie, now=NOW) is None
     for garbage in (None, "", "no-dot", ".", "%%%.%%%"):
         assert signer().session_of(garbage, now=NOW) is None
