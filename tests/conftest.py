@@ -7,10 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 from redis.cluster import RedisCluster
 
 from benchmarks.redis_cluster import RedisClusterProcesses
 from perkrank.serving.state.redis_cluster import cluster_nodes
+
+# No wall-clock deadline per example: the CI machine's two shared cores pause.
+settings.register_profile("perkrank", deadline=None)
+settings.load_profile("perkrank")
 
 
 @pytest.fixture(scope="session")
