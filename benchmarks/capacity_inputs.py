@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
@@ -33,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from benchmarks.redis_server import redis_server
 from perkrank.config import CONFIG_DIR, CapsConfig, ServeConfig, load_config
 from perkrank.features.vocabulary import item_id
 from perkrank.models.bundle import Bundle
@@ -135,12 +133,6 @@ def bundle_memory(bundle: Bundle, work: Path) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
     """Commands, bytes and memory per offers request and per member, on a private Redis."""
     from fastapi.testclient import TestClient
@@ -150,31 +142,8 @@ def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
     from perkrank.serving.domain.catalog import build_catalog
     from perkrank.serving.state.ports import open_store
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
+    with redis_server(work) as (_, port):
         client = redis.Redis(port=port)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)  # waiting for a child process to listen, not a test
         settings = ServeConfig(
             redis_url=f"redis://127.0.0.1:{port}/0",
             catalog_date=TODAY,
@@ -210,9 +179,6 @@ def redis_costs(bundle: Bundle, requests_per_member: int, work: Path) -> dict:
                     requests += 1
         after = _info(client)
         keys = client.dbsize()
-    finally:
-        server.terminate()
-        server.wait()
     calls = {
         name: after["calls"].get(name, 0) - before["calls"].get(name, 0) for name in after["calls"]
     }

@@ -20,9 +20,7 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +29,8 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.redis_cluster import RedisClusterProcesses, answers
+from benchmarks.redis_cluster import RedisClusterProcesses
+from benchmarks.redis_server import redis_server
 from perkrank.config import CapRule
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.ports import StateStore
@@ -118,12 +117,6 @@ def measure(
     return asyncio.run(run())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def ping_floor_ms(port: int, count: int) -> float:
     client = redis.Redis(port=port)
     for _ in range(200):
@@ -141,15 +134,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     count = parser.parse_args().requests
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    single = subprocess.Popen([*command, "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, redis_server() as (_, port):
         cluster = RedisClusterProcesses(Path(directory))
         cluster.start()
         try:
-            while not answers(port):
-                pass
             stores: dict[str, StateStore] = {
                 "single": RedisStateStore(f"redis://127.0.0.1:{port}/0", "bench", TIMEOUT_MS),
                 "cluster": RedisClusterStateStore(cluster.url, "bench", TIMEOUT_MS),
@@ -164,8 +152,6 @@ def main() -> None:
                 rows.append({"rules": case, **found})
         finally:
             cluster.stop()
-            single.terminate()
-            single.wait(timeout=30)
     write(rows, floor, count)
 
 

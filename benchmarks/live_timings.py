@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.redis_server import free_port, redis_server
 from perkrank.serving.live import REFRESH_SECONDS
 
 RESULTS = Path(__file__).with_name("results")
@@ -48,27 +48,9 @@ CONCURRENT = 64
 """Requests sent at once in the concurrent outage rows (the default max_in_flight)."""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def perkrank(*arguments: str, cwd: Path) -> str:
     command = [sys.executable, "-m", "perkrank.cli", *arguments]
     return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-@contextmanager
-def redis_server(port: int) -> Iterator[subprocess.Popen]:
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    process = subprocess.Popen([*command, "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @contextmanager
@@ -273,22 +255,18 @@ def main() -> None:
         trained = perkrank("train", "--data", "data", "--no-register", "--out", "train", cwd=work)
         bundle = next(line for line in trained.splitlines() if line.startswith("bundle: "))
         (work / "bundle").symlink_to(work / bundle.removeprefix("bundle: "))
-        port = free_port()
-        environment = os.environ | {
-            "PERKRANK_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "PERKRANK_CATALOG_DATE": "2025-06-15",
-            "PERKRANK_APP_API_KEYS": f"bench:{APP_KEY}",
-            "PERKRANK_ADMIN_API_KEYS": f"ops:{ADMIN_KEY}",
-        }
-        with (
-            redis_server(port) as redis,
-            serve(work, environment, 1) as single,
-            serve(work, environment, 2) as pair,
-        ):
-            assert httpx.put(single + "/v1/caps", json=OPEN, headers=ADMIN).is_success
-            seconds_until(lambda: obeyed(False, single, pair))
-            seconds = propagation(single, pair, arguments.rounds)
-            timings = outage(redis, single, arguments.requests)
+        with redis_server() as (redis, port):
+            environment = os.environ | {
+                "PERKRANK_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "PERKRANK_CATALOG_DATE": "2025-06-15",
+                "PERKRANK_APP_API_KEYS": f"bench:{APP_KEY}",
+                "PERKRANK_ADMIN_API_KEYS": f"ops:{ADMIN_KEY}",
+            }
+            with serve(work, environment, 1) as single, serve(work, environment, 2) as pair:
+                assert httpx.put(single + "/v1/caps", json=OPEN, headers=ADMIN).is_success
+                seconds_until(lambda: obeyed(False, single, pair))
+                seconds = propagation(single, pair, arguments.rounds)
+                timings = outage(redis, single, arguments.requests)
     result = {
         "rounds": arguments.rounds,
         "requests": arguments.requests,

@@ -32,7 +32,7 @@ class RedisClusterProcesses:
             command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
             self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
         for port in self.ports:
-            _wait_until(
+            wait_until(
                 lambda port=port: answers(port), f"redis-server on port {port} did not start"
             )
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
@@ -43,7 +43,7 @@ class RedisClusterProcesses:
             stdout=subprocess.DEVNULL,
         )
         for port in self.ports:
-            _wait_until(lambda port=port: _cluster_ok(port), f"cluster node {port} is not ok")
+            wait_until(lambda port=port: _cluster_ok(port), f"cluster node {port} is not ok")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -89,7 +89,7 @@ def _cluster_ok(port: int) -> bool:
         client.close()
 
 
-def _wait_until(condition: Callable[[], bool], failure: str, seconds: float = 30) -> None:
+def wait_until(condition: Callable[[], bool], failure: str, seconds: float = 30) -> None:
     """Poll `condition` until it holds; fail with `failure` after `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
