@@ -191,7 +191,9 @@ def test_a_marketer_tunes_caps_publishes_catalogs_and_explains_a_member(
         assert "limit 2 → 1 is already reached by 1 members" in preview
         shown = console.text("table.figures tbody tr:nth-child(2)")
         assert shown == "Offers shown 4 2"
-        assert console.text("table.figures tbody tr:nth-child(4)") == "Reward cost 2.50 1.25"
+        freeing_room = console.text("table.figures tbody tr:nth-child(3)")
+        assert freeing_room == "Offers shown, hidden showings freeing room* 4 2"
+        assert console.text("table.figures tbody tr:nth-child(5)") == "Reward cost 2.50 1.25"
         console.check_accessible()
         console.shoot("03-caps-preview")
         console.fill("#rules", RENAMED)
