@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class RegistryUnavailable(RuntimeError):
+class ModelRegistryError(RuntimeError):
     """The registry cannot answer or refuses the change (unknown version, no earlier champion,
     unreachable store): the message says which."""
 
@@ -61,7 +61,7 @@ class ChampionChange:
 
 class ModelRegistry(Protocol):
     """The registered model serving follows. Every method may block (call it in a thread)
-    and raises RegistryUnavailable when the registry cannot answer."""
+    and raises ModelRegistryError when the registry cannot answer."""
 
     name: str
     """The registered model's name."""

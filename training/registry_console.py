@@ -20,8 +20,8 @@ from perkrank.serving.api.app import create_app
 from perkrank.serving.model_registry import (
     AliasChange,
     ChampionChange,
+    ModelRegistryError,
     RegisteredVersion,
-    RegistryUnavailable,
 )
 
 MODELS_PREFIX = "models:/"
@@ -95,10 +95,10 @@ class ConsoleRegistry:
 
 
 def _answered(function: Callable[..., Answer], *arguments: Any, **keywords: Any) -> Answer:
-    """`function(...)`, with the registry's refusals raised as RegistryUnavailable."""
+    """`function(...)`, with the registry's refusals raised as ModelRegistryError."""
     from perkrank.models.registry import RegistryError
 
     try:
         return function(*arguments, **keywords)
     except RegistryError as error:
-        raise RegistryUnavailable(str(error)) from error
+        raise ModelRegistryError(str(error)) from error

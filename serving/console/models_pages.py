@@ -25,8 +25,8 @@ from perkrank.serving.console.pages import posted_form, redirect, render, signed
 from perkrank.serving.console.session import Session
 from perkrank.serving.model_registry import (
     ModelRegistry,
+    ModelRegistryError,
     RegisteredVersion,
-    RegistryUnavailable,
 )
 
 CHART_METRIC = "ndcg@10"
@@ -66,7 +66,7 @@ def models_pages(settings: ServeConfig) -> APIRouter:
         force = form.get("force") == "on"
         try:
             change = await run_in_threadpool(registry.promote, version, force, session.actor)
-        except RegistryUnavailable as error:
+        except ModelRegistryError as error:
             return await _page(request, session, settings, 409, problem=str(error))
         if not change.moved:
             return redirect("/models", refused=version)
@@ -82,7 +82,7 @@ def models_pages(settings: ServeConfig) -> APIRouter:
             return await _page(request, session, settings, 409, problem="No registry.")
         try:
             change = await run_in_threadpool(registry.roll_back, session.actor)
-        except RegistryUnavailable as error:
+        except ModelRegistryError as error:
             return await _page(request, session, settings, 409, problem=str(error))
         await _swap(request)
         return redirect("/models", moved=change.champion or "")
@@ -124,7 +124,7 @@ async def _page(
         try:
             versions = await run_in_threadpool(registry.versions)
             changes = await run_in_threadpool(registry.alias_changes)
-        except RegistryUnavailable as error:
+        except ModelRegistryError as error:
             problem = problem or f"The registry cannot answer: {error}"
     champion = next((v for v in versions if "champion" in v.aliases), None)
     return render(

@@ -234,7 +234,9 @@ def test_lowering_any_one_limit_never_shows_more_offers(decisions, events, rules
     members_before = shown_by_member(log, before)
     assert all(n <= members_before[m] for m, n in shown_by_member(log, after).items())
     assert after.members <= before.members
-    for logged, was, now in zip(log, before.shown_by_decision, after.shown_by_decision):
+    for logged, was, now in zip(
+        log, before.shown_by_decision, after.shown_by_decision, strict=True
+    ):
         assert set(now) <= set(was) <= {offer.offer_id for offer in logged.offers}
 
 
