@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -28,6 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from perkrank.config import CapRule, RegistryConfig
 from perkrank.features.loader import load_dataset
 from perkrank.models.bundle import Bundle
+from perkrank.models.factors import Factors
 from perkrank.models.registry import log_bundle
 from perkrank.serving.domain.selection import Preferences
 from perkrank.serving.state.memory import MemoryStateStore
@@ -292,8 +294,18 @@ def test_a_marketer_tunes_caps_publishes_catalogs_and_explains_a_member(
 
 def register_two_versions(registry: RegistryConfig, bundle_dir: Path, scratch: Path) -> None:
     """v1 (champion) and v2 (challenger, trained on other data: alice likes Grocery best)."""
-    grocery = Bundle.load(bundle_dir)
-    grocery.ranker.member_vectors[:] = [[0.0, 1.0]]
+    served = Bundle.load(bundle_dir)
+    ranker = served.ranker
+    likes_grocery = Factors(
+        member_ids=list(ranker.member_ids),
+        member_vectors=[[0.0, 1.0]],
+        item_ids=list(ranker.item_ids),
+        item_vectors=np.array(ranker.item_vectors),
+        item_biases=np.array(ranker.item_biases),
+        member_feature_ids=list(ranker.member_feature_ids),
+        member_feature_vectors=np.array(ranker.member_feature_vectors),
+    )
+    grocery = Bundle(ranker=likes_grocery, fallback=served.fallback)
     variants = {"1": bundle_dir, "2": grocery.save(scratch / "grocery")}
     for version, directory in variants.items():
         lineage = {
