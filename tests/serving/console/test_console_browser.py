@@ -329,9 +329,10 @@ def register_two_versions(registry: RegistryConfig, bundle_dir: Path, scratch: P
 
 
 def test_a_marketer_promotes_and_rolls_back_a_registered_model(
-    browser, artifacts, small_service_files, perkrank_serve, tmp_path
+    browser, artifacts, small_service_files, perkrank_serve, tmp_path, monkeypatch
 ):
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)  # it wins over RegistryConfig's
     registry = RegistryConfig(
         tracking_uri=tracking_uri, model_name="console-offers", experiment="console"
     )
