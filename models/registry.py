@@ -13,8 +13,10 @@ A registered model's versions carry two aliases: `challenger` (the last version 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +50,12 @@ REPORT_ARTIFACT_DIR = "report"
 METRIC_TAG_PREFIX = "metric."
 DECISION_TAG = "promotion_decision"
 REASON_TAG = "promotion_reason"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+"""On a promoted version: the champion it replaced (where a roll back returns to)."""
+ALIAS_CHANGES_TAG = "perkrank.champion_changes"
+"""On the registered model: the last `ALIAS_CHANGES_KEPT` moves of `champion`, as JSON."""
+ALIAS_CHANGES_KEPT = 20
+CLI_ACTOR = "perkrank promote"
 
 
 class RegistryError(RuntimeError):
@@ -188,20 +196,46 @@ def record_promotion(
     champion: ModelVersion | None,
     promoted: bool,
     reason: str,
+    actor: str = CLI_ACTOR,
 ) -> PromotionDecision:
-    """Tag the decision and its reason on the candidate; move `champion` to it if promoted."""
+    """Tag the decision and its reason on the candidate; if promoted, the champion it replaces
+    too, move `champion` to it and note the move (by `actor`) on the registered model."""
     client = _client(registry.tracking_uri)
     name = registry.model_name
     decision_tags = {DECISION_TAG: "promoted" if promoted else "refused", REASON_TAG: reason}
+    if promoted and champion is not None:
+        decision_tags[PREVIOUS_CHAMPION_TAG] = str(champion.version)
     for key, value in decision_tags.items():
         _call(client.set_model_version_tag, name, candidate.version, key, value)
     if promoted:
-        _call(client.set_registered_model_alias, name, CHAMPION, candidate.version)
+        before = str(champion.version) if champion else None
+        move_champion(client, name, str(candidate.version), before, "promote", actor)
     return PromotionDecision(
         promoted=promoted,
         reason=reason,
         candidate_version=str(candidate.version),
         champion_version_before=str(champion.version) if champion else None,
+    )
+
+
+def move_champion(
+    client: mlflow.MlflowClient,
+    name: str,
+    version: str,
+    before: str | None,
+    action: str,
+    actor: str,
+) -> None:
+    """Point `champion` at `version` and add the move to the model's `ALIAS_CHANGES_TAG`."""
+    _call(client.set_registered_model_alias, name, CHAMPION, version)
+    tags = _call(client.get_registered_model, name).tags
+    change = {"at": time.time(), "actor": actor, "action": action, "before": before}
+    changes = [change | {"after": version}, *json.loads(tags.get(ALIAS_CHANGES_TAG, "[]"))]
+    _call(
+        client.set_registered_model_tag,
+        name,
+        ALIAS_CHANGES_TAG,
+        json.dumps(changes[:ALIAS_CHANGES_KEPT]),
     )
 
 

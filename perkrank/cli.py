@@ -252,6 +252,12 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "--data", type=existing_dir, required=True, help="members, partners, offers"
     )
     command.add_argument("--config", type=Path, default=CONFIG_DIR / "serve.yaml")
+    command.add_argument(
+        "--train-config",
+        type=Path,
+        default=CONFIG_DIR / "train.yaml",
+        help="its registry settings: the metric and margin the console's promote button uses",
+    )
     command.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
     command.add_argument(
         "--port", type=int_range(1, 65535), help="port (default from config: 8000)"
@@ -266,13 +272,21 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    from perkrank.config import ServeConfig, load_config
+    from perkrank.config import ServeConfig, TrainConfig, load_config
     from perkrank.serving.server import run
+    from perkrank.training.registry_console import WORKER_FACTORY, registry_for_serving
 
     settings = load_config(ServeConfig, arguments.config)
     overrides = {"host": arguments.host, "port": arguments.port, "model_uri": arguments.model}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    run(settings, arguments.data, workers=arguments.workers)
+    registry = registry_for_serving(settings, load_config(TrainConfig, arguments.train_config))
+    run(
+        settings,
+        arguments.data,
+        workers=arguments.workers,
+        model_registry=registry,
+        worker_factory=WORKER_FACTORY,
+    )
     return 0
 
 

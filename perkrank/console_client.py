@@ -24,6 +24,19 @@ MAX_PREVIEW_DAYS = 90
 """The service's bound of `POST /v1/admin/caps/preview?days=`."""
 LISTED = 20
 """Offers a preview lists, those whose showings change most first."""
+FIGURES = (
+    ("members_reached", "members reached"),
+    ("offers_shown", "offers shown"),
+    ("offers_shown_freeing_room", "shown, freeing room*"),
+    ("expected_redemptions", "expected redemptions"),
+    ("reward_cost", "reward cost"),
+)
+FREEING_ROOM_NOTE = (
+    "offers shown: the logged showings each rule set keeps, every logged one counting against "
+    "the caps, so a lowered cap never shows more; *freeing room: a hidden showing no longer "
+    "counts, so later logged ones may come back: with interacting caps a lowered cap can show "
+    "more there"
+)
 
 
 def add_caps_console(actions: argparse._SubParsersAction) -> None:
@@ -81,9 +94,10 @@ def caps_preview(arguments: argparse.Namespace) -> int:
     for line in result["warnings"]:
         print(f"warning: {line}")
     print(f"{'':24}{'in force':>12}{'proposed':>12}")
-    for name in ("members_reached", "offers_shown", "expected_redemptions", "reward_cost"):
+    for name, label in FIGURES:
         current, proposed = result[name]
-        print(f"{name.replace('_', ' '):24}{_number(current):>12}{_number(proposed):>12}")
+        print(f"{label:24}{_number(current):>12}{_number(proposed):>12}")
+    print(f"({FREEING_ROOM_NOTE})")
     for title, rows in (("partner", result["by_partner"]), ("offer", result["by_offer"])):
         print(f"shown by {title} (in force → proposed; expected redemptions):")
         ordered = sorted(rows.items(), key=lambda item: -abs(_change(item[1])))

@@ -1,7 +1,9 @@
 """Run the HTTP API with uvicorn (what `perkrank serve` calls).
 
 Every process (one, or each of `--workers`) builds its app with `create_app(settings,
-data_dir=...)`, whose startup runs `perkrank.serving.bootstrap.bootstrap`.
+data_dir=...)`, whose startup runs `perkrank.serving.bootstrap.bootstrap`; with several workers
+each one is built by `worker_factory` (the composition root's, which wires the console's model
+registry the same way), reading its setup with `worker_setup`.
 """
 
 import json
@@ -16,12 +18,20 @@ from perkrank.config import ConfigError, ServeConfig
 from perkrank.serving.api.app import create_app
 from perkrank.serving.api.logs import logging_config
 from perkrank.serving.api.observability import MULTIPROCESS_VARIABLE
+from perkrank.serving.model_registry import ModelRegistry
 
 WORKER_SETUP_VARIABLE = "PERKRANK_SERVE_WORKER_SETUP"
 """How `run` hands settings and data directory to worker processes."""
 
 
-def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
+def run(
+    settings: ServeConfig,
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    model_registry: ModelRegistry | None = None,
+    worker_factory: str = f"{__name__}:worker_app",
+) -> None:
     """Serve on `settings.host`:`settings.port` until interrupted (raises ConfigError).
 
     Logs are JSON lines (perkrank.serving.api.logs); uvicorn's access log is off (request paths
@@ -36,7 +46,7 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
             "more than one worker needs redis_url: with the in-process store every worker "
             "would keep its own cap counters and preferences"
         )
-    app = create_app(settings, data_dir=data_dir)
+    app = create_app(settings, data_dir=data_dir, model_registry=model_registry)
     options = {
         "host": settings.host,
         "port": settings.port,
@@ -52,10 +62,16 @@ def run(settings: ServeConfig, data_dir: Path, *, workers: int = 1) -> None:
     os.environ[WORKER_SETUP_VARIABLE] = json.dumps(setup)
     with tempfile.TemporaryDirectory(prefix="perkrank-metrics-") as metrics_dir:
         os.environ.setdefault(MULTIPROCESS_VARIABLE, metrics_dir)
-        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        uvicorn.run(worker_factory, factory=True, workers=workers, **options)
+
+
+def worker_setup() -> tuple[ServeConfig, Path]:
+    """The settings and data directory `run` put in the environment for its workers."""
+    setup = json.loads(os.environ[WORKER_SETUP_VARIABLE])
+    return ServeConfig(**setup["settings"]), Path(setup["data_dir"])
 
 
 def worker_app() -> FastAPI:
-    """The app of one worker process, from the setup `run` put in the environment."""
-    setup = json.loads(os.environ[WORKER_SETUP_VARIABLE])
-    return create_app(ServeConfig(**setup["settings"]), data_dir=Path(setup["data_dir"]))
+    """The app of one worker process (without a model registry for the console)."""
+    settings, data_dir = worker_setup()
+    return create_app(settings, data_dir=data_dir)

@@ -58,13 +58,17 @@ class Comparison:
 
 
 def promote(
-    registry: RegistryConfig, *, version: str | None = None, force: bool = False
+    registry: RegistryConfig,
+    *,
+    version: str | None = None,
+    force: bool = False,
+    actor: str = models_registry.CLI_ACTOR,
 ) -> PromotionDecision:
     """Compare the candidate (`version`, else `challenger`) with the champion and record the
-    decision on the candidate (see the module docstring)."""
+    decision on the candidate, a promotion by `actor` (see the module docstring)."""
     candidate, champion = models_registry.promotion_versions(registry, version)
     promoted, reason = decide(registry, candidate, champion, force)
-    return models_registry.record_promotion(registry, candidate, champion, promoted, reason)
+    return models_registry.record_promotion(registry, candidate, champion, promoted, reason, actor)
 
 
 def decide(

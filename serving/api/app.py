@@ -42,6 +42,7 @@ from perkrank.serving.bootstrap import Runtime, bootstrap, load_caps
 from perkrank.serving.console.routes import serve_console
 from perkrank.serving.domain.context import ContextHolder
 from perkrank.serving.live import LiveRefresher
+from perkrank.serving.model_registry import ModelRegistry
 from perkrank.serving.recorder import DecisionRecorder
 from perkrank.serving.state.ports import StateStoreError
 
@@ -55,10 +56,15 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 
 def create_app(
-    settings: ServeConfig, runtime: Runtime | None = None, *, data_dir: Path | None = None
+    settings: ServeConfig,
+    runtime: Runtime | None = None,
+    *,
+    data_dir: Path | None = None,
+    model_registry: ModelRegistry | None = None,
 ) -> FastAPI:
     """The app serving `runtime`, or what `bootstrap(settings, data_dir)` loads at startup;
-    raises ConfigError without any API key or with a bad caps file."""
+    raises ConfigError without any API key or with a bad caps file. `model_registry`: what the
+    console's models page lists and changes (None: it shows the model in force only)."""
     if (runtime is None) == (data_dir is None):
         raise ValueError("create_app needs either a runtime or a data directory")
     keys = ApiKeys.from_settings(settings)
@@ -99,7 +105,7 @@ def create_app(
     )
     app.state.keys = keys
     serve_docs(app)
-    serve_console(app, settings)
+    serve_console(app, settings, model_registry)
     if runtime is not None:
         _serve(app, settings, runtime)
     app.include_router(offers_routes(settings), responses=ERRORS)

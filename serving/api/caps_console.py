@@ -61,7 +61,14 @@ class PreviewBody(BaseModel):
     warnings: list[str]
     decisions: int = Field(description="Logged decisions replayed.")
     members_reached: tuple[int, int]
-    offers_shown: tuple[int, int]
+    offers_shown: tuple[int, int] = Field(
+        description="Logged showings each rule set keeps, every logged showing counting "
+        "against the caps: lowering a limit never shows more, unchanged rules reproduce the log."
+    )
+    offers_shown_freeing_room: tuple[int, int] = Field(
+        description="The same when a hidden showing frees its room for later logged ones: "
+        "closer to the service, but a lowered cap can show more here (with interacting caps)."
+    )
     expected_redemptions: tuple[float, float]
     reward_cost: tuple[float | None, float | None]
     by_offer: dict[str, SideBySideBody]

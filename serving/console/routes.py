@@ -1,5 +1,5 @@
-"""The console's router: sign-in and sign-out, the overview, member lookup and models pages;
-the caps, catalog and experiments pages come from their own modules.
+"""The console's router: sign-in and sign-out, the overview and member lookup pages; the caps,
+catalog, experiments and models pages come from their own modules.
 
 `console_routes(settings)` is included by the app factory; `serve_console(app, settings)`
 also mounts the static files and the session signer.
@@ -24,6 +24,7 @@ from perkrank.serving.api.schemas import MEMBER_ID_PATTERN, Channel
 from perkrank.serving.console.caps_pages import caps_pages
 from perkrank.serving.console.catalog_pages import catalog_pages
 from perkrank.serving.console.experiments_pages import experiments_pages
+from perkrank.serving.console.models_pages import models_pages
 from perkrank.serving.console.overview import overview
 from perkrank.serving.console.pages import (
     PREFIX,
@@ -36,6 +37,7 @@ from perkrank.serving.console.pages import (
 from perkrank.serving.console.session import COOKIE_NAME, SESSION_SECONDS, SessionSigner
 from perkrank.serving.domain.ranking import OfferRequest
 from perkrank.serving.explaining import explain_member
+from perkrank.serving.model_registry import ModelRegistry
 
 LOGIN_COOKIE = "perkrank_console_login"
 """A random nonce set with the sign-in form: its CSRF token is this nonce's signature."""
@@ -44,8 +46,12 @@ SIGN_IN_PROBLEMS = {"bad-key": "That is not an admin key.", "signed-out": "Signe
 """What the sign-in page may say (by code: the query never puts its own text on the page)."""
 
 
-def serve_console(app: FastAPI, settings: ServeConfig) -> None:
-    """Add `/console` to `app`: its pages, static files and session signer."""
+def serve_console(
+    app: FastAPI, settings: ServeConfig, model_registry: ModelRegistry | None = None
+) -> None:
+    """Add `/console` to `app`: its pages, static files, session signer and the registry the
+    models page lists and changes (None: it shows the model in force only)."""
+    app.state.model_registry = model_registry
     admin_secrets = [key.secret for key in parse_keys(settings.admin_api_keys, Role.ADMIN)]
     app.state.console_signer = SessionSigner.from_admin_secrets(admin_secrets)
     static = StaticFiles(packages=[("perkrank.serving.console", "static")])
@@ -131,36 +137,10 @@ def console_routes(settings: ServeConfig) -> APIRouter:
             problem=SIGN_IN_PROBLEMS.get(problem, ""),
         )
 
-    @router.get("/models")
-    async def models_page(request: Request, checked: str = "") -> HTMLResponse:
-        session = signed_in(request)
-        notice = f"Checked the registry: serving {checked}." if checked else ""
-        context = context_of(request)
-        arms = {alias: served.version for alias, served in context.arm_models.items()}
-        return render(
-            request,
-            "models.html",
-            session,
-            "models",
-            model_version=context.model_version,
-            model_uri=settings.model_uri,
-            arm_models=arms,
-            notice=notice,
-        )
-
-    @router.post("/models/reload")
-    async def reload(request: Request) -> HTMLResponse:
-        session = signed_in(request)
-        await posted_form(request, session)
-        live = request.app.state.live
-        live.context.store.request_reload()
-        await run_in_threadpool(live.refresh_settings)
-        await run_in_threadpool(live.check_model)
-        return redirect("/models", checked=live.context.model_version)
-
     router.include_router(caps_pages())
     router.include_router(catalog_pages(settings))
     router.include_router(experiments_pages())
+    router.include_router(models_pages(settings))
     return router
 
 

@@ -1,15 +1,23 @@
 """What a change of cap rules would do, before it is saved: diff, warnings and a what-if replay.
 
-The replay re-runs the pure selection policy (`rules.select_offers`) over the logged decisions
-of the last days, in time order, with fresh counters: each decision's shown offers, best
-first, are the candidates, and the logged events (impressions, clicks, redemptions) count
-against the rules counting them from when the store recorded them (their stream id), in the
-buckets of their own time, as the store counted them. Under the rules in force it reproduces what
-was shown (counters start at 0 and only count what the log holds, never more than the store
-did); under other rules it shows which of those offers would still be shown. Offers never
-shown cannot appear, so a looser rule set previews no gain. Expected redemptions use each
-offer's observed redemption rate among its showings; a reward cost needs a cost per
-redemption (`reward_costs`).
+The replay walks the logged decisions of the last days in time order, with the logged events
+(impressions, clicks, redemptions) counted from when the store recorded them (their stream id),
+in the buckets of their own time, as the store counted them. Its headline figures (`replay`)
+keep each logged showing, best first, that the rules would still allow given what the log
+holds before it: every logged showing counts against the rules counting `served` whether or not
+the rules replayed keep it. So the replayed showings are a subset of the logged ones, the rules
+in force reproduce the log exactly (counters start at 0 and only count what the log holds,
+never more than the store did), and lowering any limit (or adding a rule) can only hide more
+showings: in total, per offer, per partner and per member, a lowered cap never shows more
+offers. Offers never shown cannot appear, so a looser rule set previews no gain.
+
+A second figure (`replay_freeing_room`) lets a showing the rules hide free its room: it counts
+only the showings they keep, so a later logged showing another rule blocked in the log may come
+back. That is closer to what the service would do, but not monotone: with two more rules
+counting showings, a lowered cap can show more offers in total (tests/serving/domain/
+test_cap_preview.py has the counterexample). Neither refills from offers the log never showed.
+Expected redemptions use each offer's observed redemption rate among its showings; a reward
+cost needs a cost per redemption (`reward_costs`).
 """
 
 from __future__ import annotations
@@ -72,6 +80,9 @@ class Preview:
     members_reached: tuple[int, int]
     """(current, proposed)."""
     offers_shown: tuple[int, int]
+    """Logged showings each rule set keeps (`replay`): proposed ≤ in force when only lowered."""
+    offers_shown_freeing_room: tuple[int, int]
+    """The same when hidden showings free room for later logged ones (`replay_freeing_room`)."""
     expected_redemptions: tuple[float, float]
     reward_cost: tuple[float | None, float | None]
     by_offer: dict[str, SideBySide]
@@ -84,18 +95,41 @@ def replay(
     events: Sequence[StoredEvent],
     candidates: Mapping[str, Candidate],
 ) -> Outcome:
-    """Re-run `select_offers` over `decisions` (at their time) and `events` (at the time
-    their stream id was made) merged in time order, a decision first on a tie, with fresh
-    counters.
+    """The logged showings `rules` keep, each checked by `select_offers` against the counters
+    of everything logged before it (its decision's better-ranked showings included), kept or
+    not: the headline replay (see the module docstring).
 
-    `candidates` gives each offer's partner, category and budget (an offer missing there
-    counts as its own partner and category).
+    `decisions` count at their time and `events` at the time their stream id was made, merged
+    in time order, a decision first on a tie, with fresh counters. `candidates` gives each
+    offer's partner, category and budget (an offer missing there counts as its own partner and
+    category).
     """
+    return _replay(rules, decisions, events, candidates, freeing_room=False)
+
+
+def replay_freeing_room(
+    rules: Sequence[CapRule],
+    decisions: Sequence[Decision],
+    events: Sequence[StoredEvent],
+    candidates: Mapping[str, Candidate],
+) -> Outcome:
+    """Like `replay`, but only the showings `rules` keep count against them: one walk of
+    `select_offers` per decision over its logged showings (not monotone in the limits)."""
+    return _replay(rules, decisions, events, candidates, freeing_room=True)
+
+
+def _replay(
+    rules: Sequence[CapRule],
+    decisions: Sequence[Decision],
+    events: Sequence[StoredEvent],
+    candidates: Mapping[str, Candidate],
+    freeing_room: bool,
+) -> Outcome:
     counts: dict[tuple[str, CapCounter], int] = defaultdict(int)
     redeemed: Counter[str] = Counter()
     shown: Counter[str] = Counter()
     members: set[str] = set()
-    by_decision: list[tuple[str, ...]] = []
+    by_decision: list[tuple[str, ...]] = [()] * len(decisions)
     timeline = sorted(
         [(decision.ts, 0, index) for index, decision in enumerate(decisions)]
         + [(recorded_at(stored.stream_id), 1, index) for index, stored in enumerate(events)]
@@ -110,28 +144,70 @@ def replay(
         decision = decisions[index]
         ordered = sorted(decision.offers, key=lambda offer: offer.rank)
         walk = [_candidate(candidates, offer.offer_id) for offer in ordered]
-        choice = select_offers(
-            MemberState(Preferences(), _MemberCounts(counts, decision.member_id), redeemed),
-            SelectionRequest(
-                member_id=decision.member_id,
-                channel=decision.channel,
-                now=ts,
-                limit=len(walk),
-                max_per_partner=len(walk),
-                personalized=walk,
-                fallback=walk,
-                rules=rules,
-            ),
-        )
-        for increment in choice.increments:
-            counts[_owner(increment.counter, decision.member_id), increment.counter] += (
-                increment.amount
-            )
-        shown.update(choice.offer_ids)
-        if choice.offer_ids:
+        state = MemberState(Preferences(), _MemberCounts(counts, decision.member_id), redeemed)
+        if freeing_room:
+            kept = _select(state, decision, ts, walk, rules)
+            _add(counts, decision.member_id, _served_counters(rules, kept, decision.channel, ts))
+        else:
+            kept = []
+            for candidate in walk:
+                kept += _select(state, decision, ts, [candidate], rules)
+                served = _served_counters(rules, [candidate], decision.channel, ts)
+                _add(counts, decision.member_id, served)
+        offer_ids = tuple(candidate.offer_id for candidate in kept)
+        shown.update(offer_ids)
+        if offer_ids:
             members.add(decision.member_id)
-        by_decision.append(choice.offer_ids)
+        by_decision[index] = offer_ids
     return Outcome(shown, frozenset(members), tuple(by_decision), dict(counts))
+
+
+def _select(
+    state: MemberState,
+    decision: Decision,
+    ts: float,
+    walk: list[Candidate],
+    rules: Sequence[CapRule],
+) -> list[Candidate]:
+    """The candidates of `walk` (best first) `select_offers` keeps, none left out by a limit."""
+    choice = select_offers(
+        state,
+        SelectionRequest(
+            member_id=decision.member_id,
+            channel=decision.channel,
+            now=ts,
+            limit=len(walk),
+            max_per_partner=len(walk),
+            personalized=walk,
+            fallback=walk,
+            rules=rules,
+        ),
+    )
+    return [walk[position] for position in choice.positions]
+
+
+def _served_counters(
+    rules: Sequence[CapRule], shown: Sequence[Candidate], channel: str, ts: float
+) -> list[CapCounter]:
+    """The counter of every rule counting `served` that each of `shown` adds 1 to."""
+    return [
+        CapCounter(
+            rule.name,
+            rule.scope,
+            current_bucket(rule.window, ts).label,
+            scope_value(rule.scope, candidate, channel),
+        )
+        for candidate in shown
+        for rule in rules
+        if rule.counts == "served"
+    ]
+
+
+def _add(
+    counts: dict[tuple[str, CapCounter], int], member_id: str, counters: Sequence[CapCounter]
+) -> None:
+    for counter in counters:
+        counts[_owner(counter, member_id), counter] += 1
 
 
 def preview(
@@ -168,12 +244,17 @@ def preview(
     }
     total_before = _figures(offer_ids, before, rates, costs)
     total_after = _figures(offer_ids, after, rates, costs)
+    freeing_room = tuple(
+        sum(replay_freeing_room(rules, decisions, events, candidates).shown.values())
+        for rules in (current, proposed)
+    )
     return Preview(
         changes=rule_changes(current, proposed),
         warnings=warnings(current, proposed, before, now),
         decisions=len(decisions),
         members_reached=(len(before.members), len(after.members)),
         offers_shown=(total_before.shown, total_after.shown),
+        offers_shown_freeing_room=(freeing_room[0], freeing_room[1]),
         expected_redemptions=(total_before.expected_redemptions, total_after.expected_redemptions),
         reward_cost=(total_before.reward_cost, total_after.reward_cost),
         by_offer=by_offer,

@@ -60,6 +60,8 @@ def test_caps_preview_prints_diff_warnings_and_both_outcomes(service, perkrank, 
     assert "  ~ offer_day: limit 2 → 1\n" in out
     assert "warning: rule offer_day: limit 2 → 1 is already reached by 1 members" in out
     assert "offers shown                       4           2\n" in out
+    assert "shown, freeing room*               4           2\n" in out
+    assert "a lowered cap never shows more" in out
     assert "  glow-beauty: 2 → 1; 0 → 0\n" in out
 
 

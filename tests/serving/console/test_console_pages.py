@@ -10,6 +10,12 @@ from fastapi.testclient import TestClient
 from perkrank.config import CapRule
 from perkrank.features.loader import load_dataset
 from perkrank.serving.domain.selection import Preferences
+from perkrank.serving.model_registry import (
+    AliasChange,
+    ChampionChange,
+    ModelRegistryError,
+    RegisteredVersion,
+)
 from perkrank.serving.state.memory import MemoryStateStore
 
 ADMIN_KEY = "admin-key-for-tests-0001"
@@ -180,3 +186,59 @@ def test_every_field_of_every_page_is_labelled(client, path):
     parser.feed(client.get(path).text)
     for field in parser.fields:
         assert field.get("aria-label") or field.get("id") in parser.labelled, (path, field)
+
+
+class FakeRegistry:
+    """Two versions, v2 the champion that replaced v1; records what the page asked."""
+
+    name = "fake-offers"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.champion = "2"
+
+    def versions(self) -> list[RegisteredVersion]:
+        return [
+            RegisteredVersion(
+                number,
+                ("champion",) if number == self.champion else (),
+                None,
+                {"ndcg@10": 0.1 * int(number), "popularity.ndcg@10": 0.05},
+                previous_champion="1" if number == "2" else None,
+            )
+            for number in ("2", "1")
+        ]
+
+    def alias_changes(self) -> list[AliasChange]:
+        return []
+
+    def promote(self, version: str, force: bool, actor: str) -> ChampionChange:
+        self.calls.append(("promote", version, force, actor))
+        raise ModelRegistryError(f"cannot compare v{version} on the same window")
+
+    def roll_back(self, actor: str) -> ChampionChange:
+        self.calls.append(("roll back", actor))
+        self.champion = "1"
+        return ChampionChange(True, "rolled back", "1")
+
+
+def test_the_models_page_charts_versions_and_posts_need_the_csrf_token(client):
+    registry = FakeRegistry()
+    client.app.state.model_registry = registry
+    token = signed_in(client)
+
+    page = client.get("/console/models").text
+    refused = [
+        client.post("/console/models/promote", data={"version": "1"}),
+        client.post("/console/models/rollback", data={"csrf": token[:-2] + "xx"}),
+    ]
+    problem = client.post("/console/models/promote", data={"csrf": token, "version": "1"})
+    moved = client.post("/console/models/rollback", data={"csrf": token})
+
+    assert "NDCG@10 on each version&#39;s test window" in page
+    assert 'aria-label="Roll back the champion to v1"' in page
+    assert [response.status_code for response in refused] == [403, 403]
+    assert problem.status_code == 409
+    assert "cannot compare v1 on the same window" in problem.text
+    assert registry.calls == [("promote", "1", False, "ops"), ("roll back", "ops")]
+    assert moved.status_code == 303 and moved.headers["location"] == "/console/models?moved=1"
