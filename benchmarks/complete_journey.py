@@ -41,7 +41,7 @@ from perkrank.features.complete_journey import (
     read_raw,
 )
 from perkrank.features.loader import load_dataset
-from perkrank.models.coupon_stage import FEATURES, feature_arrays
+from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.progress import step
@@ -129,7 +129,7 @@ def run(
             ce.BASELINES,
             BLEND_L2,
         )
-    units, fits = [], {}
+    units, fits, largest = [], {}, None
     test = tables.campaigns[tables.campaigns.start_date >= moment].sort_values("start_date")
     for campaign_id in test["campaign_id"]:
         task = ce.campaign_task(tables, index, campaign_id, labels_before=None)
@@ -139,6 +139,8 @@ def run(
                 fitted = components.fit_components(dataset, start, config)
                 fits[start] = (fitted, components.blend_components(fitted, config.blend.weights, 0))
         stage = cr.campaign_stage(tables, index, task.start, ranker)
+        if largest is None or len(task.coupon_upcs) > len(largest[0].coupon_upcs):
+            largest = (task, stage)
         features = feature_arrays(stage.stats, stage.members.rows(task.members), task.coupon_rows)
         named = {name: features[:, :, FEATURES.index(name)] for name in ce.BASELINES}
         baselines = np.stack([named[name].ravel() for name in ce.BASELINES], axis=1)
@@ -158,6 +160,9 @@ def run(
         frame["coupons"] = len(task.coupon_upcs)
         units.append(frame)
     results = pd.concat(units, ignore_index=True)
+    with step("time the served coupon stage per request (the largest test campaign)"):
+        task, stage = largest
+        serving_cost = request_cost(stage, task.members, offer_ids(index, task.coupon_rows))
     return {
         "source": str(source),
         "rows": rows,
@@ -182,6 +187,7 @@ def run(
                 ),
             },
         },
+        "serving_cost": {"campaign": task.campaign_id, **serving_cost},
         "campaigns": campaign_summary(tables, test, results),
         "groups": {name: summarize(results, types) for name, types in GROUPS.items()},
         "median_lines_per_household": float(
@@ -189,6 +195,28 @@ def run(
         ),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+
+
+def request_cost(stage: CouponStage, members: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """Median seconds of `CouponStage.member_scores` per member (one request's coupons), and
+    of a floor timed beside each call (one `np.where` over the same number of values)."""
+    other, offers = np.zeros(len(ids)), ids.tolist()
+    calls, floors = [], []
+    for member in members.tolist():
+        begin = time.perf_counter()
+        stage.member_scores(member, offers, other)
+        middle = time.perf_counter()
+        np.where(other > 0, other, 1.0)
+        calls.append(middle - begin)
+        floors.append(time.perf_counter() - middle)
+    call, floor = float(np.median(calls)), float(np.median(floors))
+    return {
+        "offers": len(offers),
+        "requests": len(calls),
+        "p50_ms": round(call * 1e3, 4),
+        "floor_p50_us": round(floor * 1e6, 2),
+        "floors": round(call / floor, 1),
     }
 
 

@@ -70,39 +70,89 @@ class CouponStats:
     member_redeemed: sp.csr_matrix
     """Members × offers: redemptions."""
 
+    @cached_property
+    def product_offers(self) -> sp.csr_matrix:
+        """Products × offers: `offer_products` transposed (a product's offers are a row)."""
+        return sp.csr_matrix(self.offer_products.T)
+
+    @cached_property
+    def item_offers(self) -> sp.csr_matrix:
+        """Items × offers: `offer_items` transposed."""
+        return sp.csr_matrix(self.offer_items.T)
+
+    @cached_property
+    def offer_sizes(self) -> np.ndarray:
+        """Products each offer covers."""
+        return np.diff(self.offer_products.indptr).astype(np.float64)
+
+    @cached_property
+    def upc_count(self) -> int:
+        return int(self.offer_upcs.max(initial=-1)) + 1
+
 
 def feature_arrays(
     stats: CouponStats, member_rows: np.ndarray, offer_rows: np.ndarray
 ) -> np.ndarray:
     """float64 (members × offers × `FEATURES`) for stats rows (`member_rows` -1: unknown)."""
-    member_rows, offer_rows = np.asarray(member_rows), np.asarray(offer_rows)
-    known = (member_rows >= 0).astype(np.float64)[:, np.newaxis]
-    rows = np.maximum(member_rows, 0)
-    products, items = stats.offer_products[offer_rows], stats.offer_items[offer_rows]
+    offer_rows = np.asarray(offer_rows)
+    rows = [member_features(stats, int(row), offer_rows) for row in np.asarray(member_rows)]
+    return np.stack(rows) if rows else np.zeros((0, len(offer_rows), len(FEATURES)))
 
-    def per_offer(matrix: sp.csr_matrix, covers: sp.csr_matrix) -> np.ndarray:
-        return (matrix[rows] @ covers.T).toarray() * known
 
-    product_lines = per_offer(stats.member_products, products)
-    category_lines = per_offer(stats.member_items, items)
-    lines = np.maximum(stats.member_lines[rows], 1.0)[:, np.newaxis]
-    redeemed = stats.member_redeemed[rows]
-    overlap = (stats.offer_items @ items.T).toarray() > 0
-    same_upc = stats.offer_upcs[:, np.newaxis] == stats.offer_upcs[offer_rows][np.newaxis]
-    ones = np.ones((len(rows), 1))
+def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray) -> np.ndarray:
+    """float64 (offers × `FEATURES`) of one member (stats row; -1: unknown): each personal
+    column is summed over the member's few non-zeros (numpy gathers, no sparse products)."""
+    width = len(stats.offer_ids)
+    personal = np.zeros((6, width))
+    lines = 1.0
+    if member_row >= 0:
+        spreads = (
+            (stats.member_products, stats.product_offers),
+            (stats.member_products_recent, stats.product_offers),
+            (stats.member_items, stats.item_offers),
+            (stats.member_items_recent, stats.item_offers),
+        )
+        for column, (member, covers) in enumerate(spreads):
+            personal[column] = _spread(covers, *_row(member, member_row), width)
+        redeemed, counts = _row(stats.member_redeemed, member_row)
+        for offer, count in zip(redeemed, counts, strict=True):
+            items = _row(stats.offer_items, offer)[0]
+            personal[4] += count * (
+                _spread(stats.item_offers, items, np.ones(len(items)), width) > 0
+            )
+        upcs = np.bincount(stats.offer_upcs[redeemed], counts, minlength=stats.upc_count)
+        personal[5] = upcs[stats.offer_upcs]
+        lines = max(float(stats.member_lines[member_row]), 1.0)
+    product_lines, product_recent, category_lines, category_recent, past, same = personal
     columns = {
-        "coupon_popularity": ones * stats.offer_popularity[offer_rows],
+        "coupon_popularity": stats.offer_popularity,
         "category_share": category_lines / lines,
         "product_share": product_lines / lines,
-        "past_redemptions": (redeemed @ overlap.astype(np.float64)) * known,
-        "coupon_size": ones * np.asarray(products.sum(axis=1), dtype=np.float64).ravel(),
+        "past_redemptions": past,
+        "coupon_size": stats.offer_sizes,
         "product_lines": product_lines,
-        "product_recent": per_offer(stats.member_products_recent, products),
-        "category_recent": per_offer(stats.member_items_recent, items),
-        "same_coupon": (redeemed @ same_upc.astype(np.float64)) * known,
-        "redemption_rate": ones * stats.offer_redemption_rate[offer_rows],
+        "product_recent": product_recent,
+        "category_recent": category_recent,
+        "same_coupon": same,
+        "redemption_rate": stats.offer_redemption_rate,
     }
-    return np.stack([np.asarray(columns[name]) for name in FEATURES], axis=2)
+    return np.stack([columns[name][offer_rows] for name in FEATURES], axis=1)
+
+
+def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of one CSR row."""
+    start, end = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:end], matrix.data[start:end]
+
+
+def _spread(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, width: int) -> np.ndarray:
+    """Σ_k weights[k] · matrix[rows[k]] as a dense float64 vector of `width`."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[np.asarray(rows) + 1] - starts
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    values = np.repeat(np.asarray(weights, np.float64), lengths) * matrix.data[offsets]
+    return np.bincount(matrix.indices[offsets], values, minlength=width).astype(np.float64)
 
 
 @dataclass(frozen=True)
