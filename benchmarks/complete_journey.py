@@ -3,24 +3,27 @@
 For each household × campaign of the test campaigns (those starting on or after `--cutoff`),
 every model ranks that campaign's coupons, using only data dated before the campaign starts,
 and the ranking is scored against the coupons the household redeemed
-(`training/coupon_evaluation.py`). perkrank's models are fitted on the purchase sample
-(department × category items, `features/complete_journey.py`) before each test campaign's
-start; a coupon's score is the max (or mean) of its items' scores. The learned blend is a
-logistic regression on the baseline features of the campaigns starting before the cutoff,
-labelled by redemptions dated before it. Writes benchmarks/results/complete_journey.md/.json.
+(`training/coupon_evaluation.py`). The coupon ranker is the served model: each campaign's
+coupons are scored by `models.coupon_stage.CouponStage.scores`, the function serving calls,
+with the stage's arrays as of the campaign's start; its features and penalty are chosen on a
+validation split of the campaigns before the cutoff (`training/coupon_ranker.py`). The simple
+learned blend is a logistic regression on the five baseline features of the campaigns before
+the cutoff. perkrank's first-stage models are fitted on the purchase sample (department ×
+category items, `features/complete_journey.py`) before each test campaign's start; a coupon's
+score is the max (or mean) of its items' scores.
+Writes benchmarks/results/complete_journey.md/.json.
 
-    .venv/bin/python benchmarks/complete_journey.py [--cutoff 2017-06-28] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.complete_journey [--cutoff 2017-06-28] [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.complete_journey_report import write
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.columns import Columns
 from perkrank.features.complete_journey import (
@@ -37,18 +41,25 @@ from perkrank.features.complete_journey import (
     read_raw,
 )
 from perkrank.features.loader import load_dataset
+from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
 from perkrank.models.factors import Factors
-from perkrank.models.ranker import LinearRanker, fit_linear
+from perkrank.models.linear_ranker import LinearRanker
 from perkrank.progress import step
 from perkrank.training import components, pipeline
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training import coupon_ranker as cr
 from perkrank.training.compare import paired_bootstrap
+from perkrank.training.coupon_stats import offer_ids
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared/datasets/completejourney"
 RESULTS = Path(__file__).parent / "results"
 CUTOFF = date(2017, 6, 28)
 """Campaigns starting on or after this day are the test; 2017-06-28 is campaign 10's start."""
+VALIDATION_START = date(2017, 4, 19)
+"""Campaigns starting from this day to the cutoff are the validation (campaign 6's start: the
+last four campaigns before the cutoff, one of them Type A)."""
+BLEND_L2 = 1.0
+"""The learned blend's penalty (fit_linear's default; not tuned)."""
 LEARNED_BLEND = "learned_blend"
 COUPON_RANKER = "coupon_ranker"
 PERKRANK = {
@@ -66,19 +77,6 @@ GROUPS = {
     "Type B/C": ("Type B", "Type C"),
     "all": ("Type A", "Type B", "Type C"),
 }
-
-
-def learned_blend(
-    tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timestamp
-) -> LinearRanker:
-    """Logistic regression on the baseline features of the campaigns starting before `cutoff`."""
-    rows, labels = [], []
-    for campaign_id in tables.campaigns.loc[tables.campaigns.start_date < cutoff, "campaign_id"]:
-        task = ce.campaign_task(tables, index, campaign_id, labels_before=cutoff)
-        features = ce.baseline_features(tables, index, task)
-        rows.append(np.stack([features[name].ravel() for name in ce.BASELINES], axis=1))
-        labels.append(task.labels.ravel())
-    return fit_linear(np.vstack(rows), np.concatenate(labels), ce.BASELINES)
 
 
 def perkrank_scores(
@@ -101,21 +99,37 @@ def perkrank_scores(
     }
 
 
-def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict[str, Any]:
-    """Import, fit, rank every test campaign; every number the results files show."""
+def run(
+    source: Path, cutoff: date, validation_start: date, config: TrainConfig, work_dir: Path
+) -> dict[str, Any]:
+    """Import, choose and fit, rank every test campaign; every number the results files show."""
     started = time.perf_counter()
     with step(f"import {source}"):
         rows = import_complete_journey(source, work_dir / "data")
         dataset = load_dataset(work_dir / "data")
         tables = coupon_tables(read_raw(source))
         index = ce.coupon_index(tables)
-    moment = pd.Timestamp(cutoff)
-    with step("fit the learned blend on the campaigns before the cutoff"):
-        ranker = learned_blend(tables, index, moment)
-    with step("fit the coupon ranker on the campaigns before the cutoff"):
-        earlier = tables.campaigns.loc[tables.campaigns.start_date < moment, "campaign_id"]
-        coupon_ranker = cr.fit(cr.training_rows(tables, index, earlier, moment))
-    units, fits = [], {}
+    moment, split = pd.Timestamp(cutoff), pd.Timestamp(validation_start)
+    starts = tables.campaigns.set_index("campaign_id").start_date.sort_values()
+    fit_ids = starts[starts < split].index.tolist()
+    validation_ids = starts[(starts >= split) & (starts < moment)].index.tolist()
+    with step("choose the coupon ranker's features and penalty on the validation campaigns"):
+        fit_rows = cr.training_rows(tables, index, fit_ids, split)
+        validation = cr.training_rows(tables, index, validation_ids, moment)
+        choice = cr.choose(fit_rows, validation)
+    with step("fit the learned blend and the coupon ranker on the campaigns before the cutoff"):
+        earlier = [*fit_ids, *validation_ids]
+        everyone = cr.training_rows(tables, index, earlier, moment, redeeming_only=False)
+        blend = cr.fit(everyone, ce.BASELINES, BLEND_L2)
+        ranker = cr.fit(
+            cr.training_rows(tables, index, earlier, moment), choice.features, choice.l2
+        )
+        fit_blend = cr.fit(
+            cr.training_rows(tables, index, fit_ids, split, redeeming_only=False),
+            ce.BASELINES,
+            BLEND_L2,
+        )
+    units, fits, largest = [], {}, None
     test = tables.campaigns[tables.campaigns.start_date >= moment].sort_values("start_date")
     for campaign_id in test["campaign_id"]:
         task = ce.campaign_task(tables, index, campaign_id, labels_before=None)
@@ -124,12 +138,16 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
             with step(f"fit perkrank's models before {start}"):
                 fitted = components.fit_components(dataset, start, config)
                 fits[start] = (fitted, components.blend_components(fitted, config.blend.weights, 0))
-        features = cr.coupon_features(tables, index, task)
-        stacked = np.stack([features[name].ravel() for name in ce.BASELINES], axis=1)
+        stage = cr.campaign_stage(tables, index, task.start, ranker)
+        if largest is None or len(task.coupon_upcs) > len(largest[0].coupon_upcs):
+            largest = (task, stage)
+        features = feature_arrays(stage.stats, stage.members.rows(task.members), task.coupon_rows)
+        named = {name: features[:, :, FEATURES.index(name)] for name in ce.BASELINES}
+        baselines = np.stack([named[name].ravel() for name in ce.BASELINES], axis=1)
         scores = {
-            **features,
-            LEARNED_BLEND: ranker.predict(stacked).reshape(task.labels.shape),
-            COUPON_RANKER: cr.predict(coupon_ranker, features),
+            **named,
+            LEARNED_BLEND: blend.predict(baselines).reshape(task.labels.shape),
+            COUPON_RANKER: stage.scores(task.members, offer_ids(index, task.coupon_rows)),
             **perkrank_scores(*fits[start], task, index),
         }
         redeemers = task.members[task.labels.any(axis=1)]
@@ -142,15 +160,34 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         frame["coupons"] = len(task.coupon_upcs)
         units.append(frame)
     results = pd.concat(units, ignore_index=True)
+    with step("time the served coupon stage per request (the largest test campaign)"):
+        task, stage = largest
+        serving_cost = request_cost(stage, task.members, offer_ids(index, task.coupon_rows))
     return {
         "source": str(source),
         "rows": rows,
         "cutoff": cutoff.isoformat(),
         "config": config.model_dump(mode="json", exclude={"registry"}),
-        "learned_blend": dict(zip(ce.BASELINES, ranker.weights.round(4).tolist(), strict=True)),
-        "coupon_ranker": dict(
-            zip(coupon_ranker.feature_names, coupon_ranker.weights.round(4).tolist(), strict=True)
-        ),
+        "learned_blend": _weights(blend),
+        "coupon_ranker": _weights(ranker),
+        "validation": {
+            "validation_start": validation_start.isoformat(),
+            "fit_campaigns": fit_ids,
+            "validation_campaigns": validation_ids,
+            "queries": _queries(validation),
+            "per_l2": [
+                {"l2": l2, "features": list(names), "score": round(score, 4)}
+                for l2, (names, score) in choice.per_l2.items()
+            ],
+            "chosen_l2": choice.l2,
+            "ndcg": {
+                LEARNED_BLEND: _validation_ndcg(fit_blend, validation),
+                COUPON_RANKER: _validation_ndcg(
+                    cr.fit(fit_rows, choice.features, choice.l2), validation
+                ),
+            },
+        },
+        "serving_cost": {"campaign": task.campaign_id, **serving_cost},
         "campaigns": campaign_summary(tables, test, results),
         "groups": {name: summarize(results, types) for name, types in GROUPS.items()},
         "median_lines_per_household": float(
@@ -159,6 +196,46 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+
+
+def request_cost(stage: CouponStage, members: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """Median seconds of `CouponStage.member_scores` per member (one request's coupons), and
+    of a floor timed beside each call (one `np.where` over the same number of values)."""
+    other, offers = np.zeros(len(ids)), ids.tolist()
+    calls, floors = [], []
+    for member in members.tolist():
+        begin = time.perf_counter()
+        stage.member_scores(member, offers, other)
+        middle = time.perf_counter()
+        np.where(other > 0, other, 1.0)
+        calls.append(middle - begin)
+        floors.append(time.perf_counter() - middle)
+    call, floor = float(np.median(calls)), float(np.median(floors))
+    return {
+        "offers": len(offers),
+        "requests": len(calls),
+        "p50_ms": round(call * 1e3, 4),
+        "floor_p50_us": round(floor * 1e6, 2),
+        "floors": round(call / floor, 1),
+    }
+
+
+def _weights(ranker: LinearRanker) -> dict[str, float]:
+    return dict(zip(ranker.feature_names, ranker.weights.round(4).tolist(), strict=False))
+
+
+def _queries(rows: cr.TrainingRows) -> dict[str, int]:
+    """Household × campaign pairs per type group."""
+    return {
+        group: len(np.unique(rows.query_ids[np.isin(rows.types, types)]))
+        for group, types in cr.TYPE_GROUPS.items()
+    }
+
+
+def _validation_ndcg(ranker: LinearRanker, validation: cr.TrainingRows) -> dict[str, float]:
+    columns = [FEATURES.index(name) for name in ranker.feature_names]
+    scores = ranker.predict(validation.features[:, columns])
+    return {group: round(value, 4) for group, value in cr.group_ndcg(scores, validation).items()}
 
 
 def campaign_summary(
@@ -200,167 +277,10 @@ def summarize(results: pd.DataFrame, types: Sequence[str]) -> dict[str, Any]:
     return {"units": len(part), "households": len(per_household), "models": models}
 
 
-# ---------------------------------------------------------------- results files
-
-
-def group_table(group: Mapping[str, Any]) -> list[str]:
-    """Models × metrics of one group, with the NDCG@10 difference from the learned blend."""
-    lines = [
-        "| model | " + " | ".join(ce.METRICS) + " | NDCG@10 − learned_blend (95% CI) |",
-        "|---|" + "---:|" * (len(ce.METRICS) + 1),
-    ]
-    for model in MODELS:
-        entry = group["models"][model]
-        values = " | ".join(f"{entry[metric]:.4f}" for metric in ce.METRICS)
-        difference = entry.get("vs_learned_blend")
-        gain = "–" if difference is None else _interval(difference)
-        lines.append(f"| {model} | {values} | {gain} |")
-    return lines
-
-
-def _interval(difference: Mapping[str, Any]) -> str:
-    mark = {"better": " ▲", "worse": " ▼", "tie": ""}[difference["verdict"]]
-    return (
-        f"{difference['difference']:+.4f} ({difference['ci_low']:+.4f} … "
-        f"{difference['ci_high']:+.4f}){mark}"
-    )
-
-
-def campaign_lines(result: Mapping[str, Any]) -> list[str]:
-    """The test campaigns as a Markdown table."""
-    lines = [
-        "| campaign | type | start | coupons | households exposed | households redeeming |",
-        "|---:|---|---|---:|---:|---:|",
-    ]
-    for row in result["campaigns"]:
-        coupons = "–" if row["coupons"] is None else row["coupons"]
-        lines.append(
-            f"| {row['campaign_id']} | {row['type']} | {row['start']} | {coupons} | "
-            f"{row['exposed']:,} | {row['redeeming']:,} |"
-        )
-    return lines
-
-
-def winner_lines(result: Mapping[str, Any]) -> list[str]:
-    """Per group: the best model by NDCG@10, and which models beat the learned blend."""
-    lines = []
-    for name, group in result["groups"].items():
-        models = group["models"]
-        best = max(models, key=lambda model: models[model]["ndcg@10"])
-        beat = [
-            m for m in models if models[m].get("vs_learned_blend", {}).get("verdict") == "better"
-        ]
-        lines.append(
-            f"- {name}: best NDCG@10 is **{best}** ({models[best]['ndcg@10']:.4f}); "
-            + (
-                f"beating the learned blend with a CI above zero: {', '.join(beat)}."
-                if beat
-                else "no model beats the learned blend with a CI above zero."
-            )
-        )
-    return lines
-
-
-def markdown(result: Mapping[str, Any], command: str) -> str:
-    """The whole results page."""
-    rows = result["rows"]
-    lines = [
-        "# Offer redemption on real campaigns: 84.51° Complete Journey",
-        "",
-        f"Command: `{command}`  ",
-        f"Run time: {result['seconds']:.0f} s on {result['machine']['cpus']} cores "
-        f"(Python {result['machine']['python']}).",
-        "",
-        "## Task",
-        "",
-        "For each household × test campaign, rank the campaign's coupons and score the ranking "
-        "against the coupons the household redeemed (only household × campaign pairs with at "
-        "least one redemption are scored; AUC only where some coupon was not redeemed). Every "
-        "score uses data dated before the campaign's start. Test: the campaigns starting on or "
-        f"after {result['cutoff']}; the learned blend is fitted on the campaigns starting "
-        "before it, labelled by redemptions dated before it. Type A campaigns mailed each "
-        "household 16 coupons chosen by the retailer from a pool of ~200; the data does not "
-        "say which, so the whole pool is ranked and the retailer's own selection is an "
-        "unobserved confounder. Type B/C households received every coupon of the campaign.",
-        "",
-        f"Contract tables (`features/complete_journey.py`): {rows['members']:,} members, "
-        f"{rows['purchases']:,} purchases (the whole transaction *sample*), "
-        f"{rows['partners']} partners (departments), {rows['offers']:,} offers (campaign × "
-        "coupon). Coupons, exposures and redemptions come from the raw files.",
-        "",
-        *campaign_lines(result),
-        "",
-        "## Models",
-        "",
-        "- coupon_popularity: redemptions of the coupon's UPC before the start; category_share "
-        "/ product_share: the household's share of purchase lines in the coupon's categories "
-        "/ exact products; past_redemptions: the household's earlier redemptions of coupons "
-        "sharing a category; coupon_size: products the coupon covers (not personal).",
-        "- learned_blend: logistic regression (`models/ranker.fit_linear`, log1p, standardised) "
-        f"on those five; weights `{json.dumps(result['learned_blend'])}`.",
-        "- coupon_ranker: perkrank's coupon ranker (`training/coupon_ranker.py`): logistic "
-        "regression on the household × campaign pairs with a redemption of the campaigns "
-        "before the cutoff, its features chosen by forward selection on NDCG@10 over 5 "
-        "household folds inside those campaigns (the test campaigns take no part), from the "
-        "five above plus product_lines (lines of the coupon's products), product_recent / "
-        "category_recent (the same, each line weighted 2^(−days/30)), same_coupon (the "
-        "household's earlier redemptions of the UPC), redemption_rate (UPC redemptions per "
-        "earlier exposure) and product_reach (households that bought the coupon's products, "
-        "not personal); chosen features and weights "
-        f"`{json.dumps(result['coupon_ranker'])}`. product_reach joined the candidates after "
-        "single-feature numbers on the test campaigns had been looked at; the selection and "
-        "the weights never saw them. Fitted by perkrank's code, not served by the API (the "
-        "data contract has no exposure table).",
-        "- als, lightfm, own_pop, blend: perkrank's components with `configs/train.yaml` (not "
-        "tuned for this data; the blend uses its configured weights, no weight search), fitted "
-        "before each campaign's start on department × category items; a coupon's score is the "
-        "max (or mean) of its items' scores.",
-        "",
-    ]
-    for name, group in result["groups"].items():
-        lines += [
-            f"## {name}: {group['units']:,} household × campaign pairs, "
-            f"{group['households']:,} households",
-            "",
-            *group_table(group),
-            "",
-        ]
-    lines += [
-        "Differences: per-household mean NDCG@10 minus the learned blend's, paired bootstrap "
-        "over households (2,000 resamples, `training/compare.py`); ▲/▼: the 95% CI excludes 0.",
-        "",
-        "## Verdict",
-        "",
-        *winner_lines(result),
-        "",
-        "## What the thin purchase sample means",
-        "",
-        "The purchases are a random 75,000 of the 1,469,307 transaction lines (5 %): a median "
-        f"of {result['median_lines_per_household']:.0f} lines per household over the whole "
-        "year, fewer before each campaign. The collaborative models and the share features see "
-        "only this sample, so a household's tastes are barely observed; a coupon's products "
-        "are mostly unseen for it, and max-over-items scores drift towards coupons covering "
-        "many categories (the coupon_size effect). These numbers are a lower bound for "
-        "purchase-based models; with the full transaction table the personal rows would likely "
-        "gain, the non-personal ones (coupon_size, coupon_popularity) would not.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write(result: dict[str, Any], out_dir: Path, command: str) -> Path:
-    """Write complete_journey.json and complete_journey.md into `out_dir`; the Markdown path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = {"command": command, **result}
-    (out_dir / "complete_journey.json").write_text(json.dumps(result, indent=2) + "\n")
-    path = out_dir / "complete_journey.md"
-    path.write_text(markdown(result, command))
-    return path
-
-
 def parse_arguments(arguments: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutoff", type=date.fromisoformat, default=CUTOFF)
+    parser.add_argument("--validation-start", type=date.fromisoformat, default=VALIDATION_START)
     parser.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--source", type=Path, default=SOURCE)
@@ -371,8 +291,10 @@ def parse_arguments(arguments: Sequence[str]) -> argparse.Namespace:
 def main() -> None:
     arguments = parse_arguments(sys.argv[1:])
     config = load_config(TrainConfig, arguments.config)
-    result = run(arguments.source, arguments.cutoff, config, arguments.work_dir)
-    command = " ".join([".venv/bin/python", "benchmarks/complete_journey.py", *sys.argv[1:]])
+    result = run(
+        arguments.source, arguments.cutoff, arguments.validation_start, config, arguments.work_dir
+    )
+    command = " ".join([".venv/bin/python -m benchmarks.complete_journey", *sys.argv[1:]])
     print(write(result, arguments.out, command).read_text())
 
 

@@ -3,10 +3,11 @@
 Layout of a bundle directory: `ranker/` and `fallback/` (each a `Factors` directory),
 `bundle.json` (model name, components, blend weights, evaluation summary) and, in bundles
 that serve the learned second stage, `second_stage/` (`models.second_stage_files`); a bundle
-without it serves the blend (`ranker/`) alone. A bundle trained with events may hold
-`offer_rates.npz`, the offer-level response prior (`models.offer_rates`). This is what the
-training pipeline logs to MLflow and what serving loads; neither implicit nor lightfm is needed
-to read it.
+without it serves the blend (`ranker/`) alone. A bundle for campaign coupons may hold
+`coupon_stage/` (`models.coupon_stage`): the coupon ranker for the members it knows. A bundle
+trained with events may hold `offer_rates.npz`, the offer-level response prior
+(`models.offer_rates`). This is what the training pipeline logs to MLflow and what serving
+loads; neither implicit nor lightfm is needed to read it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perkrank.models.coupon_stage import CouponStage, load_coupon_stage, save_coupon_stage
 from perkrank.models.factors import Factors
 from perkrank.models.offer_rates import OfferRates
 from perkrank.models.second_stage import SecondStage
 from perkrank.models.second_stage_files import load_second_stage, save_second_stage
 
 SECOND_STAGE_DIR = "second_stage"
+COUPON_STAGE_DIR = "coupon_stage"
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Bundle:
     second_stage: SecondStage | None = None
     offer_rates: OfferRates | None = None
     """Smoothed redemptions per impression per offer (None: no prior)."""
+    coupon_stage: CouponStage | None = None
+    """The campaign coupon ranker (None: none)."""
 
     def save(self, directory: Path | str) -> Path:
         """Write the bundle into `directory`."""
@@ -45,6 +50,8 @@ class Bundle:
             save_second_stage(self.second_stage, directory / SECOND_STAGE_DIR)
         if self.offer_rates is not None:
             self.offer_rates.save(directory)
+        if self.coupon_stage is not None:
+            save_coupon_stage(self.coupon_stage, directory / COUPON_STAGE_DIR)
         (directory / "bundle.json").write_text(
             json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
         )
@@ -64,4 +71,7 @@ class Bundle:
             if (directory / SECOND_STAGE_DIR).is_dir()
             else None,
             offer_rates=OfferRates.load(directory),
+            coupon_stage=load_coupon_stage(directory / COUPON_STAGE_DIR)
+            if (directory / COUPON_STAGE_DIR).is_dir()
+            else None,
         )

@@ -1,21 +1,15 @@
 """Rank a campaign's coupons for each household that received it, and score the ranking
 against the coupons the household redeemed (the Complete Journey benchmark's machinery).
 
-Everything a campaign's scores use is dated before the campaign starts: purchases
-(`ts < start`) and redemptions (`redemption_date < start`). Per exposed household the
-coupons are ranked by score, ties to the lower coupon UPC (`scoring.top_k`). Metrics, per
-household × campaign with at least one redemption: NDCG@10, recall@5, recall@10
-(`training.metrics`) and AUC (the share of redeemed × not-redeemed pairs ordered right,
-ties half; NaN when every coupon was redeemed).
+Everything a campaign's scores use is dated before the campaign starts (the features:
+`models.coupon_stage`, as of the start). Per exposed household the coupons are ranked by score,
+ties to the lower coupon UPC (`scoring.top_k`). Metrics, per household × campaign with at
+least one redemption: NDCG@10, recall@5, recall@10 (`training.metrics`) and AUC (the share of
+redeemed × not-redeemed pairs ordered right, ties half; NaN when every coupon was redeemed).
 
-Baseline features (each a households × coupons array):
-    coupon_popularity  redemptions of the coupon's UPC by anyone before the start;
-    category_share     the household's purchase lines in the coupon's item categories
-                       (department × product category) / all its lines;
-    product_share      the same for the coupon's exact products;
-    past_redemptions   the household's earlier redemptions of coupons sharing a category
-                       with this one;
-    coupon_size        how many products the coupon covers (the same for every household).
+Baselines (`BASELINES`): single features of `models.coupon_stage`, the household's purchase
+shares in the coupon's categories and exact products, its past redemptions of coupons sharing
+a category, the coupon's popularity and its size (products covered; not personal).
 """
 
 from __future__ import annotations
@@ -130,52 +124,6 @@ def campaign_task(
         coupon_upcs=upcs,
         labels=labels,
     )
-
-
-def baseline_features(
-    tables: CouponTables, index: CouponIndex, task: Campaign
-) -> dict[str, np.ndarray]:
-    """Each of `BASELINES` as a members × coupons array, from data dated before the start."""
-    members = IdMap(task.members)
-    bought = tables.purchases[tables.purchases[Columns.ts] < task.start]
-    bought = bought[bought.member_id.isin(members)]
-    member_rows = members.rows(bought.member_id)
-    shape = (len(members),)
-    item_counts = sp.csr_matrix(
-        (np.ones(len(bought)), (member_rows, index.items.rows(bought.item_id))),
-        shape=(*shape, len(index.items)),
-    )
-    product_counts = sp.csr_matrix(
-        (np.ones(len(bought)), (member_rows, index.products.rows(bought.product_id))),
-        shape=(*shape, len(index.products)),
-    )
-    lines = np.maximum(np.bincount(member_rows, minlength=len(members)), 1)[:, np.newaxis]
-    coupon_items = index.coupon_items[task.coupon_rows]
-    coupon_products = index.coupon_products[task.coupon_rows]
-    earlier = tables.redemptions[tables.redemptions["redemption_date"] < task.start]
-    popularity = earlier.groupby("coupon_upc").size()
-    sizes = np.asarray(coupon_products.sum(axis=1)).ravel()
-    ones = np.ones((len(members), 1))
-    return {
-        "coupon_popularity": ones * popularity.reindex(task.coupon_upcs).fillna(0).to_numpy(),
-        "category_share": (item_counts @ coupon_items.T).toarray() / lines,
-        "product_share": (product_counts @ coupon_products.T).toarray() / lines,
-        "past_redemptions": _past_redemptions(earlier, index, members, coupon_items),
-        "coupon_size": ones * sizes,
-    }
-
-
-def _past_redemptions(
-    earlier: pd.DataFrame, index: CouponIndex, members: IdMap, coupon_items: sp.csr_matrix
-) -> np.ndarray:
-    """Per member × coupon: the member's earlier redemptions sharing an item with the coupon."""
-    mine = earlier[earlier.member_id.isin(members)]
-    redeemed = index.coupons.rows(coupon_key(mine["campaign_id"], mine["coupon_upc"]))
-    known = redeemed >= 0
-    overlap = (index.coupon_items[redeemed[known]] @ coupon_items.T).toarray() > 0
-    result = np.zeros((len(members), coupon_items.shape[0]))
-    np.add.at(result, members.rows(mine.member_id)[known], overlap)
-    return result
 
 
 def item_scores(

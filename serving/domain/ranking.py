@@ -14,7 +14,8 @@ call is numpy over the catalog's arrays.
 With a bundle that carries a second stage (`models.second_stage`), a member with purchases
 before its cutoff gets the second stage's order: candidates among the eligible offers by the
 learned ranker, then the rest by the blend's score; every other member gets the fallback
-order (regional popularity: on cold members it beats the blend's cold vector).
+order (regional popularity: on cold members it beats the blend's cold vector). With a coupon
+stage (`models.coupon_stage`), a member it knows gets the coupon ranker's order instead.
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order, the cold order and the second stage's member-independent candidates) is computed once
@@ -258,7 +259,15 @@ class OfferRanker:
         return self.shortlist(member_id, segment, len(segment.rows))
 
     def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
-        """Both orders for the member: the segment's cold order unless the ranker knows them."""
+        """Both orders for the member: the segment's cold order unless the ranker knows them;
+        a member the bundle's coupon stage knows gets its order (`CouponStage.member_scores`:
+        the offers it knows by its ranker, then the others, by row)."""
+        coupons = self.bundle.coupon_stage
+        if coupons is not None and coupons.member_row(member_id) is not None:
+            offer_ids = [self.catalog.offers[row].offer_id for row in segment.rows]
+            scores = coupons.member_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
+            order = best_order(scores, segment.rows, pool)
+            return Shortlist(order, segment.fallback, True, frozenset())
         ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
         stats_row = None if stage is None else stage.member_row(member_id)

@@ -1,4 +1,4 @@
-"""Coupon ranking for the Complete Journey benchmark: tasks, baseline features, coupon scores
+"""Coupon ranking for the Complete Journey benchmark: tasks, coupon scores
 from item scores, and the per-household metrics, on hand-made data with exact values."""
 
 from pathlib import Path
@@ -35,27 +35,6 @@ def test_labels_before_drops_later_redemptions(tables: ce.CouponTables) -> None:
     assert kept.labels.tolist() == [[True, False], [False, False]]
     dropped = ce.campaign_task(tables, index, "1", labels_before=pd.Timestamp("2017-01-20"))
     assert not dropped.labels.any()
-
-
-def test_baseline_features_use_only_earlier_data(tables: ce.CouponTables) -> None:
-    index = ce.coupon_index(tables)
-    task = ce.campaign_task(tables, index, "2", labels_before=None)
-    features = ce.baseline_features(tables, index, task)
-    assert features["coupon_popularity"].tolist() == [[1, 0], [1, 0]]
-    assert features["category_share"].tolist() == [[2 / 3, 0], [0, 0]]
-    assert features["product_share"].tolist() == [[1 / 3, 0], [0, 0]]
-    assert features["past_redemptions"].tolist() == [[1, 0], [0, 0]]
-    assert features["coupon_size"].tolist() == [[1, 1], [1, 1]]
-
-
-def test_campaign_one_sees_no_later_purchase(tables: ce.CouponTables) -> None:
-    index = ce.coupon_index(tables)
-    task = ce.campaign_task(tables, index, "1", labels_before=None)
-    features = ce.baseline_features(tables, index, task)
-    assert task.members.tolist() == ["H10", "H20"]
-    assert features["category_share"].tolist() == [[1.0, 0.0], [0.0, 0.0]]
-    assert features["coupon_popularity"].tolist() == [[0, 0], [0, 0]]
-    assert features["coupon_size"].tolist() == [[2, 1], [2, 1]]
 
 
 def test_coupon_scores_max_and_mean_over_items() -> None:

@@ -1,0 +1,126 @@
+"""The coupon stage: one scorer for evaluation and serving. On the hand-made Complete Journey
+files, a bundle with a coupon stage, saved and loaded, orders a campaign's coupons in serving
+exactly as the benchmark's evaluation scores them; the arrays save without pickles."""
+
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perkrank.config import InteractionConfig, ServeConfig
+from perkrank.features.complete_journey import coupon_tables, import_complete_journey, read_raw
+from perkrank.features.interactions import cutoff_features
+from perkrank.features.loader import load_dataset
+from perkrank.models import scoring
+from perkrank.models.bundle import Bundle
+from perkrank.models.coupon_stage import (
+    CANDIDATE_OFFSET,
+    FEATURES,
+    CouponStage,
+    load_coupon_stage,
+    save_coupon_stage,
+)
+from perkrank.models.linear_ranker import LinearRanker
+from perkrank.models.popularity import fit_popularity
+from perkrank.serving.domain.catalog import catalog_from_dataset
+from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
+from perkrank.training import coupon_evaluation as ce
+from perkrank.training import coupon_ranker as cr
+from perkrank.training.coupon_stats import offer_ids
+from tests.features.complete_journey_raw import write_raw
+
+START = date(2017, 3, 1)
+"""Campaign 2's start: its two coupons are the offers eligible that day."""
+
+
+def ranker() -> LinearRanker:
+    """Own purchases of the coupon's products up, popularity down: the two members of
+    campaign 2 get different orders (H10 bought coupon 111's product, H30 nothing)."""
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("product_lines")] = 3.0
+    weights[FEATURES.index("coupon_popularity")] = -1.0
+    weights[FEATURES.index("category_recent")] = 0.25
+    n = len(FEATURES)
+    return LinearRanker(FEATURES, (), np.zeros(n), np.ones(n), weights, 0.5)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("coupon_stage")
+    raw = write_raw(root / "raw")
+    import_complete_journey(raw, root / "data")
+    dataset = load_dataset(root / "data")
+    tables = coupon_tables(read_raw(raw))
+    index = ce.coupon_index(tables)
+    task = ce.campaign_task(tables, index, "2", labels_before=None)
+    stage = cr.campaign_stage(tables, index, task.start, ranker())
+    features = cutoff_features(dataset, datetime(2017, 3, 1), InteractionConfig())
+    popularity = fit_popularity(features.data)
+    Bundle(popularity, popularity, coupon_stage=stage).save(root / "bundle")
+    return dataset, index, task, stage, Bundle.load(root / "bundle")
+
+
+def evaluated(index, task, stage) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The benchmark's side: each exposed member's coupons ranked by `CouponStage.scores`."""
+    ids = offer_ids(index, task.coupon_rows)
+    scores = stage.scores(task.members, ids)
+    order = scoring.top_k(scores, len(ids))
+    return {
+        member: (ids[order[row]].tolist(), scores[row][order[row]])
+        for row, member in enumerate(task.members.tolist())
+    }
+
+
+def test_serving_orders_a_campaigns_coupons_as_the_evaluation_scores_them(setup) -> None:
+    dataset, index, task, stage, bundle = setup
+    catalog = catalog_from_dataset(dataset, bundle)
+    settings = ServeConfig(catalog_date=START, app_api_keys="test:app-key-for-tests-0001")
+    serving = OfferRanker(bundle, catalog, settings)
+    expected = evaluated(index, task, stage)
+    for member, (order, scores) in expected.items():
+        region, tier = serving.profile(OfferRequest(member, "app", 10))
+        day = serving.day(0.0)
+        segment = serving.segment(region, tier, day, serving.tenure_days(member, day))
+        served = serving.shortlist(member, segment, 10).personalized
+        assert [catalog.offers[row].offer_id for row in served.rows] == order, member
+        assert np.array(served.scores) - CANDIDATE_OFFSET == pytest.approx(scores, abs=1e-6)
+    assert expected["H10"][0] != expected["H30"][0], "both members ordered alike: test is blind"
+
+
+def test_saved_stage_scores_alike(setup, tmp_path: Path) -> None:
+    _, index, task, stage, _ = setup
+    loaded = load_coupon_stage(save_coupon_stage(stage, tmp_path / "stage"))
+    ids = offer_ids(index)
+    np.testing.assert_array_equal(loaded.scores(task.members, ids), stage.scores(task.members, ids))
+
+
+def test_an_unknown_member_gets_only_the_offer_features(setup) -> None:
+    _, index, task, stage, _ = setup
+    ids = offer_ids(index, task.coupon_rows)
+    unknown = stage.scores(["H999"], ids)[0]
+    h30 = stage.scores(["H30"], ids)[0]  # no purchases before the start, no redemptions
+    np.testing.assert_array_equal(unknown, h30)
+
+
+def test_unknown_offers_keep_their_other_score(setup) -> None:
+    _, index, _, stage, _ = setup
+    ids = [*offer_ids(index, np.array([0])).tolist(), "C99-000"]
+    scores = stage.member_scores("H10", ids, np.array([7.0, 7.0]))
+    assert scores[0] > CANDIDATE_OFFSET - 100
+    assert scores[1] == 7.0
+
+
+def test_a_ranker_with_unknown_features_is_refused(setup) -> None:
+    stats = setup[3].stats
+    odd = LinearRanker(("shoe_size",), (), np.zeros(1), np.ones(1), np.ones(1), 0.0)
+    with pytest.raises(ValueError, match="shoe_size"):
+        CouponStage(odd, stats)
+
+
+def test_a_file_without_the_arrays_is_refused(tmp_path: Path, setup) -> None:
+    directory = save_coupon_stage(setup[3], tmp_path / "stage")
+    with open(directory / "coupon_stats.npz", "wb") as file:
+        np.savez(file, member_ids=np.array(["H1"]))
+    with pytest.raises(ValueError, match=r"coupon_stats\.npz: not coupon statistics"):
+        load_coupon_stage(directory)
