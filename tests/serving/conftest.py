@@ -31,7 +31,7 @@ from perkrank.serving.state.ports import StateStore
 from perkrank.serving.state.redis_cluster import RedisClusterStateStore
 from perkrank.serving.state.redis_store import RedisStateStore
 
-STORE_TIMEOUT_MS = 2000
+STORE_TIMEOUT_MS = 10_000
 """Generous: the test machine is shared and slow; production uses ServeConfig.store_timeout_ms."""
 
 
@@ -275,6 +275,8 @@ def perkrank_serve(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "perkrank.cli", "serve", *arguments, "--port", str(port)]
+    # A store call may wait out a paused shared core unless the test sets its own timeout.
+    environment = {"PERKRANK_STORE_TIMEOUT_MS": str(STORE_TIMEOUT_MS)} | environment
     process = subprocess.Popen(
         command,
         env=environment,
