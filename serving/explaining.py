@@ -20,6 +20,7 @@ from perkrank.serving.domain.explain import (
     counters_to_read,
     explain_offers,
 )
+from perkrank.serving.domain.local_partners import local_slots, max_per_partner
 from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRequest, Shortlist
 from perkrank.serving.domain.selection import Preferences
 
@@ -75,7 +76,8 @@ def explain_member(
         tier=tier,
         limit=request.limit,
         pool=ranker.pool_size(request.limit),
-        max_per_partner=settings.max_offers_per_partner,
+        max_per_partner=max_per_partner(context.caps, settings.max_offers_per_partner),
+        local_slots=local_slots(context.caps, region, request.limit),
         rules=rules,
         offers=catalog.offers,
         personalized=personalized,
