@@ -261,7 +261,7 @@ def overall_metrics(
     k_values = sorted(k_values)
     ranking = rank_scores(window, score_batch, max(k_values), ("all",))["all"]
     overall = next(part for part in window.slices if part.name == "overall")
-    return _slice_metrics(ranking, overall, k_values)
+    return _slice_metrics(ranking, overall, k_values, window.offer_is_local)
 
 
 def _member_values(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, np.ndarray]:
