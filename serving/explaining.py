@@ -62,6 +62,7 @@ def explain_member(
     personalized = [catalog.candidates[row] for row in shortlist.personalized.rows]
     fallback = [catalog.candidates[row] for row in shortlist.fallback.rows]
     rules = context.rules()
+    slots = local_slots(context.caps, region, request.limit)
     state = context.store.member_state(
         request.member_id,
         counters_to_read(rules, personalized, request.channel, now),
@@ -77,7 +78,8 @@ def explain_member(
         limit=request.limit,
         pool=ranker.pool_size(request.limit),
         max_per_partner=max_per_partner(context.caps, settings.max_offers_per_partner),
-        local_slots=local_slots(context.caps, region, request.limit),
+        local_slots=slots,
+        local_tail=ranker.pool_size(slots) if slots else 0,
         rules=rules,
         offers=catalog.offers,
         personalized=personalized,

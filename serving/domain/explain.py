@@ -69,6 +69,8 @@ class ExplainRequest:
     repeat_offer_ids: frozenset[str] = frozenset()
     local_slots: int = 0
     """The region's local floor (`local_partners.local_slots`)."""
+    local_tail: int = 0
+    """Local offers beyond `pool` a request hands the store (`OfferRanker.rank`)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def ineligibility(offer: Offer, region: str, tier: str, day: date) -> list[str]:
 
 def explain_offers(request: ExplainRequest) -> Explanation:
     """Re-run `select_offers` on the request's shortlist and explain every catalog offer."""
-    slots = request.local_slots
+    slots, tail = request.local_slots, request.local_tail
     choice = select_offers(
         request.state,
         SelectionRequest(
@@ -117,8 +119,8 @@ def explain_offers(request: ExplainRequest) -> Explanation:
             now=request.now,
             limit=request.limit,
             max_per_partner=request.max_per_partner,
-            personalized=with_local_tail(request.personalized, request.pool, slots, _local),
-            fallback=with_local_tail(request.fallback, request.pool, slots, _local),
+            personalized=with_local_tail(request.personalized, request.pool, tail, _local),
+            fallback=with_local_tail(request.fallback, request.pool, tail, _local),
             rules=request.rules,
             local_slots=slots,
         ),

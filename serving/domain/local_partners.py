@@ -5,7 +5,8 @@ least `ceil(share × limit)` offers of local partners: the store's walk (`rules.
 takes that many local candidates first, by the same rules as every other candidate. So that
 local candidates reach the store at all, each order is kept with a tail: its best `count`
 offers, then the best `count` local offers of the rest (`best_with_locals`), and a request
-with a floor hands the store its pool plus up to a pool of that tail (`with_local_tail`).
+with `slots` local slots hands the store its pool plus up to `pool_size(slots)` local offers of
+that tail (`with_local_tail`): the same slack for skipped offers as the list itself has.
 """
 
 from __future__ import annotations
@@ -36,26 +37,33 @@ def max_per_partner(caps: CapsConfig, configured: int) -> int:
     return configured if caps.max_per_partner is None else caps.max_per_partner
 
 
-def best_with_locals(scores: np.ndarray, count: int, local: np.ndarray) -> np.ndarray:
+def best_with_locals(
+    scores: np.ndarray, count: int, local: np.ndarray | None, tail: int
+) -> np.ndarray:
     """Positions of the `count` best `scores`, best first (`scoring.best`), then of the
-    `count` best local ones (`local`: aligned with `scores`) among the rest, best first."""
+    `tail` best local ones (`local`: aligned with `scores`; None: none) among the rest,
+    best first."""
     best = scoring.best(scores, count)
+    if local is None or tail == 0:
+        return best
     rest = local.copy()
     rest[best] = False
     local_positions = np.flatnonzero(rest)
     if local_positions.size == 0:
         return best
-    tail = local_positions[scoring.best(scores[local_positions], count)]
-    return np.concatenate([best, tail])
+    return np.concatenate([best, local_positions[scoring.best(scores[local_positions], tail)]])
 
 
 def with_local_tail(
-    order: Sequence[Item], pool: int, slots: int, is_local: Callable[[Item], bool]
+    order: Sequence[Item], pool: int, tail: int, is_local: Callable[[Item], bool]
 ) -> list[Item]:
-    """The first `pool` of `order`, then (with local `slots` to fill) up to `pool` local items
-    of the rest, in order."""
-    head = list(order[:pool])
-    if slots == 0:
-        return head
-    tail = [item for item in order[pool:] if is_local(item)]
-    return head + tail[:pool]
+    """The first `pool` of `order`, then up to `tail` local items of the rest, in order."""
+    return list(order[:pool]) + [item for item in order[pool:] if is_local(item)][:tail]
+
+
+def rows_with_local_tail(rows: list[int], pool: int, tail: int, local: np.ndarray) -> list[int]:
+    """`with_local_tail` of offer rows, `local` by row (one numpy pass: it runs per request)."""
+    if tail == 0 or len(rows) <= pool:
+        return rows[:pool]
+    rest = np.asarray(rows[pool:])
+    return rows[:pool] + rest[local[rest]][:tail].tolist()

@@ -50,7 +50,7 @@ from perkrank.serving.domain.local_partners import (
     best_with_locals,
     local_slots,
     max_per_partner,
-    with_local_tail,
+    rows_with_local_tail,
 )
 from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions, occasion_boosts
 from perkrank.serving.domain.privacy import sensitive_categories
@@ -87,7 +87,6 @@ class OfferRanker:
         """What each cached segment was built from (`warm_like` builds the same ones)."""
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
         self._local = np.array([candidate.local for candidate in catalog.candidates], bool)
-        """By row: the offer's partner is local (the local floor counts it)."""
         self._offer_prior = scoring.offer_prior(
             bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
         )
@@ -134,8 +133,7 @@ class OfferRanker:
         seed:
             Seeds the sample (the decision id), so the same request samples alike.
         caps:
-            The list rules in force beside `rules`: the region's local floor and the
-            per-partner limit (None: no floor, serve.yaml's limit).
+            Its local floor and per-partner limit (None: no floor, serve.yaml's limit).
 
         Returns
         -------
@@ -148,21 +146,21 @@ class OfferRanker:
         pool = self.pool_size(request.limit)
         caps = caps or CapsConfig()
         slots = local_slots(caps, region, request.limit)
+        tail = self.pool_size(slots) if slots else 0
         day = self.day(now)
         exclusive, occasions = self.member_mechanics(request.member_id, region, tier, day, now)
         tenure = self.tenure_days(request.member_id, day)
         segment = self.segment(region, tier, day, tenure, exclusive, occasions)
         if policy == PERSONALIZED:
-            shortlist = self.shortlist(request.member_id, segment, pool, slots > 0)
+            shortlist = self.shortlist(request.member_id, segment, pool, tail)
         else:
             shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
         propensities: dict[int, float] = {}
         if exploration is not None:
             shortlist, propensities = _explored(shortlist, pool, exploration, seed)
         candidates = self.catalog.candidates
-        local = self._local.__getitem__
-        personalized = with_local_tail(shortlist.personalized.rows, pool, slots, local)
-        fallback = with_local_tail(shortlist.fallback.rows, pool, slots, local)
+        personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
+        fallback = rows_with_local_tail(shortlist.fallback.rows, pool, tail, self._local)
         selection = await store.select(
             SelectionRequest(
                 member_id=request.member_id,
@@ -276,10 +274,10 @@ class OfferRanker:
         return self.shortlist(member_id, segment, len(segment.rows))
 
     def shortlist(
-        self, member_id: str, segment: Segment, pool: int, locals: bool = False
+        self, member_id: str, segment: Segment, pool: int, local_tail: int = 0
     ) -> Shortlist:
         """Both orders for the member: the segment's cold order unless the ranker knows them;
-        `locals`: a known member's order carries its local tail (`best_with_locals`)."""
+        a known member's order ends with `local_tail` local offers (`best_with_locals`)."""
         ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
         stats_row = None if stage is None else stage.member_row(member_id)
@@ -293,7 +291,7 @@ class OfferRanker:
             scores = member_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
             )
-        personalized = best_order(scores, segment.rows, pool, segment.local if locals else None)
+        personalized = best_order(scores, segment.rows, pool, segment.local, local_tail)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
 
@@ -364,8 +362,8 @@ class OfferRanker:
             vectors=vectors,
             biases=biases,
             item_rows=ranker.item_rows[rows],
-            cold=best_order(cold_scores, rows, pool, local),
-            fallback=best_order(fallback_scores, rows, pool, local),
+            cold=best_order(cold_scores, rows, pool, local, pool),
+            fallback=best_order(fallback_scores, rows, pool, local, pool),
             local=local,
             stage_items=stage_items,
             stage_flags=stage_flags,
@@ -392,13 +390,9 @@ def _model_regions(bundle: Bundle) -> set[str]:
 
 
 def best_order(
-    scores: np.ndarray, rows: np.ndarray, count: int, local: np.ndarray | None = None
+    scores: np.ndarray, rows: np.ndarray, count: int, local: np.ndarray | None = None, tail: int = 0
 ) -> Order:
     """The `count` best of `rows` (ascending) by `scores` (aligned with `rows`), best first;
-    ties by row (`scoring.best`); with `local` (aligned with `rows`), then the local tail
-    (`best_with_locals`)."""
-    if local is None:
-        positions = scoring.best(scores, count)
-    else:
-        positions = best_with_locals(scores, count, local)
+    ties by row (`scoring.best`); then `tail` local rows (`best_with_locals`)."""
+    positions = best_with_locals(scores, count, local, tail)
     return Order(rows[positions].tolist(), scores[positions].tolist())

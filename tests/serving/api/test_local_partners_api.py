@@ -110,3 +110,14 @@ def test_the_console_form_keeps_the_list_rules():
     )
 
     assert parse_rules(rules_text(caps)) == (caps, [])
+
+
+def test_explaining_follows_the_floor_in_force(client):
+    put_caps(client, {"local_floor": {"default": 0.5}})
+
+    response = client.get("/v1/admin/members/alice/explain?limit=2", headers=ADMIN)
+    served = served_ids(get_offers(client, "alice", limit=2))
+
+    assert response.status_code == 200, response.text
+    assert [verdict["offer_id"] for verdict in response.json()["shown"]] == served
+    assert LOCAL in served
