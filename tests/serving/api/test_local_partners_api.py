@@ -1,5 +1,6 @@
 """The local floor and the per-partner limit, changed live through `PUT /v1/caps`, take effect
-on the very next offers request; both are versioned and audited with the caps."""
+on the very next offers request on every state store; both are versioned and audited with the
+caps."""
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +17,9 @@ RULE = {"name": "per_offer_day", "scope": "member_offer", "limit": 1, "window": 
 
 
 @pytest.fixture
-def client() -> TestClient:
-    return TestClient(make_app(MemoryStateStore()))
+def client(store) -> TestClient:
+    """The service on each state store in turn: memory, one Redis server, Redis Cluster."""
+    return TestClient(make_app(store))
 
 
 def put_caps(client: TestClient, body: dict) -> dict:
@@ -121,3 +123,16 @@ def test_explaining_follows_the_floor_in_force(client):
     assert response.status_code == 200, response.text
     assert [verdict["offer_id"] for verdict in response.json()["shown"]] == served
     assert LOCAL in served
+
+
+def test_a_local_offer_beyond_the_shortlist_reaches_the_store_for_the_floor():
+    """With a pool of exactly `limit`, the local offer is not among the best two: only the
+    orders' local tail brings it to the store."""
+    tight = TestClient(
+        make_app(MemoryStateStore(), candidate_pool_multiplier=1, candidate_pool_margin=0)
+    )
+    assert LOCAL not in served_ids(get_offers(tight, "alice", limit=2))
+
+    put_caps(tight, {"local_floor": {"default": 0.5}})
+
+    assert LOCAL in served_ids(get_offers(tight, "alice", limit=2))
