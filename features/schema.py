@@ -16,6 +16,8 @@ CHANNELS: tuple[str, ...] = ("store", "app", "web", "push", "sms", "email")
 OCCASIONS: tuple[str, ...] = ("birthday", "welcome", "winback", "tier_upgrade")
 """What an occasion offer targets (`features.occasions` says when each applies)."""
 SCOPES: tuple[str, ...] = ("federal", "local")
+LOCAL_SCOPE = "local"
+"""The scope of a partner operating in one or a few regions (the local floor counts them)."""
 LIST_SEPARATOR = ";"
 """Separator inside list-valued cells (partner regions and categories, offer regions)."""
 

@@ -179,13 +179,37 @@ class LiveSettingCommands:
     config: type[CapsConfig] | type[ExperimentsConfig]
     changes: Callable[[Sequence[Any], Sequence[Any]], list[str]]
     unchanged: str
+    extras: tuple[str, ...] = ()
+    """Settings beside the list (caps: `local_floor`, `max_per_partner`); null: unset."""
 
     def items(self, body: dict[str, Any]) -> tuple[Any, ...]:
         """The validated rules or experiments of a response body."""
         return getattr(self.config.model_validate({self.field: body[self.field]}), self.field)
 
+    def shown(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The list and the extras that are set, as a file would hold them."""
+        extras = {name: body[name] for name in self.extras if body.get(name) is not None}
+        return {self.field: body[self.field], **extras}
 
-CAPS = LiveSettingCommands("caps", "/v1/caps", "rules", CapsConfig, rule_changes, "no rule changed")
+    def all_changes(self, old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+        """The list's changes by name, then `~ extra: old → new` per changed extra."""
+        lines = self.changes(() if old is None else self.items(old), self.items(new))
+        for name in self.extras:
+            before, after = (old or {}).get(name), new.get(name)
+            if before != after:
+                lines.append(f"~ {name}: {_inline(before)} → {_inline(after)}")
+        return lines
+
+
+CAPS = LiveSettingCommands(
+    "caps",
+    "/v1/caps",
+    "rules",
+    CapsConfig,
+    rule_changes,
+    "no rule changed",
+    ("local_floor", "max_per_partner"),
+)
 EXPERIMENTS = LiveSettingCommands(
     "experiments",
     "/v1/experiments",
@@ -200,7 +224,7 @@ def show_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) ->
     current = call_service(arguments, "GET", setting.path)
     header = f"# {setting.name} version {current['version']}, by {current['actor']}"
     print(f"{header}, {_when(current['at'])}")
-    print(yaml.safe_dump({setting.field: current[setting.field]}, sort_keys=False), end="")
+    print(yaml.safe_dump(setting.shown(current), sort_keys=False), end="")
     return 0
 
 
@@ -208,16 +232,16 @@ def set_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> 
     body = read_yaml(arguments.file)  # the service checks it and names every bad field
     old = call_service(arguments, "GET", setting.path)
     stored = call_service(arguments, "PUT", setting.path, json.dumps(body, default=str))
-    for line in setting.changes(setting.items(old), setting.items(stored)) or [setting.unchanged]:
+    for line in setting.all_changes(old, stored) or [setting.unchanged]:
         print(line)
     print(f"{setting.name} version {stored['version']} in force (was {old['version']})")
     return 0
 
 
 def diff_setting(setting: LiveSettingCommands, arguments: argparse.Namespace) -> int:
-    new = getattr(load_config(setting.config, arguments.file), setting.field)
+    new = load_config(setting.config, arguments.file).model_dump(mode="json")
     current = call_service(arguments, "GET", setting.path)
-    changes = setting.changes(setting.items(current), new)
+    changes = setting.all_changes(current, new)
     print(f"against {setting.name} version {current['version']}:")
     for line in changes or ["no differences"]:
         print(line)
@@ -228,8 +252,7 @@ def setting_history(setting: LiveSettingCommands, arguments: argparse.Namespace)
     path = f"{setting.path}/history?limit={arguments.limit}"
     for change in call_service(arguments, "GET", path):
         print(f"version {change['version']}, by {change['actor']}, {_when(change['at'])}:")
-        old = () if change["old"] is None else setting.items(change["old"])
-        for line in setting.changes(old, setting.items(change["new"])) or [setting.unchanged]:
+        for line in setting.all_changes(change["old"], change["new"]) or [setting.unchanged]:
             print(f"  {line}")
     return 0
 
@@ -382,3 +405,8 @@ def _when(at: float | None) -> str:
     if at is None:
         return "never set"
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+
+
+def _inline(value: Any) -> str:
+    """A setting's value on one line: `unset` for null, else compact JSON."""
+    return "unset" if value is None else json.dumps(value, separators=(", ", ": "))

@@ -217,11 +217,34 @@ class CapRule(Section):
         return window
 
 
+class LocalFloor(Section):
+    """The least share of a served list that goes to local partners' offers, by region.
+
+    A list of `limit` offers holds at least `ceil(share × limit)` local offers whenever that
+    many local candidates pass the member's opt-outs, budgets, caps and the per-partner limit
+    (else every one that passes)."""
+
+    default: float = Field(0.0, ge=0, le=1)
+    """The share in every region `regions` does not name."""
+    regions: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    def share(self, region: str) -> float:
+        """The floor in force for `region`."""
+        return self.regions.get(region, self.default)
+
+
 class CapsConfig(Section):
     """A frequency-cap rule set: configs/caps.yaml (the initial version) or a `PUT /v1/caps`
-    body. No environment overrides: the rules in force live in the state store."""
+    body. No environment overrides: the rules in force live in the state store.
+
+    Beside the caps, two list rules live (and are versioned and audited) with them, both
+    optional so that older rule sets load unchanged: `local_floor` (None: no floor) and
+    `max_per_partner` (None: `ServeConfig.max_offers_per_partner`)."""
 
     rules: tuple[CapRule, ...] = ()
+    local_floor: LocalFloor | None = None
+    max_per_partner: int | None = Field(None, gt=0, le=1000)
+    """At most this many offers of one partner in a list (partner diversity)."""
 
     @field_validator("rules")
     @classmethod

@@ -115,7 +115,7 @@ def caps_rollback(arguments: argparse.Namespace) -> int:
     old = call_service(arguments, "GET", CAPS.path)
     body = json.dumps({"version": arguments.version})
     stored = call_service(arguments, "POST", "/v1/admin/caps/rollback", body)
-    for line in CAPS.changes(CAPS.items(old), CAPS.items(stored)) or [CAPS.unchanged]:
+    for line in CAPS.all_changes(old, stored) or [CAPS.unchanged]:
         print(line)
     print(
         f"caps version {stored['version']} in force: the rules of version {arguments.version} "

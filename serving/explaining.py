@@ -20,6 +20,7 @@ from perkrank.serving.domain.explain import (
     counters_to_read,
     explain_offers,
 )
+from perkrank.serving.domain.local_partners import local_slots, max_per_partner
 from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRequest, Shortlist
 from perkrank.serving.domain.selection import Preferences
 
@@ -61,6 +62,7 @@ def explain_member(
     personalized = [catalog.candidates[row] for row in shortlist.personalized.rows]
     fallback = [catalog.candidates[row] for row in shortlist.fallback.rows]
     rules = context.rules()
+    slots = local_slots(context.caps, region, request.limit)
     state = context.store.member_state(
         request.member_id,
         counters_to_read(rules, personalized, request.channel, now),
@@ -75,7 +77,9 @@ def explain_member(
         tier=tier,
         limit=request.limit,
         pool=ranker.pool_size(request.limit),
-        max_per_partner=settings.max_offers_per_partner,
+        max_per_partner=max_per_partner(context.caps, settings.max_offers_per_partner),
+        local_slots=slots,
+        local_tail=ranker.pool_size(slots) if slots else 0,
         rules=rules,
         offers=catalog.offers,
         personalized=personalized,

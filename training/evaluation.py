@@ -24,6 +24,7 @@ from perkrank.training.metrics import (
     average_precision_at_k,
     catalog_coverage,
     hit_rate_at_k,
+    local_share_at_k,
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
@@ -220,7 +221,7 @@ def _report(
 ) -> ModelReport:
     k_values = sorted(k_values)
     metrics = {
-        part.name: _slice_metrics(rankings[part.restriction], part, k_values)
+        part.name: _slice_metrics(rankings[part.restriction], part, k_values, window.offer_is_local)
         for part in window.slices
         if len(part.member_rows) > 0
     }
@@ -260,7 +261,7 @@ def overall_metrics(
     k_values = sorted(k_values)
     ranking = rank_scores(window, score_batch, max(k_values), ("all",))["all"]
     overall = next(part for part in window.slices if part.name == "overall")
-    return _slice_metrics(ranking, overall, k_values)
+    return _slice_metrics(ranking, overall, k_values, window.offer_is_local)
 
 
 def _member_values(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, np.ndarray]:
@@ -274,7 +275,13 @@ def _member_values(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> di
     return values
 
 
-def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> dict[str, float]:
+def _slice_metrics(
+    ranking: Ranking,
+    part: Slice,
+    k_values: Sequence[int],
+    offer_is_local: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Every metric at every k over `part`'s members (local_share@k with `offer_is_local`)."""
     hits = ranking.hits[part.member_rows]
     counts = ranking.relevant_counts[part.member_rows]
     offer_rows = ranking.offer_rows[part.member_rows]
@@ -286,4 +293,7 @@ def _slice_metrics(ranking: Ranking, part: Slice, k_values: Sequence[int]) -> di
         values[f"map@{k}"] = float(average_precision_at_k(hits, counts, k).mean())
         values[f"hit_rate@{k}"] = float(hit_rate_at_k(hits, k).mean())
         values[f"coverage@{k}"] = catalog_coverage(offer_rows, k, part.candidate_offers)
+        if offer_is_local is not None:
+            share = local_share_at_k(offer_rows, k, offer_is_local)
+            values[f"local_share@{k}"] = float(share.mean())
     return values

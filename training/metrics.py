@@ -6,13 +6,14 @@ Definitions (per member, then averaged over the members of a slice by `training.
     gain 1 / log2(position + 1));  map@k = Σ precision@i over relevant positions i ≤ k,
     divided by min(k, |relevant|);  hit_rate@k = 1 if any relevant offer is in the top-k;
     coverage@k = distinct offers in any member's top-k / distinct candidate offers of the
-    slice's members (one value per slice, not an average).
+    slice's members (one value per slice, not an average);  local_share@k = offers of local
+    partners in the top-k / offers in the top-k (0 for a member with none).
 Positions past a member's last candidate count as misses.
 """
 
 import numpy as np
 
-METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
+METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage", "local_share")
 
 
 def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
@@ -50,3 +51,12 @@ def catalog_coverage(top_offer_rows: np.ndarray, k: int, candidate_offers: int) 
     """Distinct offers in any top-k (rows of offer rows, -1 = empty) / distinct candidates."""
     shown = np.unique(top_offer_rows[:, :k])
     return float(np.count_nonzero(shown >= 0) / candidate_offers)
+
+
+def local_share_at_k(top_offer_rows: np.ndarray, k: int, is_local: np.ndarray) -> np.ndarray:
+    """Per member (rows of offer rows, -1 = empty): local offers in the top-k / offers there;
+    `is_local` by offer row."""
+    top = top_offer_rows[:, :k]
+    shown = top >= 0
+    local = shown & is_local[np.where(shown, top, 0)]
+    return local.sum(axis=1) / np.maximum(shown.sum(axis=1), 1)

@@ -51,6 +51,7 @@ from perkrank.features.eligibility import (
 )
 from perkrank.features.ids import IdMap
 from perkrank.features.offer_features import offer_items
+from perkrank.features.schema import LOCAL_SCOPE
 from perkrank.features.vocabulary import cold_member_feature_names
 
 RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
@@ -110,6 +111,8 @@ class EvaluationWindow:
     relevant: sp.csr_matrix
     bought_before: sp.csr_matrix
     slices: tuple[Slice, ...] = ()
+    offer_is_local: np.ndarray | None = None
+    """By offer row: its partner's scope is local (None: not known)."""
 
     def summary(self) -> dict[str, Any]:
         """Sizes of the window, for reports."""
@@ -220,8 +223,15 @@ def prepare_window(
         groups=groups,
         relevant=relevant,
         bought_before=bought_before,
+        offer_is_local=_is_local(dataset.partners, offers[Columns.partner_id]),
     )
     return _with_slices(window)
+
+
+def _is_local(partners: pd.DataFrame, partner_ids: pd.Series) -> np.ndarray:
+    """By offer: its partner's scope is local."""
+    local = partners.loc[partners[Columns.scope] == LOCAL_SCOPE, Columns.partner_id]
+    return partner_ids.isin(local).to_numpy(dtype=bool)
 
 
 def _day_numbers(moments: pd.Timestamp | pd.Series) -> np.ndarray:

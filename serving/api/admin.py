@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from perkrank.config import CapRule, CapsConfig, ServeConfig
+from perkrank.config import CapRule, CapsConfig, LocalFloor, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
 from perkrank.serving.api.limits import echo, shortened
 from perkrank.serving.api.offers_upload import (
@@ -69,11 +69,23 @@ class CapsBody(BaseModel):
     actor: str
     at: float = Field(description="Unix seconds.")
     rules: tuple[CapRule, ...]
+    local_floor: LocalFloor | None = Field(
+        None, description="Least share of local partners' offers per list, by region."
+    )
+    max_per_partner: int | None = Field(
+        None, description="At most this many offers of one partner per list (null: serve.yaml)."
+    )
 
     @classmethod
     def of(cls, stored: CapsVersion) -> CapsBody:
+        caps = stored.caps
         return cls(
-            version=stored.version, actor=stored.actor, at=stored.at, rules=stored.caps.rules
+            version=stored.version,
+            actor=stored.actor,
+            at=stored.at,
+            rules=caps.rules,
+            local_floor=caps.local_floor,
+            max_per_partner=caps.max_per_partner,
         )
 
 

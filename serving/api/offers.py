@@ -98,6 +98,7 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
                 policy,
                 exploration,
                 int(decision_id, 16),
+                context.caps,
             )
         count_offers(context, offer_request.channel, ranking)
         decision = _decision(decision_id, offer_request, ranking, now, model_version, assignment)

@@ -26,9 +26,9 @@ DEFAULT_DAYS = 7
 
 
 def rules_text(caps: CapsConfig) -> str:
-    """The rules as the YAML the form edits."""
-    rules = [rule.model_dump(exclude_defaults=False) for rule in caps.rules]
-    return yaml.safe_dump({"rules": rules}, sort_keys=False)
+    """The rules (and the list rules, when set: `local_floor`, `max_per_partner`) as the YAML
+    the form edits: saving it keeps them."""
+    return yaml.safe_dump(caps.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
 def parse_rules(text: str) -> tuple[CapsConfig | None, list[str]]:

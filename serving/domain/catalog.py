@@ -25,7 +25,7 @@ from perkrank.features.columns import Columns
 from perkrank.features.eligibility import day_number, eligible, region_mask
 from perkrank.features.ids import IdMap
 from perkrank.features.occasions import MemberFacts, member_facts
-from perkrank.features.schema import OCCASIONS, tier_rank
+from perkrank.features.schema import LOCAL_SCOPE, OCCASIONS, tier_rank
 from perkrank.features.vocabulary import item_feature_names, item_id
 from perkrank.mechanics_config import Occasions
 from perkrank.models import scoring
@@ -236,7 +236,13 @@ def _servable(
         if problem is None and offer.offer_id in seen:
             problem = "offer_id", "is the id of an earlier offer"
         if problem is None:
-            candidate = Candidate(offer.offer_id, offer.partner_id, offer.category, offer.budget)
+            candidate = Candidate(
+                offer.offer_id,
+                offer.partner_id,
+                offer.category,
+                offer.budget,
+                offer.scope == LOCAL_SCOPE,
+            )
             try:
                 _ = candidate.record
             except ValueError as error:

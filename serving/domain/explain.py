@@ -17,6 +17,7 @@ from typing import Any, Literal
 from perkrank.config import CapRule
 from perkrank.features.schema import tier_rank
 from perkrank.serving.domain.catalog import Offer
+from perkrank.serving.domain.local_partners import with_local_tail
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.rules import (
     CapCounter,
@@ -66,6 +67,10 @@ class ExplainRequest:
     state: MemberState
     known_member: bool = False
     repeat_offer_ids: frozenset[str] = frozenset()
+    local_slots: int = 0
+    """The region's local floor (`local_partners.local_slots`)."""
+    local_tail: int = 0
+    """Local offers beyond `pool` a request hands the store (`OfferRanker.rank`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ def ineligibility(offer: Offer, region: str, tier: str, day: date) -> list[str]:
 
 def explain_offers(request: ExplainRequest) -> Explanation:
     """Re-run `select_offers` on the request's shortlist and explain every catalog offer."""
+    slots, tail = request.local_slots, request.local_tail
     choice = select_offers(
         request.state,
         SelectionRequest(
@@ -113,9 +119,10 @@ def explain_offers(request: ExplainRequest) -> Explanation:
             now=request.now,
             limit=request.limit,
             max_per_partner=request.max_per_partner,
-            personalized=request.personalized[: request.pool],
-            fallback=request.fallback[: request.pool],
+            personalized=with_local_tail(request.personalized, request.pool, tail, _local),
+            fallback=with_local_tail(request.fallback, request.pool, tail, _local),
             rules=request.rules,
+            local_slots=slots,
         ),
     )
     order = request.personalized if choice.personalized else request.fallback
@@ -243,3 +250,7 @@ def counters_to_read(
             )
             counters[counter] = None
     return list(counters)
+
+
+def _local(candidate: Candidate) -> bool:
+    return candidate.local

@@ -33,7 +33,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from perkrank.config import CapRule, ServeConfig
+from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.experiment_config import Exploration
 from perkrank.features.vocabulary import (
     cold_member_feature_names,
@@ -47,6 +47,12 @@ from perkrank.models.second_stage import member_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
+from perkrank.serving.domain.local_partners import (
+    best_with_locals,
+    local_slots,
+    max_per_partner,
+    rows_with_local_tail,
+)
 from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions, occasion_boosts
 from perkrank.serving.domain.privacy import sensitive_categories
 from perkrank.serving.domain.ranking_values import (
@@ -81,6 +87,7 @@ class OfferRanker:
         self._segment_inputs: dict[tuple, tuple[str, str, int, int, str, frozenset[str]]] = {}
         """What each cached segment was built from (`warm_like` builds the same ones)."""
         self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
+        self._local = np.array([candidate.local for candidate in catalog.candidates], bool)
         self._offer_prior = scoring.offer_prior(
             bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
         )
@@ -103,6 +110,7 @@ class OfferRanker:
         policy: str = PERSONALIZED,
         exploration: Exploration | None = None,
         seed: int = 0,
+        caps: CapsConfig | None = None,
     ) -> Ranking:
         """Shortlist eligible offers, let the store select and count them, explain each one.
 
@@ -125,6 +133,8 @@ class OfferRanker:
             How to sample the policy's order before the store walks it (None: as ranked).
         seed:
             Seeds the sample (the decision id), so the same request samples alike.
+        caps:
+            Its local floor and per-partner limit (None: no floor, serve.yaml's limit).
 
         Returns
         -------
@@ -135,31 +145,37 @@ class OfferRanker:
         now = time.time() if now is None else now
         region, tier = self.profile(request)
         pool = self.pool_size(request.limit)
+        caps = caps or CapsConfig()
+        slots = local_slots(caps, region, request.limit)
+        tail = self.pool_size(slots) if slots else 0
         day = self.day(now)
         exclusive, occasions = self.member_mechanics(request.member_id, region, tier, day, now)
         tenure = self.tenure_days(request.member_id, day)
         segment = self.segment(region, tier, day, tenure, exclusive, occasions)
         if policy == PERSONALIZED:
-            shortlist = self.shortlist(request.member_id, segment, pool)
+            shortlist = self.shortlist(request.member_id, segment, pool, tail)
         else:
             shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
         propensities: dict[int, float] = {}
         if exploration is not None:
             shortlist, propensities = _explored(shortlist, pool, exploration, seed)
         candidates = self.catalog.candidates
+        personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
+        fallback = rows_with_local_tail(shortlist.fallback.rows, pool, tail, self._local)
         selection = await store.select(
             SelectionRequest(
                 member_id=request.member_id,
                 channel=request.channel,
                 now=now,
                 limit=request.limit,
-                max_per_partner=self._settings.max_offers_per_partner,
-                personalized=[candidates[row] for row in shortlist.personalized.rows[:pool]],
-                fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
+                max_per_partner=max_per_partner(caps, self._settings.max_offers_per_partner),
+                personalized=[candidates[row] for row in personalized],
+                fallback=[candidates[row] for row in fallback],
                 rules=rules,
                 sensitive=self.sensitive,
                 decision_id=request.decision_id,
                 decision_ttl_seconds=self._settings.mechanics.decision_ttl_seconds,
+                local_slots=slots,
             )
         )
         if not selection.personalized:  # the member's fallback order: nothing sampled
@@ -258,15 +274,18 @@ class OfferRanker:
         )
         return self.shortlist(member_id, segment, len(segment.rows))
 
-    def shortlist(self, member_id: str, segment: Segment, pool: int) -> Shortlist:
+    def shortlist(
+        self, member_id: str, segment: Segment, pool: int, local_tail: int = 0
+    ) -> Shortlist:
         """Both orders for the member: the segment's cold order unless the ranker knows them;
         a member the bundle's coupon stage knows gets its order (`CouponStage.member_scores`:
-        the offers it knows by its ranker, then the others, by row)."""
+        the offers it knows by its ranker, then the others, by row); a known member's order
+        ends with `local_tail` local offers (`best_with_locals`)."""
         coupons = self.bundle.coupon_stage
         if coupons is not None and coupons.member_row(member_id) is not None:
             offer_ids = [self.catalog.offers[row].offer_id for row in segment.rows]
             scores = coupons.member_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
-            order = best_order(scores, segment.rows, pool)
+            order = best_order(scores, segment.rows, pool, segment.local, local_tail)
             return Shortlist(order, segment.fallback, True, frozenset())
         ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
@@ -281,7 +300,7 @@ class OfferRanker:
             scores = member_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
             )
-        personalized = best_order(scores, segment.rows, pool)
+        personalized = best_order(scores, segment.rows, pool, segment.local, local_tail)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
 
@@ -327,6 +346,7 @@ class OfferRanker:
         occasions: frozenset[str],
     ) -> Segment:
         rows = np.flatnonzero(self.catalog.eligible(region, tier, day, exclusive, occasions))
+        local = self._local[rows]
         ranker, fallback = self.catalog.ranker, self.catalog.fallback
         boost = self._settings.mechanics.occasions.boost
         boosts = occasion_boosts(self.catalog, rows, boost, ranker.biases.dtype)
@@ -351,8 +371,9 @@ class OfferRanker:
             vectors=vectors,
             biases=biases,
             item_rows=ranker.item_rows[rows],
-            cold=best_order(cold_scores, rows, pool),
-            fallback=best_order(fallback_scores, rows, pool),
+            cold=best_order(cold_scores, rows, pool, local, pool),
+            fallback=best_order(fallback_scores, rows, pool, local, pool),
+            local=local,
             stage_items=stage_items,
             stage_flags=stage_flags,
         )
@@ -377,8 +398,10 @@ def _model_regions(bundle: Bundle) -> set[str]:
     return {name.removeprefix(REGION_FEATURE) for name in names if name.startswith(REGION_FEATURE)}
 
 
-def best_order(scores: np.ndarray, rows: np.ndarray, count: int) -> Order:
+def best_order(
+    scores: np.ndarray, rows: np.ndarray, count: int, local: np.ndarray | None = None, tail: int = 0
+) -> Order:
     """The `count` best of `rows` (ascending) by `scores` (aligned with `rows`), best first;
-    ties by row (`scoring.best`)."""
-    positions = scoring.best(scores, count)
+    ties by row (`scoring.best`); then `tail` local rows (`best_with_locals`)."""
+    positions = best_with_locals(scores, count, local, tail)
     return Order(rows[positions].tolist(), scores[positions].tolist())

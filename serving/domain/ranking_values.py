@@ -43,10 +43,13 @@ class Segment:
     cold: Order
     """The personalized order of a member the ranker never saw (of the segment's tenure)."""
     fallback: Order
+    """Both orders: the best offers, then their local tail (`local_partners`)."""
     stage_items: np.ndarray | None = None
     """The eligible offers' item rows in the second stage's statistics (None: no stage)."""
     stage_flags: np.ndarray | None = None
     """The second stage's candidate flags shared by the segment (`segment_flags`)."""
+    local: np.ndarray | None = None
+    """By eligible row: its partner is local."""
 
 
 class Order(NamedTuple):

@@ -123,8 +123,9 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         The member's preferences, cap counters and the candidates' redemptions, as of
         `request.now`, before this request.
     request:
-        Member, channel, `now` (picks each rule's bucket), `limit`, `max_per_partner`, the two
-        candidate orders and the cap rules (names unique, as CapsConfig ensures).
+        Member, channel, `now` (picks each rule's bucket), `limit`, `max_per_partner`,
+        `local_slots`, the two candidate orders and the cap rules (names unique, as
+        CapsConfig ensures).
 
     Returns
     -------
@@ -144,6 +145,14 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
         4. `budget`: it has a budget and was redeemed at least that often;
         5. `cap`: a rule's counter for it (its offer, partner or the channel) is at the
            rule's limit, counting what this walk chose already for rules counting `served`.
+
+        With `request.local_slots` (the region's local floor), a first walk takes local
+        candidates (`Candidate.local`) by the same rules, in order, until that many (at most
+        `limit`) are chosen; the walk above then fills the rest of the list, counting them.
+        So the list holds `min(local_slots, limit)` local offers whenever that many pass the
+        rules, else every local one that passes; a candidate the first walk took is never
+        left out, and the others' reasons are those of the second walk. The chosen positions
+        are in order. Without local slots this is the one walk above.
 
         Each chosen candidate adds 1 to its counter of every rule counting `served`; those
         additions, summed per counter in the order first touched, are the increments. Rules
@@ -172,25 +181,41 @@ def select_offers(state: MemberState, request: SelectionRequest) -> Choice:
     guarded = request.sensitive - preferences.consents if personalized else frozenset()
     served: dict[CapCounter, int] = {}
     taken_by_partner: Counter[str] = Counter()
-    positions: list[int] = []
-    left: list[Exclusion] = []
-    for position, candidate in enumerate(candidates):
-        if len(positions) >= request.limit:
-            left.append(Exclusion(position, candidate.offer_id, LIMIT_REACHED))
-            continue
-        why = (
+    chosen: set[int] = set()
+
+    def broken(candidate: Candidate) -> _Why | None:
+        return (
             _opt_out(preferences, candidate)
             or _unconsented(candidate, guarded)
             or _partner_limit(candidate, taken_by_partner, request.max_per_partner)
             or _budget_spent(candidate, state.redeemed)
             or _capped(caps, candidate, request.channel, state.cap_counts, served)
         )
+
+    def choose(position: int, candidate: Candidate) -> None:
+        chosen.add(position)
+        taken_by_partner[candidate.partner_id] += 1
+        _count_served(caps, candidate, request.channel, served)
+
+    local_slots = min(request.local_slots, request.limit)
+    for position, candidate in enumerate(candidates):
+        if len(chosen) >= local_slots:
+            break
+        if candidate.local and broken(candidate) is None:
+            choose(position, candidate)
+    left: list[Exclusion] = []
+    for position, candidate in enumerate(candidates):
+        if position in chosen:
+            continue
+        if len(chosen) >= request.limit:
+            left.append(Exclusion(position, candidate.offer_id, LIMIT_REACHED))
+            continue
+        why = broken(candidate)
         if why is not None:
             left.append(Exclusion(position, candidate.offer_id, *why))
             continue
-        positions.append(position)
-        taken_by_partner[candidate.partner_id] += 1
-        _count_served(caps, candidate, request.channel, served)
+        choose(position, candidate)
+    positions = sorted(chosen)
     return Choice(
         tuple(positions),
         tuple(candidates[position].offer_id for position in positions),

@@ -34,18 +34,21 @@ class Candidate:
     partner_id: str
     category: str
     budget: int | None = None
+    local: bool = False
+    """Its partner is local (`scope` local): counts toward the region's local floor."""
 
     @cached_property
     def record(self) -> str:
-        """Its fields joined by \\x1f (budget empty when None), as RedisStateStore ships it;
-        computed once per Candidate, when its catalog is built (which leaves out an offer whose
-        record cannot be built). Raises ValueError when an id holds \\x1e or \\x1f, which would
-        split it."""
+        """Its fields joined by \\x1f (budget empty when None, local `1` or empty), as
+        RedisStateStore ships it; computed once per Candidate, when its catalog is built (which
+        leaves out an offer whose record cannot be built). Raises ValueError when an id holds
+        \\x1e or \\x1f, which would split it."""
         fields = (self.offer_id, self.partner_id, self.category)
         if any("\x1e" in field or "\x1f" in field for field in fields):
             raise ValueError(f"offer {self.offer_id!r}: an id holds the character \\x1e or \\x1f")
         budget = "" if self.budget is None else self.budget
-        return f"{self.offer_id}\x1f{self.partner_id}\x1f{self.category}\x1f{budget}"
+        local = "1" if self.local else ""
+        return f"{self.offer_id}\x1f{self.partner_id}\x1f{self.category}\x1f{budget}\x1f{local}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class SelectionRequest:
     neither block nor count it again."""
     decision_ttl_seconds: int = 7 * 86_400
     """How long the store remembers a decision shown to the member."""
+    local_slots: int = 0
+    """The local floor: at least this many of the chosen offers are local candidates
+    (`Candidate.local`) when that many pass the rules (else every local one that passes)."""
 
 
 SUPPRESSION_REASONS = ("opt_out", "sensitive", "partner_limit", "budget", "cap")

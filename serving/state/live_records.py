@@ -93,8 +93,9 @@ def live_change(
 
 def setting_value(config: CapsConfig | ExperimentsConfig) -> dict[str, Any]:
     """Cap rules or experiments as stored: `{rules: [...]}` (like configs/caps.yaml) or
-    `{experiments: [...]}`."""
-    return config.model_dump(mode="json")
+    `{experiments: [...]}`. The caps' optional list rules are left out while unset, so a
+    rule set without them is stored (and audited) as before they existed."""
+    return config.model_dump(mode="json", exclude_none=isinstance(config, CapsConfig))
 
 
 def caps_version(document: str) -> CapsVersion:

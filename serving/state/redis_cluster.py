@@ -133,7 +133,7 @@ class RedisClusterStateStore(RedisStateStore):
         states = await self._reserve(checks)
         held = {c.offer_id: (c, states[c.offer_id][1]) for c in checks if c.served_keys}
         if checks:
-            arguments = [*arguments, offer_state_text(states)]
+            arguments = [*arguments[:13], offer_state_text(states), *arguments[14:]]
         key = preferences_key(self._prefix, request.member_id)
         try:
             reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)

@@ -396,6 +396,8 @@ class RedisStateStore(RedisPrivacyLog):
             "\x1e".join(sorted(request.sensitive)),
             request.decision_id,
             request.decision_ttl_seconds,
+            "",  # ARGV[14]: Redis Cluster's offer-wide state
+            request.local_slots,
         ]
 
     def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:

@@ -12,15 +12,18 @@
 --       personalized_count, personalized candidates, fallback_count, fallback candidates,
 --       sensitive categories (one string, separated by \30), decision_id (empty: none),
 --       decision_ttl_seconds,
---       on Redis Cluster only: offer-wide state, records separated by \30, each
---       offer_id \31 redeemed \31 room (how often this walk may choose it).
--- On Cluster (ARGV[14] given) each offer's own slot has read its budget's redemptions and
+--       on Redis Cluster only (else empty): offer-wide state, records separated by \30, each
+--       offer_id \31 redeemed \31 room (how often this walk may choose it),
+--       local_slots (SelectionRequest.local_slots: the local floor; 0: none).
+-- ARGV 1-6: prefix .. rules; 7-10: the candidate lists; 11 sensitive; 12 decision_id;
+-- 13 decision ttl; 14 Cluster offer-state; 15 local_slots. New arguments go at the end.
+-- On Cluster (ARGV[14] not empty) each offer's own slot has read its budget's redemptions and
 -- reserved `room` under its offer_total rules (RedisClusterStateStore.select): this script
 -- touches only member keys.
 -- Rules are one string: rules separated by \30, each rule is
 -- name \31 scope \31 limit \31 counts_served (1|0) \31 bucket \31 ttl_seconds (0: never).
 -- Candidates are one string per list: records separated by \30, each record is
--- offer_id \31 partner_id \31 category \31 budget (empty: no budget).
+-- offer_id \31 partner_id \31 category \31 budget (empty: no budget) \31 local (1 or empty).
 -- Returns {personalized 1|0, purchase_reasons 1|0, opt_out, sensitive, partner_limit, budget,
 --          cap, chosen positions (0-based)}.
 --
@@ -30,7 +33,7 @@
 -- partial counts. Candidates live in parallel arrays (no table per candidate): this script
 -- runs on every request.
 
-local CANDIDATE = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?()'
+local CANDIDATE = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?()'
 local RULE = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
 local ESCAPES = { ['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D' }
 
@@ -43,6 +46,8 @@ end
 
 local prefix, member_id, channel = ARGV[1], ARGV[2], ARGV[3]
 local limit, max_per_partner = tonumber(ARGV[4]), tonumber(ARGV[5])
+local cluster_state = ARGV[14] ~= '' and ARGV[14] or nil
+local local_slots = math.min(tonumber(ARGV[15]), limit)
 local member_tag = prefix .. ':{m:' .. key_part(member_id) .. '}'
 
 local function offer_key(offer_id, suffix)
@@ -85,7 +90,6 @@ end
 local shown_key = ARGV[12] ~= '' and member_tag .. ':shown:' .. key_part(ARGV[12]) or nil
 local reshown = shown_key ~= nil and redis.call('EXISTS', shown_key) == 1
 local result = { personalized and 1 or 0, purchase_reasons and 1 or 0, 0, 0, 0, 0, 0 }
-local CHOSEN = #result
 -- _blanket_opt_out: opted out of everything or of this channel: every candidate is opt_out.
 if opt_out_all or opted_out_channel then
   result[3] = count
@@ -117,7 +121,7 @@ for name, scope, rule_limit, served, bucket, ttl in string.gmatch(ARGV[6], RULE)
   else
     rule.key = member_tag .. ':cap:' .. name .. ':' .. bucket
   end
-  if not (ARGV[14] and scope == 'offer_total') then
+  if not (cluster_state and scope == 'offer_total') then
     rules[#rules + 1] = rule
   end
   if scope == 'member_channel' then
@@ -138,16 +142,16 @@ if reshown then
 end
 
 -- Candidates, parsed and read chunk by chunk.
-local offer_ids, partner_ids, categories, budgets = {}, {}, {}, {}
+local offer_ids, partner_ids, categories, budgets, locals = {}, {}, {}, {}, {}
 local redeemed, parsed, from = {}, 0, 1
 
 -- On Cluster: MemberState.redeemed as the offers' slots read it, and each offer's room under
 -- its offer_total rules (which then are not read or written here).
 local rooms, chosen_offers = nil, {}
-if ARGV[14] then
+if cluster_state then
   rooms = {}
   local record = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
-  for offer_id, spent, room in string.gmatch(ARGV[14], record) do
+  for offer_id, spent, room in string.gmatch(cluster_state, record) do
     redeemed[offer_id], rooms[offer_id] = tonumber(spent), tonumber(room)
   end
 end
@@ -186,8 +190,10 @@ local function load(size)
   parsed = math.min(parsed + size, count)
   local budgeted, budget_keys = {}, {}
   for position = first, parsed do
-    local offer_id, partner_id, category, budget, next_from = string.match(text, CANDIDATE, from)
+    local offer_id, partner_id, category, budget, is_local, next_from =
+      string.match(text, CANDIDATE, from)
     offer_ids[position], partner_ids[position], categories[position] = offer_id, partner_id, category
+    locals[position] = is_local == '1'
     budgets[position] = tonumber(budget)
     if budgets[position] and redeemed[offer_id] == nil then
       budgeted[#budgeted + 1] = offer_id
@@ -238,38 +244,75 @@ local function capped(position)
   return false
 end
 
+-- select_offers' `broken`: the first rule the candidate breaks, as its index in `result`
+-- (SUPPRESSION_REASONS order), or nil.
+local taken_by_partner = {}
+local function broken(position)
+  local partner_id = partner_ids[position]
+  if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
+    return 3 -- _opt_out
+  elseif guarded[categories[position]] then
+    return 4 -- _unconsented
+  elseif (taken_by_partner[partner_id] or 0) >= max_per_partner then
+    return 5 -- _partner_limit
+  elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
+    return 6 -- _budget_spent
+  elseif capped(position) then
+    return 7 -- _capped
+  end
+  return nil
+end
+
+-- select_offers' `choose`: the partner's count, the offer's (on Cluster) and _count_served:
+-- 1 more on its counter of every rule counting `served`.
+local chosen, is_chosen = 0, {}
+local function choose(position)
+  chosen = chosen + 1
+  is_chosen[position] = true
+  local partner_id, offer_id = partner_ids[position], offer_ids[position]
+  taken_by_partner[partner_id] = (taken_by_partner[partner_id] or 0) + 1
+  chosen_offers[offer_id] = (chosen_offers[offer_id] or 0) + 1
+  for _, rule in ipairs(rules) do
+    if rule.served then
+      local value = scope_value(rule, position)
+      rule.counts[value] = rule.counts[value] + 1
+    end
+  end
+end
+
+-- select_offers: the local floor's walk takes local candidates until `local_slots` are chosen.
+local position = 0
+while chosen < local_slots and position < count do
+  position = position + 1
+  if position > parsed then
+    load(math.max(3 * (local_slots - chosen), parsed))
+  end
+  if locals[position] and broken(position) == nil then
+    choose(position)
+  end
+end
+
 -- select_offers: the walk, best first, until `limit` are chosen (the rest: `limit`, not
 -- counted). A candidate is left out by the first rule it breaks, in SUPPRESSION_REASONS order.
-local chosen, taken_by_partner, position = 0, {}, 0
+position = 0
 while chosen < limit and position < count do
   position = position + 1
   if position > parsed then
     load(math.max(3 * (limit - chosen), parsed))
   end
-  local partner_id = partner_ids[position]
-  local taken = taken_by_partner[partner_id] or 0
-  if opted_out_categories[categories[position]] or opted_out_partners[partner_id] then
-    result[3] = result[3] + 1 -- _opt_out
-  elseif guarded[categories[position]] then
-    result[4] = result[4] + 1 -- _unconsented
-  elseif taken >= max_per_partner then
-    result[5] = result[5] + 1 -- _partner_limit
-  elseif budgets[position] and redeemed[offer_ids[position]] >= budgets[position] then
-    result[6] = result[6] + 1 -- _budget_spent
-  elseif capped(position) then
-    result[7] = result[7] + 1 -- _capped
-  else
-    chosen = chosen + 1
-    result[CHOSEN + chosen] = position - 1
-    taken_by_partner[partner_id] = taken + 1
-    chosen_offers[offer_ids[position]] = (chosen_offers[offer_ids[position]] or 0) + 1
-    -- _count_served: 1 more on its counter of every rule counting `served`.
-    for _, rule in ipairs(rules) do
-      if rule.served then
-        local value = scope_value(rule, position)
-        rule.counts[value] = rule.counts[value] + 1
-      end
+  if not is_chosen[position] then
+    local why = broken(position)
+    if why then
+      result[why] = result[why] + 1
+    else
+      choose(position)
     end
+  end
+end
+-- Choice.positions: the chosen positions (0-based), in order.
+for walked = 1, parsed do
+  if is_chosen[walked] then
+    result[#result + 1] = walked - 1
   end
 end
 

@@ -79,6 +79,27 @@ def test_caps_rollback_brings_an_earlier_version_back(perkrank, tmp_path):
     assert missing[0] == 2 and "caps version 9 is not kept" in missing[2]
 
 
+def test_caps_set_show_and_history_carry_the_list_rules(perkrank, tmp_path):
+    with_floor = tmp_path / "caps.yaml"
+    rules = {"rules": [TWICE_A_DAY], "local_floor": {"regions": {"north": 0.3}}}
+    with_floor.write_text(yaml.safe_dump(rules | {"max_per_partner": 1}))
+
+    code, out, _ = perkrank("caps", "set", str(with_floor))
+    shown = yaml.safe_load(perkrank("caps", "show")[1])
+    history = perkrank("caps", "history")[1]
+
+    assert code == 0
+    assert out.splitlines() == [
+        '~ local_floor: unset → {"default": 0.0, "regions": {"north": 0.3}}',
+        "~ max_per_partner: unset → 1",
+        "caps version 2 in force (was 1)",
+    ]
+    assert shown["local_floor"] == {"default": 0.0, "regions": {"north": 0.3}}
+    assert shown["max_per_partner"] == 1
+    assert "  ~ max_per_partner: unset → 1\n" in history
+    assert perkrank("caps", "diff", str(with_floor))[0] == 0
+
+
 def test_offers_dry_run_publish_guard_and_rollback(perkrank, tmp_path):
     good, bad, expired = (tmp_path / f"{name}.csv" for name in ("good", "bad", "expired"))
     good.write_text(NEXT_CATALOG)

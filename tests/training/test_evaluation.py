@@ -123,3 +123,11 @@ def test_overall_metrics_equal_the_full_evaluation_of_the_same_scores(window, si
 
     full = evaluate_model(window, factors, K_VALUES).metrics["overall"]
     assert overall_metrics(window, score_batch, K_VALUES) == pytest.approx(full)
+
+
+def test_local_share_counts_the_local_partners_offers_in_each_top_k(window):
+    overall = evaluate_model(window, oracle(), K_VALUES).metrics["overall"]
+
+    assert window.offer_ids[window.offer_is_local].tolist() == ["O2"]  # P2 is local
+    # m1 (north, base) gets O1, O2 and O5 in its top-5; m2 (south) never gets the north's O2.
+    assert overall["local_share@5"] == pytest.approx((1 / 3 + 0) / 2)

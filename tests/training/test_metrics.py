@@ -9,6 +9,7 @@ from perkrank.training.metrics import (
     average_precision_at_k,
     catalog_coverage,
     hit_rate_at_k,
+    local_share_at_k,
     ndcg_at_k,
     precision_at_k,
     recall_at_k,
@@ -63,3 +64,10 @@ def test_catalog_coverage_counts_distinct_shown_offers_over_candidates():
     assert catalog_coverage(top_offer_rows, 2, 6) == pytest.approx(3 / 6)
     assert catalog_coverage(top_offer_rows, 1, 6) == pytest.approx(2 / 6)
     assert catalog_coverage(top_offer_rows, 3, 6) == pytest.approx(3 / 6)
+
+
+def test_local_share_is_local_offers_over_offers_shown():
+    top_offer_rows = np.array([[0, 1, 2], [1, -1, -1], [-1, -1, -1]])
+    is_local = np.array([True, False, True])
+    assert local_share_at_k(top_offer_rows, 3, is_local).tolist() == pytest.approx([2 / 3, 0, 0])
+    assert local_share_at_k(top_offer_rows, 1, is_local).tolist() == [1.0, 0.0, 0.0]

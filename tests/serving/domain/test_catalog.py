@@ -193,11 +193,17 @@ def test_offers_that_cannot_be_served_are_left_out_and_named(bad, field, problem
 
 
 def test_store_records_are_built_with_the_catalog_not_per_request():
-    catalog = build_catalog([offer("a"), offer("b", budget=3)], {}, bundle())
+    offers = [offer("a"), offer("b", budget=3), offer("c", "P2", scope="local")]
+    catalog = build_catalog(offers, {}, bundle())
 
     built = [vars(candidate).get("record") for candidate in catalog.candidates]
 
-    assert built == ["a\x1fP1\x1fBeauty\x1f", "b\x1fP1\x1fBeauty\x1f3"]
+    assert built == [
+        "a\x1fP1\x1fBeauty\x1f\x1f",
+        "b\x1fP1\x1fBeauty\x1f3\x1f",
+        "c\x1fP2\x1fBeauty\x1f\x1f1",
+    ]
+    assert [candidate.local for candidate in catalog.candidates] == [False, False, True]
 
 
 def test_a_new_model_keeps_the_names_of_offers_left_out():

@@ -126,7 +126,7 @@ def test_redis_live_settings_live_where_the_key_layout_says(store, redis_url, re
     history = client.lrange(live_history_key(redis_key_prefix, "catalog"), 0, -1)
 
     assert versions == {"caps": "1", "catalog": "1", "reload": "1"}
-    value = WEEKLY.model_dump(mode="json")
+    value = {"rules": [rule.model_dump(mode="json") for rule in WEEKLY.rules]}  # as before
     assert caps == {"version": 1, "actor": "startup", "at": NOW, "value": value}
     assert [json.loads(entry)["new"] for entry in history] == [{"offers": 2, "sha256": "c" * 64}]
     assert set(client.scan_iter(f"{redis_key_prefix}*")) == {

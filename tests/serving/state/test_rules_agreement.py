@@ -60,6 +60,7 @@ candidates = st.builds(
     partner_id=st.sampled_from(PARTNERS),
     category=st.sampled_from(CATEGORIES),
     budget=st.sampled_from([None, None, None, 0, 1, 2]),
+    local=st.booleans(),
 )
 candidate_lists = st.lists(candidates, min_size=1, max_size=8)
 """Offers may repeat within a list; partners and categories repeat often."""
@@ -98,9 +99,11 @@ selections = st.builds(
     fallback=st.lists(candidates, max_size=8),
     sensitive=st.frozensets(st.sampled_from(CATEGORIES), max_size=2),
     decision_id=st.sampled_from(DECISIONS),
+    local_slots=st.sampled_from([0, 0, 1, 2, 3]),
 )
 """Sensitive categories are left out of the personalized walk unless consented to; a
-decision id seen before for the member is a re-show (served rules skipped)."""
+decision id seen before for the member is a re-show (served rules skipped); local slots
+(the local floor) take local candidates first."""
 events = st.builds(
     lambda event_type, member_id, offer, channel, ts: OfferEvent(
         event_type, member_id, offer.offer_id, offer.partner_id, offer.category, channel, ts
@@ -238,6 +241,8 @@ async def run_steps(
         for reason in expected.suppressed:
             event(f"left out: {reason}")
         event(f"chose {'some' if expected.offer_ids else 'none'}")
+        if request.local_slots and _floor_moved(state, request, choice):
+            event("the local floor changed the list")
         for store in stores:
             assert await store.select(request) == expected, type(store).__name__
         for increment in choice.increments:
@@ -247,6 +252,12 @@ async def run_steps(
             model.shown.add((request.member_id, request.decision_id))
         if state.reshown:
             event("re-shown decision")
+
+
+def _floor_moved(state: MemberState, request: SelectionRequest, choice: Any) -> bool:
+    """The local floor chose an offer the walk without it would not have."""
+    plain = dataclasses.replace(request, local_slots=0)
+    return select_offers(state, plain).positions != choice.positions
 
 
 @settings(
