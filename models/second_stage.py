@@ -221,12 +221,14 @@ def member_scores(
 ) -> np.ndarray:
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
     logit, the others by their blend score (see the module docstring). The logit comes from
-    `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`."""
-    stats, scores = stage.stats, blend_scores[np.newaxis]
-    ranks = blend_ranks(scores)
-    flags = candidate_flags(
-        stats, stage.sizes, np.array([member_row]), item_rows, flags, scores, ranks
-    )[0]
+    `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`. Served per request:
+    `candidate_flags` and `blend_ranks` of one member, computed on one row (`row_ranks`,
+    `member_bought`)."""
+    stats = stage.stats
+    ranks = row_ranks(blend_scores)
+    flags = flags.copy()
+    flags[(ranks <= stage.sizes.cf_top) & np.isfinite(blend_scores)] |= CF
+    flags[member_bought(stats, member_row, item_rows)] |= OWN
     chosen = np.flatnonzero(flags)
     logits = stage.parts.logits(
         member_row,
@@ -234,11 +236,41 @@ def member_scores(
         item_rows[chosen],
         flags[chosen],
         blend_scores[chosen],
-        ranks[0, chosen],
+        ranks[chosen],
     )
     result = blend_scores.astype(np.float64)
     result[chosen] = CANDIDATE_OFFSET + logits
     return result
+
+
+def row_ranks(scores: np.ndarray) -> np.ndarray:
+    """`blend_ranks` of one row (1-D `scores`), without a stable sort of the whole row: an
+    unstable sort, then tied scores put in position order (a stable sort only with NaNs)."""
+    negated = -scores
+    order = np.argsort(negated)
+    ordered = negated[order]
+    if len(ordered) and np.isnan(ordered[-1]):  # NaNs sort last, in no particular order
+        order = np.argsort(negated, kind="stable")
+    else:
+        ties = ordered[1:] == ordered[:-1]
+        if ties.any():  # within each run of equal scores, lower positions first
+            runs = np.concatenate(([0], np.cumsum(~ties)))
+            keys = runs * len(order) + order
+            keys.sort()
+            order = keys % len(order)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1.0, len(scores) + 1)
+    return ranks
+
+
+def member_bought(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
+    """`bought` of one member (stats row): their pairs are one run of the sorted pair keys."""
+    n_items = len(stats.item_ids)
+    first = member_row * n_items
+    start, end = np.searchsorted(stats.pair_keys, (first, first + n_items))
+    owned = np.zeros(n_items + 1, dtype=bool)  # last slot: item row -1, never bought
+    owned[stats.pair_keys[start:end] - first] = True
+    return owned[item_rows]
 
 
 def blend_ranks(scores: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ The command line (see the package docstring for what is measured); from the repo
 
     .venv/bin/python -m benchmarks.serve_load [--rates 500,1000,1500,2000,2500,3000]
         [--duration 10] [--warm-up 2] [--work-dir var/bench/serve] [--floor-rates 1000,2500]
-        [--live-rate 1000] [--no-pin] [--out benchmarks/results]
+        [--live-rate 1000] [--ratio-pairs 5] [--ratio-rate 500] [--no-pin]
+        [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from benchmarks.serve_load.cpu_ratio import alternating_pairs
 from benchmarks.serve_load.machine import (
     PAUSE_PROBE_SECONDS,
     machine_pauses,
@@ -57,6 +59,15 @@ def parse_arguments() -> argparse.Namespace:
         help=f"rates of `GET {FLOOR_PATH}` runs: what HTTP and the generators cost alone",
     )
     parser.add_argument(
+        "--ratio-pairs",
+        type=int,
+        default=5,
+        help=f"alternating `GET {FLOOR_PATH}` / offers pairs for the CPU ratio (0: none)",
+    )
+    parser.add_argument(
+        "--ratio-rate", type=float, default=500.0, help="rate of the CPU ratio's runs"
+    )
+    parser.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -73,7 +84,7 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> None:
     arguments = parse_arguments()
-    rates = [float(rate) for rate in arguments.rates.split(",")]
+    rates = [float(rate) for rate in arguments.rates.split(",") if rate]
     floor_rates = [float(rate) for rate in arguments.floor_rates.split(",") if rate]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup on SIGTERM too
     work_dir = arguments.work_dir
@@ -96,11 +107,14 @@ def main() -> None:
         runner = Runner(
             pool, members, server.base_url, server.pids, arguments.warm_up, arguments.duration
         )
+        ratio = alternating_pairs(runner, arguments.ratio_rate, arguments.ratio_pairs)
         floor = runner.floor(floor_rates)
-        results = runner.ramp(rates)
+        results = runner.ramp(rates) if rates else []
         if arguments.live_rate > 0:
             live = runner.live(arguments.live_rate, registry_config(work_dir))
-    write_results(arguments.out, setup, results, floor, pauses, live, arguments, server.command)
+    write_results(
+        arguments.out, setup, results, floor, pauses, live, ratio, arguments, server.command
+    )
 
 
 if __name__ == "__main__":

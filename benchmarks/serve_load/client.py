@@ -77,6 +77,8 @@ class Client:
         self.scheduled: list[float] = []
         """The scheduled send time (time.perf_counter) of each of `latencies`."""
         self.errors: Counter[str] = Counter()
+        self.responses = 0
+        """HTTP responses received, warm-up included (what the server's CPU is divided by)."""
         self.all_answered = asyncio.Event()
         """Set when nothing is in flight any more, once `schedule_done` is true."""
         self.schedule_done = False
@@ -115,6 +117,7 @@ class Client:
         self, connection: Connection, request: Request, status: int, keep_alive: bool
     ) -> None:
         self.answered()
+        self.responses += 1
         scheduled, measured = request
         if measured:
             if status == 200:

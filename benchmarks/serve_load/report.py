@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.serve_load.cpu_ratio import ratio_section
 from benchmarks.serve_load.machine import PAUSE_PROBE_SECONDS, cpu_model, quietest_core
 from benchmarks.serve_load.run import (
     APP_CHANNEL_SHARE,
@@ -62,6 +63,7 @@ def write_results(
     floor: list[dict],
     pauses: dict[int, dict],
     live: dict | None,
+    ratio: dict,
     arguments: argparse.Namespace,
     serve_command: list[str],
 ) -> None:
@@ -79,12 +81,13 @@ def write_results(
                 "machine_pauses": pauses,
                 "live_run": live,
                 "server_cpu_ratio_to_floor": cpu_ratios(results, floor),
+                "server_cpu_ratio_alternating": ratio,
             },
             indent=2,
         )
         + "\n"
     )
-    text = markdown(facts, targets, results, floor, pauses, live)
+    text = markdown(facts, targets, results, floor, pauses, live, ratio)
     (out / "serve_load.md").write_text(text)
     print(text)
 
@@ -121,6 +124,8 @@ def setup_facts(
         "and the generators on the other cores"
         if arguments.pin
         else "none: every process may run on every core",
+        "cpu_ratio": f"{arguments.ratio_pairs} alternating pairs at {arguments.ratio_rate:.0f} "
+        "req/s",
         "warm_up_seconds": arguments.warm_up,
         "measured_seconds": arguments.duration,
         "cpu_count": os.cpu_count(),
@@ -140,6 +145,7 @@ def markdown(
     floor: list[dict],
     pauses: dict[int, dict],
     live: dict | None,
+    ratio: dict | None = None,
 ) -> str:
     """The results table with the setup facts and the verdict on each target."""
 
@@ -167,6 +173,7 @@ def markdown(
             "",
             *[f"- {name}: **{verdict(value)}**" for name, value in targets.items()],
             "",
+            *ratio_section(ratio),
             *floor_section(floor),
             *cpu_ratio_section(cpu_ratios(results, floor)),
             *pauses_section(pauses),

@@ -189,21 +189,22 @@ async def send_on_schedule(spec: LoadSpec) -> dict:
         "errors": {kind: count for kind, count in client.errors.items() if count},
         "measured": total - measured_from,
         "measure_seconds": finished - (start + measured_from / spec.rate),
-        "sent": total,
+        "responses": client.responses,
         "cpu_seconds": time.process_time() - cpu_start,
     }
 
 
 def summarize(rate: float, parts: list[dict], cpu: dict[str, float], wall: float) -> dict:
     """Achieved rate, errors and latency percentiles (ms) of the measured window, from the
-    generators' raw `parts` (latencies in seconds), with CPU per request and cores busy."""
+    generators' raw `parts` (latencies in seconds), with CPU per request (CPU seconds of the
+    whole run over the responses it got, warm-up included) and cores busy."""
     latencies = np.concatenate([np.asarray(part["latencies"]) for part in parts]) * 1000
     send_lags = np.concatenate([np.asarray(part["send_lags"]) for part in parts]) * 1000
     errors: Counter[str] = Counter()
     for part in parts:
         errors.update(part["errors"])
     measured = sum(part["measured"] for part in parts)
-    sent = sum(part["sent"] for part in parts)
+    responses = sum(part["responses"] for part in parts)
     ok = len(latencies)
 
     def percentile(values: np.ndarray, q: float) -> float | None:
@@ -222,7 +223,7 @@ def summarize(rate: float, parts: list[dict], cpu: dict[str, float], wall: float
         "max_ms": round(float(latencies.max()), 2) if ok else None,
         "send_lag_p99_ms": percentile(send_lags, 99),
         "cpu_ms_per_request": {
-            name: round(seconds / sent * 1000, 3) for name, seconds in cpu.items()
+            name: round(seconds / max(responses, 1) * 1000, 3) for name, seconds in cpu.items()
         },
         "cores_busy": {name: round(seconds / wall, 2) for name, seconds in cpu.items()},
     }

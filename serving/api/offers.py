@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -71,12 +70,10 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
         defaults)."""
         context = context_of(request)
         require_key(request, request.headers.get(API_KEY_HEADER), Role.APP)
-        offer_request = _offer_request(request, parameters, settings)
+        offer_request, reshow = _offer_request(request, parameters, settings)
+        decision_id = offer_request.decision_id
         assignment = context.assignment(offer_request)
         ranker, model_version = context.model_for(assignment)
-        reshow = bool(offer_request.decision_id)
-        decision_id = offer_request.decision_id or os.urandom(16).hex()
-        offer_request = replace(offer_request, decision_id=decision_id)
         now = time.time()
         policy, exploration = (
             (PERSONALIZED, None)
@@ -111,9 +108,10 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
 
 def _offer_request(
     request: Request, parameters: type[BaseModel], settings: ServeConfig
-) -> OfferRequest:
+) -> tuple[OfferRequest, bool]:
     """The request's validated parameters, the reasons' language from `lang` or
-    `Accept-Language`; RequestValidationError (422) names each bad one."""
+    `Accept-Language`, and whether it re-shows a decision; a new decision gets a new id
+    (random, 128 bits). RequestValidationError (422) names each bad one."""
     try:
         values = parameters.model_validate({**request.query_params, **request.path_params})
     except ValidationError as error:
@@ -131,15 +129,12 @@ def _offer_request(
         privacy.default_language,
     )
     limit = list_size(values.limit, settings.mechanics.channels.get(values.channel))
-    return OfferRequest(
-        values.member_id,
-        values.channel,
-        limit,
-        values.region,
-        values.tier,
-        language,
-        values.decision_id or "",
+    reshow = bool(values.decision_id)
+    decision_id = values.decision_id if reshow else os.urandom(16).hex()
+    offer_request = OfferRequest(
+        values.member_id, values.channel, limit, values.region, values.tier, language, decision_id
     )
+    return offer_request, reshow
 
 
 def _parameter_place(location: tuple[int | str, ...]) -> str:
@@ -154,7 +149,7 @@ def _decision(
     model_version: str,
     assignment: Assignment | None,
 ) -> Decision:
-    """What the decision log keeps of this response (`decision_id`: random, 128 bits)."""
+    """What the decision log keeps of this response."""
     return Decision(
         decision_id=decision_id,
         member_id=request.member_id,

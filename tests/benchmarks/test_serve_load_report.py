@@ -3,6 +3,7 @@ into a run's summary, the verdict on each target, and a table row."""
 
 import pytest
 
+from benchmarks.serve_load.cpu_ratio import ratio_section, ratio_summary
 from benchmarks.serve_load.report import cpu_ratios, table_row, verdicts
 from benchmarks.serve_load.run import summarize
 from benchmarks.swap_p99 import outside_p99, window_p99
@@ -23,7 +24,7 @@ def part(latencies: list[float], measure_seconds: float, errors: dict[str, int])
         "send_lags": [0.0] * len(latencies),
         "errors": errors,
         "measured": measured,
-        "sent": 2 * measured,
+        "responses": 2 * len(latencies),
         "measure_seconds": measure_seconds,
     }
 
@@ -45,7 +46,8 @@ def test_summarize_merges_the_generators() -> None:
     assert summary["error_kinds"] == {"HTTP 503": 3, "timeout": 1}
     assert summary["p50_ms"] == pytest.approx(2.5)
     assert summary["max_ms"] == pytest.approx(4.0)
-    assert summary["cpu_ms_per_request"] == {"server": 1.0, "redis": 0.5}  # over all 16 sent
+    # over the 8 responses of the whole run (warm-up included), not the 16 requests sent
+    assert summary["cpu_ms_per_request"] == {"server": 2.0, "redis": 1.0}
     assert summary["cores_busy"] == {"server": 1.6, "redis": 0.8}  # CPU seconds / wall
 
 
@@ -139,3 +141,26 @@ def test_p99_outside_the_windows_leaves_their_requests_out() -> None:
 
     assert outside_p99(parts, [(10.2, 10.3)]) == 1.0
     assert outside_p99(parts, [(0.0, 20.0)]) is None
+
+
+def ratio_run(server_ms: float, errors: int = 0) -> dict:
+    return {"cpu_ms_per_request": {"server": server_ms}, "errors": errors, "achieved_rate": 500.0}
+
+
+def test_alternating_pairs_give_each_ratio_their_median_and_range() -> None:
+    runs = [
+        {"pair": 1, "floor": ratio_run(0.4), "offers": ratio_run(0.8)},
+        {"pair": 2, "floor": ratio_run(0.5), "offers": ratio_run(0.6, errors=3)},
+        {"pair": 3, "floor": ratio_run(0.4), "offers": ratio_run(0.56)},
+    ]
+
+    summary = ratio_summary(500.0, runs)
+
+    assert [pair["ratio"] for pair in summary["pairs"]] == [2.0, 1.2, 1.4]
+    assert summary["pairs"][1]["offers_errors"] == 3
+    assert (summary["median_ratio"], summary["min_ratio"], summary["max_ratio"]) == (1.4, 1.2, 2.0)
+    assert (summary["median_floor_ms"], summary["median_offers_ms"]) == (0.4, 0.6)
+    assert summary["met"] is True
+    assert ratio_summary(500.0, runs[:1])["met"] is False
+    assert "**1.4**" in "\n".join(ratio_section(summary))
+    assert ratio_section(ratio_summary(500.0, [])) == []

@@ -19,8 +19,11 @@ from perkrank.models.second_stage import (
     SERVED_FEATURES,
     SecondStage,
     blend_ranks,
+    bought,
+    member_bought,
     member_candidates,
     member_scores,
+    row_ranks,
 )
 from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
 from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, OWN
@@ -112,6 +115,27 @@ def test_blend_ranks_count_higher_scores_then_earlier_ties(scores, ranks):
     higher = [sum(s > v for s in scores[::-1]) for v in scores[::-1]]
     earlier = [scores[::-1][:i].count(v) for i, v in enumerate(scores[::-1])]
     np.testing.assert_array_equal(result[1], np.add(higher, earlier) + 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_row_ranks_equal_blend_ranks(seed):
+    rng = np.random.default_rng(seed)
+    tied = rng.choice([-1.5, -0.0, 0.0, 0.25, 2.0], size=300)  # -0.0 ties 0.0 too
+    scores = np.where(rng.random(300) < 0.5, tied, rng.normal(size=300)).astype(np.float32)
+    scores[rng.integers(0, 300, 5)] = -np.inf
+    if seed % 2:
+        scores[rng.integers(0, 300, 3)] = np.nan  # NaNs rank last, in position order
+    np.testing.assert_array_equal(row_ranks(scores), blend_ranks(scores[np.newaxis])[0])
+    unique = rng.normal(size=50)
+    np.testing.assert_array_equal(row_ranks(unique), blend_ranks(unique[np.newaxis])[0])
+    assert row_ranks(np.array([], dtype=np.float32)).shape == (0,)
+
+
+def test_one_members_purchases_equal_bought(stage):
+    item_rows = np.r_[np.arange(len(stage.stats.item_ids)), -1, 0, -1]
+    for row in [*warm_rows(stage, 30), 0, len(stage.stats.member_ids) - 1]:
+        expected = bought(stage.stats, np.array([row]), item_rows)[0]
+        np.testing.assert_array_equal(member_bought(stage.stats, row, item_rows), expected)
 
 
 def flagged(seed: int) -> LinearRanker:
