@@ -117,6 +117,11 @@ class RedisClusterStateStore(RedisStateStore):
             raise self._error("selecting offers", error) from error
         return self._selection(request, reply)
 
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        """`select` of each request, all at once: the calls to each primary go out together
+        on its pipe (grouped by node), each member's script on its own slot."""
+        return list(await asyncio.gather(*(self.select(request) for request in requests)))
+
     async def _offer_rules(self, request: SelectionRequest) -> Sequence[CapRule]:
         """The rules the offers' slots check: a re-shown decision (its shown key is in the
         member's slot) is not counted again by rules that count served offers."""

@@ -1,0 +1,25 @@
+"""Fixtures of the campaign tests (the world itself: `world`)."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from perkrank.serving.state.memory import MemoryStateStore
+from perkrank.serving.state.ports import StateStore
+from perkrank.serving.state.redis_store import RedisStateStore
+
+
+@pytest.fixture(params=["memory", "redis"])
+def new_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], StateStore]]:
+    """Makes empty stores of one kind (on Redis: each under a prefix of its own)."""
+    made: list[str] = []
+
+    def make() -> StateStore:
+        if request.param == "memory":
+            return MemoryStateStore()
+        url = request.getfixturevalue("redis_url")
+        prefix = f"{request.getfixturevalue('redis_key_prefix')}-{len(made)}"
+        made.append(prefix)
+        return RedisStateStore(url, prefix, 5000)
+
+    yield make
