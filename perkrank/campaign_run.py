@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from threadpoolctl import threadpool_limits
 
 from perkrank.progress import Counter, every_quarter
 from perkrank.serving.campaign import CAMPAIGN_ID, MEMBER_ID, decide_chunk, decision_record
@@ -26,6 +28,8 @@ from perkrank.serving.domain.context import ServingContext
 
 CHUNK = 1000
 """Members per chunk: one store round trip and one synced write each."""
+IN_FLIGHT = 2
+"""Chunks decided at once: one in the store while the next one is ranked."""
 MEMBERS_HEADER = "member_id"
 
 
@@ -113,9 +117,10 @@ def run_campaign(
     done = decided_members(out, campaign)
     todo = [member_id for member_id in members if member_id not in done]
     started = time.perf_counter()
-    with_offers = asyncio.run(
-        _decide_all(context, todo, campaign, channel, out, limit, chunk, before_write)
-    )
+    with threadpool_limits(1, "blas"):  # a chunk's small products: more threads only contend
+        with_offers = asyncio.run(
+            _decide_all(context, todo, campaign, channel, out, limit, chunk, before_write)
+        )
     seconds = time.perf_counter() - started
     return CampaignRun(len(todo), len(members) - len(todo), with_offers, seconds)
 
@@ -130,15 +135,25 @@ async def _decide_all(
     chunk: int,
     before_write: Callable[[int], None] | None,
 ) -> int:
+    """Decide the chunks in order, `IN_FLIGHT` at once (the store works on one while the
+    next is ranked), writing each in order once decided; the number decided with offers."""
     chunks = [members[start : start + chunk] for start in range(0, len(members), chunk)]
     progress = Counter("members", len(chunks), every=max(every_quarter(len(chunks)) // 5, 1))
-    with_offers = 0
+    pending: deque[asyncio.Task[list]] = deque()
+    started = with_offers = 0
     try:
         with out.open("ab") as file:
             for number, member_ids in enumerate(chunks):
-                decided = await decide_chunk(
-                    context, campaign, member_ids, channel, limit, time.time()
-                )
+                while started < len(chunks) and len(pending) < IN_FLIGHT:
+                    pending.append(
+                        asyncio.ensure_future(
+                            decide_chunk(
+                                context, campaign, chunks[started], channel, limit, time.time()
+                            )
+                        )
+                    )
+                    started += 1
+                decided = await pending.popleft()
                 context.store.record_decisions([decision for decision, _, _ in decided])
                 if before_write is not None:
                     before_write(number)
@@ -149,7 +164,10 @@ async def _decide_all(
                 file.flush()
                 os.fsync(file.fileno())
                 with_offers += sum(1 for _, ranking, _ in decided if ranking.offers)
-                progress.advance(f"{(number * chunk) + len(member_ids)} members")
+                progress.advance(f"{number * chunk + len(member_ids)} members")
     finally:
+        for task in pending:  # decided and counted but not written: a rerun shows them again
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await context.store.close()
     return with_offers

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -54,6 +55,12 @@ from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
+DECISIONS_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'decision', ARGV[i])
+end
+"""
+"""KEYS: the decision stream; ARGV: entries kept, then each decision's JSON."""
 LAST_STREAM_ID = f"{2**64 - 1}-{2**64 - 1}"
 """The largest stream id: nothing comes after it (and XRANGE refuses to start after it)."""
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -92,6 +99,7 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
         }
         self._client = self._open_client(url)
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
+        self._decisions_script = self._client.register_script(DECISIONS_SCRIPT)
         self.breaker = Breaker()
         self._events_kept = events_kept
         self._decisions_kept = decisions_kept
@@ -189,15 +197,17 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
         return [StoredEvent(stream_id, event_of_entry(fields)) for stream_id, fields in entries]
 
     def record_decisions(self, decisions: Sequence[Decision]) -> None:
-        """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one pipeline."""
+        """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one script
+        call for the batch (a campaign's chunk is one command, not one per decision)."""
         if not decisions:
             return
         key = decisions_key(self._prefix, cluster=self._cluster)
-        pipeline = self._client.pipeline(transaction=False)
-        for decision in decisions:
-            fields = {"decision": json.dumps(decision.record())}
-            pipeline.xadd(key, fields, maxlen=self._decisions_kept, approximate=True)
-        self._call("recording decisions", pipeline.execute)
+        entries = [orjson.dumps(decision.record()) for decision in decisions]
+        arguments = [self._decisions_kept, *entries]
+        self._call(
+            "recording decisions",
+            lambda: self._decisions_script(keys=[key], args=arguments),
+        )
 
     def read_decisions(self, after: str, count: int) -> list[StoredDecision]:
         """Up to `count` kept decisions after stream id `after` (one XRANGE)."""
