@@ -70,8 +70,11 @@ class Killed(Exception):  # noqa: N818 - stands for the process being killed
 def start_redis(work: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     server = subprocess.Popen(
-        [*("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "")]
-        + [*("--appendonly", "no", "--dir", str(work))],
+        [
+            "redis-server",
+            *("--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(work)),
+        ],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
@@ -163,9 +166,9 @@ def store_floor(world: World, redis_process: psutil.Process, count: int) -> dict
     return {"members": count} | rates(count, times)
 
 
-def decide(world: World, prefix: str, out: Path, **options) -> object:
+def decide(world: World, context: ServingContext, out: Path, **options) -> object:
     return run_campaign(
-        world.context(prefix),
+        context,
         world.member_ids,
         campaign="bench",
         channel="email",
@@ -326,9 +329,8 @@ def main() -> None:
             client = redis.Redis(port=port, decode_responses=True)
             world = World(arguments.members, arguments.offers, port)
             floor = store_floor(world, redis_process, min(arguments.members, 20_000))
-            run, times = measured(
-                redis_process, lambda: decide(world, "whole", work / "whole.jsonl")
-            )
+            whole = world.context("whole")  # opt-outs written before the clock starts
+            run, times = measured(redis_process, lambda: decide(world, whole, work / "whole.jsonl"))
             check = checks(world, client, "whole", work / "whole.jsonl")
 
             def kill(chunk: int) -> None:
@@ -336,9 +338,9 @@ def main() -> None:
                     raise Killed
 
             with contextlib.suppress(Killed):
-                decide(world, "resumed", work / "resumed.jsonl", before_write=kill)
+                decide(world, world.context("resumed"), work / "resumed.jsonl", before_write=kill)
             before = len((work / "resumed.jsonl").read_bytes().splitlines())
-            rerun = decide(world, "resumed", work / "resumed.jsonl")
+            rerun = decide(world, world.context("resumed"), work / "resumed.jsonl")
             resumed = checks(world, client, "resumed", work / "resumed.jsonl")
             whole_counters = cap_counters(client, "whole")
             resumed_counters = cap_counters(client, "resumed")

@@ -64,7 +64,10 @@ class ScriptPipe:
             return []
         try:  # replies come in order: once the last one is in, all are
             await futures[-1]
-        finally:
+        finally:  # (cancelled: the replies still due are read and dropped)
+            for future in futures:
+                if not future.done():
+                    future.add_done_callback(_drop)
             errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
         if any(errors):
             raise next(error for error in errors if error)
@@ -266,6 +269,12 @@ class _Connection(asyncio.Protocol):
     def _expire(self) -> None:
         error = redis.TimeoutError(f"no reply within {self._timeout * 1000:.0f} ms")
         self.fail(error)
+
+
+def _drop(future: asyncio.Future[object]) -> None:
+    """Read a reply nobody waits for any more (its error is not logged as unretrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _copy(error: redis.RedisError) -> redis.RedisError:
