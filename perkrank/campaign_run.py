@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from perkrank.progress import Counter, every_quarter
 from perkrank.serving.campaign import CAMPAIGN_ID, MEMBER_ID, decide_chunk, decision_record
 from perkrank.serving.domain.context import ServingContext
+from perkrank.serving.domain.selection import BatchSelector, Selection, SelectionRequest
 
 CHUNK = 1000
 """Members per chunk: one store round trip and one synced write each."""
@@ -110,8 +111,9 @@ def run_campaign(
     chunk: int = CHUNK,
     before_write: Callable[[int], None] | None = None,
 ) -> CampaignRun:
-    """Decide every member of `members` not yet in `out` and append their lines to it.
-    `before_write(chunk_number)` runs after a chunk was decided, before it is written."""
+    """Decide every member of `members` not yet in `out` and append their lines to it, then
+    close the context's store. `before_write(chunk_number)` runs after a chunk was decided,
+    before it is written."""
     if not CAMPAIGN_ID.fullmatch(campaign):
         raise CampaignFileError(f"campaign {campaign[:80]!r}: 1-200 visible ASCII characters")
     done = decided_members(out, campaign)
@@ -140,6 +142,7 @@ async def _decide_all(
     chunks = [members[start : start + chunk] for start in range(0, len(members), chunk)]
     progress = Counter("members", len(chunks), every=max(every_quarter(len(chunks)) // 5, 1))
     pending: deque[asyncio.Task[list]] = deque()
+    in_order = _InOrder(context.store)
     started = with_offers = 0
     try:
         with out.open("ab") as file:
@@ -148,7 +151,13 @@ async def _decide_all(
                     pending.append(
                         asyncio.ensure_future(
                             decide_chunk(
-                                context, campaign, chunks[started], channel, limit, time.time()
+                                context,
+                                campaign,
+                                chunks[started],
+                                channel,
+                                limit,
+                                time.time(),
+                                in_order,
                             )
                         )
                     )
@@ -165,9 +174,20 @@ async def _decide_all(
                 os.fsync(file.fileno())
                 with_offers += sum(1 for _, ranking, _ in decided if ranking.offers)
                 progress.advance(f"{number * chunk + len(member_ids)} members")
-    finally:
-        for task in pending:  # decided and counted but not written: a rerun shows them again
-            task.cancel()
+    finally:  # chunks in flight finish (counted, not written: a rerun shows them again)
         await asyncio.gather(*pending, return_exceptions=True)
         await context.store.close()
     return with_offers
+
+
+class _InOrder:
+    """The store's `select_many`, one call at a time in the order they were made: a chunk
+    ranked ahead waits for the chunk before it, so members are counted in list order."""
+
+    def __init__(self, store: BatchSelector) -> None:
+        self._store = store
+        self._turn = asyncio.Lock()  # wakes its waiters first come, first served
+
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        async with self._turn:
+            return await self._store.select_many(requests)

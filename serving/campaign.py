@@ -27,6 +27,7 @@ from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRanker
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
+from perkrank.serving.domain.selection import BatchSelector
 
 MEMBER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """A member id as the offers endpoint accepts it."""
@@ -47,9 +48,11 @@ async def decide_chunk(
     channel: str,
     limit: int,
     now: float,
+    store: BatchSelector | None = None,
 ) -> list[tuple[Decision, Ranking, str | None]]:
     """Each member's decision, ranking and empty reason (None, or `quiet_hours`), in order,
-    counted against the caps (the caller keeps the decisions in the decision log)."""
+    counted against the caps by `store` (None: the context's; the caller keeps the decisions
+    in the decision log)."""
     settings = context.ranker.settings
     mechanics = settings.mechanics
     channel_settings = mechanics.channels.get(channel)
@@ -77,7 +80,7 @@ async def decide_chunk(
     rankings: dict[int, Ranking] = defaultdict(lambda: Ranking(False, [], {}))
     for ranker, indexes in by_ranker.values():
         ranked = await rank_many(
-            ranker, context.store, [items[i] for i in indexes], context.rules(), now
+            ranker, store or context.store, [items[i] for i in indexes], context.rules(), now
         )
         rankings.update(zip(indexes, ranked, strict=True))
     decided = []

@@ -27,7 +27,7 @@ from perkrank.serving.domain.ranking_values import (
     Segment,
     Shortlist,
 )
-from perkrank.serving.domain.selection import OfferSelector, SelectionRequest
+from perkrank.serving.domain.selection import BatchSelector, SelectionRequest
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class _Planned:
 
 async def rank_many(
     ranker: OfferRanker,
-    store: OfferSelector,
+    store: BatchSelector,
     items: Sequence[RankItem],
     rules: Sequence[CapRule],
     now: float,

@@ -8,7 +8,7 @@ import pytest
 from perkrank.campaign_run import CampaignFileError, read_members, run_campaign
 from perkrank.serving.campaign import campaign_decision_id
 from perkrank.serving.domain.selection import Preferences
-from tests.serving.campaign.world import campaign_context, counters, member_ids
+from tests.serving.campaign.world import campaign_context, counters, member_ids, reopened
 
 OPTED_OUT = ("M00000002", "M00000010")
 
@@ -58,7 +58,7 @@ def test_one_decision_per_member_opt_outs_and_caps(new_store, tmp_path):
         if ":cap:offer_total:" in key
     }
     assert totals == shown
-    assert len(store.read_decisions("0-0", 1000)) == len(member_ids())
+    assert len(reopened(store).read_decisions("0-0", 1000)) == len(member_ids())
 
 
 @pytest.mark.parametrize("killed_at", [0, 3, 7])
@@ -76,7 +76,7 @@ def test_rerun_after_interruption_counts_once(new_store, tmp_path, killed_at):
         run(prepared(store), out, before_write=kill)
     written = len(lines(out))
     assert written == killed_at * 16
-    resumed = run(prepared(store), out)
+    resumed = run(prepared(reopened(store)), out)  # a new process
 
     assert resumed.skipped == written
     assert [d["member_id"] for d in lines(out)] == member_ids()

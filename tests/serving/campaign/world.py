@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import redis
 import scipy.sparse as sp
+from redis.cluster import RedisCluster
 
 from benchmarks.capacity_inputs import (
     TODAY,
@@ -21,6 +22,7 @@ from perkrank.serving.domain.catalog import build_catalog
 from perkrank.serving.domain.context import ServingContext
 from perkrank.serving.state.memory import MemoryStateStore
 from perkrank.serving.state.ports import StateStore
+from perkrank.serving.state.redis_cluster import RedisClusterStateStore, cluster_nodes
 from perkrank.serving.state.redis_store import RedisStateStore
 
 MEMBERS, OFFERS = 120, 30
@@ -74,8 +76,11 @@ def counters(store: StateStore) -> dict[str, object]:
             for (key, field), (count, _) in store._counters.items()
             if ":cap:" in key
         }
-    assert isinstance(store, RedisStateStore)
-    client: redis.Redis = store._client
+    assert isinstance(store, RedisStateStore)  # read by a client of its own: it may be closed
+    if isinstance(store, RedisClusterStateStore):
+        client = RedisCluster(startup_nodes=cluster_nodes(store._url)[0], decode_responses=True)
+    else:
+        client = redis.Redis.from_url(store._url, decode_responses=True)
     found: dict[str, object] = {}
     for key in client.scan_iter(match=f"{store._prefix}:*:cap:*", count=1000):
         name = key.partition(":")[2]
@@ -83,4 +88,12 @@ def counters(store: StateStore) -> dict[str, object]:
             found |= {f"{name}/{field}": int(v) for field, v in client.hgetall(key).items()}
         else:
             found[f"{name}/None"] = int(client.get(key))
+    client.close()
     return found
+
+
+def reopened(store: StateStore) -> StateStore:
+    """The store again (`run_campaign` closes the store it ran on)."""
+    if isinstance(store, RedisStateStore):
+        return type(store)(store._url, store._prefix, 5000)
+    return store
