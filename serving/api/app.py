@@ -113,7 +113,7 @@ def create_app(
     app.include_router(catalog_console_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
-    app.include_router(batch_decisions_routes(settings), responses=ERRORS)
+    app.include_router(batch_decisions_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(report_routes(), responses=ERRORS)
     app.include_router(health_routes())
     # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)
