@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_offers(commands)
     _add_events(commands)
     _add_decisions(commands)
+    _add_decide(commands)
     _add_privacy(commands)
     _add_demo(commands)
     _add_simulate(commands)
@@ -335,6 +336,16 @@ def _add_decisions(commands: argparse._SubParsersAction) -> None:
         "and arm, and each offer's rank, score and propensity (admin key)."
     )
     add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
+
+
+def _add_decide(commands: argparse._SubParsersAction) -> None:
+    from perkrank.decide_cli import add_decide_command
+
+    help_text = (
+        "A campaign send: one decision per member of a list (eligibility, opt-outs, "
+        "experiments and caps as for offers requests), into a JSON Lines file; a rerun resumes."
+    )
+    add_decide_command(commands.add_parser("decide", help=help_text, description=help_text))
 
 
 def _add_simulate(commands: argparse._SubParsersAction) -> None:

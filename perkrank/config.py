@@ -314,6 +314,8 @@ class ServeConfig(PerkrankSettings):
     answers 503 (plain text) at once."""
     max_events_per_request: int = Field(500, gt=0, le=100_000)
     """Events one `POST /v1/events` may carry; a larger batch is refused with 413."""
+    max_batch_decisions: int = Field(1000, gt=0, le=100_000)
+    """Members one `POST /v1/decisions:batch` may carry; a larger batch is refused with 413."""
     events_kept: int = Field(1_000_000, gt=0, le=MAX_COUNT)
     """Events the store keeps for `perkrank events export` (the oldest are dropped; Redis trims
     its stream approximately, MAXLEN ~)."""

@@ -23,6 +23,7 @@ from perkrank.config import ServeConfig
 from perkrank.serving.api.admin import admin_routes
 from perkrank.serving.api.admission import AdmissionMiddleware
 from perkrank.serving.api.auth import API_KEY_HEADER, ApiKeys
+from perkrank.serving.api.batch_decisions import batch_decisions_routes
 from perkrank.serving.api.caps_console import caps_console_routes
 from perkrank.serving.api.catalog_console import catalog_console_routes
 from perkrank.serving.api.decisions import decisions_routes
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(catalog_console_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(experiments_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
+    app.include_router(batch_decisions_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(report_routes(), responses=ERRORS)
     app.include_router(health_routes())
     # UNREADABLE_BODY: POST /v1/events's body (documented here: events.py checks the batch)

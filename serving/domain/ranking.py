@@ -186,6 +186,11 @@ class OfferRanker:
         ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
         return ranking
 
+    @property
+    def settings(self) -> ServeConfig:
+        """The serving settings this ranker ranks by."""
+        return self._settings
+
     def profile(self, request: OfferRequest) -> tuple[str, str]:
         """Region and tier to rank for: the request's, else the member's, else the defaults."""
         member = self.catalog.member(request.member_id)

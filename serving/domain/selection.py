@@ -101,3 +101,11 @@ class OfferSelector(Protocol):
     async def select(self, request: SelectionRequest) -> Selection:
         """Apply the rules to `request`'s candidates, count what is returned."""
         ...
+
+
+class BatchSelector(Protocol):
+    """What batch ranking needs of the store: `select` of many requests in one call."""
+
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        """`select` of each request, in order, each counted atomically on its own."""
+        ...

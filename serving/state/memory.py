@@ -115,6 +115,10 @@ class MemoryStateStore(MemoryPrivacyLog):
                 self._increment(shown, request.decision_ttl_seconds, clock)
         return choice.selection()
 
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        """`select` of each request in turn."""
+        return [await self.select(request) for request in requests]
+
     def member_state(
         self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
     ) -> MemberState:

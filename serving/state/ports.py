@@ -52,6 +52,11 @@ class MemberStore(Protocol):
         """The one call of a request: awaited, so a networked store never blocks the loop."""
         ...
 
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        """`select` of each request, in order (a campaign's chunk): sent together where the
+        store can pipeline them; each selection is counted atomically on its own."""
+        ...
+
     def member_state(
         self, member_id: str, counters: Sequence[CapCounter], offer_ids: Sequence[str]
     ) -> MemberState:

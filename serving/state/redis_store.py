@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perkrank.config import CapRule, CapsConfig
-from perkrank.experiment_config import ExperimentsConfig
+from perkrank.config import CapRule
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,
@@ -37,29 +37,8 @@ from perkrank.serving.state.keys import (
     decisions_key,
     event_id_key,
     events_key,
-    live_history_key,
-    live_setting_key,
-    live_version_key,
-    live_versions_key,
     preferences_key,
     redeemed_key,
-)
-from perkrank.serving.state.live_records import (
-    CATALOGS_KEPT,
-    HISTORY_LENGTH,
-    LIVE_VERSIONS,
-    CapsVersion,
-    CatalogVersion,
-    Change,
-    ExperimentsVersion,
-    LiveSetting,
-    LiveVersions,
-    caps_version,
-    catalog_version,
-    change,
-    experiments_version,
-    live_change,
-    setting_value,
 )
 from perkrank.serving.state.ports import StateStoreError
 from perkrank.serving.state.redis_fields import (
@@ -68,6 +47,7 @@ from perkrank.serving.state.redis_fields import (
     preferences_from_fields,
     stream_entry,
 )
+from perkrank.serving.state.redis_live import RedisLiveSettings
 from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.redis_privacy import RedisPrivacyLog
 from perkrank.serving.state.redis_snapshot import read_member_state
@@ -75,6 +55,12 @@ from perkrank.serving.state.script_pipe import ScriptPipe
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
+DECISIONS_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'decision', ARGV[i])
+end
+"""
+"""KEYS: the decision stream; ARGV: entries kept, then each decision's JSON."""
 LAST_STREAM_ID = f"{2**64 - 1}-{2**64 - 1}"
 """The largest stream id: nothing comes after it (and XRANGE refuses to start after it)."""
 HEALTH_CHECK_INTERVAL_SECONDS = 30
@@ -83,7 +69,7 @@ RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
 
 
-class RedisStateStore(RedisPrivacyLog):
+class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
 
     `key_prefix` starts every key (ServeConfig.key_prefix: no braces); `timeout_ms` bounds
@@ -113,6 +99,7 @@ class RedisStateStore(RedisPrivacyLog):
         }
         self._client = self._open_client(url)
         self._events_script = self._client.register_script(EVENTS_SCRIPT)
+        self._decisions_script = self._client.register_script(DECISIONS_SCRIPT)
         self.breaker = Breaker()
         self._events_kept = events_kept
         self._decisions_kept = decisions_kept
@@ -149,6 +136,21 @@ class RedisStateStore(RedisPrivacyLog):
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
         return self._selection(request, reply)
+
+    async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
+        """`select` of each request, the script calls pipelined in one write (each call is
+        atomic on its own: a campaign's members are counted as if they asked one by one)."""
+        if not requests:
+            return []
+        try:
+            pipe = self._pipe_of_this_loop()
+            replies = await pipe.call_many([self._select_arguments(r) for r in requests])
+        except redis.RedisError as error:
+            raise self._error("selecting offers", error) from error
+        for reply in replies:
+            if isinstance(reply, redis.RedisError):
+                raise self._error("selecting offers", reply)
+        return [self._selection(r, reply) for r, reply in zip(requests, replies, strict=True)]
 
     def _selection(self, request: SelectionRequest, reply: Any) -> Selection:
         """The Selection select.lua's `reply` describes."""
@@ -195,15 +197,17 @@ class RedisStateStore(RedisPrivacyLog):
         return [StoredEvent(stream_id, event_of_entry(fields)) for stream_id, fields in entries]
 
     def record_decisions(self, decisions: Sequence[Decision]) -> None:
-        """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one pipeline."""
+        """Append each decision's JSON to the decision stream (XADD MAXLEN ~), one script
+        call for the batch (a campaign's chunk is one command, not one per decision)."""
         if not decisions:
             return
         key = decisions_key(self._prefix, cluster=self._cluster)
-        pipeline = self._client.pipeline(transaction=False)
-        for decision in decisions:
-            fields = {"decision": json.dumps(decision.record())}
-            pipeline.xadd(key, fields, maxlen=self._decisions_kept, approximate=True)
-        self._call("recording decisions", pipeline.execute)
+        entries = [orjson.dumps(decision.record()) for decision in decisions]
+        arguments = [self._decisions_kept, *entries]
+        self._call(
+            "recording decisions",
+            lambda: self._decisions_script(keys=[key], args=arguments),
+        )
 
     def read_decisions(self, after: str, count: int) -> list[StoredDecision]:
         """Up to `count` kept decisions after stream id `after` (one XRANGE)."""
@@ -254,124 +258,6 @@ class RedisStateStore(RedisPrivacyLog):
             timeout = self._options["socket_timeout"]
             self._loop, self._select_pipe = loop, ScriptPipe(self._url, SELECT_SCRIPT, timeout)
         return self._select_pipe
-
-    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
-        """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""
-        document = self._publish("caps", setting_value(caps), actor, now, only_if_absent=True)
-        return caps_version(document)
-
-    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
-        """Store `caps` as the next version and audit the change, in one transaction."""
-        return caps_version(self._publish("caps", setting_value(caps), actor, now))
-
-    def get_caps(self) -> CapsVersion | None:
-        """The caps in force; None before any were stored."""
-        document = self._call("reading caps", self._client.get, self._live_key("caps"))
-        return None if document is None else caps_version(document)
-
-    def caps_history(self, limit: int) -> list[Change]:
-        """The last `limit` cap changes, newest first."""
-        return self._history("caps", limit)
-
-    def publish_catalog(
-        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
-    ) -> CatalogVersion:
-        """Store validated offers as the next catalog version, audited, in one transaction."""
-        value = {"offers": offers, "sha256": sha256}
-        return catalog_version(self._publish("catalog", value, actor, now))
-
-    def get_catalog(self) -> CatalogVersion | None:
-        """The published catalog; None before the first publication."""
-        document = self._call("reading the catalog", self._client.get, self._live_key("catalog"))
-        return None if document is None else catalog_version(document)
-
-    def get_catalog_version(self, version: int) -> CatalogVersion | None:
-        """A kept published catalog; None when it was never published or is no longer kept."""
-        key = self._version_key("catalog", version)
-        document = self._call("reading a catalog version", self._client.get, key)
-        return None if document is None else catalog_version(document)
-
-    def catalog_history(self, limit: int) -> list[Change]:
-        """The last `limit` catalog publications, newest first."""
-        return self._history("catalog", limit)
-
-    def put_experiments(
-        self, experiments: ExperimentsConfig, actor: str, now: float
-    ) -> ExperimentsVersion:
-        """Store `experiments` as the next version and audit the change, in one transaction."""
-        value = setting_value(experiments)
-        return experiments_version(self._publish("experiments", value, actor, now))
-
-    def get_experiments(self) -> ExperimentsVersion | None:
-        """The experiments in force; None before any were stored."""
-        key = self._live_key("experiments")
-        document = self._call("reading experiments", self._client.get, key)
-        return None if document is None else experiments_version(document)
-
-    def experiments_history(self, limit: int) -> list[Change]:
-        """The last `limit` experiment changes, newest first."""
-        return self._history("experiments", limit)
-
-    def live_versions(self) -> LiveVersions:
-        """The caps, catalog and experiments versions and the reload generation (one HMGET)."""
-        key = live_versions_key(self._prefix, cluster=self._cluster)
-        values = self._call("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
-        return LiveVersions(*(int(value or 0) for value in values))
-
-    def request_reload(self) -> int:
-        """Bump the reload generation."""
-        key = live_versions_key(self._prefix, cluster=self._cluster)
-        return self._call("requesting a reload", self._client.hincrby, key, "reload", 1)
-
-    def _publish(
-        self,
-        setting: LiveSetting,
-        value: Any,
-        actor: str,
-        now: float,
-        *,
-        only_if_absent: bool = False,
-    ) -> str:
-        """Write `value` as the setting's next version with its audit entry in one MULTI/EXEC,
-        retried when another writer changed the versions first; the current version's JSON."""
-        versions_key = live_versions_key(self._prefix, cluster=self._cluster)
-        history_key = live_history_key(self._prefix, setting, cluster=self._cluster)
-
-        def publish() -> str:
-            with self._client.pipeline(transaction=True) as pipeline:
-                while True:
-                    try:
-                        pipeline.watch(versions_key)
-                        old = pipeline.get(self._live_key(setting))
-                        if old is not None and only_if_absent:
-                            return old
-                        version = int(pipeline.hget(versions_key, setting) or 0) + 1
-                        document, entry = live_change(setting, version, value, actor, now, old)
-                        pipeline.multi()
-                        pipeline.hset(versions_key, setting, version)
-                        pipeline.set(self._live_key(setting), document)
-                        pipeline.lpush(history_key, entry)
-                        pipeline.ltrim(history_key, 0, HISTORY_LENGTH - 1)
-                        if setting == "catalog":
-                            pipeline.set(self._version_key(setting, version), document)
-                            pipeline.delete(self._version_key(setting, version - CATALOGS_KEPT))
-                        pipeline.execute()
-                        return document
-                    except redis.WatchError:
-                        continue
-
-        return self._call(f"writing {setting}", publish)
-
-    def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
-        key = live_history_key(self._prefix, setting, cluster=self._cluster)
-        entries = self._call(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
-        return [change(entry) for entry in entries]
-
-    def _live_key(self, setting: LiveSetting) -> str:
-        return live_setting_key(self._prefix, setting, cluster=self._cluster)
-
-    def _version_key(self, setting: LiveSetting, version: int) -> str:
-        return live_version_key(self._prefix, setting, version, cluster=self._cluster)
 
     def _call(self, action: str, command: Any, *arguments: Any) -> Any:
         """`command(*arguments)` through the breaker, its Redis errors raised as

@@ -7,7 +7,8 @@ connection's commands in order, so replies (parsed by hiredis) resolve the waiti
 order. Calls made in the same event loop turn go out in one write.
 
 Errors are redis-py's: `ConnectionError` when the connection cannot be made or breaks,
-`TimeoutError` when a reply is later than the timeout, `ResponseError` for an error reply.
+`TimeoutError` when a reply is later than the timeout (in a batch, `call_many`: when no
+reply came for the timeout), `ResponseError` for an error reply.
 A broken or timed-out connection fails every call in flight (none is retried: it may have
 run) and the next call connects again. Reconnecting is one attempt at a time, shared: calls
 made while it is pending wait for it (at most the timeout, which bounds the whole attempt)
@@ -58,8 +59,19 @@ class ScriptPipe:
         """The script's replies to several calls sent at once, each in its place; an error
         reply is a ResponseError in its place (a broken connection raises)."""
         connection = await self._connected()
-        futures = [connection.request(pack(b"EVALSHA", self._sha, 0, *a)) for a in calls]
-        replies = list(await asyncio.gather(*futures))
+        futures = connection.request_many([pack(b"EVALSHA", self._sha, 0, *a) for a in calls])
+        if not futures:
+            return []
+        try:  # replies come in order: once the last one is in, all are
+            await futures[-1]
+        finally:  # (cancelled: the replies still due are read and dropped)
+            for future in futures:
+                if not future.done():
+                    future.add_done_callback(_drop)
+            errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
+        if any(errors):
+            raise next(error for error in errors if error)
+        replies = [future.result() for future in futures]
         for index, reply in enumerate(replies):
             if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
                 frame = pack(b"EVAL", self._script, 0, *calls[index])
@@ -157,7 +169,11 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
-        self._waiting: deque[tuple[asyncio.Future[object], asyncio.TimerHandle]] = deque()
+        self._waiting: deque[tuple[asyncio.Future[object], asyncio.TimerHandle | None]] = deque()
+        """Futures in the order of their requests, each with its timeout (None: one of a
+        batch, covered by `_stall`)."""
+        self._stall: asyncio.TimerHandle | None = None
+        """Armed while batch requests wait: fires after the timeout without any reply."""
         self._outgoing: list[bytes] = []
         self._error: redis.RedisError | None = None
 
@@ -178,6 +194,25 @@ class _Connection(asyncio.Protocol):
             self._loop.call_soon(self._flush)
         return future
 
+    def request_many(self, frames: Sequence[bytes]) -> list[asyncio.Future[object]]:
+        """The future replies to `frames`, written together. A batch has no timeout per
+        request: the connection fails when no reply came for the timeout (`_stall`), so a
+        long batch that Redis keeps answering is not cut off."""
+        futures = [self._loop.create_future() for _ in frames]
+        if self._error is not None:
+            for future in futures:
+                future.set_exception(_copy(self._error))
+            return futures
+        if not frames:
+            return futures
+        self._waiting.extend((future, None) for future in futures)
+        if self._stall is None:
+            self._stall = self._loop.call_later(self._timeout, self._expire)
+        if not self._outgoing:
+            self._loop.call_soon(self._flush)
+        self._outgoing += frames
+        return futures
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
@@ -188,9 +223,15 @@ class _Connection(asyncio.Protocol):
                 self.fail(redis.ConnectionError("Redis sent a reply nobody asked for"))
                 return
             future, expiry = self._waiting.popleft()
-            expiry.cancel()
+            if expiry is not None:
+                expiry.cancel()
             if not future.done():
                 future.set_result(reply)
+        if self._stall is not None:  # progress: the batch gets another timeout
+            self._stall.cancel()
+            self._stall = (
+                self._loop.call_later(self._timeout, self._expire) if self._waiting else None
+            )
 
     def _next_reply(self) -> object:
         """The next complete reply, False when none is (a garbled stream fails the socket)."""
@@ -207,9 +248,13 @@ class _Connection(asyncio.Protocol):
         """Fail every request in flight with `error`, and all later ones; close the socket."""
         if self._error is None:
             self._error = error
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         while self._waiting:
             future, expiry = self._waiting.popleft()
-            expiry.cancel()
+            if expiry is not None:
+                expiry.cancel()
             if not future.done():
                 future.set_exception(_copy(self._error))
         self._outgoing.clear()
@@ -224,6 +269,12 @@ class _Connection(asyncio.Protocol):
     def _expire(self) -> None:
         error = redis.TimeoutError(f"no reply within {self._timeout * 1000:.0f} ms")
         self.fail(error)
+
+
+def _drop(future: asyncio.Future[object]) -> None:
+    """Read a reply nobody waits for any more (its error is not logged as unretrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _copy(error: redis.RedisError) -> redis.RedisError:

@@ -202,3 +202,37 @@ def test_a_cancelled_caller_leaves_the_shared_attempt_to_the_others(redis_url):
         assert pipe.connection_attempts == 1
 
     run_with(redis_url, ECHO, body)
+
+
+BUSY = """
+local start = redis.call('TIME')
+local began = start[1] * 1000000 + start[2]
+repeat
+  local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] - began >= tonumber(ARGV[1])
+return ARGV[2]
+"""
+"""Keeps Redis busy for ARGV[1] microseconds, then answers ARGV[2]."""
+
+
+def test_a_batch_longer_than_the_timeout_succeeds_while_redis_keeps_answering(redis_url):
+    # 30 calls of 40 ms each (2.4 × the timeout in all); each call's padding fills Redis's
+    # read buffer, so Redis reads, runs and answers them one after another.
+    padding = "x" * 20_000
+    calls = [[40_000, n, padding] for n in range(30)]
+
+    async def body(pipe: ScriptPipe) -> None:
+        pipe._timeout = 0.5
+        assert await pipe.call_many(calls) == [str(n).encode() for n in range(30)]
+
+
+def test_a_batch_without_any_reply_for_the_timeout_fails(redis_url):
+    async def body(pipe: ScriptPipe) -> None:
+        await pipe.call_many([[0, "warm", ""]])  # connected, the script loaded
+        pipe._connection._timeout = 0.2
+        with pytest.raises(redis.TimeoutError):
+            await pipe.call_many([[400_000, "slow", ""], [0, "after", ""]])
+
+    run_with(redis_url, BUSY, body)
+
+    run_with(redis_url, BUSY, body)

@@ -1,0 +1,147 @@
+"""Campaign sends: one decision per member of a list, as `/v1/offers` would make it.
+
+A campaign's members are decided a chunk at a time (`decide_chunk`): each member's experiment
+arm, model and policy come from the serving context as for an offers request, quiet hours of
+the channel in the member's time zone give an empty decision, and the rest are ranked by
+`batch_ranking.rank_many` (the ranker's own steps, one store call for the chunk). The callers
+keep every decision in the decision log.
+
+The decision id is derived from the campaign id and the member (`campaign_decision_id`), not
+drawn: deciding a member of a campaign again (a rerun after an interruption) shows the same
+decision again, which the store counts once (the re-show key `{m:<id>}:shown:<decision_id>`,
+kept `MechanicsConfig.decision_ttl_seconds`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from perkrank.serving.domain.batch_ranking import RankItem, rank_many
+from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
+from perkrank.serving.domain.context import ServingContext
+from perkrank.serving.domain.decisions import DecidedOffer, Decision
+from perkrank.serving.domain.experiments import Assignment
+from perkrank.serving.domain.ranking import PERSONALIZED, OfferRanker
+from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
+from perkrank.serving.domain.selection import BatchSelector
+
+MEMBER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""A member id as the offers endpoint accepts it."""
+CAMPAIGN_ID = re.compile(r"[!-~]{1,200}")
+"""A campaign id: 1–200 visible ASCII characters."""
+
+
+def campaign_decision_id(campaign: str, member_id: str) -> str:
+    """The member's decision id in `campaign`: 32 hex digits, the same on every run."""
+    digest = hashlib.blake2b(f"{campaign}\x1f{member_id}".encode(), digest_size=16)
+    return digest.hexdigest()
+
+
+async def decide_chunk(
+    context: ServingContext,
+    campaign: str,
+    member_ids: Sequence[str],
+    channel: str,
+    limit: int,
+    now: float,
+    store: BatchSelector | None = None,
+) -> list[tuple[Decision, Ranking, str | None]]:
+    """Each member's decision, ranking and empty reason (None, or `quiet_hours`), in order,
+    counted against the caps by `store` (None: the context's; the caller keeps the decisions
+    in the decision log)."""
+    settings = context.ranker.settings
+    mechanics = settings.mechanics
+    channel_settings = mechanics.channels.get(channel)
+    limit = list_size(limit, channel_settings)
+    planned: list[tuple[OfferRequest, Assignment | None, str, str | None]] = []
+    by_ranker: dict[int, tuple[OfferRanker, list[int]]] = {}
+    items: dict[int, RankItem] = {}
+    for index, member_id in enumerate(member_ids):
+        decision_id = campaign_decision_id(campaign, member_id)
+        request = OfferRequest(member_id, channel, limit, decision_id=decision_id)
+        assignment = context.assignment(request)
+        ranker, model_version = context.model_for(assignment)
+        region = ranker.profile(request)[0]
+        quiet = in_quiet_hours(now, mechanics.time_zone(region), channel_settings)
+        planned.append((request, assignment, model_version, QUIET_HOURS if quiet else None))
+        if quiet:
+            continue
+        policy, exploration = (
+            (PERSONALIZED, None)
+            if assignment is None
+            else (assignment.policy, assignment.exploration)
+        )
+        items[index] = RankItem(request, policy, exploration, int(decision_id, 16))
+        by_ranker.setdefault(id(ranker), (ranker, []))[1].append(index)
+    rankings: dict[int, Ranking] = defaultdict(lambda: Ranking(False, [], {}))
+    for ranker, indexes in by_ranker.values():
+        ranked = await rank_many(
+            ranker, store or context.store, [items[i] for i in indexes], context.rules(), now
+        )
+        rankings.update(zip(indexes, ranked, strict=True))
+    decided = []
+    for index, (request, assignment, model_version, empty_reason) in enumerate(planned):
+        ranking = rankings[index]
+        decision = campaign_decision(request, ranking, now, model_version, assignment)
+        decided.append((decision, ranking, empty_reason))
+    return decided
+
+
+def campaign_decision(
+    request: OfferRequest,
+    ranking: Ranking,
+    now: float,
+    model_version: str,
+    assignment: Assignment | None,
+) -> Decision:
+    """What the decision log keeps of one member's campaign decision (as of an offers
+    response)."""
+    return Decision(
+        decision_id=request.decision_id,
+        member_id=request.member_id,
+        channel=request.channel,
+        ts=now,
+        model_version=model_version,
+        experiment=None if assignment is None else assignment.experiment,
+        arm=None if assignment is None else assignment.arm,
+        policy=PERSONALIZED if assignment is None else assignment.policy,
+        personalized=ranking.personalized,
+        offers=tuple(
+            DecidedOffer(served.offer.offer_id, served.rank, served.score, served.propensity)
+            for served in ranking.offers
+        ),
+    )
+
+
+def decision_record(
+    campaign: str, decision: Decision, ranking: Ranking, empty_reason: str | None
+) -> dict[str, Any]:
+    """One member's decision as the output file and the batch endpoint write it."""
+    return {
+        "campaign": campaign,
+        "member_id": decision.member_id,
+        "decision_id": decision.decision_id,
+        "channel": decision.channel,
+        "model_version": decision.model_version,
+        "experiment": decision.experiment,
+        "arm": decision.arm,
+        "personalized": decision.personalized,
+        "offers": [
+            {
+                "offer_id": served.offer.offer_id,
+                "partner_id": served.offer.partner_id,
+                "title": served.offer.title,
+                "reward": served.offer.reward,
+                "rank": served.rank,
+                "score": round(served.score, 6),
+                "reason": served.reason,
+            }
+            for served in ranking.offers
+        ],
+        "empty_reason": empty_reason,
+        "suppressed": {reason: count for reason, count in ranking.suppressed.items() if count},
+    }

@@ -1,0 +1,171 @@
+"""Many members' offers at once (a campaign's chunk): `OfferRanker.rank`'s steps, batched.
+
+Each member goes through the ranker's own steps (profile, occasions and exclusive tier,
+tenure, the cached segment, exploration, the store's select, explain), so a member gets the
+offers `rank` would give them. Two things are batched: the scores of the known members of
+one segment are one matrix product (`scoring.batch_scores`, `scoring.top_k`) instead of one
+product per member, and the selects go to the store together (`select_many`: pipelined on
+Redis, one write per primary on Cluster), each counted atomically on its own. A bundle with a
+second stage scores its members one by one (`OfferRanker.shortlist`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from perkrank.config import CapRule
+from perkrank.experiment_config import Exploration
+from perkrank.models import scoring
+from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, _explored
+from perkrank.serving.domain.ranking_values import (
+    OfferRequest,
+    Order,
+    Ranking,
+    Segment,
+    Shortlist,
+)
+from perkrank.serving.domain.selection import BatchSelector, SelectionRequest
+
+
+@dataclass(frozen=True)
+class RankItem:
+    """One member's request in a batch, with the policy answering it (`rank`'s arguments)."""
+
+    request: OfferRequest
+    policy: str = PERSONALIZED
+    exploration: Exploration | None = None
+    seed: int = 0
+
+
+class _Planned:
+    """A member's segment and pool, then their shortlist (filled in by `_shortlists`)."""
+
+    __slots__ = ("item", "pool", "segment", "shortlist")
+
+    def __init__(self, item: RankItem, segment: Segment, pool: int) -> None:
+        self.item, self.segment, self.pool = item, segment, pool
+        self.shortlist: Shortlist | None = None
+
+
+async def rank_many(
+    ranker: OfferRanker,
+    store: BatchSelector,
+    items: Sequence[RankItem],
+    rules: Sequence[CapRule],
+    now: float,
+) -> list[Ranking]:
+    """`ranker.rank(store, item.request, rules, now, item.policy, item.exploration,
+    item.seed)` of each item, in order, with one `store.select_many` for all of them."""
+    day = ranker.day(now)
+    planned: list[_Planned | None] = []
+    for item in items:
+        if item.policy == NO_OFFERS:
+            planned.append(None)
+            continue
+        member_id = item.request.member_id
+        region, tier = ranker.profile(item.request)
+        exclusive, occasions = ranker.member_mechanics(member_id, region, tier, day, now)
+        tenure = ranker.tenure_days(member_id, day)
+        segment = ranker.segment(region, tier, day, tenure, exclusive, occasions)
+        planned.append(_Planned(item, segment, ranker.pool_size(item.request.limit)))
+    _shortlists(ranker, [plan for plan in planned if plan is not None])
+    requests, propensities = [], []
+    for plan in planned:
+        if plan is None:
+            continue
+        shortlist, explored = _explore(plan)
+        plan.shortlist = shortlist
+        propensities.append(explored)
+        requests.append(_selection_request(ranker, plan, shortlist, rules, now))
+    selections = iter(await store.select_many(requests))
+    explored_rows = iter(propensities)
+    rankings = []
+    for plan in planned:
+        if plan is None:
+            rankings.append(Ranking(False, [], {}))
+            continue
+        selection, chosen_propensities = next(selections), next(explored_rows)
+        if not selection.personalized:  # the member's fallback order: nothing sampled
+            chosen_propensities = {}
+        if plan.item.policy != PERSONALIZED:
+            selection = replace(selection, personalized=False)
+        assert plan.shortlist is not None
+        ranking = ranker.explain(
+            plan.shortlist, selection, chosen_propensities, plan.item.request.language
+        )
+        ranking.suppressed["eligibility"] = len(ranker.catalog.offers) - len(plan.segment.rows)
+        rankings.append(ranking)
+    return rankings
+
+
+def _explore(plan: _Planned) -> tuple[Shortlist, dict[int, float]]:
+    """The plan's shortlist, sampled when its arm explores, and the propensities by row."""
+    assert plan.shortlist is not None
+    if plan.item.exploration is None:
+        return plan.shortlist, {}
+    return _explored(plan.shortlist, plan.pool, plan.item.exploration, plan.item.seed)
+
+
+def _selection_request(
+    ranker: OfferRanker,
+    plan: _Planned,
+    shortlist: Shortlist,
+    rules: Sequence[CapRule],
+    now: float,
+) -> SelectionRequest:
+    """What `rank` asks the store for this member."""
+    candidates, pool = ranker.catalog.candidates, plan.pool
+    settings = ranker.settings
+    request = plan.item.request
+    return SelectionRequest(
+        member_id=request.member_id,
+        channel=request.channel,
+        now=now,
+        limit=request.limit,
+        max_per_partner=settings.max_offers_per_partner,
+        personalized=[candidates[row] for row in shortlist.personalized.rows[:pool]],
+        fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
+        rules=rules,
+        sensitive=ranker.sensitive,
+        decision_id=request.decision_id,
+        decision_ttl_seconds=settings.mechanics.decision_ttl_seconds,
+    )
+
+
+def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
+    """Fill in each plan's shortlist: the fallback order for `popular`, else `shortlist`'s,
+    the known members of one segment and pool scored in one matrix product."""
+    factors = ranker.bundle.ranker
+    groups: dict[tuple[int, int], list[tuple[_Planned, int]]] = {}
+    for plan in plans:
+        segment = plan.segment
+        if plan.item.policy != PERSONALIZED:
+            plan.shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
+            continue
+        row = factors.member_row(plan.item.request.member_id)
+        if row is None or ranker.bundle.second_stage is not None:
+            plan.shortlist = ranker.shortlist(plan.item.request.member_id, segment, plan.pool)
+            continue
+        groups.setdefault((id(segment), plan.pool), []).append((plan, row))
+    for members in groups.values():
+        segment, pool = members[0][0].segment, members[0][0].pool
+        rows = np.fromiter((row for _, row in members), dtype=np.int64, count=len(members))
+        repeat = scoring.repeat_matrix(factors, rows, segment.item_rows)
+        dense = None if repeat is None else repeat.toarray()
+        scores = scoring.batch_scores(
+            factors.member_vectors[rows], segment.vectors, segment.biases, dense
+        )
+        best = scoring.top_k(scores, pool)
+        best_scores = np.take_along_axis(scores, best, axis=1).tolist()
+        best_rows = segment.rows[best].tolist()
+        for index, (plan, _) in enumerate(members):
+            order = Order(best_rows[index], best_scores[index])
+            repeated = (
+                frozenset()
+                if dense is None
+                else frozenset(segment.rows[np.flatnonzero(dense[index])].tolist())
+            )
+            plan.shortlist = Shortlist(order, segment.fallback, True, repeated)
