@@ -79,8 +79,9 @@ async def decide_chunk(
         by_ranker.setdefault(id(ranker), (ranker, []))[1].append(index)
     rankings: dict[int, Ranking] = defaultdict(lambda: Ranking(False, [], {}))
     for ranker, indexes in by_ranker.values():
+        chunk = [items[i] for i in indexes]
         ranked = await rank_many(
-            ranker, store or context.store, [items[i] for i in indexes], context.rules(), now
+            ranker, store or context.store, chunk, context.rules(), now, context.caps
         )
         rankings.update(zip(indexes, ranked, strict=True))
     decided = []

@@ -6,7 +6,8 @@ offers `rank` would give them. Two things are batched: the scores of the known m
 one segment are one matrix product (`scoring.batch_scores`, `scoring.top_k`) instead of one
 product per member, and the selects go to the store together (`select_many`: pipelined on
 Redis, one write per primary on Cluster), each counted atomically on its own. A bundle with a
-second stage scores its members one by one (`OfferRanker.shortlist`).
+second or coupon stage, or a region with a local floor, scores its members one by one
+(`OfferRanker.shortlist`); every selection request is `OfferRanker.selection_request`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from perkrank.config import CapRule
+from perkrank.config import CapRule, CapsConfig
 from perkrank.experiment_config import Exploration
 from perkrank.models import scoring
 from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, _explored
@@ -27,7 +28,7 @@ from perkrank.serving.domain.ranking_values import (
     Segment,
     Shortlist,
 )
-from perkrank.serving.domain.selection import BatchSelector, SelectionRequest
+from perkrank.serving.domain.selection import BatchSelector
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class RankItem:
 
 
 class _Planned:
-    """A member's segment and pool, then their shortlist (filled in by `_shortlists`)."""
+    """A member's region, segment, pool and local tail, then their shortlist (filled in by
+    `_shortlists`)."""
 
-    __slots__ = ("item", "pool", "segment", "shortlist")
+    __slots__ = ("item", "pool", "region", "segment", "shortlist", "tail")
 
-    def __init__(self, item: RankItem, segment: Segment, pool: int) -> None:
-        self.item, self.segment, self.pool = item, segment, pool
+    def __init__(self, item: RankItem, region: str, segment: Segment, pool: int, tail: int):
+        self.item, self.region, self.segment = item, region, segment
+        self.pool, self.tail = pool, tail
         self.shortlist: Shortlist | None = None
 
 
@@ -56,9 +59,11 @@ async def rank_many(
     items: Sequence[RankItem],
     rules: Sequence[CapRule],
     now: float,
+    caps: CapsConfig | None = None,
 ) -> list[Ranking]:
     """`ranker.rank(store, item.request, rules, now, item.policy, item.exploration,
-    item.seed)` of each item, in order, with one `store.select_many` for all of them."""
+    item.seed, caps)` of each item, in order, with one `store.select_many` for all of them."""
+    caps = caps or CapsConfig()
     day = ranker.day(now)
     planned: list[_Planned | None] = []
     for item in items:
@@ -70,7 +75,9 @@ async def rank_many(
         exclusive, occasions = ranker.member_mechanics(member_id, region, tier, day, now)
         tenure = ranker.tenure_days(member_id, day)
         segment = ranker.segment(region, tier, day, tenure, exclusive, occasions)
-        planned.append(_Planned(item, segment, ranker.pool_size(item.request.limit)))
+        limit = item.request.limit
+        tail = ranker.local_tail(caps, region, limit)
+        planned.append(_Planned(item, region, segment, ranker.pool_size(limit), tail))
     _shortlists(ranker, [plan for plan in planned if plan is not None])
     requests, propensities = [], []
     for plan in planned:
@@ -79,7 +86,9 @@ async def rank_many(
         shortlist, explored = _explore(plan)
         plan.shortlist = shortlist
         propensities.append(explored)
-        requests.append(_selection_request(ranker, plan, shortlist, rules, now))
+        requests.append(
+            ranker.selection_request(plan.item.request, shortlist, plan.region, rules, now, caps)
+        )
     selections = iter(await store.select_many(requests))
     explored_rows = iter(propensities)
     rankings = []
@@ -109,35 +118,10 @@ def _explore(plan: _Planned) -> tuple[Shortlist, dict[int, float]]:
     return _explored(plan.shortlist, plan.pool, plan.item.exploration, plan.item.seed)
 
 
-def _selection_request(
-    ranker: OfferRanker,
-    plan: _Planned,
-    shortlist: Shortlist,
-    rules: Sequence[CapRule],
-    now: float,
-) -> SelectionRequest:
-    """What `rank` asks the store for this member."""
-    candidates, pool = ranker.catalog.candidates, plan.pool
-    settings = ranker.settings
-    request = plan.item.request
-    return SelectionRequest(
-        member_id=request.member_id,
-        channel=request.channel,
-        now=now,
-        limit=request.limit,
-        max_per_partner=settings.max_offers_per_partner,
-        personalized=[candidates[row] for row in shortlist.personalized.rows[:pool]],
-        fallback=[candidates[row] for row in shortlist.fallback.rows[:pool]],
-        rules=rules,
-        sensitive=ranker.sensitive,
-        decision_id=request.decision_id,
-        decision_ttl_seconds=settings.mechanics.decision_ttl_seconds,
-    )
-
-
 def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
     """Fill in each plan's shortlist: the fallback order for `popular`, else `shortlist`'s,
-    the known members of one segment and pool scored in one matrix product."""
+    the known members of one segment and pool scored in one matrix product (one by one where
+    a second or coupon stage scores, or a local floor asks for a tail of local offers)."""
     factors = ranker.bundle.ranker
     groups: dict[tuple[int, int], list[tuple[_Planned, int]]] = {}
     for plan in plans:
@@ -146,8 +130,11 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
             plan.shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
             continue
         row = factors.member_row(plan.item.request.member_id)
-        if row is None or ranker.bundle.second_stage is not None:
-            plan.shortlist = ranker.shortlist(plan.item.request.member_id, segment, plan.pool)
+        bundle = ranker.bundle
+        alone = bundle.second_stage is not None or bundle.coupon_stage is not None
+        if row is None or alone or plan.tail:
+            member_id = plan.item.request.member_id
+            plan.shortlist = ranker.shortlist(member_id, segment, plan.pool, plan.tail)
             continue
         groups.setdefault((id(segment), plan.pool), []).append((plan, row))
     for members in groups.values():

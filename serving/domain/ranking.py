@@ -146,8 +146,7 @@ class OfferRanker:
         region, tier = self.profile(request)
         pool = self.pool_size(request.limit)
         caps = caps or CapsConfig()
-        slots = local_slots(caps, region, request.limit)
-        tail = self.pool_size(slots) if slots else 0
+        tail = self.local_tail(caps, region, request.limit)
         day = self.day(now)
         exclusive, occasions = self.member_mechanics(request.member_id, region, tier, day, now)
         tenure = self.tenure_days(request.member_id, day)
@@ -159,24 +158,8 @@ class OfferRanker:
         propensities: dict[int, float] = {}
         if exploration is not None:
             shortlist, propensities = _explored(shortlist, pool, exploration, seed)
-        candidates = self.catalog.candidates
-        personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
-        fallback = rows_with_local_tail(shortlist.fallback.rows, pool, tail, self._local)
         selection = await store.select(
-            SelectionRequest(
-                member_id=request.member_id,
-                channel=request.channel,
-                now=now,
-                limit=request.limit,
-                max_per_partner=max_per_partner(caps, self._settings.max_offers_per_partner),
-                personalized=[candidates[row] for row in personalized],
-                fallback=[candidates[row] for row in fallback],
-                rules=rules,
-                sensitive=self.sensitive,
-                decision_id=request.decision_id,
-                decision_ttl_seconds=self._settings.mechanics.decision_ttl_seconds,
-                local_slots=slots,
-            )
+            self.selection_request(request, shortlist, region, rules, now, caps)
         )
         if not selection.personalized:  # the member's fallback order: nothing sampled
             propensities = {}
@@ -185,6 +168,43 @@ class OfferRanker:
         ranking = self.explain(shortlist, selection, propensities, request.language)
         ranking.suppressed["eligibility"] = len(self.catalog.offers) - len(segment.rows)
         return ranking
+
+    def local_tail(self, caps: CapsConfig, region: str, limit: int) -> int:
+        """How many local offers beyond the pool a list in `region` carries to the store: enough
+        for the local floor's slots (`local_slots`) when some offers are capped."""
+        slots = local_slots(caps, region, limit)
+        return self.pool_size(slots) if slots else 0
+
+    def selection_request(
+        self,
+        request: OfferRequest,
+        shortlist: Shortlist,
+        region: str,
+        rules: Sequence[CapRule],
+        now: float,
+        caps: CapsConfig,
+    ) -> SelectionRequest:
+        """What the store walks for `request`: both orders' best `pool_size` rows plus the
+        local tail, the caps document's floor and per-partner limit, the decision id."""
+        pool, limit = self.pool_size(request.limit), request.limit
+        tail = self.local_tail(caps, region, limit)
+        candidates = self.catalog.candidates
+        personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
+        fallback = rows_with_local_tail(shortlist.fallback.rows, pool, tail, self._local)
+        return SelectionRequest(
+            member_id=request.member_id,
+            channel=request.channel,
+            now=now,
+            limit=limit,
+            max_per_partner=max_per_partner(caps, self._settings.max_offers_per_partner),
+            personalized=[candidates[row] for row in personalized],
+            fallback=[candidates[row] for row in fallback],
+            rules=rules,
+            sensitive=self.sensitive,
+            decision_id=request.decision_id,
+            decision_ttl_seconds=self._settings.mechanics.decision_ttl_seconds,
+            local_slots=local_slots(caps, region, limit),
+        )
 
     @property
     def settings(self) -> ServeConfig:

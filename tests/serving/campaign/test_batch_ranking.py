@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from perkrank.config import CapsConfig, LocalFloor
 from perkrank.experiment_config import EpsilonExploration
 from perkrank.serving.domain.batch_ranking import RankItem, rank_many
 from perkrank.serving.domain.ranking import NO_OFFERS, OfferRequest
@@ -22,8 +23,16 @@ def items() -> list[RankItem]:
     return made
 
 
-def test_rank_many_matches_rank_member_by_member(new_store):
-    one_by_one, batched = campaign_context(new_store()), campaign_context(new_store())
+FLOOR = CapsConfig(rules=RULES, local_floor=LocalFloor(default=0.6), max_per_partner=2)
+"""Three local offers in every list of five, at most two offers per partner."""
+
+
+@pytest.mark.parametrize("caps", [None, FLOOR], ids=["rules", "local-floor"])
+def test_rank_many_matches_rank_member_by_member(new_store, caps):
+    one_by_one, batched = (
+        campaign_context(new_store(), caps=caps),
+        campaign_context(new_store(), caps=caps),
+    )
     for context in (one_by_one, batched):
         context.store.set_preferences("M00000003", Preferences(opted_out_channels={"email"}))
         context.store.set_preferences("M00000004", Preferences(personalization=False))
@@ -31,12 +40,14 @@ def test_rank_many_matches_rank_member_by_member(new_store):
     async def each() -> list:
         ranker, store = one_by_one.ranker, one_by_one.store
         return [
-            await ranker.rank(store, i.request, RULES, NOW, i.policy, i.exploration, i.seed)
+            await ranker.rank(
+                store, i.request, RULES, NOW, i.policy, i.exploration, i.seed, one_by_one.caps
+            )
             for i in items()
         ]
 
     async def together() -> list:
-        return await rank_many(batched.ranker, batched.store, items(), RULES, NOW)
+        return await rank_many(batched.ranker, batched.store, items(), RULES, NOW, batched.caps)
 
     expected, got = asyncio.run(each()), asyncio.run(together())
 
@@ -56,3 +67,7 @@ def test_rank_many_matches_rank_member_by_member(new_store):
     assert any(r.suppressed.get("cap") for r in got)  # the offer_total cap bit
     assert not got[3].offers and got[3].suppressed["opt_out"] > 0
     assert any("often" in o.reason for r in got for o in r.offers)  # the repeat term
+    if caps is not None:  # the floor held in the batch too, before offer_total caps bite
+        local = {o.offer_id for o in batched.ranker.catalog.offers if o.scope == "local"}
+        shown = [[o.offer.offer_id for o in r.offers] for r in got if len(r.offers) == 5]
+        assert [len(local.intersection(ids)) >= 3 for ids in shown[:10]] == [True] * 10

@@ -54,15 +54,25 @@ def member_ids() -> list[str]:
     return [*member_profiles(MEMBERS), "new-1", "new-2", "new-3"]
 
 
-def campaign_context(store: StateStore, rules=RULES, **settings) -> ServingContext:
+def campaign_context(
+    store: StateStore, rules=RULES, caps: CapsConfig | None = None, **settings
+) -> ServingContext:
+    """The world served from `store` under `rules` (or the whole caps document `caps`, whose
+    floor then finds every third offer's partner local)."""
     values = {"catalog_date": TODAY, "admin_api_keys": f"ops:{ADMIN_KEY}", "default_limit": 5}
     bundle = world_bundle()
+    offers = catalog_offers(bundle)
+    if caps is not None:
+        offers = [
+            replace(offer, scope="local") if number % 3 == 0 else offer
+            for number, offer in enumerate(offers)
+        ]
     return build_context(
         bundle=bundle,
         model_version="campaign-1",
-        catalog=build_catalog(catalog_offers(bundle), member_profiles(MEMBERS), bundle),
+        catalog=build_catalog(offers, member_profiles(MEMBERS), bundle),
         store=store,
-        caps=CapsConfig(rules=list(rules)),
+        caps=caps or CapsConfig(rules=list(rules)),
         settings=ServeConfig(**values | settings),
     )
 
