@@ -32,10 +32,35 @@ import numpy as np
 MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO_THRESHOLD = 1e-35
 """|x| at or below which LightGBM counts a value as zero (`kZeroThreshold`)."""
+ALL_LEAVES = np.uint64(2**64 - 1)
+MAX_LEAVES = 64
+"""Leaves per tree `predict` handles (one bit each in a uint64 mask)."""
 ARRAYS = ("feature", "threshold", "left", "right", "default_left", "missing", "value", "roots")
 COPIES = 4
 """Copies of the feature row `predict` reads: NaN → -inf, NaN → +inf, NaN and 0 → -inf,
 NaN and 0 → +inf."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Every tree's split nodes padded to the same count (trees × splits), for `predict`.
+
+    Leaves are numbered left to right in each tree; a split's mask clears the leaves of its
+    left subtree. A row's exit leaf in a tree is the lowest bit left after AND-ing the masks
+    of the splits the row goes right at (QuickScorer, Lucchese et al. 2015), so every split of
+    every tree is compared at once, without walking the trees.
+    """
+
+    lookup: np.ndarray
+    """int64 (trees × splits): column of the split's feature in the row's copies."""
+    threshold: np.ndarray
+    """float64 (trees × splits); +inf pads (never goes right)."""
+    masks: np.ndarray
+    """uint64 (trees × splits)."""
+    values: np.ndarray
+    """float64 (trees × leaves): leaf values, left to right."""
+    tree_index: np.ndarray
+    """int64 (1 × trees): each tree's row in `values`."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +96,9 @@ class TreeRanker:
         return copy * len(self.feature_names) + self.feature
 
     @cached_property
-    def leaf_threshold(self) -> np.ndarray:
-        """Thresholds with +inf at leaves: a leaf never goes right, so it stays put."""
-        return np.where(self.left == np.arange(len(self.left)), np.inf, self.threshold)
+    def splits(self) -> Splits:
+        """The split tables `predict` reads (`Splits`), built once from the node arrays."""
+        return splits(self)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The raw score (sum of the trees' leaf values) of each row of `features`."""
@@ -81,21 +106,19 @@ class TreeRanker:
         width = len(self.feature_names)
         if values.ndim != 2 or values.shape[1] != width:
             raise ValueError(f"features: expected (rows, {width}), got {values.shape}")
-        copies = np.empty((len(values), COPIES * width))
+        tables = self.splits
+        copies = np.empty((len(values), COPIES, width))
         nan = np.isnan(values)
         zero = nan | (np.abs(values) <= ZERO_THRESHOLD)
         for copy, (missing, filler) in enumerate(
             ((nan, -np.inf), (nan, np.inf), (zero, -np.inf), (zero, np.inf))
         ):
-            copies[:, copy * width : (copy + 1) * width] = np.where(missing, filler, values)
-        flat = copies.ravel()
-        starts = (np.arange(len(values)) * COPIES * width)[np.newaxis, :]
-        lookup, threshold, left = self.lookup, self.leaf_threshold, self.left
-        nodes = np.repeat(self.roots[:, np.newaxis], len(values), axis=1)
-        for _ in range(self.depth):
-            right = flat[starts + lookup[nodes]] > threshold[nodes]
-            nodes = left[nodes] + right
-        return self.value[nodes].sum(axis=0)
+            copies[:, copy] = np.where(missing, filler, values)
+        right = copies.reshape(len(values), -1)[:, tables.lookup] > tables.threshold
+        masks = np.where(right, tables.masks, ALL_LEAVES)
+        survivors = np.bitwise_and.reduce(masks, axis=2)  # rows × trees
+        exits = np.log2(survivors & (~survivors + np.uint64(1))).astype(np.int64)
+        return tables.values[tables.tree_index, exits].sum(axis=1)
 
     def to_json(self) -> str:
         """The ranker as a JSON document of its arrays."""
@@ -191,3 +214,49 @@ def from_lightgbm_dump(dump: Mapping[str, Any], feature_names: Sequence[str]) ->
     )
     ranker.check()
     return ranker
+
+
+def splits(ranker: TreeRanker) -> Splits:
+    """The `Splits` of `ranker` (ValueError: a tree with more than `MAX_LEAVES` leaves)."""
+    lookup = ranker.lookup
+    trees = [_tree_splits(ranker, root) for root in ranker.roots.tolist()]
+    count = len(trees)
+    width = max([len(nodes) for nodes, _, _ in trees] + [1])
+    leaf_width = max([len(leaves) for _, _, leaves in trees] + [1])
+    table = Splits(
+        lookup=np.zeros((count, width), dtype=np.int64),
+        threshold=np.full((count, width), np.inf),
+        masks=np.full((count, width), ALL_LEAVES, dtype=np.uint64),
+        values=np.zeros((count, leaf_width)),
+        tree_index=np.arange(count, dtype=np.int64)[np.newaxis, :],
+    )
+    for tree, (nodes, masks, leaves) in enumerate(trees):
+        table.lookup[tree, : len(nodes)] = lookup[nodes]
+        table.threshold[tree, : len(nodes)] = ranker.threshold[nodes]
+        table.masks[tree, : len(nodes)] = [ALL_LEAVES ^ np.uint64(mask) for mask in masks]
+        table.values[tree, : len(leaves)] = leaves
+    return table
+
+
+def _tree_splits(ranker: TreeRanker, root: int) -> tuple[list[int], list[int], list[float]]:
+    """A tree's split nodes, the bits of each one's left-subtree leaves, its leaf values
+    (leaves numbered left to right)."""
+    nodes: list[int] = []
+    masks: list[int] = []
+    leaves: list[float] = []
+
+    def walk(node: int) -> int:
+        """Number the leaves under `node`; return the first one's number."""
+        if ranker.left[node] == node:
+            leaves.append(float(ranker.value[node]))
+            return len(leaves) - 1
+        first = walk(int(ranker.left[node]))
+        nodes.append(node)
+        masks.append(sum(1 << leaf for leaf in range(first, len(leaves))))
+        walk(int(ranker.right[node]))
+        return first
+
+    walk(root)
+    if len(leaves) > MAX_LEAVES:
+        raise ValueError(f"tree ranker: a tree with {len(leaves)} leaves (> {MAX_LEAVES})")
+    return nodes, masks, leaves
