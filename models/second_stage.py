@@ -230,11 +230,14 @@ def member_scores(
     logit (plus the trees' score), the others by their blend score (see the module
     docstring). The logit comes from `SecondStage.parts`: equal to `ranker.predict` of
     `candidate_features`."""
-    stats, scores = stage.stats, blend_scores[np.newaxis]
-    ranks = blend_ranks(scores)
-    flags = candidate_flags(
-        stats, stage.sizes, np.array([member_row]), item_rows, flags, scores, ranks
-    )[0]
+    stats = stage.stats
+    order = np.argsort(-blend_scores, kind="stable")  # `blend_ranks` of one row
+    ranks = np.empty(len(blend_scores))
+    ranks[order] = np.arange(1.0, len(blend_scores) + 1)
+    flags = flags.copy()
+    top = order[: stage.sizes.cf_top]
+    flags[top[np.isfinite(blend_scores[top])]] |= CF
+    flags[member_bought(stats, member_row, item_rows)] |= OWN
     chosen = np.flatnonzero(flags)
     logits = stage.parts.logits(
         member_row,
@@ -242,7 +245,7 @@ def member_scores(
         item_rows[chosen],
         flags[chosen],
         blend_scores[chosen],
-        ranks[0, chosen],
+        ranks[chosen],
     )
     if stage.trees is not None:
         rows = candidate_features(
@@ -250,13 +253,24 @@ def member_scores(
             np.full(len(chosen), member_row),
             item_rows[chosen],
             blend_scores[chosen],
-            ranks[0, chosen],
+            ranks[chosen],
             flags[chosen],
         )
         logits = logits + stage.trees.predict(rows)
     result = blend_scores.astype(np.float64)
     result[chosen] = CANDIDATE_OFFSET + logits
     return result
+
+
+def member_bought(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
+    """`bought` of one member: searched among their own pairs only."""
+    first = member_row * len(stats.item_ids)
+    start, end = np.searchsorted(stats.pair_keys, (first, first + len(stats.item_ids)))
+    own = stats.pair_keys[start:end] - first
+    if len(own) == 0:
+        return np.zeros(len(item_rows), dtype=bool)
+    at = np.minimum(np.searchsorted(own, item_rows), len(own) - 1)
+    return own[at] == item_rows
 
 
 def blend_ranks(scores: np.ndarray) -> np.ndarray:
