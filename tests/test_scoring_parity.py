@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from perkrank.config import InteractionConfig, ServeConfig
+from perkrank.config import InteractionConfig, RankerConfig, ServeConfig
 from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import build_training_data, cutoff_features
 from perkrank.features.loader import load_dataset
@@ -398,3 +398,35 @@ def test_the_fit_frame_holds_each_members_candidates_as_serving_builds_them(setu
     np.testing.assert_array_equal(features, np.vstack(expected_features))
     np.testing.assert_array_equal(labels, np.concatenate(expected_labels))
     np.testing.assert_array_equal(members, np.concatenate(expected_members))
+
+
+def test_snapshots_start_a_step_apart_before_the_validation_window():
+    config = RankerConfig(snapshots=3, snapshot_step_days=30)
+    assert ranker_step.snapshot_cutoffs(DAY, config) == [
+        DAY - timedelta(days=30),
+        DAY - timedelta(days=60),
+    ]
+    assert ranker_step.snapshot_cutoffs(DAY, RankerConfig()) == []
+
+
+@pytest.mark.parametrize("tree_weight", [0.0, 0.5])
+def test_the_fitted_trees_carry_their_weight_of_the_linear_spread(setup, tree_weight):
+    """Stacked snapshots fit; the served trees' score spreads `tree_weight` × the logit's."""
+    data = ranker_step.stage_data(setup.dataset, DAY)
+    blend = setup.bundle.ranker
+    relevant = np.random.default_rng(6).random(setup.window.relevant.shape) < 0.3
+    window = replace(setup.window, relevant=sp.csr_matrix(relevant))  # the real one: too few
+    config = RankerConfig(snapshots=2, tree_weight=tree_weight, tree_rounds=5)
+    earlier = [ranker_step.Snapshot(window, blend, data)]
+    models = ranker_step.fit_ranker(window, blend, data, seed=0, config=config, earlier=earlier)
+    assert models is not None
+    if tree_weight == 0:
+        assert models.trees is None
+        return
+    features, _, _ = ranker_step.frame(window, blend, data, CandidateSizes())
+    assert models.trees.feature_names == SERVED_FEATURES
+    np.testing.assert_allclose(
+        np.std(models.trees.predict(features)),
+        tree_weight * np.std(models.linear.predict(features)),
+        rtol=1e-6,
+    )
