@@ -11,8 +11,12 @@ warm members, each request's shortlist (`OfferRanker.shortlist`, everything a re
 computes before the store call) is timed under both, in alternating order; the added cost is
 the per-request difference. The segment (eligible offers, shared orders, shared candidate
 flags) is cached as in serving. Writes benchmarks/results/ranker_serving.md and .json.
+With `--trees N` the stage also carries N random trees of `TREE_LEAVES` leaves
+(`models.tree_ranker`; the cost depends on their count and depth, not on their values), like
+the Online Retail ensemble; results then go to ranker_serving_trees.md and .json.
 
-    .venv/bin/python benchmarks/ranker_serving.py [--members 20000] [--requests 3000]
+    .venv/bin/python benchmarks/ranker_serving.py [--members 20000] [--requests 3000] \
+        [--trees 75]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.models.second_stage import SERVED_FEATURES, member_candidates
+from perkrank.models.tree_ranker import TreeRanker
 from perkrank.serving.domain.catalog import catalog_from_dataset
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.training.ranker_step import served_stage
@@ -51,6 +56,8 @@ RESULTS = Path(__file__).parent / "results"
 LIMIT = 10
 GOAL_MS = 0.1
 SEED = 7
+TREE_LEAVES = 7
+"""Leaves per tree (`models.ranker.LAMBDARANK_PARAMS` num_leaves)."""
 
 
 def random_ranker(rng: np.random.Generator) -> LinearRanker:
@@ -64,6 +71,50 @@ def random_ranker(rng: np.random.Generator) -> LinearRanker:
         np.ones(width),
         rng.normal(size=width),
         0.0,
+    )
+
+
+def random_trees(rng: np.random.Generator, count: int) -> TreeRanker:
+    """`count` trees over `SERVED_FEATURES`, each grown leaf-wise to `TREE_LEAVES` leaves by
+    splitting a random leaf, random features and thresholds."""
+    feature, threshold, left, right, value, roots, depth = [], [], [], [], [], [], 0
+    for _ in range(count):
+        root = len(value)
+        roots.append(root)
+        leaves = {root: 0}  # node → its level
+        for array, initial in ((feature, 0), (threshold, 0.0), (value, 0.0)):
+            array.append(initial)
+        left.append(root)
+        right.append(root)
+        while len(leaves) < TREE_LEAVES:
+            node = int(rng.choice(sorted(leaves)))
+            level = leaves.pop(node)
+            children = []
+            for _ in range(2):
+                child = len(value)
+                feature.append(0)
+                threshold.append(0.0)
+                value.append(float(rng.normal()))
+                left.append(child)
+                right.append(child)
+                leaves[child] = level + 1
+                children.append(child)
+            feature[node] = int(rng.integers(len(SERVED_FEATURES)))
+            threshold[node] = float(rng.normal())
+            left[node], right[node] = children
+            depth = max(depth, level + 1)
+    nodes = len(value)
+    return TreeRanker(
+        feature_names=SERVED_FEATURES,
+        feature=np.asarray(feature, dtype=np.int64),
+        threshold=np.asarray(threshold),
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        default_left=rng.random(nodes) < 0.5,
+        missing=np.full(nodes, 2, dtype=np.int8),
+        value=np.asarray(value),
+        roots=np.asarray(roots, dtype=np.int64),
+        depth=depth,
     )
 
 
@@ -83,7 +134,7 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
     return {"p50_ms": round(p50, 4), "p90_ms": round(p90, 4), "p99_ms": round(p99, 4)}
 
 
-def run(members: int, requests: int, work_dir: Path) -> dict[str, Any]:
+def run(members: int, requests: int, work_dir: Path, trees: int = 0) -> dict[str, Any]:
     """Build both rankers and time `requests` warm members' shortlists under each."""
     start = date(2025, 1, 1)
     generate(work_dir / "data", members=members, months=12, seed=SEED, start=start)
@@ -101,7 +152,12 @@ def run(members: int, requests: int, work_dir: Path) -> dict[str, Any]:
         ranker=blend(components, {"als": 1.0, "repeat": 1.0}), fallback=fit_popularity(data)
     )
     rng = np.random.default_rng(SEED)
-    staged = replace(plain, second_stage=served_stage(dataset, cutoff, random_ranker(rng)))
+    staged = replace(
+        plain,
+        second_stage=served_stage(
+            dataset, cutoff, random_ranker(rng), random_trees(rng, trees) if trees else None
+        ),
+    )
     staged = Bundle.load(staged.save(work_dir / "bundle"))  # what serving holds
     offers = dataset.offers.assign(
         valid_from=dataset.offers["valid_from"].min(), valid_to=dataset.offers["valid_to"].max()
@@ -153,6 +209,8 @@ def run(members: int, requests: int, work_dir: Path) -> dict[str, Any]:
     return {
         "members": members,
         "months": 12,
+        "trees": trees,
+        "tree_depth": stage.trees.depth if stage.trees is not None else None,
         "requests_timed": requests - skip,
         "eligible_offers_per_request_mean": round(float(np.mean(eligible)), 1),
         "candidates_per_request": {
@@ -189,6 +247,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['candidates_per_request']['mean']} candidates per request (mean). "
         f"{result['machine']['cpus']} shared cores, Python {result['machine']['python']}.",
         "",
+        "Second stage: the linear ranker"
+        + (
+            f" plus {result['trees']} trees of {TREE_LEAVES} leaves (depth "
+            f"{result['tree_depth']}), scored by `models/tree_ranker.py`."
+            if result.get("trees")
+            else " alone."
+        ),
+        "",
         "Timed: `OfferRanker.shortlist` (all a request computes before the store call), the "
         "segment cached as in serving; both rankers per request, alternating which runs first.",
         "",
@@ -212,14 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=3_000)
+    parser.add_argument("--trees", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        result = run(args.members, args.requests, Path(directory))
+        result = run(args.members, args.requests, Path(directory), args.trees)
     result["command"] = " ".join(["benchmarks/ranker_serving.py", *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ranker_serving.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "ranker_serving.md").write_text(markdown(result))
+    name = "ranker_serving_trees" if args.trees else "ranker_serving"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

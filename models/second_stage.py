@@ -16,6 +16,8 @@ eligible offers and the non-own source flags (`SERVED_FEATURES`).
 
 The ranker's logit of a request's candidates comes from tables computed once per stage
 (`SecondStage.parts`, `models.stage_parts`): equal to `ranker.predict(candidate_features)`.
+A stage with `trees` (`models.tree_ranker`, scaled at fit time) adds their score of the
+candidates' feature rows to that logit: the served score of the ensemble.
 
 Order (`member_scores`): candidates first by the ranker's logit (`CANDIDATE_OFFSET` + logit),
 then the other eligible offers by the blend's score. Only members with purchases before the
@@ -41,6 +43,7 @@ from perkrank.features.ranker_features import (
 from perkrank.models import scoring
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.stage_parts import ScoreParts, score_parts
+from perkrank.models.tree_ranker import TreeRanker
 
 OWN, CF, POPULAR, REGIONAL, NEW = 1, 2, 4, 8, 16
 SOURCE_FEATURES = {
@@ -79,10 +82,14 @@ class SecondStage:
     region_ids: np.ndarray
     """Region name of each code of `stats.member_regions`."""
     sizes: CandidateSizes = CandidateSizes()
+    trees: TreeRanker | None = None
+    """Added to the linear logit (its leaf values already carry the ensemble weight)."""
 
     def __post_init__(self) -> None:
         if tuple(self.ranker.feature_names) != SERVED_FEATURES:
             raise ValueError("the ranker's feature names are not those of the second stage")
+        if self.trees is not None and tuple(self.trees.feature_names) != SERVED_FEATURES:
+            raise ValueError("the trees' feature names are not those of the second stage")
 
     @cached_property
     def members(self) -> IdMap:
@@ -220,10 +227,10 @@ def member_scores(
     blend_scores: np.ndarray,
 ) -> np.ndarray:
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
-    logit, the others by their blend score (see the module docstring). The logit comes from
-    `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`. Served per request:
-    `candidate_flags` and `blend_ranks` of one member, computed on one row (`row_ranks`,
-    `member_bought`)."""
+    logit (plus the trees' score), the others by their blend score (see the module
+    docstring). The logit comes from `SecondStage.parts`: equal to `ranker.predict` of
+    `candidate_features`. Served per request: `candidate_flags` and `blend_ranks` of one
+    member, computed on one row (`row_ranks`, `member_bought`)."""
     stats = stage.stats
     ranks = row_ranks(blend_scores)
     flags = flags.copy()
@@ -238,6 +245,16 @@ def member_scores(
         blend_scores[chosen],
         ranks[chosen],
     )
+    if stage.trees is not None:
+        rows = candidate_features(
+            stats,
+            np.full(len(chosen), member_row),
+            item_rows[chosen],
+            blend_scores[chosen],
+            ranks[chosen],
+            flags[chosen],
+        )
+        logits = logits + stage.trees.predict(rows)
     result = blend_scores.astype(np.float64)
     result[chosen] = CANDIDATE_OFFSET + logits
     return result

@@ -1,4 +1,5 @@
 """A `SecondStage` on disk, without pickles: `ranker.json` (the linear ranker, `to_json`),
+`trees.json` when the stage has trees (`models.tree_ranker`, node arrays as JSON),
 `sizes.json` (candidate sizes) and `purchase_stats.npz` (every `PurchaseStats` array, the
 sparse member × category counts as CSR parts, and the region names). numpy only.
 
@@ -18,8 +19,10 @@ import scipy.sparse as sp
 from perkrank.features.ranker_features import PurchaseStats
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.second_stage import CandidateSizes, SecondStage
+from perkrank.models.tree_ranker import TreeRanker
 
 RANKER_FILE, SIZES_FILE, STATS_FILE = "ranker.json", "sizes.json", "purchase_stats.npz"
+TREES_FILE = "trees.json"
 CATEGORIES = "member_categories"
 REGION_IDS = "region_ids"
 DENSE_CATEGORY_CELLS = 50_000_000
@@ -30,6 +33,8 @@ def save_second_stage(stage: SecondStage, directory: Path) -> Path:
     """Write `stage` into `directory` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / RANKER_FILE).write_text(stage.ranker.to_json())
+    if stage.trees is not None:
+        (directory / TREES_FILE).write_text(stage.trees.to_json())
     (directory / SIZES_FILE).write_text(json.dumps(dataclasses.asdict(stage.sizes), indent=1))
     arrays = {
         field.name: np.asarray(getattr(stage.stats, field.name))
@@ -66,11 +71,18 @@ def load_second_stage(directory: Path) -> SecondStage:
         stats = PurchaseStats(**arrays, member_categories=_held(categories))
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory / STATS_FILE}: not purchase statistics: {error}") from error
+    trees = None
+    if (directory / TREES_FILE).exists():
+        try:
+            trees = TreeRanker.from_json((directory / TREES_FILE).read_text())
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{directory / TREES_FILE}: not a tree ranker: {error}") from error
     return SecondStage(
         ranker=LinearRanker.from_json((directory / RANKER_FILE).read_text()),
         stats=stats,
         region_ids=region_ids,
         sizes=CandidateSizes(**json.loads((directory / SIZES_FILE).read_text())),
+        trees=trees,
     )
 
 

@@ -96,13 +96,16 @@ class ScoreParts:
         n_items = self.item_table.shape[1] - 1
         first = member_row * n_items
         start, end = np.searchsorted(self.pair_keys, (first, first + n_items))
-        own = np.zeros(n_items + 1)
-        own[self.pair_keys[start:end] - first] = self.own_deltas[start:end]
+        bought = self.pair_keys[start:end] - first  # the member's items, ascending
+        own = np.zeros(len(items))
+        if end > start:
+            at = np.minimum(np.searchsorted(bought, items), end - start - 1)
+            own = np.where(bought[at] == items, self.own_deltas[start + at], 0.0)
         blend = np.column_stack([blend_scores.astype(np.float64), blend_ranks])
         return (
             self.member_table[member_row][self.item_slots[items]]
             + self.item_table[region][items]
-            + own[items]
+            + own
             + self.source_table[flags]
             + self.ranker.contributions(blend, self.blend_columns)
         )

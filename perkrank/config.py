@@ -126,6 +126,19 @@ class BlendConfig(Section):
     """Validation members (seeded sample) the weight search scores on; None: all."""
 
 
+class RankerConfig(Section):
+    """The learned second stage (`training.ranker_step`): its training snapshots and trees."""
+
+    snapshots: int = Field(1, ge=1, le=12)
+    """Label windows stacked to fit it: the validation window, then windows starting
+    `snapshot_step_days` earlier each (same length, features before each start)."""
+    snapshot_step_days: int = Field(30, gt=0, le=366)
+    tree_weight: float = Field(0.0, ge=0, le=100)
+    """0: the linear ranker alone; else a LightGBM lambdarank ensemble member, its score
+    scaled to the linear logit's spread on the training rows, then times this weight."""
+    tree_rounds: int = Field(75, gt=0, le=5000)
+
+
 class EvaluationConfig(Section):
     """Offline evaluation on the test window (definitions in training/window.py and metrics.py)."""
 
@@ -168,6 +181,7 @@ class TrainConfig(PerkrankSettings):
     bpr: BprConfig = BprConfig()
     lightfm: LightFMConfig = LightFMConfig()
     blend: BlendConfig = BlendConfig()
+    ranker: RankerConfig = RankerConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
     privacy: TrainingPrivacy = TrainingPrivacy()

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from perkrank.config import InteractionConfig, ServeConfig
+from perkrank.config import InteractionConfig, RankerConfig, ServeConfig
 from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import build_training_data, cutoff_features
 from perkrank.features.loader import load_dataset
@@ -38,12 +38,15 @@ from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
+from perkrank.models.ranker import fit_lambdarank
 from perkrank.models.second_stage import (
     SERVED_FEATURES,
     CandidateSizes,
     SecondStage,
     member_candidates,
 )
+from perkrank.models.second_stage_files import load_second_stage, save_second_stage
+from perkrank.models.tree_ranker import from_lightgbm_dump
 from perkrank.serving.domain.catalog import catalog_from_dataset, day_number
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.training import ranker_step
@@ -258,10 +261,43 @@ def hand_made_second_stage(dataset: Dataset) -> SecondStage:
     return ranker_step.served_stage(dataset, DAY, linear)
 
 
-@pytest.fixture(scope="module")
-def staged(setup: Setup) -> tuple[OfferRanker, dict[str, list[str]]]:
-    """Serving's ranker with the second stage, and evaluation's top-K under it."""
-    bundle = replace(setup.bundle, second_stage=hand_made_second_stage(setup.dataset))
+def with_trees(setup: Setup, stage: SecondStage, directory: Path) -> SecondStage:
+    """`stage` plus LightGBM lambdarank trees fitted on the window's candidate rows (random
+    labels), converted to `models.tree_ranker` and saved and loaded back as a bundle is."""
+    data = ranker_step.stage_data(setup.dataset, DAY)
+    features, _, members = ranker_step.frame(setup.window, setup.bundle.ranker, data, stage.sizes)
+    order = np.argsort(members, kind="stable")
+    features, members = features[order], members[order]
+    features[np.random.default_rng(3).random(features.shape) < 0.05] = np.nan
+    labels = (np.random.default_rng(4).random(len(members)) < 0.3).astype(float)
+    _, sizes = np.unique(members, return_counts=True)
+    booster = fit_lambdarank(
+        features,
+        labels,
+        sizes,
+        SERVED_FEATURES,
+        rounds=20,
+        params={"min_data_in_leaf": 20, "learning_rate": 0.3},
+    )
+    trees = from_lightgbm_dump(booster.dump_model(), SERVED_FEATURES)
+    np.testing.assert_allclose(
+        trees.predict(features), booster.predict(features, raw_score=True), atol=1e-9
+    )
+    saved = save_second_stage(replace(stage, trees=trees), directory / "second_stage")
+    return load_second_stage(saved)
+
+
+@pytest.fixture(scope="module", params=["linear", "linear+trees"])
+def staged(
+    setup: Setup, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[OfferRanker, dict[str, list[str]]]:
+    """Serving's ranker with the second stage (the linear ranker alone, or with trees), and
+    evaluation's top-K under it."""
+    stage = hand_made_second_stage(setup.dataset)
+    if request.param == "linear+trees":
+        stage = with_trees(setup, stage, tmp_path_factory.mktemp("trees"))
+        assert stage.trees is not None
+    bundle = replace(setup.bundle, second_stage=stage)
     settings = ServeConfig(catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001")
     ranker = OfferRanker(bundle, setup.catalog, settings)
     dense = ranker_step.window_scores(
@@ -273,6 +309,21 @@ def staged(setup: Setup) -> tuple[OfferRanker, dict[str, list[str]]]:
         for member_id, rows in zip(setup.window.member_ids.tolist(), offer_rows, strict=True)
     }
     return ranker, evaluated
+
+
+def test_the_trees_change_the_order(setup, tmp_path):
+    """Trees in the stage matter: evaluation's top-K moves for many warm members."""
+    stage = hand_made_second_stage(setup.dataset)
+    bundle = setup.bundle
+
+    def top(second_stage: SecondStage) -> np.ndarray:
+        dense = ranker_step.window_scores(
+            setup.window, bundle.ranker, bundle.fallback, second_stage
+        )
+        return rank_scores(setup.window, lambda r, o: dense[np.ix_(r, o)], K)["all"].offer_rows
+
+    changed = (top(stage) != top(with_trees(setup, stage, tmp_path))).any(axis=1)
+    assert changed.sum() > 20
 
 
 def served_order(ranker: OfferRanker, member_id: str) -> list[str]:
@@ -347,3 +398,35 @@ def test_the_fit_frame_holds_each_members_candidates_as_serving_builds_them(setu
     np.testing.assert_array_equal(features, np.vstack(expected_features))
     np.testing.assert_array_equal(labels, np.concatenate(expected_labels))
     np.testing.assert_array_equal(members, np.concatenate(expected_members))
+
+
+def test_snapshots_start_a_step_apart_before_the_validation_window():
+    config = RankerConfig(snapshots=3, snapshot_step_days=30)
+    assert ranker_step.snapshot_cutoffs(DAY, config) == [
+        DAY - timedelta(days=30),
+        DAY - timedelta(days=60),
+    ]
+    assert ranker_step.snapshot_cutoffs(DAY, RankerConfig()) == []
+
+
+@pytest.mark.parametrize("tree_weight", [0.0, 0.5])
+def test_the_fitted_trees_carry_their_weight_of_the_linear_spread(setup, tree_weight):
+    """Stacked snapshots fit; the served trees' score spreads `tree_weight` × the logit's."""
+    data = ranker_step.stage_data(setup.dataset, DAY)
+    blend = setup.bundle.ranker
+    relevant = np.random.default_rng(6).random(setup.window.relevant.shape) < 0.3
+    window = replace(setup.window, relevant=sp.csr_matrix(relevant))  # the real one: too few
+    config = RankerConfig(snapshots=2, tree_weight=tree_weight, tree_rounds=5)
+    earlier = [ranker_step.Snapshot(window, blend, data)]
+    models = ranker_step.fit_ranker(window, blend, data, seed=0, config=config, earlier=earlier)
+    assert models is not None
+    if tree_weight == 0:
+        assert models.trees is None
+        return
+    features, _, _ = ranker_step.frame(window, blend, data, CandidateSizes())
+    assert models.trees.feature_names == SERVED_FEATURES
+    np.testing.assert_allclose(
+        np.std(models.trees.predict(features)),
+        tree_weight * np.std(models.linear.predict(features)),
+        rtol=1e-6,
+    )

@@ -213,11 +213,27 @@ def _train(
         with step("choose blend weights on the validation window"):
             weights = search_blend_weights(validation_window, validation_fit.models, config)
             report(f"weights {weights}")
+    length = dates.test_start - dates.validation_start
+    earlier = [
+        (
+            evaluation_window(
+                dataset,
+                cutoff + length,
+                fits[cutoff](),
+                config,
+                max_members=config.blend.search_members,
+            ),
+            blend_components(fits[cutoff](), weights, config.seed),
+        )
+        for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)
+    ]
     linear = ranker_step.fit_on_window(
         dataset,
         validation_window,
         blend_components(validation_fit, weights, config.seed),
         seed=config.seed,
+        config=config.ranker,
+        earlier=earlier,
     )
 
     test_fit = fits[dates.test_start]()
@@ -252,7 +268,7 @@ def _train(
             meta=_bundle_meta(dates, weights, evaluation, served_until, served),
             second_stage=None
             if linear is None
-            else ranker_step.served_stage(dataset, served_until, linear),
+            else ranker_step.served_stage(dataset, served_until, *linear),
             offer_rates=None if events is None else _offer_rates(events, config),
         )
         bundle_dir = bundle.save(output_dir / "bundle")
@@ -277,10 +293,12 @@ def _fit_plan(
     dates: SplitDates, served_until: date, config: TrainConfig
 ) -> dict[date, list[str] | None]:
     """The components each cutoff needs (None: all): the blended ones to choose the weights
-    and fit the second stage, all of them to evaluate, the blended ones and the fallback to
-    serve."""
+    and fit the second stage (also at its earlier snapshots' starts), all of them to
+    evaluate, the blended ones and the fallback to serve."""
     blended = list(config.blend.weights)
     plan: dict[date, list[str] | None] = {dates.validation_start: blended}
+    for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker):
+        plan[cutoff] = blended
     plan[dates.test_start] = None
     plan.setdefault(served_until, [*blended, FALLBACK])
     return plan

@@ -7,19 +7,28 @@ fallback's order (regional popularity).
 
 Fit (`fit_ranker`): feature rows from `PurchaseStats` before a window's start and the blend
 fitted before it, labels = the window's relevant offers (a window inside the training period,
-so the test window is never seen). The L2 penalty is chosen on a seeded `HOLDOUT_SHARE` of
-the members (NDCG@10 of their candidates' order), then the ranker is refitted on all rows.
+so the test window is never seen). With `earlier` snapshots (`RankerConfig.snapshots`: the
+same window length, starting `snapshot_step_days` earlier each, their own statistics and
+blend), their rows are stacked under the window's. The L2 penalty is chosen on a seeded
+`HOLDOUT_SHARE` of the members (held out of every snapshot; NDCG@10 of their candidates'
+order in the latest window), then the ranker is refitted on all rows. With
+`RankerConfig.tree_weight` > 0 a LightGBM lambdarank (`models.ranker.LAMBDARANK_PARAMS`,
+`tree_rounds` rounds, one query per member and snapshot) joins it: its score, scaled to the
+linear logit's standard deviation on the training rows and times the weight, is added to the
+logit (`StageModels`; served as `models.tree_ranker` node arrays, without LightGBM).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from perkrank.config import RankerConfig
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
@@ -28,7 +37,7 @@ from perkrank.features.ranker_features import PurchaseStats, purchase_stats
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
-from perkrank.models.ranker import fit_linear
+from perkrank.models.ranker import fit_lambdarank, fit_linear
 from perkrank.models.second_stage import (
     SERVED_FEATURES,
     CandidateSizes,
@@ -39,6 +48,7 @@ from perkrank.models.second_stage import (
     member_scores,
     segment_flags,
 )
+from perkrank.models.tree_ranker import TreeRanker, from_lightgbm_dump
 from perkrank.progress import report, step
 from perkrank.training.candidates import model_scores
 from perkrank.training.evaluation import (
@@ -93,6 +103,27 @@ class GroupInputs(NamedTuple):
     """(members × offers)."""
 
 
+class Snapshot(NamedTuple):
+    """One label window the ranker is fitted on, with the blend and statistics before it."""
+
+    window: EvaluationWindow
+    blend: Factors
+    data: StageData
+
+
+class StageModels(NamedTuple):
+    """The fitted second stage: the linear ranker and, optionally, the scaled trees."""
+
+    linear: LinearRanker
+    trees: TreeRanker | None = None
+
+
+def snapshot_cutoffs(validation_start: date, config: RankerConfig) -> list[date]:
+    """Starts of the earlier snapshots (`RankerConfig.snapshots`), latest first."""
+    step_days = timedelta(days=config.snapshot_step_days)
+    return [validation_start - step_days * index for index in range(1, config.snapshots)]
+
+
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:
     """Statistics of every purchase before `cutoff` (members who signed up before it)."""
     history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
@@ -100,10 +131,12 @@ def stage_data(dataset: Dataset, cutoff: date) -> StageData:
     return StageData(purchase_stats(history), regions)  # codes: order of first appearance
 
 
-def served_stage(dataset: Dataset, cutoff: date, ranker: LinearRanker) -> SecondStage:
+def served_stage(
+    dataset: Dataset, cutoff: date, ranker: LinearRanker, trees: TreeRanker | None = None
+) -> SecondStage:
     """The second stage a bundle trained until `cutoff` serves."""
     stats, regions = stage_data(dataset, cutoff)
-    return SecondStage(ranker, stats, regions)
+    return SecondStage(ranker, stats, regions, trees=trees)
 
 
 def ranked_groups(
@@ -171,17 +204,36 @@ def evaluate_ranker(
 
 
 def fit_on_window(
-    dataset: Dataset, window: EvaluationWindow, blend: Factors, *, seed: int
-) -> LinearRanker | None:
-    """`fit_ranker` with statistics before `window.start` (the pipeline's step)."""
+    dataset: Dataset,
+    window: EvaluationWindow,
+    blend: Factors,
+    *,
+    seed: int,
+    config: RankerConfig | None = None,
+    earlier: Sequence[tuple[EvaluationWindow, Factors]] = (),
+) -> StageModels | None:
+    """`fit_ranker` with statistics before each window's start (the pipeline's step);
+    `earlier`: the earlier snapshots' windows and blends."""
     with step(f"fit the second-stage ranker on [{window.start}, {window.end})"):
-        ranker = fit_ranker(window, blend, stage_data(dataset, window.start), seed=seed)
+        snapshots = [
+            Snapshot(earlier_window, earlier_blend, stage_data(dataset, earlier_window.start))
+            for earlier_window, earlier_blend in earlier
+        ]
+        models = fit_ranker(
+            window,
+            blend,
+            stage_data(dataset, window.start),
+            seed=seed,
+            config=config,
+            earlier=snapshots,
+        )
         report(
             "no ranker: the window has no positive or no negative candidate"
-            if ranker is None
-            else "linear ranker fitted"
+            if models is None
+            else f"linear ranker{'' if models.trees is None else ' and trees'} fitted on "
+            f"{1 + len(snapshots)} snapshot(s)"
         )
-    return ranker
+    return models
 
 
 def add_evaluation(
@@ -190,14 +242,14 @@ def add_evaluation(
     window: EvaluationWindow,
     blend: Factors,
     fallback: Factors,
-    ranker: LinearRanker | None,
+    ranker: StageModels | None,
     k_values: Sequence[int],
 ) -> SecondStage | None:
     """Add the second stage (statistics before `window.start`) to `evaluation` as `RANKER`,
     and return it (None without a ranker: the blend is served)."""
     if ranker is None:
         return None
-    stage = served_stage(dataset, window.start, ranker)
+    stage = served_stage(dataset, window.start, *ranker)
     evaluation.models[RANKER] = evaluate_ranker(window, blend, fallback, stage, k_values)
     return stage
 
@@ -214,28 +266,81 @@ def evaluate_bundle(
 
 
 def fit_ranker(
-    window: EvaluationWindow, blend: Factors, data: StageData, *, seed: int
-) -> LinearRanker | None:
-    """The linear ranker fitted on `window`'s candidates (None: no positive or no negative)."""
-    features, labels, members = frame(window, blend, data, CandidateSizes())
+    window: EvaluationWindow,
+    blend: Factors,
+    data: StageData,
+    *,
+    seed: int,
+    config: RankerConfig | None = None,
+    earlier: Sequence[Snapshot] = (),
+) -> StageModels | None:
+    """The second stage fitted on `window`'s candidates and those of the `earlier` snapshots
+    (None: no positive or no negative)."""
+    config = config or RankerConfig()
+    snapshots = [Snapshot(window, blend, data), *earlier]
+    parts = [frame(s.window, s.blend, s.data, CandidateSizes()) for s in snapshots]
+    features = np.vstack([part[0] for part in parts])
+    labels = np.concatenate([part[1] for part in parts])
     if len(labels) == 0 or labels.min() == labels.max():
         return None
+    ids = [s.window.member_ids[part[2]] for s, part in zip(snapshots, parts, strict=True)]
+    latest = np.repeat([True, False], [len(parts[0][1]), len(labels) - len(parts[0][1])])
+    members = parts[0][2]
     relevant_counts = np.asarray(window.relevant.sum(axis=1)).ravel()
-    unique = np.unique(members)
+    unique = np.unique(ids[0])
     rng = np.random.default_rng(seed)
-    held_members = rng.choice(unique, max(1, int(len(unique) * HOLDOUT_SHARE)), replace=False)
-    held = np.isin(members, held_members)
+    held_ids = rng.choice(unique, max(1, int(len(unique) * HOLDOUT_SHARE)), replace=False)
+    held = np.isin(np.concatenate(ids), held_ids)
+    scored = held[latest]
     best_l2, best_value = L2_GRID[0], -np.inf
     with threadpool_limits(1, "blas"):  # small products: more threads only contend
         if labels[~held].min() < labels[~held].max():
             for l2 in L2_GRID:
                 ranker = fit_linear(features[~held], labels[~held], SERVED_FEATURES, l2=l2)
                 value = holdout_ndcg(
-                    ranker.predict(features[held]), labels[held], members[held], relevant_counts
+                    ranker.predict(parts[0][0][scored]),
+                    parts[0][1][scored],
+                    members[scored],
+                    relevant_counts,
                 )
                 if value > best_value:
                     best_l2, best_value = l2, value
-        return fit_linear(features, labels, SERVED_FEATURES, l2=best_l2)
+        linear = fit_linear(features, labels, SERVED_FEATURES, l2=best_l2)
+    if config.tree_weight == 0:
+        return StageModels(linear)
+    queries = np.concatenate(
+        [
+            part[2] + index * len(s.window.member_ids)
+            for index, (s, part) in enumerate(zip(snapshots, parts, strict=True))
+        ]
+    )
+    return StageModels(linear, fit_trees(features, labels, queries, linear, config, seed))
+
+
+def fit_trees(
+    features: np.ndarray,
+    labels: np.ndarray,
+    queries: np.ndarray,
+    linear: LinearRanker,
+    config: RankerConfig,
+    seed: int,
+) -> TreeRanker:
+    """The lambdarank trees (one query per `queries` id), scaled for the ensemble (see the
+    module docstring)."""
+    order = np.argsort(queries, kind="stable")
+    _, sizes = np.unique(queries[order], return_counts=True)
+    booster = fit_lambdarank(
+        features[order],
+        labels[order],
+        sizes,
+        SERVED_FEATURES,
+        rounds=config.tree_rounds,
+        seed=seed,
+    )
+    trees = from_lightgbm_dump(booster.dump_model(), SERVED_FEATURES)
+    spread = float(np.std(booster.predict(features, raw_score=True)))  # = trees.predict
+    scale = config.tree_weight * float(np.std(linear.predict(features))) / spread if spread else 0.0
+    return dataclasses.replace(trees, value=trees.value * scale)
 
 
 def frame(
