@@ -4,7 +4,9 @@ Layout of a bundle directory: `ranker/` and `fallback/` (each a `Factors` direct
 `bundle.json` (model name, components, blend weights, evaluation summary) and, in bundles
 that serve the learned second stage, `second_stage/` (`models.second_stage_files`); a bundle
 without it serves the blend (`ranker/`) alone. A bundle trained with events may hold
-`offer_rates.npz`, the offer-level response prior (`models.offer_rates`). This is what the
+`offer_rates.npz`, the offer-level response prior (`models.offer_rates`), and a bundle trained
+since value-aware ranking `calibration.json`, the Platt scaling of the ranker's scores to
+redemption probabilities (`models.value`; without it: `value.IDENTITY`). This is what the
 training pipeline logs to MLflow and what serving loads; neither implicit nor lightfm is needed
 to read it.
 """
@@ -20,8 +22,10 @@ from perkrank.models.factors import Factors
 from perkrank.models.offer_rates import OfferRates
 from perkrank.models.second_stage import SecondStage
 from perkrank.models.second_stage_files import load_second_stage, save_second_stage
+from perkrank.models.value import IDENTITY, Calibration
 
 SECOND_STAGE_DIR = "second_stage"
+CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Bundle:
     second_stage: SecondStage | None = None
     offer_rates: OfferRates | None = None
     """Smoothed redemptions per impression per offer (None: no prior)."""
+    calibration: Calibration = IDENTITY
+    """The ranker's scores → redemption probabilities (`IDENTITY`: none was fitted)."""
 
     def save(self, directory: Path | str) -> Path:
         """Write the bundle into `directory`."""
@@ -45,6 +51,9 @@ class Bundle:
             save_second_stage(self.second_stage, directory / SECOND_STAGE_DIR)
         if self.offer_rates is not None:
             self.offer_rates.save(directory)
+        if self.calibration != IDENTITY:
+            calibration = json.dumps(self.calibration.to_dict(), indent=2, sort_keys=True)
+            (directory / CALIBRATION_FILE).write_text(calibration + "\n")
         (directory / "bundle.json").write_text(
             json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
         )
@@ -64,4 +73,16 @@ class Bundle:
             if (directory / SECOND_STAGE_DIR).is_dir()
             else None,
             offer_rates=OfferRates.load(directory),
+            calibration=_load_calibration(directory / CALIBRATION_FILE),
         )
+
+
+def _load_calibration(path: Path) -> Calibration:
+    """The calibration in `path`; `IDENTITY` when the bundle has none (ValueError naming the
+    file when it cannot be read)."""
+    if not path.is_file():
+        return IDENTITY
+    try:
+        return Calibration.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a calibration: {error}") from error

@@ -47,6 +47,9 @@ class Segment:
     """The eligible offers' item rows in the second stage's statistics (None: no stage)."""
     stage_flags: np.ndarray | None = None
     """The second stage's candidate flags shared by the segment (`segment_flags`)."""
+    adjustments: np.ndarray | None = None
+    """Each eligible offer's value term plus ln(lever multiplier) on the segment's day, added
+    to the calibrated scores (`models.value.final_scores`); None: nothing to add."""
 
 
 class Order(NamedTuple):

@@ -14,8 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from perkrank.config import CapRule, CapsConfig
-from perkrank.experiment_config import ExperimentsConfig
+from perkrank.config import CapRule
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,
@@ -37,29 +36,8 @@ from perkrank.serving.state.keys import (
     decisions_key,
     event_id_key,
     events_key,
-    live_history_key,
-    live_setting_key,
-    live_version_key,
-    live_versions_key,
     preferences_key,
     redeemed_key,
-)
-from perkrank.serving.state.live_records import (
-    CATALOGS_KEPT,
-    HISTORY_LENGTH,
-    LIVE_VERSIONS,
-    CapsVersion,
-    CatalogVersion,
-    Change,
-    ExperimentsVersion,
-    LiveSetting,
-    LiveVersions,
-    caps_version,
-    catalog_version,
-    change,
-    experiments_version,
-    live_change,
-    setting_value,
 )
 from perkrank.serving.state.ports import StateStoreError
 from perkrank.serving.state.redis_fields import (
@@ -68,6 +46,7 @@ from perkrank.serving.state.redis_fields import (
     preferences_from_fields,
     stream_entry,
 )
+from perkrank.serving.state.redis_live import RedisLiveSettings
 from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.redis_privacy import RedisPrivacyLog
 from perkrank.serving.state.redis_snapshot import read_member_state
@@ -83,7 +62,7 @@ RETRY_ON = (redis.ConnectionError,)
 """Errors worth one retry: a broken connection. A timed-out script may have run already."""
 
 
-class RedisStateStore(RedisPrivacyLog):
+class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
     """StateStore on one Redis server (not Cluster: see docs/redis_keys.md).
 
     `key_prefix` starts every key (ServeConfig.key_prefix: no braces); `timeout_ms` bounds
@@ -254,124 +233,6 @@ class RedisStateStore(RedisPrivacyLog):
             timeout = self._options["socket_timeout"]
             self._loop, self._select_pipe = loop, ScriptPipe(self._url, SELECT_SCRIPT, timeout)
         return self._select_pipe
-
-    def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
-        """The stored caps; `caps` become version 1 when none are stored (SET NX semantics)."""
-        document = self._publish("caps", setting_value(caps), actor, now, only_if_absent=True)
-        return caps_version(document)
-
-    def put_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
-        """Store `caps` as the next version and audit the change, in one transaction."""
-        return caps_version(self._publish("caps", setting_value(caps), actor, now))
-
-    def get_caps(self) -> CapsVersion | None:
-        """The caps in force; None before any were stored."""
-        document = self._call("reading caps", self._client.get, self._live_key("caps"))
-        return None if document is None else caps_version(document)
-
-    def caps_history(self, limit: int) -> list[Change]:
-        """The last `limit` cap changes, newest first."""
-        return self._history("caps", limit)
-
-    def publish_catalog(
-        self, offers: list[dict[str, Any]], sha256: str, actor: str, now: float
-    ) -> CatalogVersion:
-        """Store validated offers as the next catalog version, audited, in one transaction."""
-        value = {"offers": offers, "sha256": sha256}
-        return catalog_version(self._publish("catalog", value, actor, now))
-
-    def get_catalog(self) -> CatalogVersion | None:
-        """The published catalog; None before the first publication."""
-        document = self._call("reading the catalog", self._client.get, self._live_key("catalog"))
-        return None if document is None else catalog_version(document)
-
-    def get_catalog_version(self, version: int) -> CatalogVersion | None:
-        """A kept published catalog; None when it was never published or is no longer kept."""
-        key = self._version_key("catalog", version)
-        document = self._call("reading a catalog version", self._client.get, key)
-        return None if document is None else catalog_version(document)
-
-    def catalog_history(self, limit: int) -> list[Change]:
-        """The last `limit` catalog publications, newest first."""
-        return self._history("catalog", limit)
-
-    def put_experiments(
-        self, experiments: ExperimentsConfig, actor: str, now: float
-    ) -> ExperimentsVersion:
-        """Store `experiments` as the next version and audit the change, in one transaction."""
-        value = setting_value(experiments)
-        return experiments_version(self._publish("experiments", value, actor, now))
-
-    def get_experiments(self) -> ExperimentsVersion | None:
-        """The experiments in force; None before any were stored."""
-        key = self._live_key("experiments")
-        document = self._call("reading experiments", self._client.get, key)
-        return None if document is None else experiments_version(document)
-
-    def experiments_history(self, limit: int) -> list[Change]:
-        """The last `limit` experiment changes, newest first."""
-        return self._history("experiments", limit)
-
-    def live_versions(self) -> LiveVersions:
-        """The caps, catalog and experiments versions and the reload generation (one HMGET)."""
-        key = live_versions_key(self._prefix, cluster=self._cluster)
-        values = self._call("reading live versions", self._client.hmget, key, LIVE_VERSIONS)
-        return LiveVersions(*(int(value or 0) for value in values))
-
-    def request_reload(self) -> int:
-        """Bump the reload generation."""
-        key = live_versions_key(self._prefix, cluster=self._cluster)
-        return self._call("requesting a reload", self._client.hincrby, key, "reload", 1)
-
-    def _publish(
-        self,
-        setting: LiveSetting,
-        value: Any,
-        actor: str,
-        now: float,
-        *,
-        only_if_absent: bool = False,
-    ) -> str:
-        """Write `value` as the setting's next version with its audit entry in one MULTI/EXEC,
-        retried when another writer changed the versions first; the current version's JSON."""
-        versions_key = live_versions_key(self._prefix, cluster=self._cluster)
-        history_key = live_history_key(self._prefix, setting, cluster=self._cluster)
-
-        def publish() -> str:
-            with self._client.pipeline(transaction=True) as pipeline:
-                while True:
-                    try:
-                        pipeline.watch(versions_key)
-                        old = pipeline.get(self._live_key(setting))
-                        if old is not None and only_if_absent:
-                            return old
-                        version = int(pipeline.hget(versions_key, setting) or 0) + 1
-                        document, entry = live_change(setting, version, value, actor, now, old)
-                        pipeline.multi()
-                        pipeline.hset(versions_key, setting, version)
-                        pipeline.set(self._live_key(setting), document)
-                        pipeline.lpush(history_key, entry)
-                        pipeline.ltrim(history_key, 0, HISTORY_LENGTH - 1)
-                        if setting == "catalog":
-                            pipeline.set(self._version_key(setting, version), document)
-                            pipeline.delete(self._version_key(setting, version - CATALOGS_KEPT))
-                        pipeline.execute()
-                        return document
-                    except redis.WatchError:
-                        continue
-
-        return self._call(f"writing {setting}", publish)
-
-    def _history(self, setting: LiveSetting, limit: int) -> list[Change]:
-        key = live_history_key(self._prefix, setting, cluster=self._cluster)
-        entries = self._call(f"reading {setting} history", self._client.lrange, key, 0, limit - 1)
-        return [change(entry) for entry in entries]
-
-    def _live_key(self, setting: LiveSetting) -> str:
-        return live_setting_key(self._prefix, setting, cluster=self._cluster)
-
-    def _version_key(self, setting: LiveSetting, version: int) -> str:
-        return live_version_key(self._prefix, setting, version, cluster=self._cluster)
 
     def _call(self, action: str, command: Any, *arguments: Any) -> Any:
         """`command(*arguments)` through the breaker, its Redis errors raised as
