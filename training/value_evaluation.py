@@ -28,7 +28,7 @@ from perkrank.training.window import EvaluationWindow
 
 CALIBRATION_PAIRS = 200_000
 """Most (member, offer) pairs a calibration is fitted on (a seeded sample beyond)."""
-TRADEOFF_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+TRADEOFF_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 """The `value_weight`s of the trade-off curve."""
 
 
