@@ -27,7 +27,8 @@ from perkrank.training.metrics import ndcg_at_k
 from perkrank.training.window import EvaluationWindow
 
 CALIBRATION_PAIRS = 200_000
-"""Most (member, offer) pairs a calibration is fitted on (a seeded sample beyond)."""
+"""About how many (member, offer) pairs a calibration is fitted on (a seeded sample of each
+group's pairs when the window holds more)."""
 TRADEOFF_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 """The `value_weight`s of the trade-off curve."""
 
@@ -54,6 +55,9 @@ def fit_window_calibration(
 ) -> value.Calibration:
     """Platt scaling of `factors`' scores to the window's redemptions (see the module doc)."""
     member_vectors, offers, repeat = model_inputs(window, factors)
+    total = sum(len(group.member_rows) * len(group.offer_rows) for group in window.groups)
+    share = min(1.0, most / max(total, 1))
+    rng = np.random.default_rng(seed)
     scores, outcomes = [], []
     for group in window.groups:
         rows, columns = group.member_rows, group.offer_rows
@@ -62,13 +66,12 @@ def fit_window_calibration(
             offers.vectors[columns],
             offers.biases[columns],
             None if repeat is None else repeat[rows][:, columns].toarray(),
-        )
-        scores.append(batch.ravel())
-        outcomes.append(window.relevant[rows][:, columns].toarray().ravel())
+        ).ravel()
+        relevant = window.relevant[rows][:, columns].toarray().ravel()
+        kept = rng.random(len(batch)) < share if share < 1 else slice(None)
+        scores.append(batch[kept])
+        outcomes.append(relevant[kept])
     all_scores, all_outcomes = np.concatenate(scores), np.concatenate(outcomes)
-    if len(all_scores) > most:
-        kept = np.random.default_rng(seed).choice(len(all_scores), most, replace=False)
-        all_scores, all_outcomes = all_scores[kept], all_outcomes[kept]
     return value.fit_platt(all_scores, all_outcomes)
 
 

@@ -181,3 +181,13 @@ def test_a_lever_boosts_cold_members_order_too():
 
     assert ranked(member="stranger")[0][0] != "bakery"
     assert ranked(levers=[boost], member="stranger")[0][0] == "bakery"
+
+
+def test_the_value_weight_comes_from_the_environment_and_is_never_negative(monkeypatch):
+    monkeypatch.setenv("PERKRANK_VALUE_WEIGHT", "0.75")
+
+    assert ServeConfig().value_weight == 0.75
+    monkeypatch.delenv("PERKRANK_VALUE_WEIGHT")
+    assert ServeConfig().value_weight == 0.0  # the default: relevance only
+    with pytest.raises(ValidationError):
+        ServeConfig(value_weight=-0.5)
