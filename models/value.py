@@ -8,7 +8,7 @@ that is, odds(final) = odds(p) · exp(value_weight · v̂) · lever with p = sig
 small redemption probabilities offers have, odds ≈ p, so the final score is
 p · exp(value_weight · v̂) · lever on a log scale. `value_weight` 0 ranks by relevance alone;
 a lever's multiplier above 1 boosts, below 1 buries. Calibration is a Platt scaling (a logistic
-regression of the outcome on the score), fitted by Newton's method: two parameters, strictly
+regression of the outcome on the score), fitted by damped Newton steps: two parameters, strictly
 increasing in the score (slope > 0), so it never reorders a list by itself and it needs neither
 scikit-learn nor pickles. A bundle without calibration uses `IDENTITY` (slope 1, intercept 0:
 the score is read as log-odds). numpy only.
@@ -24,6 +24,8 @@ import numpy as np
 NEWTON_STEPS = 50
 RIDGE = 1e-6
 """Added to the Hessian's diagonal so that separable or constant scores still fit."""
+MAX_HALVINGS = 40
+"""Step halvings a Newton step may take before the fit stops where it is."""
 MIN_SLOPE = 1e-6
 """A fitted slope is kept above this: calibration must keep the model's order."""
 
@@ -89,17 +91,33 @@ def fit_platt(scores: np.ndarray, outcomes: np.ndarray) -> Calibration:
     standard = (x - center) / spread
     design = np.column_stack([standard, np.ones_like(standard)])
     weights = np.array([0.0, np.log(positives / (len(y) - positives))])
+    likelihood = _log_likelihood(design, y, weights)
     for _ in range(NEWTON_STEPS):
         p = sigmoid(design @ weights)
         gradient = design.T @ (y - p)
         hessian = (design * (p * (1 - p))[:, None]).T @ design + RIDGE * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
-        weights += step
+        # Halve the step until the likelihood does not fall: a full Newton step overshoots on
+        # heavy-tailed scores (the likelihood is concave, so some step size always helps).
+        for _ in range(MAX_HALVINGS):
+            trial = _log_likelihood(design, y, weights + step)
+            if trial >= likelihood:
+                break
+            step = step / 2
+        else:
+            break
+        weights, likelihood = weights + step, trial
         if np.abs(step).max() < 1e-10:
             break
     slope = max(weights[0] / spread, MIN_SLOPE)
     intercept = weights[1] - slope * center
     return Calibration(float(slope), float(intercept))
+
+
+def _log_likelihood(design: np.ndarray, outcomes: np.ndarray, weights: np.ndarray) -> float:
+    """Σ y·z − ln(1 + e^z) of a logistic model with log-odds z = design @ weights."""
+    log_odds = design @ weights
+    return float(outcomes @ log_odds - np.logaddexp(0.0, log_odds).sum())
 
 
 def net_values(reward_cost: np.ndarray, partner_funding: np.ndarray) -> np.ndarray:

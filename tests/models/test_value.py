@@ -86,6 +86,21 @@ def test_platt_fit_recovers_the_scaling_that_made_the_outcomes():
     assert fitted.intercept == pytest.approx(-2.5, abs=0.03)
 
 
+def test_platt_fit_converges_on_heavy_tailed_scores_where_plain_newton_steps_diverge():
+    rng = np.random.default_rng(0)
+    count = 100_000  # like a blend's: most scores near 0, a few repeat-boosted up to 60
+    scores = np.where(
+        rng.random(count) < 0.97, rng.normal(1.5, 1.5, count), rng.uniform(15, 60, count)
+    )
+    outcomes = rng.random(count) < value.sigmoid(0.18 * scores - 4.1)
+
+    fitted = value.fit_platt(scores, outcomes)
+
+    assert fitted.slope == pytest.approx(0.18, abs=0.01)
+    assert fitted.intercept == pytest.approx(-4.1, abs=0.1)
+    assert fitted.probabilities(scores).sum() == pytest.approx(outcomes.sum(), rel=1e-6)
+
+
 def test_platt_fit_keeps_the_order_even_when_scores_predict_backwards():
     scores = np.array([0.0, 1.0, 2.0, 3.0])
     outcomes = np.array([1, 1, 0, 0])
