@@ -7,7 +7,7 @@ the blend's components before the validation window, calibrates the blend's scor
 and ranks the test window with `models.value.final_scores` at each λ: the ranking key serving
 uses. Writes benchmarks/results/value_tradeoff.md and value_tradeoff.json.
 
-    .venv/bin/python benchmarks/value_tradeoff.py [--members 4000] [--months 8] [--seed 7]
+    .venv/bin/python benchmarks/value_tradeoff.py [--members 20000] [--months 12] [--seed 42]
 """
 
 from __future__ import annotations
@@ -122,9 +122,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=4000)
-    parser.add_argument("--months", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1))
     parser.add_argument("--out", type=Path, default=RESULTS)
     arguments = parser.parse_args()

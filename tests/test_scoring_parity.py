@@ -6,7 +6,8 @@ so every dot product is exact in float32 and any difference is a different membe
 candidate set, formula or tie rule, never a rounding of one matrix product against another.
 The fallback is the regional popularity fitted on the data. The second stage (a linear ranker
 with random weights over the statistics of the purchases before the day) must order warm
-members alike on both sides, and cold members by the fallback on both sides.
+members alike on both sides, and cold members by the fallback on both sides. With a calibration
+and a value weight, both sides rank by `models.value.final_scores` alike.
 """
 
 from dataclasses import replace
