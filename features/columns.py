@@ -35,6 +35,10 @@ class Columns:
     reward = "reward"
     occasion = "occasion"
     exclusive_tier = "exclusive_tier"
+    reward_cost = "reward_cost"
+    """What one redemption costs the program (currency units)."""
+    partner_funding = "partner_funding"
+    """What the partner pays the program per redemption (co-funding)."""
     # derived
     item_id = "item_id"
     """`vocabulary.item_id(partner_id, category)` of a purchase or an offer."""

@@ -250,6 +250,8 @@ def _offers_table(tables: CouponTables) -> pd.DataFrame:
             Columns.reward: REWARD,
             Columns.occasion: "",
             Columns.exclusive_tier: "",
+            Columns.reward_cost: "",
+            Columns.partner_funding: "",
         }
     )[list(OFFERS.column_names)]
 

@@ -234,6 +234,8 @@ def _offers_table(
             Columns.reward: REWARD,
             Columns.occasion: "",
             Columns.exclusive_tier: "",
+            Columns.reward_cost: "",
+            Columns.partner_funding: "",
         }
     )[list(OFFERS.column_names)]
 

@@ -143,6 +143,8 @@ OFFERS = Table(
         Column(Columns.reward, Kind.TEXT),
         Column(Columns.occasion, Kind.TEXT, required=False, choices=OCCASIONS),
         Column(Columns.exclusive_tier, Kind.TEXT, required=False, choices=TIERS),
+        Column(Columns.reward_cost, Kind.NUMBER, required=False),
+        Column(Columns.partner_funding, Kind.NUMBER, required=False),
     ),
 )
 

@@ -6,8 +6,10 @@ that serve the learned second stage, `second_stage/` (`models.second_stage_files
 without it serves the blend (`ranker/`) alone. A bundle for campaign coupons may hold
 `coupon_stage/` (`models.coupon_stage`): the coupon ranker for the members it knows. A bundle
 trained with events may hold `offer_rates.npz`, the offer-level response prior
-(`models.offer_rates`). This is what the training pipeline logs to MLflow and what serving
-loads; neither implicit nor lightfm is needed to read it.
+(`models.offer_rates`), and a bundle trained since value-aware ranking `calibration.json`, the
+Platt scaling of the ranker's scores to redemption probabilities (`models.value`; without it:
+`value.IDENTITY`). This is what the training pipeline logs to MLflow and what serving loads;
+neither implicit nor lightfm is needed to read it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from perkrank.models.factors import Factors
 from perkrank.models.offer_rates import OfferRates
 from perkrank.models.second_stage import SecondStage
 from perkrank.models.second_stage_files import load_second_stage, save_second_stage
+from perkrank.models.value import IDENTITY, Calibration
 
 SECOND_STAGE_DIR = "second_stage"
 COUPON_STAGE_DIR = "coupon_stage"
+CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Bundle:
     """Smoothed redemptions per impression per offer (None: no prior)."""
     coupon_stage: CouponStage | None = None
     """The campaign coupon ranker (None: none)."""
+    calibration: Calibration = IDENTITY
+    """The ranker's scores → redemption probabilities (`IDENTITY`: none was fitted)."""
 
     def save(self, directory: Path | str) -> Path:
         """Write the bundle into `directory`."""
@@ -52,6 +58,9 @@ class Bundle:
             self.offer_rates.save(directory)
         if self.coupon_stage is not None:
             save_coupon_stage(self.coupon_stage, directory / COUPON_STAGE_DIR)
+        if self.calibration != IDENTITY:
+            calibration = json.dumps(self.calibration.to_dict(), indent=2, sort_keys=True)
+            (directory / CALIBRATION_FILE).write_text(calibration + "\n")
         (directory / "bundle.json").write_text(
             json.dumps(self.meta, indent=2, sort_keys=True) + "\n"
         )
@@ -74,4 +83,16 @@ class Bundle:
             coupon_stage=load_coupon_stage(directory / COUPON_STAGE_DIR)
             if (directory / COUPON_STAGE_DIR).is_dir()
             else None,
+            calibration=_load_calibration(directory / CALIBRATION_FILE),
         )
+
+
+def _load_calibration(path: Path) -> Calibration:
+    """The calibration in `path`; `IDENTITY` when the bundle has none (ValueError naming the
+    file when it cannot be read)."""
+    if not path.is_file():
+        return IDENTITY
+    try:
+        return Calibration.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a calibration: {error}") from error

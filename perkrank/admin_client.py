@@ -1,6 +1,6 @@
-"""`perkrank caps …`, `perkrank experiments …`, `perkrank offers publish`, `perkrank events
-export` and `perkrank decisions export`: live changes through a running service, and the events
-and decisions it kept.
+"""`perkrank caps …`, `perkrank experiments …`, `perkrank levers …`, `perkrank offers publish`,
+`perkrank events export` and `perkrank decisions export`: live changes through a running
+service, and the events and decisions it kept.
 
 They call the admin endpoints over HTTP (stdlib urllib), so they work whichever store the
 service uses. The service is `--url` (default http://127.0.0.1:8000); the admin key is
@@ -30,7 +30,8 @@ import yaml
 from perkrank.arguments import http_url, int_range
 from perkrank.config import CONFIG_DIR, CapsConfig, ConfigError, TrainConfig, load_config
 from perkrank.experiment_config import ExperimentsConfig
-from perkrank.setting_diffs import experiment_changes, rule_changes
+from perkrank.lever_config import LeversConfig
+from perkrank.setting_diffs import experiment_changes, lever_changes, rule_changes
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API_KEY_VARIABLE = "PERKRANK_ADMIN_API_KEY"
@@ -90,6 +91,12 @@ def add_experiments_commands(parser: argparse.ArgumentParser) -> None:
     )
     report.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     report.set_defaults(handler=partial(reporting, experiments_report))
+
+
+def add_levers_commands(parser: argparse.ArgumentParser) -> None:
+    """`levers show | set FILE | diff FILE | history`."""
+    file_help = "levers as YAML: {levers: [{name, target, value, multiplier, start, end}]}"
+    _add_setting_commands(parser, "levers", "levers", file_help, _setting_handlers(LEVERS))
 
 
 def _setting_handlers(setting: LiveSettingCommands) -> tuple[Handler, Handler, Handler, Handler]:
@@ -176,7 +183,7 @@ class LiveSettingCommands:
     path: str
     field: str
     """The body's list: `rules`, `experiments`."""
-    config: type[CapsConfig] | type[ExperimentsConfig]
+    config: type[CapsConfig] | type[ExperimentsConfig] | type[LeversConfig]
     changes: Callable[[Sequence[Any], Sequence[Any]], list[str]]
     unchanged: str
     extras: tuple[str, ...] = ()
@@ -217,6 +224,9 @@ EXPERIMENTS = LiveSettingCommands(
     ExperimentsConfig,
     experiment_changes,
     "no experiment changed",
+)
+LEVERS = LiveSettingCommands(
+    "levers", "/v1/levers", "levers", LeversConfig, lever_changes, "no lever changed"
 )
 
 

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_caps(commands)
     _add_experiments(commands)
+    _add_levers(commands)
     _add_offers(commands)
     _add_events(commands)
     _add_decisions(commands)
@@ -312,6 +313,17 @@ def _add_experiments(commands: argparse._SubParsersAction) -> None:
     add_experiments_commands(
         commands.add_parser("experiments", help=help_text, description=help_text)
     )
+
+
+def _add_levers(commands: argparse._SubParsersAction) -> None:
+    from perkrank.admin_client import add_levers_commands
+
+    help_text = (
+        "Show, change (set), preview (diff) and audit (history) the marketer levers of a "
+        "running service: boost or bury a partner, category or offer, with optional start and "
+        "end dates; every process follows a change within a second (admin key)."
+    )
+    add_levers_commands(commands.add_parser("levers", help=help_text, description=help_text))
 
 
 def _add_offers(commands: argparse._SubParsersAction) -> None:

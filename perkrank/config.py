@@ -310,6 +310,10 @@ class ServeConfig(PerkrankSettings):
     candidate_pool_margin: int = Field(20, ge=0, le=100_000)
     """Each order sends its best `limit × multiplier + margin` eligible offers to the store, so
     that opt-outs, caps and the per-partner limit can skip some and still fill `limit`."""
+    value_weight: float = Field(0.0, ge=0, le=100)
+    """λ of the ranking formula (README "Ranking formula", `models.value`): how much an offer's
+    net value to the program (partner funding − reward cost, scaled to [-1, 1]) moves it
+    against relevance; 0 ranks by relevance alone."""
     default_region: str = "unknown"
     default_tier: Literal["base", "silver", "gold", "vip"] = "base"
     app_api_keys: str = ""

@@ -1,4 +1,4 @@
-"""What a change of named live settings (cap rules, experiments) does, one line per name."""
+"""What a change of named live settings (cap rules, experiments, levers) does, one line per name."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from perkrank.experiment_config import Experiment, ExperimentArm
 
 RULE_FIELDS = ("scope", "limit", "window", "counts")
 EXPERIMENT_FIELDS = ("unit", "salt", "arms")
+LEVER_FIELDS = ("target", "value", "multiplier", "start", "end")
 
 
 def rule_changes(old: Sequence[CapRule], new: Sequence[CapRule]) -> list[str]:
@@ -20,6 +21,11 @@ def rule_changes(old: Sequence[CapRule], new: Sequence[CapRule]) -> list[str]:
 def experiment_changes(old: Sequence[Experiment], new: Sequence[Experiment]) -> list[str]:
     """What turns experiments `old` into `new`, by name: added, removed, changed fields."""
     return named_changes(old, new, EXPERIMENT_FIELDS, _experiment_text)
+
+
+def lever_changes(old: Sequence[Any], new: Sequence[Any]) -> list[str]:
+    """What turns levers `old` into `new`, by name: added, removed, changed fields."""
+    return named_changes(old, new, LEVER_FIELDS, _plain_text)
 
 
 def named_changes(

@@ -12,13 +12,14 @@ served model. Every version is loaded beside the catalog in force, must know
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from perkrank.config import ServeConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import Lever
 from perkrank.models.bundle import Bundle
 from perkrank.serving.bootstrap import resolve_model
 from perkrank.serving.domain.catalog import Catalog, with_offers
@@ -79,12 +80,14 @@ def load_model(settings: ServeConfig, model_uri: str, catalog: Catalog) -> Serve
     return ServedModel(ranker, version)
 
 
-def ranker_for(bundle: Bundle, catalog: Catalog, settings: ServeConfig) -> OfferRanker:
-    """A ranker of `bundle` over `catalog`'s members and offers, once it knows enough of the
-    members and passes the smoke check (raises ModelRejectedError)."""
+def ranker_for(
+    bundle: Bundle, catalog: Catalog, settings: ServeConfig, levers: Sequence[Lever] = ()
+) -> OfferRanker:
+    """A ranker of `bundle` over `catalog`'s members and offers (with `levers`), once it knows
+    enough of the members and passes the smoke check (raises ModelRejectedError)."""
     check_known_members(bundle, catalog.member_profiles, settings.min_known_members)
     ranker = OfferRanker(
-        bundle, with_offers(catalog, catalog.offers, bundle, catalog.excluded), settings
+        bundle, with_offers(catalog, catalog.offers, bundle, catalog.excluded), settings, levers
     )
     smoke_check(ranker, time.time())
     return ranker

@@ -1,8 +1,9 @@
 """Keep a serving process in step with the live settings: cap rules, catalog, experiments,
-model.
+levers, model.
 
-Cap rules, published catalogs and experiments live in the state store, versioned
-(`StateStore.put_caps`, `publish_catalog`, `put_experiments`); the model lives in the registry
+Cap rules, published catalogs, experiments and marketer levers live in the state store,
+versioned (`StateStore.put_caps`, `publish_catalog`, `put_experiments`, `put_levers`); a levers
+version builds new rankers (their segments' orders hold the levers); the model lives in the registry
 (`ServeConfig.model_uri`). Each process runs one `LiveRefresher` with three daemon threads:
 
 - the settings thread reads `StateStore.live_versions()` every `REFRESH_SECONDS` (one round
@@ -40,6 +41,7 @@ from typing import Any
 
 from perkrank.config import CapsConfig, ServeConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import Lever, LeversConfig
 from perkrank.models.bundle import Bundle
 from perkrank.serving.arm_models import arm_model_uris, load_arm_models, ranker_for
 from perkrank.serving.bootstrap import resolve_model
@@ -55,6 +57,7 @@ from perkrank.serving.state.live_records import (
     CapsVersion,
     CatalogVersion,
     ExperimentsVersion,
+    LeversVersion,
 )
 from perkrank.serving.state.ports import StateStoreError
 
@@ -127,6 +130,8 @@ class LiveRefresher:
                 self._rejected_experiments,
             ):
                 self._apply_experiments(context.store.get_experiments())
+            if versions.levers != self.context.levers_version:
+                self._apply_levers(self.context.store.get_levers())
             if versions.reload != self._reload_generation:
                 if self._reload_generation is not None:
                     self._rejected.clear()
@@ -156,6 +161,13 @@ class LiveRefresher:
             self._settings, experiments, context.ranker.catalog, context.arm_models
         )
         stored = context.store.put_experiments(experiments, actor, time.time())
+        self.refresh_settings()
+        return stored
+
+    def put_levers(self, levers: LeversConfig, actor: str) -> LeversVersion:
+        """Store `levers` as the next version (by `actor`) and apply it here now; other
+        processes follow within `REFRESH_SECONDS`."""
+        stored = self.context.store.put_levers(levers, actor, time.time())
         self.refresh_settings()
         return stored
 
@@ -245,6 +257,8 @@ class LiveRefresher:
             self._rejected_experiments = version
             return
         self._prepared = {}
+        levers = context.ranker.levers
+        arm_models = {alias: self._leveled(served, levers) for alias, served in arm_models.items()}
         self.holder.swap(
             replace(
                 context,
@@ -256,6 +270,29 @@ class LiveRefresher:
         names = [experiment.name for experiment in experiments.experiments]
         log.info("experiments version %d in force: %s", version, ", ".join(names) or "none")
 
+    def _apply_levers(self, stored: LeversVersion | None) -> None:
+        """Rank with the levers of `stored` (None: none) in every ranker in force."""
+        context = self.context
+        levers = () if stored is None else stored.levers.levers
+        served = self._leveled(ServedModel(context.ranker, context.model_version), levers)
+        arm_models = {
+            alias: self._leveled(arm, levers) for alias, arm in context.arm_models.items()
+        }
+        version = 0 if stored is None else stored.version
+        self.holder.swap(
+            replace(context, ranker=served.ranker, arm_models=arm_models, levers_version=version)
+        )
+        log.info("levers version %d in force: %d levers", version, len(levers))
+
+    def _leveled(self, served: ServedModel, levers: tuple[Lever, ...]) -> ServedModel:
+        """`served` ranking with `levers` (itself when it already does)."""
+        ranker = served.ranker
+        if ranker.levers == levers:
+            return served
+        leveled = OfferRanker(ranker.bundle, ranker.catalog, self._settings, levers)
+        leveled.warm_like(ranker)
+        return served._replace(ranker=leveled)
+
     def _apply_catalog(self, published: CatalogVersion | None) -> None:
         context = self.context
         if published is None:  # the store lost its data: keep the offers, follow what comes
@@ -265,7 +302,7 @@ class LiveRefresher:
 
         def with_published(ranker: OfferRanker) -> OfferRanker:
             catalog = with_offers(ranker.catalog, offers, ranker.bundle, unreadable)
-            published_ranker = OfferRanker(ranker.bundle, catalog, self._settings)
+            published_ranker = OfferRanker(ranker.bundle, catalog, self._settings, ranker.levers)
             published_ranker.warm_like(ranker)
             return published_ranker
 
@@ -295,7 +332,7 @@ class LiveRefresher:
         self, context: ServingContext, alias: str | None, bundle: Bundle, version: str
     ) -> ServingContext:
         """`context` with `bundle` (checked against its catalog) ranking for `alias`."""
-        ranker = ranker_for(bundle, context.ranker.catalog, self._settings)
+        ranker = ranker_for(bundle, context.ranker.catalog, self._settings, context.ranker.levers)
         if alias is None:
             ranker.warm_like(context.ranker)
             return replace(context, ranker=ranker, model_version=version)

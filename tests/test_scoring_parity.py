@@ -6,7 +6,8 @@ so every dot product is exact in float32 and any difference is a different membe
 candidate set, formula or tie rule, never a rounding of one matrix product against another.
 The fallback is the regional popularity fitted on the data. The second stage (a linear ranker
 with random weights over the statistics of the purchases before the day) must order warm
-members alike on both sides, and cold members by the fallback on both sides.
+members alike on both sides, and cold members by the fallback on both sides. With a calibration
+and a value weight, both sides rank by `models.value.final_scores` alike.
 """
 
 from dataclasses import replace
@@ -33,7 +34,7 @@ from perkrank.features.vocabulary import (
     item_id,
     member_feature_names,
 )
-from perkrank.models import scoring
+from perkrank.models import scoring, value
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
@@ -51,6 +52,7 @@ from perkrank.serving.domain.catalog import catalog_from_dataset, day_number
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.training import ranker_step
 from perkrank.training.evaluation import rank_scores, rank_window
+from perkrank.training.value_evaluation import offer_net_values
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 DAY = date(2025, 4, 10)
@@ -189,6 +191,35 @@ def test_warm_members_get_the_same_personalized_ranking(setup):
     for member in members_of(setup.window, warm=True):
         assert setup.ranker.bundle.ranker.member_row(member) is not None
         assert setup.served(member)[0] == evaluated[member], member
+
+
+@pytest.mark.parametrize("value_weight", [0.5, 2.0])
+def test_value_weight_and_calibration_rank_alike_on_both_sides(setup, value_weight):
+    calibration = value.Calibration(0.5, -1.0)
+    bundle = replace(setup.bundle, calibration=calibration)
+    settings = ServeConfig(
+        catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001", value_weight=value_weight
+    )
+    ranker = OfferRanker(bundle, setup.catalog, settings)
+    scale = value.value_scale(offer_net_values(setup.dataset.offers))
+    net = offer_net_values(setup.dataset.offers, setup.window.offer_ids.tolist())
+    adjustments = value.value_terms(net, value_weight, scale)
+    ranked = rank_window(setup.window, bundle.ranker, K, calibration, adjustments)["all"]
+    evaluated = {
+        member_id: [str(setup.window.offer_ids[row]) for row in rows if row >= 0]
+        for member_id, rows in zip(setup.window.member_ids.tolist(), ranked.offer_rows, strict=True)
+    }
+    plain = setup.evaluated(setup.bundle.ranker)
+    day = ranker.day(0.0)
+    reordered = 0
+    for member in setup.window.member_ids.tolist():
+        region, tier = ranker.profile(OfferRequest(member, "app", K))
+        segment = ranker.segment(region, tier, day, ranker.tenure_days(member, day))
+        rows = ranker.shortlist(member, segment, K).personalized.rows[:K]
+        served = [setup.catalog.offers[row].offer_id for row in rows]
+        assert served == evaluated[member], member
+        reordered += served != plain[member]
+    assert reordered > 0, "value never changed an order: the test is blind"
 
 
 def test_cold_members_are_ranked_from_their_real_tenure_on_both_sides(setup):

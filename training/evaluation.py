@@ -3,8 +3,9 @@
 Score:
     the model's `Factors` score by `models.scoring`, the code serving runs: member vector (learned
     row, else the sum of its feature vectors) · offer's item vector + item bias (unseen items
-    from their features) + `repeat_weight · log1p(repeat)`. Candidates are ranked by score, ties
-    by offer_id (`scoring.top_k`); the first k form the top-k.
+    from their features) + `repeat_weight · log1p(repeat)`, made the ranking key by
+    `models.value.final_scores` (calibration and value terms; none by default). Candidates are
+    ranked by it, ties by offer_id (`scoring.top_k`); the first k form the top-k.
 Metrics (`training.metrics`) at each k are averaged over the members of each slice.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from perkrank.models import scoring
+from perkrank.models import scoring, value
 from perkrank.models.factors import Factors
 from perkrank.training.metrics import (
     average_precision_at_k,
@@ -51,19 +52,31 @@ ScoreBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Scores (len(member rows) × len(offer rows)) of window members over window offers."""
 
 
-def rank_window(window: EvaluationWindow, factors: Factors, top_k: int) -> dict[str, Ranking]:
-    """Every member's top-k offers under each restriction (see RESTRICTIONS)."""
+def rank_window(
+    window: EvaluationWindow,
+    factors: Factors,
+    top_k: int,
+    calibration: value.Calibration = value.IDENTITY,
+    adjustments: np.ndarray | None = None,
+    restrictions: Sequence[str] = RESTRICTIONS,
+) -> dict[str, Ranking]:
+    """Every member's top-k offers under each restriction (see RESTRICTIONS), ranked by
+    `value.final_scores` (`adjustments`: each window offer's value term, as serving adds it;
+    None with `IDENTITY`: by the model's score alone)."""
     member_vectors, offers_in, repeat = model_inputs(window, factors)
 
     def score_batch(rows: np.ndarray, offers: np.ndarray) -> np.ndarray:
-        return scoring.batch_scores(
+        scores = scoring.batch_scores(
             member_vectors[rows],
             offers_in.vectors[offers],
             offers_in.biases[offers],
             None if repeat is None else repeat[rows][:, offers].toarray(),
         )
+        return value.final_scores(
+            scores, calibration, None if adjustments is None else adjustments[offers]
+        )
 
-    return rank_scores(window, score_batch, top_k)
+    return rank_scores(window, score_batch, top_k, restrictions)
 
 
 def rank_scores(

@@ -45,6 +45,10 @@ from perkrank.training.evaluation import EvaluationReport, evaluate_models
 from perkrank.training.fitting import fitting_pool
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
+from perkrank.training.value_evaluation import (
+    add_value_metrics,
+    fit_window_calibration,
+)
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
@@ -227,14 +231,18 @@ def _train(
         )
         for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)
     ]
+    validation_blend = blend_components(validation_fit, weights, config.seed)
     linear = ranker_step.fit_on_window(
         dataset,
         validation_window,
-        blend_components(validation_fit, weights, config.seed),
+        validation_blend,
         seed=config.seed,
         config=config.ranker,
         earlier=earlier,
     )
+    with step("calibrate the blend's scores on the validation window"):
+        calibration = fit_window_calibration(validation_window, validation_blend, config.seed)
+        report(f"p = sigmoid({calibration.slope:.4g} · score + {calibration.intercept:.4g})")
 
     test_fit = fits[dates.test_start]()
     with step("evaluate on the test window"):
@@ -251,8 +259,18 @@ def _train(
             linear,
             config.evaluation.k_values,
         )
+        add_value_metrics(
+            evaluation.models[BLEND],
+            window,
+            models[BLEND],
+            calibration,
+            dataset.offers,
+            main_k(evaluation),
+        )
         served = BLEND if evaluated_stage is None else ranker_step.RANKER
-        evaluated = Bundle(models[BLEND], models[FALLBACK], second_stage=evaluated_stage)
+        evaluated = Bundle(
+            models[BLEND], models[FALLBACK], second_stage=evaluated_stage, calibration=calibration
+        )
         evaluated_dir = evaluated.save(output_dir / EVALUATED_MODEL)
         evaluation.verdict = served_verdict(
             evaluation, served, main_k(evaluation), seed=config.seed
@@ -270,6 +288,7 @@ def _train(
             if linear is None
             else ranker_step.served_stage(dataset, served_until, *linear),
             offer_rates=None if events is None else _offer_rates(events, config),
+            calibration=calibration,
         )
         bundle_dir = bundle.save(output_dir / "bundle")
 

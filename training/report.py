@@ -18,6 +18,8 @@ NDCG_SLICES = ("warm", "cold", "new_items", "new_offers")
 CHART_SLICES = ("overall", "warm", "cold", "repeat_items", "new_items", "new_offers")
 """Slices drawn first in the chart; region slices follow."""
 MISSING = "–"
+VALUE_METRICS = ("expected_value", "value")
+"""Value per list (`training.value_evaluation`), reported for the blend only."""
 
 
 def write_report(report: EvaluationReport, out_dir: Path | str) -> list[Path]:
@@ -36,13 +38,14 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> list[Path]:
 def format_table(report: EvaluationReport) -> str:
     """The main table (models as rows, metrics at k=10 overall, NDCG@10 per slice) as text."""
     k = main_k(report)
-    header = ["model", "members", *(f"{metric}@{k}" for metric in METRICS)]
+    metrics = (*METRICS, *VALUE_METRICS)
+    header = ["model", "members", *(f"{metric}@{k}" for metric in metrics)]
     header += [f"ndcg@{k} {name}" for name in NDCG_SLICES]
     rows = []
     for name, model in report.models.items():
         overall = model.metrics.get("overall", {})
         row = [name, str(model.members.get("overall", 0))]
-        row += [_number(overall.get(f"{metric}@{k}")) for metric in METRICS]
+        row += [_number(overall.get(f"{metric}@{k}")) for metric in metrics]
         row += [_number(model.metrics.get(part, {}).get(f"ndcg@{k}")) for part in NDCG_SLICES]
         rows.append(row)
     return _markdown_table(header, rows)

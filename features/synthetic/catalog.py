@@ -3,7 +3,8 @@
 Each month brings new offer ids on popular items of launched partners (new partners first), with
 validity periods, minimum tiers, budgets, rewards and regions within the partner's own; some
 target an occasion (birthday, welcome, win-back, tier upgrade) and some above base are
-exclusive to their tier.
+exclusive to their tier. Each offer's reward costs the program (`REWARD_COSTS`), and some are
+co-funded by their partner (`COFUNDED_SHARE`), a few beyond their cost.
 """
 
 import numpy as np
@@ -18,6 +19,10 @@ REWARDS = (
     "5% cashback", "10% cashback", "15% cashback", "200 bonus points", "500 bonus points",
     "1000 bonus points", "double points", "triple points", "gift with purchase",
 )  # fmt: skip
+REWARD_COSTS = (2.5, 5.0, 7.5, 2.0, 5.0, 10.0, 3.0, 6.0, 8.0)
+"""What one redemption of each of `REWARDS` costs the program (currency units)."""
+COFUNDED_SHARE = 0.3
+"""Offers their partner co-funds, paying 20–180% of the reward's cost."""
 BUDGETS = (100, 250, 500, 1000, 2500, 5000)
 OFFER_TIER_SHARES = (0.72, 0.12, 0.10, 0.06)
 OCCASION_SHARE = 0.08
@@ -28,6 +33,8 @@ OFFER_TYPES = {
     Columns.valid_from: pa.date32(),
     Columns.valid_to: pa.date32(),
     Columns.budget: pa.int64(),
+    Columns.reward_cost: pa.float64(),
+    Columns.partner_funding: pa.float64(),
 }
 """Column types of the offers table that are not text."""
 
@@ -65,6 +72,7 @@ def _catalog(
         rng.random(len(items)) < OCCASION_SHARE, rng.choice(len(OCCASIONS), len(items)), -1
     )
     exclusive = (min_tier > 0) & (rng.random(len(items)) < EXCLUSIVE_SHARE)
+    funding = _funding(items, period_days, reward)
     month_code = np.datetime64(int(period_days[0]), "D").astype(object).strftime("%Y%m")
     offers = []
     for number, item in enumerate(items):
@@ -85,9 +93,22 @@ def _catalog(
                 Columns.reward: REWARDS[reward[number]],
                 Columns.occasion: OCCASIONS[occasion[number]] if occasion[number] >= 0 else "",
                 Columns.exclusive_tier: TIERS[min_tier[number]] if exclusive[number] else "",
+                Columns.reward_cost: REWARD_COSTS[reward[number]],
+                Columns.partner_funding: funding[number],
             }
         )
     return offers
+
+
+def _funding(items: np.ndarray, period_days: np.ndarray, reward: np.ndarray) -> list[float]:
+    """Each offer's partner funding: 0, or for `COFUNDED_SHARE` of them 20–180% of its cost.
+    Drawn from a generator of its own (seeded by the month and its items), so that adding
+    value fields left every other column of a seed's data as it was."""
+    rng = np.random.default_rng([int(period_days[0]), *items.tolist()])
+    cost = np.array(REWARD_COSTS)[reward]
+    share = rng.uniform(0.2, 1.8, len(items))
+    cofunded = rng.random(len(items)) < COFUNDED_SHARE
+    return np.round(np.where(cofunded, cost * share, 0.0), 2).tolist()
 
 
 def _validity(

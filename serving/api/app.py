@@ -31,6 +31,7 @@ from perkrank.serving.api.docs import serve_docs
 from perkrank.serving.api.events import events_routes
 from perkrank.serving.api.experiments import experiments_routes
 from perkrank.serving.api.health import health_routes
+from perkrank.serving.api.levers import levers_routes
 from perkrank.serving.api.limits import limit_requests
 from perkrank.serving.api.member_explain import explain_routes
 from perkrank.serving.api.observability import STORE_ERRORS, ObservabilityMiddleware
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(caps_console_routes(), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(catalog_console_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(experiments_routes(), responses=ERRORS)
+    app.include_router(levers_routes(), responses=ERRORS)
     app.include_router(decisions_routes(), responses=ERRORS)
     app.include_router(batch_decisions_routes(settings), responses=ERRORS | UNREADABLE_BODY)
     app.include_router(report_routes(), responses=ERRORS)

@@ -19,7 +19,7 @@ import numpy as np
 
 from perkrank.config import CapRule, CapsConfig
 from perkrank.experiment_config import Exploration
-from perkrank.models import scoring
+from perkrank.models import scoring, value
 from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, _explored
 from perkrank.serving.domain.ranking_values import (
     OfferRequest,
@@ -142,8 +142,12 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
         rows = np.fromiter((row for _, row in members), dtype=np.int64, count=len(members))
         repeat = scoring.repeat_matrix(factors, rows, segment.item_rows)
         dense = None if repeat is None else repeat.toarray()
-        scores = scoring.batch_scores(
-            factors.member_vectors[rows], segment.vectors, segment.biases, dense
+        scores = value.final_scores(
+            scoring.batch_scores(
+                factors.member_vectors[rows], segment.vectors, segment.biases, dense
+            ),
+            ranker.bundle.calibration,
+            segment.adjustments,
         )
         best = scoring.top_k(scores, pool)
         best_scores = np.take_along_axis(scores, best, axis=1).tolist()

@@ -74,6 +74,15 @@ class Offer:
     """One of `schema.OCCASIONS`: eligible only while it applies to the member."""
     exclusive_tier: str | None = None
     """Shown only to this tier and above (the member's own tier), marked exclusive."""
+    reward_cost: float = 0.0
+    """What one redemption costs the program."""
+    partner_funding: float = 0.0
+    """What the partner pays the program per redemption."""
+
+    @property
+    def net_value(self) -> float:
+        """Value to the program of one redemption: partner funding − reward cost."""
+        return self.partner_funding - self.reward_cost
 
 
 @dataclass(frozen=True)
@@ -323,11 +332,18 @@ def catalog_offers(table: pd.DataFrame, partners: pd.DataFrame) -> list[Offer]:
             budget=budget,
             occasion=record.get(Columns.occasion) or None,
             exclusive_tier=record.get(Columns.exclusive_tier) or None,
+            reward_cost=_amount(record.get(Columns.reward_cost)),
+            partner_funding=_amount(record.get(Columns.partner_funding)),
         )
         for record, regions, budget in zip(
             records, regions_of_offers(table, partners), budgets, strict=True
         )
     ]
+
+
+def _amount(value: object) -> float:
+    """A value cell as a float: empty (None, NaN) is 0."""
+    return 0.0 if value is None or value != value else float(value)  # NaN != NaN
 
 
 def load_catalog(data_dir: Path, bundle: Bundle, occasions: Occasions | None = None) -> Catalog:

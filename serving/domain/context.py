@@ -43,6 +43,8 @@ class ServingContext:
     experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     experiments_version: int = 0
     """The stored experiments version in force; 0: none stored (no experiment runs)."""
+    levers_version: int = 0
+    """The stored levers version in force (the levers: `ranker.levers`); 0: none stored."""
     arm_models: Mapping[str, ServedModel] = field(default_factory=dict)
     """The models the arms in force name, by alias, each loaded and smoke-checked before its
     experiments came into force (perkrank.serving.live); an alias missing here names the

@@ -61,6 +61,12 @@ def offer_problem(offer: Offer) -> tuple[str, str] | None:
         return "budget", f"{budget!r} is not a whole number"
     if budget is not None and budget < 0:
         return "budget", f"{budget} is below 0"
+    for field in ("reward_cost", "partner_funding"):
+        amount = getattr(offer, field)
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            return field, f"{amount!r} is not a number"
+        if not 0 <= amount < float("inf"):
+            return field, f"{amount} is not a finite number ≥ 0"
     return None
 
 

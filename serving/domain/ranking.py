@@ -22,7 +22,8 @@ order, the cold order and the second stage's member-independent candidates) is c
 per segment and day and reused by every request there. Occasion offers (birthday, welcome,
 win-back, tier upgrade) are eligible only while their occasion applies to the member, and
 their scores get the configured boost; offers exclusive to a tier are checked against the
-member's own tier (`mechanics`).
+member's own tier (`mechanics`). Orders rank by `models.value.final_scores`: calibrated scores
+plus value terms and ln(lever multipliers) of the day (`levers.adjustments_of`, per segment).
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ from perkrank.features.vocabulary import (
     member_feature_names,
     tenure_feature_after,
 )
-from perkrank.models import scoring
+from perkrank.lever_config import Lever
+from perkrank.models import scoring, value
 from perkrank.models.bundle import Bundle
 from perkrank.models.second_stage import member_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
+from perkrank.serving.domain.levers import adjustments_of
 from perkrank.serving.domain.local_partners import (
     best_with_locals,
     local_slots,
@@ -78,10 +81,20 @@ MAX_CACHED_SEGMENTS = 4096
 class OfferRanker:
     """Ranks one catalog's offers with one bundle; caches per-segment work only."""
 
-    def __init__(self, bundle: Bundle, catalog: Catalog, settings: ServeConfig) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        catalog: Catalog,
+        settings: ServeConfig,
+        levers: Sequence[Lever] = (),
+    ) -> None:
         self.bundle = bundle
         self.catalog = catalog
         self._settings = settings
+        self.levers = tuple(levers)
+        """The marketer levers in force (a lever change builds a new ranker)."""
+        net = np.array([offer.net_value for offer in catalog.offers], dtype=np.float64)
+        self._value_terms = value.value_terms(net, settings.value_weight)
         self._max_pool = self.pool_size(settings.max_limit)
         self._segments: dict[tuple[str | None, str, int, str, str, frozenset[str]], Segment] = {}
         self._segment_inputs: dict[tuple, tuple[str, str, int, int, str, frozenset[str]]] = {}
@@ -321,10 +334,13 @@ class OfferRanker:
         repeat = scoring.repeat_scores(ranker, member_row, segment.item_rows)
         vector = ranker.member_vectors[member_row]
         scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
+        calibration = self.bundle.calibration
         if stats_row is not None:
             scores = member_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
             )
+            calibration = value.IDENTITY
+        scores = value.final_scores(scores, calibration, segment.adjustments)
         personalized = best_order(scores, segment.rows, pool, segment.local, local_tail)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
         return Shortlist(personalized, segment.fallback, True, repeat_rows)
@@ -383,9 +399,14 @@ class OfferRanker:
         )
         biases = ranker.biases[rows] + boosts + self._offer_prior[rows]
         vectors = ranker.vectors[rows]
-        cold_scores = scoring.scores(cold_vector, vectors, biases)
-        fallback_scores = scoring.scores(
-            segment_vector, fallback.vectors[rows], fallback.biases[rows] + boosts
+        adjustments = adjustments_of(self._value_terms, self.levers, self.catalog.offers, rows, day)
+        cold_scores = value.final_scores(
+            scoring.scores(cold_vector, vectors, biases), self.bundle.calibration, adjustments
+        )
+        fallback_scores = value.final_scores(
+            scoring.scores(segment_vector, fallback.vectors[rows], fallback.biases[rows] + boosts),
+            value.IDENTITY,
+            adjustments,
         )
         stage_items = stage_flags = None
         if self.bundle.second_stage is not None:
@@ -401,6 +422,7 @@ class OfferRanker:
             local=local,
             stage_items=stage_items,
             stage_flags=stage_flags,
+            adjustments=adjustments,
         )
 
 

@@ -50,6 +50,9 @@ class Segment:
     """The second stage's candidate flags shared by the segment (`segment_flags`)."""
     local: np.ndarray | None = None
     """By eligible row: its partner is local."""
+    adjustments: np.ndarray | None = None
+    """Each eligible offer's value term plus ln(lever multiplier) on the segment's day, added
+    to the calibrated scores (`models.value.final_scores`); None: nothing to add."""
 
 
 class Order(NamedTuple):

@@ -1,7 +1,8 @@
 """The live settings as stores keep them: versions, audit entries, and their JSON.
 
 Both adapters write a setting's current version and its audit entry with `live_change` and read
-them back with `caps_version`, `catalog_version` and `change`, so they store the same JSON.
+them back with `caps_version`, `catalog_version`, `experiments_version`, `levers_version` and
+`change`, so they store the same JSON.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any, Literal
 
 from perkrank.config import CapsConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import LeversConfig
 
-LiveSetting = Literal["caps", "catalog", "experiments"]
+LiveSetting = Literal["caps", "catalog", "experiments", "levers"]
 """Settings every process follows through the store (see docs/redis_keys.md)."""
-LIVE_VERSIONS = ("caps", "catalog", "reload", "experiments")
+LIVE_VERSIONS = ("caps", "catalog", "reload", "experiments", "levers")
 """The fields of `LiveVersions`, as the store keeps them."""
 HISTORY_LENGTH = 100
 """Audit entries kept per live setting; older ones are dropped."""
@@ -32,6 +34,7 @@ class LiveVersions:
     reload: int
     """Bumped by `POST /v1/admin/reload`."""
     experiments: int = 0
+    levers: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Change:
     """Unix seconds."""
     old: Any
     """JSON as the audit keeps it (caps: `{rules}`; catalog: `{offers, sha256}`; experiments:
-    `{experiments}`); None at 1."""
+    `{experiments}`; levers: `{levers}`); None at 1."""
     new: Any
 
 
@@ -79,6 +82,16 @@ class ExperimentsVersion:
     at: float
 
 
+@dataclass(frozen=True)
+class LeversVersion:
+    """The marketer levers in force and which version they are."""
+
+    version: int
+    levers: LeversConfig
+    actor: str
+    at: float
+
+
 def live_change(
     setting: LiveSetting, version: int, value: Any, actor: str, now: float, old: str | None
 ) -> tuple[str, str]:
@@ -91,10 +104,10 @@ def live_change(
     return json.dumps(document), json.dumps(entry)
 
 
-def setting_value(config: CapsConfig | ExperimentsConfig) -> dict[str, Any]:
-    """Cap rules or experiments as stored: `{rules: [...]}` (like configs/caps.yaml) or
-    `{experiments: [...]}`. The caps' optional list rules are left out while unset, so a
-    rule set without them is stored (and audited) as before they existed."""
+def setting_value(config: CapsConfig | ExperimentsConfig | LeversConfig) -> dict[str, Any]:
+    """Cap rules, experiments or levers as stored: `{rules: [...]}` (like configs/caps.yaml),
+    `{experiments: [...]}` or `{levers: [...]}`. The caps' optional list rules are left out
+    while unset, so a rule set without them is stored (and audited) as before they existed."""
     return config.model_dump(mode="json", exclude_none=isinstance(config, CapsConfig))
 
 
@@ -119,6 +132,13 @@ def experiments_version(document: str) -> ExperimentsVersion:
     fields = json.loads(document)
     experiments = ExperimentsConfig.model_validate(fields["value"])
     return ExperimentsVersion(fields["version"], experiments, fields["actor"], fields["at"])
+
+
+def levers_version(document: str) -> LeversVersion:
+    """Stored levers, from the JSON `live_change` wrote."""
+    fields = json.loads(document)
+    levers = LeversConfig.model_validate(fields["value"])
+    return LeversVersion(fields["version"], levers, fields["actor"], fields["at"])
 
 
 def change(entry: str) -> Change:

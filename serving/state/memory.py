@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from perkrank.config import CapRule, CapsConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import LeversConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import (
     EVENT_ID_TTL_SECONDS,
@@ -43,12 +44,14 @@ from perkrank.serving.state.live_records import (
     CatalogVersion,
     Change,
     ExperimentsVersion,
+    LeversVersion,
     LiveSetting,
     LiveVersions,
     caps_version,
     catalog_version,
     change,
     experiments_version,
+    levers_version,
     live_change,
     setting_value,
 )
@@ -233,6 +236,20 @@ class MemoryStateStore(MemoryPrivacyLog):
     def experiments_history(self, limit: int) -> list[Change]:
         """The last `limit` experiment changes, newest first."""
         return self._history("experiments", limit)
+
+    def put_levers(self, levers: LeversConfig, actor: str, now: float) -> LeversVersion:
+        """Store `levers` as the next version and audit the change."""
+        return levers_version(self._publish("levers", setting_value(levers), actor, now))
+
+    def get_levers(self) -> LeversVersion | None:
+        """The levers in force; None before any were stored."""
+        with self._live_lock:
+            document = self._live.get("levers")
+        return None if document is None else levers_version(document)
+
+    def levers_history(self, limit: int) -> list[Change]:
+        """The last `limit` lever changes, newest first."""
+        return self._history("levers", limit)
 
     def live_versions(self) -> LiveVersions:
         """The caps, catalog and experiments versions and the reload generation."""

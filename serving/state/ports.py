@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import LeversConfig
 from perkrank.serving.domain.decisions import Decision, StoredDecision
 from perkrank.serving.domain.events import EventsRecorded, OfferEvent, StoredEvent
 from perkrank.serving.domain.privacy import ConsentRecord, ConsentSource, Exclusion, Forgotten
@@ -33,6 +34,7 @@ from perkrank.serving.state.live_records import (
     CatalogVersion,
     Change,
     ExperimentsVersion,
+    LeversVersion,
     LiveVersions,
 )
 
@@ -95,7 +97,7 @@ class DecisionLog(Protocol):
 
 
 class LiveSettings(Protocol):
-    """Port: versioned, audited cap rules, catalogs and experiments, and the reload
+    """Port: versioned, audited cap rules, catalogs, experiments and levers, and the reload
     generation."""
 
     def seed_caps(self, caps: CapsConfig, actor: str, now: float) -> CapsVersion:
@@ -141,6 +143,18 @@ class LiveSettings(Protocol):
 
     def experiments_history(self, limit: int) -> list[Change]:
         """The last `limit` experiment changes, newest first."""
+        ...
+
+    def put_levers(self, levers: LeversConfig, actor: str, now: float) -> LeversVersion:
+        """Store `levers` as the next version and audit the change, atomically."""
+        ...
+
+    def get_levers(self) -> LeversVersion | None:
+        """The levers in force; None before any were stored (no lever applies)."""
+        ...
+
+    def levers_history(self, limit: int) -> list[Change]:
+        """The last `limit` lever changes, newest first."""
         ...
 
     def live_versions(self) -> LiveVersions:

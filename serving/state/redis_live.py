@@ -1,5 +1,5 @@
-"""The `LiveSettings` half of `RedisStateStore`: versioned, audited cap rules, catalogs and
-experiments, and the reload generation (keys in docs/redis_keys.md)."""
+"""`LiveSettings` on Redis: each setting's current version as JSON, its audit list and the
+versions hash, written together in one MULTI/EXEC (see docs/redis_keys.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import redis
 
 from perkrank.config import CapsConfig
 from perkrank.experiment_config import ExperimentsConfig
+from perkrank.lever_config import LeversConfig
 from perkrank.serving.state.keys import (
     live_history_key,
     live_setting_key,
@@ -24,19 +25,21 @@ from perkrank.serving.state.live_records import (
     CatalogVersion,
     Change,
     ExperimentsVersion,
+    LeversVersion,
     LiveSetting,
     LiveVersions,
     caps_version,
     catalog_version,
     change,
     experiments_version,
+    levers_version,
     live_change,
     setting_value,
 )
 
 
 class RedisLiveSettings:
-    """Live settings on Redis (`RedisStateStore` owns the client and the breaker)."""
+    """The `LiveSettings` half of `RedisStateStore` (which owns the client and the breaker)."""
 
     _client: redis.Redis
     _prefix: str
@@ -99,6 +102,20 @@ class RedisLiveSettings:
     def experiments_history(self, limit: int) -> list[Change]:
         """The last `limit` experiment changes, newest first."""
         return self._history("experiments", limit)
+
+    def put_levers(self, levers: LeversConfig, actor: str, now: float) -> LeversVersion:
+        """Store `levers` as the next version and audit the change."""
+        return levers_version(self._publish("levers", setting_value(levers), actor, now))
+
+    def get_levers(self) -> LeversVersion | None:
+        """The levers in force; None before any were stored."""
+        key = self._live_key("levers")
+        document = self._call("reading levers", self._client.get, key)
+        return None if document is None else levers_version(document)
+
+    def levers_history(self, limit: int) -> list[Change]:
+        """The last `limit` lever changes, newest first."""
+        return self._history("levers", limit)
 
     def live_versions(self) -> LiveVersions:
         """The caps, catalog and experiments versions and the reload generation (one HMGET)."""

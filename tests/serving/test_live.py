@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 
 from perkrank.cli import main
 from perkrank.config import CapsConfig, ServeConfig
+from perkrank.lever_config import LeversConfig
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.serving.api.app import create_app
@@ -492,6 +493,31 @@ def test_the_refresher_swaps_contexts_in_its_holder_without_any_app(program):
         "north-bakery",
     ]
     assert runtime.context.store.get_catalog().sha256 == "sha-of-the-file"
+
+
+def test_levers_follow_to_other_processes_and_survive_catalogs_and_models(program):
+    settings = settings_for(program, None, "perkrank")
+    runtime = bootstrap(settings, program / "data")
+    here = LiveRefresher(ContextHolder(runtime.context), settings)
+    there = LiveRefresher(ContextHolder(runtime.context), settings)  # the same store
+    bury = LeversConfig.model_validate(
+        {"levers": [{"name": "bury", "target": "partner", "value": "P1", "multiplier": 0.5}]}
+    )
+
+    stored = here.put_levers(bury, "ops")
+    there.refresh_settings()
+    followed = there.context
+    offers = read_offers_file(offers_file(NEXT_OFFERS).encode(), ".csv", runtime.partners, 1 << 20)
+    here.publish_catalog(offers, "sha-of-the-file", "ops")
+    promote(program / "models", "v2")
+    here.check_model()
+
+    assert (stored.version, stored.actor) == (1, "ops")
+    assert (followed.levers_version, followed.ranker.levers) == (1, bury.levers)
+    assert here.context.model_version == "local:v2"
+    assert here.context.catalog_version == 1
+    assert here.context.ranker.levers == bury.levers
+    assert [change.version for change in runtime.context.store.levers_history(10)] == [1]
 
 
 # ---------------------------------------------------------------- models

@@ -11,10 +11,11 @@ from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features import interactions, member_features
 from perkrank.features.loader import load_dataset
 from perkrank.features.synthetic import generate
-from perkrank.models.bundle import Bundle
+from perkrank.models.bundle import CALIBRATION_FILE, Bundle
 from perkrank.training import components
 from perkrank.training.components import fit_components
 from perkrank.training.pipeline import TrainResult, train
+from perkrank.training.report import format_table
 
 HISTORIES: Counter = Counter()
 """Cutoffs whose purchase history the `trained` run built, and how often."""
@@ -121,6 +122,19 @@ def test_pipeline_writes_report_and_registers_a_loadable_bundle(trained):
     bundle = Bundle.load(result.bundle_dir)
     assert bundle.meta["weights"] == result.weights
     assert Path(result.bundle_dir, "ranker", "arrays", "item_vectors.npy").is_file()
+
+
+def test_the_blend_is_calibrated_on_validation_and_its_lists_valued(trained):
+    result, _ = trained
+    calibration = Bundle.load(result.bundle_dir).calibration
+    overall = result.evaluation.models["blend"].metrics["overall"]
+
+    assert Path(result.bundle_dir, CALIBRATION_FILE).is_file()
+    assert calibration.slope > 0
+    assert 0 < calibration.probabilities(np.array([0.0]))[0] < 0.5  # most pairs are not bought
+    assert overall["expected_value@10"] != 0
+    assert "value@10" in overall
+    assert "expected_value@10" in format_table(result.evaluation)
 
 
 def test_the_served_bundle_carries_the_second_stage_of_all_purchases(trained):

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from perkrank.config import CapRule, CapsConfig
+from perkrank.lever_config import Lever, LeversConfig
 from perkrank.serving.state.keys import live_history_key, live_setting_key, live_versions_key
 from perkrank.serving.state.live_records import (
     CATALOGS_KEPT,
@@ -42,6 +43,26 @@ def test_a_fresh_store_holds_no_live_settings(store):
     assert store.get_caps() is None
     assert store.get_catalog() is None
     assert store.caps_history(10) == []
+
+
+def test_levers_are_versioned_and_audited_apart_from_caps(store):
+    boost = LeversConfig(
+        levers=(Lever(name="boost", target="partner", value="P1", multiplier=2.0),)
+    )
+    store.seed_caps(WEEKLY, "startup", NOW)
+
+    assert store.get_levers() is None
+    first = store.put_levers(boost, "marketing", NOW + 1)
+    second = store.put_levers(LeversConfig(), "ops", NOW + 2)
+
+    assert (first.version, first.levers, first.actor, first.at) == (1, boost, "marketing", NOW + 1)
+    assert store.get_levers() == second
+    assert store.live_versions() == LiveVersions(caps=1, catalog=0, reload=0, levers=2)
+    newest, oldest = store.levers_history(10)
+    assert (newest.version, newest.actor, newest.new) == (2, "ops", {"levers": []})
+    assert newest.old == boost.model_dump(mode="json")
+    assert oldest.old is None
+    assert [change.version for change in store.caps_history(10)] == [1]
 
 
 def test_seeding_writes_version_1_only_when_no_caps_are_stored(store):
