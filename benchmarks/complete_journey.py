@@ -5,13 +5,13 @@ every model ranks that campaign's coupons, using only data dated before the camp
 and the ranking is scored against the coupons the household redeemed
 (`training/coupon_evaluation.py`). The coupon ranker is the served model: each campaign's
 coupons are scored by `models.coupon_stage.CouponStage.scores`, the function serving calls,
-with the stage's arrays as of the campaign's start; its features and penalty are chosen on a
-rolling-origin cross-validation over the campaigns before the cutoff, separately for Type A
-and Type B/C (`training/coupon_ranker.py`). The simple
-learned blend is a logistic regression on the five baseline features of the campaigns before
-the cutoff. perkrank's first-stage models are fitted on the purchase sample (department ×
-category items, `features/complete_journey.py`) before each test campaign's start; a coupon's
-score is the max (or mean) of its items' scores.
+with the stage's arrays as of the campaign's start and a ranker per offer group (Type A; Type
+B/C) whose features, penalty and fitting rows are chosen by rolling-origin cross-validation over
+the campaigns before the cutoff (`training/coupon_ranker.py`). The simple learned blend is a
+logistic regression on the five baseline features of the campaigns before the cutoff.
+perkrank's first-stage models are fitted on the purchase sample (department × category items,
+`features/complete_journey.py`) before each test campaign's start; a coupon's score is the max
+(or mean) of its items' scores.
 Writes benchmarks/results/complete_journey.md/.json.
 
     .venv/bin/python -m benchmarks.complete_journey [--cutoff 2017-06-28] [--out benchmarks/results]
