@@ -5,12 +5,13 @@ every model ranks that campaign's coupons, using only data dated before the camp
 and the ranking is scored against the coupons the household redeemed
 (`training/coupon_evaluation.py`). The coupon ranker is the served model: each campaign's
 coupons are scored by `models.coupon_stage.CouponStage.scores`, the function serving calls,
-with the stage's arrays as of the campaign's start; its features and penalty are chosen on a
-validation split of the campaigns before the cutoff (`training/coupon_ranker.py`). The simple
-learned blend is a logistic regression on the five baseline features of the campaigns before
-the cutoff. perkrank's first-stage models are fitted on the purchase sample (department ×
-category items, `features/complete_journey.py`) before each test campaign's start; a coupon's
-score is the max (or mean) of its items' scores.
+with the stage's arrays as of the campaign's start and a ranker per offer group (Type A; Type
+B/C) whose features, penalty and fitting rows are chosen by rolling-origin cross-validation over
+the campaigns before the cutoff (`training/coupon_ranker.py`). The simple learned blend is a
+logistic regression on the five baseline features of the campaigns before the cutoff.
+perkrank's first-stage models are fitted on the purchase sample (department × category items,
+`features/complete_journey.py`) before each test campaign's start; a coupon's score is the max
+(or mean) of its items' scores.
 Writes benchmarks/results/complete_journey.md/.json.
 
     .venv/bin/python -m benchmarks.complete_journey [--cutoff 2017-06-28] [--out benchmarks/results]
@@ -42,6 +43,7 @@ from perkrank.features.complete_journey import (
 )
 from perkrank.features.loader import load_dataset
 from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
+from perkrank.models.coupon_stage import GROUPS as STAGE_GROUPS
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.progress import step
@@ -55,9 +57,6 @@ SOURCE = Path(__file__).resolve().parents[2] / "shared/datasets/completejourney"
 RESULTS = Path(__file__).parent / "results"
 CUTOFF = date(2017, 6, 28)
 """Campaigns starting on or after this day are the test; 2017-06-28 is campaign 10's start."""
-VALIDATION_START = date(2017, 4, 19)
-"""Campaigns starting from this day to the cutoff are the validation (campaign 6's start: the
-last four campaigns before the cutoff, one of them Type A)."""
 BLEND_L2 = 1.0
 """The learned blend's penalty (fit_linear's default; not tuned)."""
 LEARNED_BLEND = "learned_blend"
@@ -99,9 +98,7 @@ def perkrank_scores(
     }
 
 
-def run(
-    source: Path, cutoff: date, validation_start: date, config: TrainConfig, work_dir: Path
-) -> dict[str, Any]:
+def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict[str, Any]:
     """Import, choose and fit, rank every test campaign; every number the results files show."""
     started = time.perf_counter()
     with step(f"import {source}"):
@@ -109,26 +106,21 @@ def run(
         dataset = load_dataset(work_dir / "data")
         tables = coupon_tables(read_raw(source))
         index = ce.coupon_index(tables)
-    moment, split = pd.Timestamp(cutoff), pd.Timestamp(validation_start)
+    moment = pd.Timestamp(cutoff)
     starts = tables.campaigns.set_index("campaign_id").start_date.sort_values()
-    fit_ids = starts[starts < split].index.tolist()
-    validation_ids = starts[(starts >= split) & (starts < moment)].index.tolist()
-    with step("choose the coupon ranker's features and penalty on the validation campaigns"):
-        fit_rows = cr.training_rows(tables, index, fit_ids, split)
-        validation = cr.training_rows(tables, index, validation_ids, moment)
-        choice = cr.choose(fit_rows, validation)
-    with step("fit the learned blend and the coupon ranker on the campaigns before the cutoff"):
-        earlier = [*fit_ids, *validation_ids]
-        everyone = cr.training_rows(tables, index, earlier, moment, redeeming_only=False)
-        blend = cr.fit(everyone, ce.BASELINES, BLEND_L2)
-        ranker = cr.fit(
-            cr.training_rows(tables, index, earlier, moment), choice.features, choice.l2
-        )
-        fit_blend = cr.fit(
-            cr.training_rows(tables, index, fit_ids, split, redeeming_only=False),
+    earlier = starts[starts < moment].index.tolist()
+    with step("choose each group's coupon ranker by rolling-origin cross-validation"):
+        blocks = cr.campaign_blocks(tables, index, earlier)
+        folds = cr.rolling_folds(blocks, moment)
+        choices = {group: cr.choose(folds, group) for group in STAGE_GROUPS}
+    with step("fit the learned blend and the coupon rankers on the campaigns before the cutoff"):
+        blend = cr.fit(
+            cr.training_rows(blocks, earlier, moment, redeeming_only=False),
             ce.BASELINES,
             BLEND_L2,
         )
+        redeeming = cr.training_rows(blocks, earlier, moment)
+        rankers = {group: cr.fit_group(redeeming, choices[group]) for group in STAGE_GROUPS}
     units, fits, largest = [], {}, None
     test = tables.campaigns[tables.campaigns.start_date >= moment].sort_values("start_date")
     for campaign_id in test["campaign_id"]:
@@ -138,7 +130,7 @@ def run(
             with step(f"fit perkrank's models before {start}"):
                 fitted = components.fit_components(dataset, start, config)
                 fits[start] = (fitted, components.blend_components(fitted, config.blend.weights, 0))
-        stage = cr.campaign_stage(tables, index, task.start, ranker)
+        stage = cr.campaign_stage(tables, index, task.start, rankers)
         if largest is None or len(task.coupon_upcs) > len(largest[0].coupon_upcs):
             largest = (task, stage)
         features = feature_arrays(stage.stats, stage.members.rows(task.members), task.coupon_rows)
@@ -169,24 +161,8 @@ def run(
         "cutoff": cutoff.isoformat(),
         "config": config.model_dump(mode="json", exclude={"registry"}),
         "learned_blend": _weights(blend),
-        "coupon_ranker": _weights(ranker),
-        "validation": {
-            "validation_start": validation_start.isoformat(),
-            "fit_campaigns": fit_ids,
-            "validation_campaigns": validation_ids,
-            "queries": _queries(validation),
-            "per_l2": [
-                {"l2": l2, "features": list(names), "score": round(score, 4)}
-                for l2, (names, score) in choice.per_l2.items()
-            ],
-            "chosen_l2": choice.l2,
-            "ndcg": {
-                LEARNED_BLEND: _validation_ndcg(fit_blend, validation),
-                COUPON_RANKER: _validation_ndcg(
-                    cr.fit(fit_rows, choice.features, choice.l2), validation
-                ),
-            },
-        },
+        "coupon_ranker": {group: _weights(ranker) for group, ranker in rankers.items()},
+        "validation": validation_summary(blocks, folds, choices),
         "serving_cost": {"campaign": task.campaign_id, **serving_cost},
         "campaigns": campaign_summary(tables, test, results),
         "groups": {name: summarize(results, types) for name, types in GROUPS.items()},
@@ -224,18 +200,57 @@ def _weights(ranker: LinearRanker) -> dict[str, float]:
     return dict(zip(ranker.feature_names, ranker.weights.round(4).tolist(), strict=False))
 
 
-def _queries(rows: cr.TrainingRows) -> dict[str, int]:
-    """Household × campaign pairs per type group."""
+def validation_summary(
+    blocks: dict[str, cr.CampaignBlock], folds: list[cr.Fold], choices: dict[str, cr.Choice]
+) -> dict[str, Any]:
+    """The folds, each group's choice with every setting's score, and the learned blend's and
+    the chosen ranker's pooled NDCG@10 on the group's validation pairs."""
+    groups = {}
+    for group, choice in choices.items():
+        mine = [fold for fold in folds if fold.group == group]
+        blend = np.concatenate([_blend_ndcg(blocks, fold) for fold in mine])
+        ranker = cr.fold_ndcg(folds, choice)
+        pairs = np.concatenate([np.unique(fold.validation.query_ids) for fold in mine])
+        households = pd.Series([pair.split("/", 1)[1] for pair in pairs])
+        groups[group] = {
+            "folds": [fold.campaign_id for fold in mine],
+            "pairs": len(ranker),
+            "per_setting": [
+                {"fit_on": fit_on, "l2": l2, "features": list(names), "score": round(score, 4)}
+                for (fit_on, l2), (names, score) in (choice.per_setting or {}).items()
+            ],
+            "chosen": {"fit_on": choice.fit_on, "l2": choice.l2, "features": list(choice.features)},
+            "ndcg": {
+                LEARNED_BLEND: round(float(blend.mean()), 4),
+                COUPON_RANKER: round(float(ranker.mean()), 4),
+            },
+            "vs_learned_blend": paired_bootstrap(
+                pd.Series(ranker).groupby(households).mean().to_numpy(),
+                pd.Series(blend).groupby(households).mean().to_numpy(),
+                metric="ndcg@10",
+            ).to_dict(),
+        }
     return {
-        group: len(np.unique(rows.query_ids[np.isin(rows.types, types)]))
-        for group, types in cr.TYPE_GROUPS.items()
+        "folds": [
+            {
+                "campaign": fold.campaign_id,
+                "group": fold.group,
+                "fit": list(fold.fit_campaigns),
+                "pairs": len(np.unique(fold.validation.query_ids)),
+            }
+            for fold in folds
+        ],
+        "groups": groups,
     }
 
 
-def _validation_ndcg(ranker: LinearRanker, validation: cr.TrainingRows) -> dict[str, float]:
-    columns = [FEATURES.index(name) for name in ranker.feature_names]
-    scores = ranker.predict(validation.features[:, columns])
-    return {group: round(value, 4) for group, value in cr.group_ndcg(scores, validation).items()}
+def _blend_ndcg(blocks: dict[str, cr.CampaignBlock], fold: cr.Fold) -> np.ndarray:
+    """The learned blend's NDCG@10 per validation pair of a fold: fitted as on the test, on
+    every exposed pair of the fold's fit campaigns (labels dated before the fold's start)."""
+    start = blocks[fold.campaign_id].task.start
+    rows = cr.training_rows(blocks, fold.fit_campaigns, start, redeeming_only=False)
+    blend = cr.fit(rows, ce.BASELINES, BLEND_L2)
+    return cr.query_ndcg(cr.predict(blend, fold.validation), fold.validation)
 
 
 def campaign_summary(
@@ -280,7 +295,6 @@ def summarize(results: pd.DataFrame, types: Sequence[str]) -> dict[str, Any]:
 def parse_arguments(arguments: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutoff", type=date.fromisoformat, default=CUTOFF)
-    parser.add_argument("--validation-start", type=date.fromisoformat, default=VALIDATION_START)
     parser.add_argument("--config", type=Path, default=CONFIG_DIR / "train.yaml")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--source", type=Path, default=SOURCE)
@@ -291,9 +305,7 @@ def parse_arguments(arguments: Sequence[str]) -> argparse.Namespace:
 def main() -> None:
     arguments = parse_arguments(sys.argv[1:])
     config = load_config(TrainConfig, arguments.config)
-    result = run(
-        arguments.source, arguments.cutoff, arguments.validation_start, config, arguments.work_dir
-    )
+    result = run(arguments.source, arguments.cutoff, config, arguments.work_dir)
     command = " ".join([".venv/bin/python -m benchmarks.complete_journey", *sys.argv[1:]])
     print(write(result, arguments.out, command).read_text())
 

@@ -16,13 +16,21 @@ bundle's, the benchmark's each campaign's start). Features (`FEATURES`, per memb
     product_recent     the same, each line weighted 2^(−days before the cutoff / 30);
     category_recent    the same for the offer's items;
     same_coupon        the member's redemptions of the offer's UPC;
-    redemption_rate    redemptions of the UPC / exposures of earlier campaigns offering it.
+    redemption_rate    redemptions of the UPC / exposures of earlier campaigns offering it;
+    category_rate      over the offer's items, redemptions of the offers covering them / the
+                       exposures of those of campaigns already started (not personal);
+    product_share_x_size, category_share_x_size   the share × log1p(coupon_size).
 A member the arrays do not know has no purchases and no redemptions (personal features 0).
+
+Each offer belongs to a group (`GROUPS`, by its campaign's type: Type A campaigns mail a
+retailer-chosen 16 of ~200 coupons, Type B/C every coupon), and each group has its own ranker.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,11 +44,15 @@ from perkrank.models.linear_ranker import LinearRanker
 FEATURES = (
     "coupon_popularity", "category_share", "product_share", "past_redemptions", "coupon_size",
     "product_lines", "product_recent", "category_recent", "same_coupon", "redemption_rate",
+    "category_rate", "product_share_x_size", "category_share_x_size",
 )  # fmt: skip
+GROUPS = ("Type A", "Type B/C")
+"""Offer groups, each scored by its own ranker; `CouponStats.offer_groups` holds positions."""
+GROUP_OF_TYPE = {"Type A": 0, "Type B": 1, "Type C": 1}
 HALF_LIFE_DAYS = 30.0
 CANDIDATE_OFFSET = 1e6
 """Added to the logits of offers the stage knows, so they rank above the others' scores."""
-RANKER_FILE, STATS_FILE = "ranker.json", "coupon_stats.npz"
+RANKER_FILE, STATS_FILE = "rankers.json", "coupon_stats.npz"
 MATRICES = (
     "offer_products", "offer_items", "member_products", "member_products_recent",
     "member_items", "member_items_recent", "member_redeemed",
@@ -59,8 +71,11 @@ class CouponStats:
     """Offers × items, 1 where the offer covers a product of the item."""
     offer_upcs: np.ndarray
     """int code of each offer's UPC (the same UPC recurs across campaigns)."""
+    offer_groups: np.ndarray
+    """Position in `GROUPS` of each offer."""
     offer_popularity: np.ndarray
     offer_redemption_rate: np.ndarray
+    offer_category_rate: np.ndarray
     member_lines: np.ndarray
     member_products: sp.csr_matrix
     """Members × products: purchase lines (`_recent`: recency-weighted)."""
@@ -124,6 +139,7 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
         personal[5] = upcs[stats.offer_upcs]
         lines = max(float(stats.member_lines[member_row]), 1.0)
     product_lines, product_recent, category_lines, category_recent, past, same = personal
+    log_size = np.log1p(stats.offer_sizes)
     columns = {
         "coupon_popularity": stats.offer_popularity,
         "category_share": category_lines / lines,
@@ -135,6 +151,9 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
         "category_recent": category_recent,
         "same_coupon": same,
         "redemption_rate": stats.offer_redemption_rate,
+        "category_rate": stats.offer_category_rate,
+        "product_share_x_size": product_lines / lines * log_size,
+        "category_share_x_size": category_lines / lines * log_size,
     }
     return np.stack([columns[name][offer_rows] for name in FEATURES], axis=1)
 
@@ -157,15 +176,19 @@ def _spread(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, width:
 
 @dataclass(frozen=True)
 class CouponStage:
-    """The ranker (over a subset of `FEATURES`, in its own order) and the arrays it reads."""
+    """A ranker per offer group (over a subset of `FEATURES`, in its own order; keys:
+    `GROUPS`) and the arrays they read."""
 
-    ranker: LinearRanker
+    rankers: Mapping[str, LinearRanker]
     stats: CouponStats
 
     def __post_init__(self) -> None:
-        unknown = set(self.ranker.feature_names) - set(FEATURES)
-        if unknown:
-            raise ValueError(f"the coupon ranker reads unknown features: {sorted(unknown)}")
+        if set(self.rankers) != set(GROUPS):
+            raise ValueError(f"the coupon stage needs a ranker per group {GROUPS}")
+        for group, ranker in self.rankers.items():
+            unknown = set(ranker.feature_names) - set(FEATURES)
+            if unknown:
+                raise ValueError(f"the {group} ranker reads unknown features: {sorted(unknown)}")
 
     @cached_property
     def members(self) -> IdMap:
@@ -180,21 +203,30 @@ class CouponStage:
         return self.members.get(member_id)
 
     @cached_property
-    def columns(self) -> list[int]:
-        """Positions in `FEATURES` of the ranker's features."""
-        return [FEATURES.index(name) for name in self.ranker.feature_names]
+    def columns(self) -> list[list[int]]:
+        """Per group (`GROUPS` order): positions in `FEATURES` of its ranker's features."""
+        return [
+            [FEATURES.index(name) for name in self.rankers[group].feature_names] for group in GROUPS
+        ]
 
     def scores(
         self, member_ids: list[str] | np.ndarray, offer_ids: list[str] | np.ndarray
     ) -> np.ndarray:
-        """float64 (members × offers): the ranker's logit; NaN for offers the stage does not
-        know."""
+        """float64 (members × offers): the logit of the offer's group's ranker; NaN for offers
+        the stage does not know."""
         offer_rows = self.offers.rows(offer_ids)
-        known = offer_rows >= 0
+        known = np.flatnonzero(offer_rows >= 0)
         values = feature_arrays(self.stats, self.members.rows(member_ids), offer_rows[known])
+        groups = self.stats.offer_groups[offer_rows[known]]
         result = np.full((len(member_ids), len(offer_rows)), np.nan)
-        flat = values[:, :, self.columns].reshape(-1, len(self.columns))
-        result[:, known] = self.ranker.predict(flat).reshape(len(member_ids), int(known.sum()))
+        for position, group in enumerate(GROUPS):
+            part = groups == position
+            if not part.any():
+                continue
+            columns = self.columns[position]
+            flat = values[:, part][:, :, columns].reshape(-1, len(columns))
+            logits = self.rankers[group].predict(flat).reshape(len(member_ids), int(part.sum()))
+            result[:, known[part]] = logits
         return result
 
     def member_scores(self, member_id: str, offer_ids: list[str], other: np.ndarray) -> np.ndarray:
@@ -207,7 +239,8 @@ class CouponStage:
 def save_coupon_stage(stage: CouponStage, directory: Path) -> Path:
     """Write `stage` into `directory` (created): the ranker as JSON, the arrays as npz."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / RANKER_FILE).write_text(stage.ranker.to_json())
+    rankers = {group: json.loads(ranker.to_json()) for group, ranker in stage.rankers.items()}
+    (directory / RANKER_FILE).write_text(json.dumps(rankers, indent=1))
     arrays = {}
     for field in dataclasses.fields(CouponStats):
         value = getattr(stage.stats, field.name)
@@ -238,4 +271,8 @@ def load_coupon_stage(directory: Path) -> CouponStage:
         stats = CouponStats(**arrays)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: not coupon statistics: {error}") from error
-    return CouponStage(LinearRanker.from_json((directory / RANKER_FILE).read_text()), stats)
+    rankers = json.loads((directory / RANKER_FILE).read_text())
+    return CouponStage(
+        {group: LinearRanker.from_json(json.dumps(ranker)) for group, ranker in rankers.items()},
+        stats,
+    )

@@ -1,22 +1,25 @@
-"""The learned coupon ranker: training rows of earlier campaigns from `models.coupon_stage`'s
-features (the arrays serving reads, as of each campaign's start), every modelling choice made
-on a validation split of campaigns inside the training period, and the served stage.
+"""The learned coupon rankers, one per offer group (`models.coupon_stage.GROUPS`): training rows
+of earlier campaigns from `models.coupon_stage`'s features (the arrays serving reads, as of each
+campaign's start), every modelling choice made by rolling-origin cross-validation inside the
+training period, and the served stage.
 
-Choices (`choose`): the campaigns starting before `validation_start` are the fit campaigns
-(labels: redemptions dated before `validation_start`), those starting from it up to the cutoff
-the validation campaigns (labels dated before the cutoff). For each penalty in `L2_GRID`,
-greedy forward selection adds the feature of `FEATURES` that most raises the validation score
-of `models.ranker.fit_linear` fitted on the fit campaigns, and stops when none raises it; the
-(features, penalty) with the best score wins. Validation score: the mean over Type A and
-Type B/C of the mean NDCG@10 of their household × campaign pairs with a redemption (a group
-without such pairs is left out). The ranker is then refitted with those features and penalty
-on all campaigns before the cutoff (`fit`). Training rows keep only household × campaign pairs
-with a redemption (only those can teach a ranking); the test campaigns take no part.
+Folds (`rolling_folds`): every training campaign with at least `MIN_EARLIER` campaigns starting
+before it is validated once: fitted on the campaigns starting before it (labels: redemptions
+dated before its start), scored on its household × campaign pairs with a redemption (labels
+dated before the cutoff). A group's validation score is the mean NDCG@10 of its pairs pooled
+over the folds of its campaigns.
+
+Choices (`choose`, per group): for each penalty of `L2_GRID` and each `FIT_ON` (fit on every
+campaign's rows, or on the group's only), greedy forward selection adds the feature of
+`FEATURES` that most raises the group's validation score of `models.ranker.fit_linear` and stops
+when none raises it; the best (features, penalty, rows) wins and is refitted on every campaign
+before the cutoff (`fit_group`). Training rows keep only household × campaign pairs with a
+redemption (only those can teach a ranking); the test campaigns take no part.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +28,22 @@ from threadpoolctl import threadpool_limits
 
 from perkrank.features.complete_journey import CouponTables
 from perkrank.features.ids import IdMap
-from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
+from perkrank.models.coupon_stage import (
+    FEATURES,
+    GROUP_OF_TYPE,
+    GROUPS,
+    CouponStage,
+    feature_arrays,
+)
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.ranker import fit_linear
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training.coupon_stats import coupon_stats
 
-L2_GRID = (0.1, 1.0, 10.0, 100.0)
-TYPE_GROUPS = {"Type A": ("Type A",), "Type B/C": ("Type B", "Type C")}
+L2_GRID = (1.0, 100.0)
+FIT_ON = ("all", "own")
+MIN_EARLIER = 2
+"""Campaigns that must start before a campaign for it to be a validation fold."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +64,49 @@ class TrainingRows:
             self.features[keep], self.labels[keep], self.query_ids[keep], self.types[keep]
         )
 
+    def group(self, group: str) -> np.ndarray:
+        """bool per row: the row's campaign type is in `group` (of `GROUPS`)."""
+        position = GROUPS.index(group)
+        return np.array([GROUP_OF_TYPE[kind] == position for kind in self.types], dtype=bool)
+
+
+@dataclass(frozen=True)
+class CampaignBlock:
+    """One campaign's features as of its start and when each coupon was first redeemed."""
+
+    task: ce.Campaign
+    features: np.ndarray
+    """float64 (members × coupons × `FEATURES`)."""
+    redeemed_on: np.ndarray
+    """datetime64 (members × coupons): the first redemption (NaT: none)."""
+
+    def labels(self, before: pd.Timestamp) -> np.ndarray:
+        """bool (members × coupons): redeemed before `before`."""
+        return self.redeemed_on < np.datetime64(before)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One validation campaign and the rows fitted to score it."""
+
+    campaign_id: str
+    group: str
+    fit_campaigns: tuple[str, ...]
+    fit: TrainingRows
+    validation: TrainingRows
+
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen features and penalty, with their validation scores."""
+    """One group's chosen features, penalty and rows, with their validation scores."""
 
+    group: str
     features: tuple[str, ...]
     l2: float
-    score: float
-    """The validation score (see the module docstring)."""
-    per_l2: dict[float, tuple[tuple[str, ...], float]]
-    """Each penalty's forward-selected features and validation score."""
+    fit_on: str
+    score: float = float("nan")
+    per_setting: Mapping[tuple[str, float], tuple[tuple[str, ...], float]] | None = None
+    """Each (`FIT_ON`, penalty)'s forward-selected features and validation score."""
 
 
 def campaign_features(tables: CouponTables, index: ce.CouponIndex, task: ce.Campaign) -> np.ndarray:
@@ -73,15 +116,36 @@ def campaign_features(tables: CouponTables, index: ce.CouponIndex, task: ce.Camp
 
 
 def campaign_stage(
-    tables: CouponTables, index: ce.CouponIndex, start: pd.Timestamp, ranker: LinearRanker
+    tables: CouponTables,
+    index: ce.CouponIndex,
+    start: pd.Timestamp,
+    rankers: Mapping[str, LinearRanker],
 ) -> CouponStage:
     """The stage serving would hold with a bundle cut at `start`."""
-    return CouponStage(ranker, coupon_stats(tables, index, start))
+    return CouponStage(rankers, coupon_stats(tables, index, start))
+
+
+def campaign_blocks(
+    tables: CouponTables, index: ce.CouponIndex, campaign_ids: Iterable[str]
+) -> dict[str, CampaignBlock]:
+    """The block of each campaign (features computed once, labels cut later)."""
+    blocks = {}
+    for campaign_id in campaign_ids:
+        task = ce.campaign_task(tables, index, campaign_id, labels_before=None)
+        redeemed = tables.redemptions[tables.redemptions["campaign_id"] == campaign_id]
+        first = redeemed.groupby(["member_id", "coupon_upc"])["redemption_date"].min()
+        dates = np.full(task.labels.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+        members, upcs = IdMap(task.members), IdMap(task.coupon_upcs)
+        rows = members.rows(first.index.get_level_values(0))
+        columns = upcs.rows(first.index.get_level_values(1))
+        known = (rows >= 0) & (columns >= 0)
+        dates[rows[known], columns[known]] = first.to_numpy("datetime64[ns]")[known]
+        blocks[campaign_id] = CampaignBlock(task, campaign_features(tables, index, task), dates)
+    return blocks
 
 
 def training_rows(
-    tables: CouponTables,
-    index: ce.CouponIndex,
+    blocks: Mapping[str, CampaignBlock],
     campaign_ids: Iterable[str],
     labels_before: pd.Timestamp,
     *,
@@ -91,14 +155,14 @@ def training_rows(
     with a redemption dated before `labels_before`)."""
     features, labels, queries, types = [], [], [], []
     for campaign_id in sorted(campaign_ids):
-        task = ce.campaign_task(tables, index, campaign_id, labels_before=labels_before)
-        keep = task.labels.any(axis=1) if redeeming_only else np.ones(len(task.members), bool)
+        block = blocks[campaign_id]
+        task, cut = block.task, block.labels(labels_before)
+        keep = cut.any(axis=1) if redeeming_only else np.ones(len(task.members), bool)
         if not keep.any():
             continue
-        values = campaign_features(tables, index, task)[keep]
-        features.append(values.reshape(-1, len(FEATURES)))
-        labels.append(task.labels[keep].ravel())
-        coupons = task.labels.shape[1]
+        features.append(block.features[keep].reshape(-1, len(FEATURES)))
+        labels.append(cut[keep].ravel())
+        coupons = cut.shape[1]
         queries.append(np.repeat([f"{campaign_id}/{m}" for m in task.members[keep]], coupons))
         types.append(np.full(len(queries[-1]), task.campaign_type))
     if not features:
@@ -111,60 +175,90 @@ def training_rows(
     )
 
 
+def rolling_folds(blocks: Mapping[str, CampaignBlock], cutoff: pd.Timestamp) -> list[Fold]:
+    """A fold per campaign of `blocks` with `MIN_EARLIER` campaigns starting before it, a
+    redemption dated before `cutoff`, and, in the earlier campaigns of its group, one dated
+    before its own start (so every `FIT_ON` can fit it)."""
+    order = sorted(blocks, key=lambda campaign_id: blocks[campaign_id].task.start)
+    folds = []
+    for position, campaign_id in enumerate(order):
+        task = blocks[campaign_id].task
+        earlier = [c for c in order[:position] if blocks[c].task.start < task.start]
+        if len(earlier) < MIN_EARLIER or not blocks[campaign_id].labels(cutoff).any():
+            continue
+        group = GROUPS[GROUP_OF_TYPE[task.campaign_type]]
+        try:
+            fit = training_rows(blocks, earlier, task.start)
+        except ValueError:
+            continue
+        if not fit.labels[fit.group(group)].any():
+            continue
+        validation = training_rows(blocks, [campaign_id], cutoff)
+        folds.append(Fold(campaign_id, group, tuple(earlier), fit, validation))
+    return folds
+
+
 def fit(rows: TrainingRows, names: Sequence[str], l2: float) -> LinearRanker:
     """`fit_linear` on the `names` columns of `rows`."""
     columns = [FEATURES.index(name) for name in names]
     return fit_linear(rows.features[:, columns], rows.labels, names, l2=l2)
 
 
-def validation_score(
-    fit_rows: TrainingRows, validation: TrainingRows, names: Sequence[str], l2: float
-) -> float:
-    """The validation score of the ranker fitted on `fit_rows` (module docstring)."""
-    ranker = fit(fit_rows, names, l2)
-    columns = [FEATURES.index(name) for name in names]
-    return group_score(ranker.predict(validation.features[:, columns]), validation)
+def fit_group(rows: TrainingRows, choice: Choice) -> LinearRanker:
+    """The group's ranker with the chosen features and penalty, fitted on `rows` (only the
+    group's with `fit_on` "own")."""
+    if choice.fit_on == "own":
+        rows = rows.where(rows.group(choice.group))
+    return fit(rows, choice.features, choice.l2)
 
 
-def group_score(scores: np.ndarray, rows: TrainingRows) -> float:
-    """Mean over `TYPE_GROUPS` (with queries) of the mean NDCG@10 of their queries."""
-    means = [value for value in group_ndcg(scores, rows).values() if not np.isnan(value)]
-    return float(np.mean(means))
+def predict(ranker: LinearRanker, rows: TrainingRows) -> np.ndarray:
+    """The ranker's logit of each row."""
+    return ranker.predict(rows.features[:, [FEATURES.index(n) for n in ranker.feature_names]])
 
 
-def group_ndcg(scores: np.ndarray, rows: TrainingRows) -> dict[str, float]:
-    """Mean NDCG@10 of each of `TYPE_GROUPS`' queries (NaN without any)."""
-    result = {}
-    for group, types in TYPE_GROUPS.items():
-        part = np.isin(rows.types, types)
-        if not part.any():
-            result[group] = float("nan")
+def fold_ndcg(folds: Sequence[Fold], choice: Choice) -> np.ndarray:
+    """NDCG@10 of each validation pair of the group's folds, pooled, under `choice`."""
+    values = []
+    for fold in folds:
+        if fold.group != choice.group:
             continue
-        padded = query_matrices(scores[part], rows.labels[part] > 0, rows.query_ids[part])
-        result[group] = float(ce.ranking_metrics(*padded)["ndcg@10"].mean())
-    return result
+        ranker = fit_group(fold.fit, choice)
+        values.append(query_ndcg(predict(ranker, fold.validation), fold.validation))
+    return np.concatenate(values) if values else np.zeros(0)
 
 
-def choose(fit_rows: TrainingRows, validation: TrainingRows) -> Choice:
-    """Features and penalty by forward selection per penalty of `L2_GRID` (module docstring)."""
-    per_l2 = {}
+def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
+    """NDCG@10 of each query of `rows`."""
+    return ce.ranking_metrics(*query_matrices(scores, rows.labels > 0, rows.query_ids))["ndcg@10"]
+
+
+def choose(folds: Sequence[Fold], group: str) -> Choice:
+    """Features, penalty and rows by forward selection (module docstring)."""
+    per_setting = {}
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
-        for l2 in L2_GRID:
-            chosen: tuple[str, ...] = ()
-            best = -np.inf
-            while len(chosen) < len(FEATURES):
-                scores = {
-                    name: validation_score(fit_rows, validation, (*chosen, name), l2)
-                    for name in FEATURES
-                    if name not in chosen
-                }
-                name = max(scores, key=lambda candidate: scores[candidate])
-                if scores[name] <= best:
-                    break
-                chosen, best = (*chosen, name), scores[name]
-            per_l2[l2] = (chosen, float(best))
-    l2 = max(per_l2, key=lambda penalty: per_l2[penalty][1])
-    return Choice(per_l2[l2][0], l2, per_l2[l2][1], per_l2)
+        for fit_on in FIT_ON:
+            for l2 in L2_GRID:
+                chosen: tuple[str, ...] = ()
+                best = -np.inf
+                while len(chosen) < len(FEATURES):
+                    scores = {
+                        name: _mean(fold_ndcg(folds, Choice(group, (*chosen, name), l2, fit_on)))
+                        for name in FEATURES
+                        if name not in chosen
+                    }
+                    name = max(scores, key=lambda candidate: scores[candidate])
+                    if scores[name] <= best:
+                        break
+                    chosen, best = (*chosen, name), scores[name]
+                per_setting[fit_on, l2] = (chosen, float(best))
+    fit_on, l2 = max(per_setting, key=lambda setting: per_setting[setting][1])
+    features, score = per_setting[fit_on, l2]
+    return Choice(group, features, l2, fit_on, score, per_setting)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else -np.inf
 
 
 def query_matrices(

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from perkrank.features.columns import Columns
 from perkrank.features.complete_journey import CouponTables
 from perkrank.features.ids import IdMap
-from perkrank.models.coupon_stage import HALF_LIFE_DAYS, CouponStats
+from perkrank.models.coupon_stage import GROUP_OF_TYPE, HALF_LIFE_DAYS, CouponStats
 from perkrank.training import coupon_evaluation as ce
 
 OFFER_PREFIX = "C"
@@ -50,14 +50,18 @@ def coupon_stats(tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timesta
     redeemers = members.rows(earlier.member_id)
     known = (redeemed >= 0) & (redeemers >= 0)
     popularity = earlier.groupby("coupon_upc").size()
+    campaign_of = pd.Series([key.split("-", 1)[0] for key in upcs])
+    types = tables.campaigns.set_index("campaign_id")["campaign_type"]
     return CouponStats(
         member_ids=members.external_ids.astype(str),
         offer_ids=offer_ids(index),
         offer_products=index.coupon_products,
         offer_items=index.coupon_items,
         offer_upcs=upc_codes.rows(upc_of),
+        offer_groups=campaign_of.map(types).map(GROUP_OF_TYPE).to_numpy(np.int8),
         offer_popularity=popularity.reindex(upc_of).fillna(0).to_numpy(np.float64),
         offer_redemption_rate=_redemption_rate(tables, earlier, cutoff, upc_of),
+        offer_category_rate=_category_rate(tables, index, redeemed[redeemed >= 0], cutoff),
         member_lines=np.bincount(rows, minlength=len(members)).astype(np.float64),
         member_products=counts(ones, products, len(index.products)),
         member_products_recent=counts(recent, products, len(index.products)),
@@ -91,3 +95,19 @@ def _redemption_rate(
     return (
         redeemed.reindex(upcs).fillna(0) / np.maximum(exposures.reindex(upcs).fillna(0), 1)
     ).to_numpy(np.float64)
+
+
+def _category_rate(
+    tables: CouponTables, index: ce.CouponIndex, redeemed: np.ndarray, cutoff: pd.Timestamp
+) -> np.ndarray:
+    """Per offer, summed over its items: redemptions (`redeemed`: offer rows) of the offers
+    covering the item / exposures of those of campaigns starting before `cutoff` (an offer
+    counts once per item it shares; 0 where no started campaign's offer shares one)."""
+    campaigns = tables.campaigns.set_index("campaign_id")
+    campaign_of = pd.Series([key.split("-", 1)[0] for key in index.coupons.external_ids])
+    exposed = tables.exposures.groupby("campaign_id").size()
+    started = campaign_of.map(campaigns["start_date"]) < cutoff
+    exposures = np.where(started, campaign_of.map(exposed).fillna(0), 0.0).astype(np.float64)
+    redemptions = np.bincount(redeemed, minlength=len(index.coupons)).astype(np.float64)
+    shared = index.coupon_items @ sp.csr_matrix(index.coupon_items.T)
+    return (shared @ redemptions) / np.maximum(shared @ exposures, 1.0)

@@ -17,7 +17,9 @@ from perkrank.models.bundle import Bundle
 from perkrank.models.coupon_stage import (
     CANDIDATE_OFFSET,
     FEATURES,
+    GROUPS,
     CouponStage,
+    feature_arrays,
     load_coupon_stage,
     save_coupon_stage,
 )
@@ -34,15 +36,30 @@ START = date(2017, 3, 1)
 """Campaign 2's start: its two coupons are the offers eligible that day."""
 
 
-def ranker() -> LinearRanker:
-    """Own purchases of the coupon's products up, popularity down: the two members of
-    campaign 2 get different orders (H10 bought coupon 111's product, H30 nothing)."""
-    weights = np.zeros(len(FEATURES))
-    weights[FEATURES.index("product_lines")] = 3.0
-    weights[FEATURES.index("coupon_popularity")] = -1.0
-    weights[FEATURES.index("category_recent")] = 0.25
+def ranker(weights: dict[str, float]) -> LinearRanker:
+    """A linear ranker over every feature with these weights (the rest 0)."""
+    values = np.array([weights.get(name, 0.0) for name in FEATURES])
     n = len(FEATURES)
-    return LinearRanker(FEATURES, (), np.zeros(n), np.ones(n), weights, 0.5)
+    return LinearRanker(FEATURES, (), np.zeros(n), np.ones(n), values, 0.5)
+
+
+def rankers() -> dict[str, LinearRanker]:
+    """Type A (campaign 2): own purchases of the coupon's products up, popularity and the
+    category's redemption rate down: the two members of campaign 2 get different orders (H10
+    bought coupon 111's product, H30 nothing). Type B/C: other weights, so a mixed-up group
+    shows."""
+    type_a = {
+        "product_lines": 3.0,
+        "coupon_popularity": -1.0,
+        "category_recent": 0.25,
+        "category_rate": -0.5,
+        "product_share_x_size": 2.0,
+        "category_share_x_size": 0.5,
+    }
+    return {
+        "Type A": ranker(type_a),
+        "Type B/C": ranker({"coupon_size": 1.0, "category_rate": 2.0}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +71,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     tables = coupon_tables(read_raw(raw))
     index = ce.coupon_index(tables)
     task = ce.campaign_task(tables, index, "2", labels_before=None)
-    stage = cr.campaign_stage(tables, index, task.start, ranker())
+    stage = cr.campaign_stage(tables, index, task.start, rankers())
     features = cutoff_features(dataset, datetime(2017, 3, 1), InteractionConfig())
     popularity = fit_popularity(features.data)
     Bundle(popularity, popularity, coupon_stage=stage).save(root / "bundle")
@@ -111,11 +128,28 @@ def test_unknown_offers_keep_their_other_score(setup) -> None:
     assert scores[1] == 7.0
 
 
+def test_each_offer_is_scored_by_its_groups_ranker(setup) -> None:
+    _, index, task, stage, _ = setup
+    ids = offer_ids(index)  # campaign 1's (Type B) and campaign 2's (Type A) coupons
+    values = feature_arrays(stage.stats, stage.members.rows(task.members), np.arange(len(ids)))
+    groups = stage.stats.offer_groups
+    assert sorted(set(groups.tolist())) == [0, 1]
+    scores = stage.scores(task.members, ids)
+    for position, group in enumerate(GROUPS):
+        part = groups == position
+        expected = stage.rankers[group].predict(values[:, part].reshape(-1, len(FEATURES)))
+        np.testing.assert_allclose(scores[:, part].ravel(), expected)
+    other = stage.rankers["Type B/C"].predict(values[:, groups == 0].reshape(-1, len(FEATURES)))
+    assert not np.allclose(scores[:, groups == 0].ravel(), other), "groups alike: test is blind"
+
+
 def test_a_ranker_with_unknown_features_is_refused(setup) -> None:
     stats = setup[3].stats
     odd = LinearRanker(("shoe_size",), (), np.zeros(1), np.ones(1), np.ones(1), 0.0)
     with pytest.raises(ValueError, match="shoe_size"):
-        CouponStage(odd, stats)
+        CouponStage({"Type A": odd, "Type B/C": odd}, stats)
+    with pytest.raises(ValueError, match="a ranker per group"):
+        CouponStage({"Type A": rankers()["Type A"]}, stats)
 
 
 def test_a_file_without_the_arrays_is_refused(tmp_path: Path, setup) -> None:

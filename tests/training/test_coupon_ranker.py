@@ -1,6 +1,6 @@
 """The coupon ranker's training side: features of a campaign as of its start (exact values on
-hand-made raw files, only earlier data), training rows, forward selection on a validation
-split, and the penalty grid."""
+hand-made raw files, only earlier data), training rows, rolling-origin folds that fit only on
+earlier campaigns and labels, and forward selection per offer group."""
 
 from pathlib import Path
 
@@ -57,23 +57,38 @@ def test_campaign_one_features_see_nothing_later(tables: ce.CouponTables) -> Non
     assert features["product_lines"].tolist() == [[1, 0], [0, 0]]
 
 
+def test_new_features_of_campaign_two(tables: ce.CouponTables) -> None:
+    features = named(tables, "2")
+    # coupon 111 shares its category with campaign 1's 111 (one redemption, the repeat
+    # dropped; two exposures); 333's category had no earlier coupon
+    assert features["category_rate"].tolist() == [[0.5, 0.0], [0.5, 0.0]]
+    log_size = np.log1p(1.0)
+    assert features["product_share_x_size"] == pytest.approx(np.array([[log_size / 3, 0], [0, 0]]))
+    assert features["category_share_x_size"] == pytest.approx(
+        np.array([[2 * log_size / 3, 0], [0, 0]])
+    )
+    assert named(tables, "1")["category_rate"].tolist() == [[0, 0], [0, 0]]
+
+
 def test_training_rows_keep_redeeming_pairs_only(tables: ce.CouponTables) -> None:
-    index = ce.coupon_index(tables)
-    rows = cr.training_rows(tables, index, ["1", "2"], pd.Timestamp("2017-03-01"))
+    blocks = cr.campaign_blocks(tables, ce.coupon_index(tables), ["1", "2"])
+    rows = cr.training_rows(blocks, ["1", "2"], pd.Timestamp("2017-03-01"))
     assert rows.query_ids.tolist() == ["1/H10", "1/H10"]
     assert rows.labels.tolist() == [1.0, 0.0]
     assert rows.types.tolist() == ["Type B", "Type B"]
     assert rows.features.shape == (2, len(FEATURES))
-    every = cr.training_rows(
-        tables, index, ["1", "2"], pd.Timestamp("2017-03-01"), redeeming_only=False
-    )
+    every = cr.training_rows(blocks, ["1", "2"], pd.Timestamp("2017-03-01"), redeeming_only=False)
     pairs = ["1/H10", "1/H20", "2/H10", "2/H30"]
     assert every.query_ids.tolist() == [pair for pair in pairs for _ in range(2)]
+    later = cr.training_rows(blocks, ["2"], pd.Timestamp("2017-03-06"))
+    assert later.query_ids.tolist() == ["2/H30", "2/H30"]
+    assert later.labels.tolist() == [0.0, 1.0]
 
 
 def test_training_rows_refuse_campaigns_without_redemptions(tables: ce.CouponTables) -> None:
+    blocks = cr.campaign_blocks(tables, ce.coupon_index(tables), ["2"])
     with pytest.raises(ValueError, match="no household redeemed"):
-        cr.training_rows(tables, ce.coupon_index(tables), ["2"], pd.Timestamp("2017-03-01"))
+        cr.training_rows(blocks, ["2"], pd.Timestamp("2017-03-01"))
 
 
 def test_query_matrices_pad_short_queries() -> None:
@@ -99,21 +114,69 @@ def made_up_rows(queries: int = 60, coupons: int = 6, seed: int = 0) -> cr.Train
     return cr.TrainingRows(features, labels, query_ids, types)
 
 
-def test_forward_selection_starts_with_the_informative_feature() -> None:
-    choice = cr.choose(made_up_rows(), made_up_rows(seed=1))
-    assert choice.features[0] == "product_lines"
-    assert set(choice.per_l2) == set(cr.L2_GRID)
-    assert choice.score == max(score for _, score in choice.per_l2.values()) == 1.0
+TYPES = ("Type B", "Type C", "Type B", "Type A", "Type A", "Type B", "Type A")
 
 
-def test_group_ndcg_scores_each_type_group_apart() -> None:
-    rows = made_up_rows(queries=4)
-    perfect = rows.labels.copy()
-    perfect[rows.types == "Type B"] *= -1  # Type B's redeemed coupons ranked last
-    ndcg = cr.group_ndcg(perfect, rows)
-    assert ndcg["Type A"] == 1.0
-    assert ndcg["Type B/C"] == pytest.approx(1 / np.log2(7))
-    assert cr.group_score(perfect, rows) == pytest.approx((1 + 1 / np.log2(7)) / 2)
+def made_up_blocks(members: int = 20, coupons: int = 6) -> dict[str, cr.CampaignBlock]:
+    """Campaigns a week apart, of `TYPES`; in each, every member redeems one coupon two days
+    after the start, on which product_lines is high (Type A) or coupon_size is (Type B/C)."""
+    rng = np.random.default_rng(0)
+    blocks = {}
+    for number, kind in enumerate(TYPES, start=1):
+        start = pd.Timestamp("2017-01-02") + pd.Timedelta(days=7 * number)
+        features = rng.random((members, coupons, len(FEATURES)))
+        chosen = rng.integers(0, coupons, members)
+        signal = "product_lines" if kind == "Type A" else "coupon_size"
+        features[np.arange(members), chosen, FEATURES.index(signal)] += 3
+        dates = np.full((members, coupons), np.datetime64("NaT"), dtype="datetime64[ns]")
+        dates[np.arange(members), chosen] = np.datetime64(start + pd.Timedelta(days=2))
+        task = ce.Campaign(
+            str(number), kind, start, np.array([f"H{m}" for m in range(members)]),
+            np.arange(coupons), np.arange(coupons).astype(str), dates == dates,
+        )  # fmt: skip
+        blocks[str(number)] = cr.CampaignBlock(task, features, dates)
+    return blocks
+
+
+def test_rolling_folds_fit_only_on_what_came_before() -> None:
+    blocks = made_up_blocks()
+    folds = cr.rolling_folds(blocks, pd.Timestamp("2018-01-01"))
+    # campaign 3 is the first with two earlier campaigns; campaign 4 (the first Type A) has no
+    # earlier Type A campaign to fit its group's own rows
+    assert [fold.campaign_id for fold in folds] == ["3", "5", "6", "7"]
+    six = folds[2]
+    assert six.group == "Type B/C"
+    assert six.fit_campaigns == ("1", "2", "3", "4", "5")
+    assert {query.split("/")[0] for query in six.fit.query_ids} == set(six.fit_campaigns)
+    assert {query.split("/")[0] for query in six.validation.query_ids} == {"6"}
+    # a redemption two days after campaign 6's start is no label of a fold it fits
+    late = dict(blocks)
+    dates = blocks["5"].redeemed_on.copy()
+    dates[0] = np.datetime64("NaT")
+    dates[0, 0] = np.datetime64(blocks["6"].task.start + pd.Timedelta(days=1))
+    late["5"] = cr.CampaignBlock(blocks["5"].task, blocks["5"].features, dates)
+    fold = next(
+        f for f in cr.rolling_folds(late, pd.Timestamp("2018-01-01")) if f.campaign_id == "6"
+    )
+    assert "5/H0" not in set(fold.fit.query_ids)
+
+
+def test_each_group_selects_its_own_signal() -> None:
+    folds = cr.rolling_folds(made_up_blocks(), pd.Timestamp("2018-01-01"))
+    type_a, type_bc = cr.choose(folds, "Type A"), cr.choose(folds, "Type B/C")
+    assert type_a.features[0] == "product_lines"
+    assert type_bc.features[0] == "coupon_size"
+    assert set(type_a.per_setting) == {(rows, l2) for rows in cr.FIT_ON for l2 in cr.L2_GRID}
+    assert type_a.score == max(score for _, score in type_a.per_setting.values()) == 1.0
+
+
+def test_fitting_on_own_rows_keeps_the_groups_rows() -> None:
+    rows = made_up_rows()
+    own = cr.Choice("Type A", ("product_lines",), 1.0, "own")
+    both = cr.Choice("Type A", ("product_lines",), 1.0, "all")
+    only_a = cr.fit(rows.where(rows.types == "Type A"), ("product_lines",), 1.0)
+    assert cr.fit_group(rows, own).weights == pytest.approx(only_a.weights)
+    assert cr.fit_group(rows, both).weights != pytest.approx(only_a.weights)
 
 
 def test_fitted_ranker_puts_the_redeemed_coupon_first() -> None:
