@@ -19,11 +19,12 @@ stage (`models.coupon_stage`), a member it knows gets the coupon ranker's order 
 
 What depends only on region, tier, tenure bucket and day (the eligible offers, their fallback
 order, the cold order and the second stage's member-independent candidates) is computed once
-per segment and day and reused by every request there. Occasion offers (birthday, welcome,
-win-back, tier upgrade) are eligible only while their occasion applies to the member, and
-their scores get the configured boost; offers exclusive to a tier are checked against the
-member's own tier (`mechanics`). Orders rank by `models.value.final_scores`: calibrated scores
-plus value terms and ln(lever multipliers) of the day (`levers.adjustments_of`, per segment).
+per segment and day and reused by every request there (`segments`). Occasion offers
+(birthday, welcome, win-back, tier upgrade) are eligible only while their occasion applies to
+the member, and their scores get the configured boost; offers exclusive to a tier are checked
+against the member's own tier (`mechanics`). Orders rank by `models.value.final_scores`:
+calibrated scores plus value terms and ln(lever multipliers) of the day
+(`levers.adjustments_of`, per segment).
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ import numpy as np
 
 from perkrank.config import CapRule, CapsConfig, ServeConfig
 from perkrank.experiment_config import Exploration
-from perkrank.features.vocabulary import (
-    cold_member_feature_names,
-    item_id,
-    member_feature_names,
-    tenure_feature_after,
-)
 from perkrank.lever_config import Lever
 from perkrank.models import scoring, value
 from perkrank.models.bundle import Bundle
@@ -49,14 +44,12 @@ from perkrank.models.second_stage import member_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
-from perkrank.serving.domain.levers import adjustments_of
 from perkrank.serving.domain.local_partners import (
-    best_with_locals,
     local_slots,
     max_per_partner,
     rows_with_local_tail,
 )
-from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions, occasion_boosts
+from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions
 from perkrank.serving.domain.privacy import sensitive_categories
 from perkrank.serving.domain.ranking_values import (
     OfferRequest,
@@ -67,15 +60,12 @@ from perkrank.serving.domain.ranking_values import (
     Shortlist,
 )
 from perkrank.serving.domain.reasons import offer_reason
+from perkrank.serving.domain.segments import Segments, best_order
 from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
 
 SECONDS_PER_DAY = 86_400
-REGION_FEATURE = "region="
-"""How `vocabulary.member_feature_names` names a member's region feature."""
 PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
-MAX_CACHED_SEGMENTS = 4096
-"""Region × tier × day × tenure bucket entries kept before the cache starts over."""
 
 
 class OfferRanker:
@@ -93,26 +83,14 @@ class OfferRanker:
         self._settings = settings
         self.levers = tuple(levers)
         """The marketer levers in force (a lever change builds a new ranker)."""
-        net = np.array([offer.net_value for offer in catalog.offers], dtype=np.float64)
-        self._value_terms = value.value_terms(net, settings.value_weight)
-        self._max_pool = self.pool_size(settings.max_limit)
-        self._segments: dict[tuple[str | None, str, int, str, str, frozenset[str]], Segment] = {}
-        self._segment_inputs: dict[tuple, tuple[str, str, int, int, str, frozenset[str]]] = {}
-        """What each cached segment was built from (`warm_like` builds the same ones)."""
-        self._known_regions = set(catalog.region_masks) | _model_regions(bundle)
-        self._local = np.array([candidate.local for candidate in catalog.candidates], bool)
-        self._offer_prior = scoring.offer_prior(
-            bundle.offer_rates, [offer.offer_id for offer in catalog.offers]
+        self.segments = Segments(
+            bundle, catalog, settings, levers, self.pool_size(settings.max_limit)
         )
+        """The segments this ranker has built (cached per region, tier, day, …)."""
+        self._local = self.segments.local
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
-        self._stage_items = None
-        if bundle.second_stage is not None:
-            self._stage_items = bundle.second_stage.item_rows(
-                [item_id(offer.partner_id, offer.category) for offer in catalog.offers]
-            )
-            _ = bundle.second_stage.parts  # the logit tables: built at load, not per request
 
     async def rank(
         self,
@@ -258,33 +236,12 @@ class OfferRanker:
         exclusive: str | None = None,
         occasions: frozenset[str] = frozenset(),
     ) -> Segment:
-        """The eligible offers and shared orders of a region, tier, day, the tenure bucket of
-        `tenure_days`, the tier exclusive offers are open to (None: `tier`) and the member's
-        occasions (cached)."""
-        # Regions neither the catalog nor the models name all rank alike: one cache entry.
-        region_key = region if region in self._known_regions else None
-        exclusive = exclusive or tier
-        key = (region_key, tier, day, tenure_feature_after(tenure_days), exclusive, occasions)
-        segment = self._segments.get(key)
-        if segment is None:
-            if len(self._segments) >= MAX_CACHED_SEGMENTS:
-                self._segments.clear()
-                self._segment_inputs.clear()
-            segment = self._build_segment(
-                region, tier, day, tenure_days, self._max_pool, exclusive, occasions
-            )
-            self._segments[key] = segment
-            self._segment_inputs[key] = (region, tier, day, tenure_days, exclusive, occasions)
-        return segment
+        """The cached segment of these (`Segments.get`)."""
+        return self.segments.get(region, tier, day, tenure_days, exclusive, occasions)
 
     def warm_like(self, other: OfferRanker) -> int:
-        """Build the segments `other` has cached, so that requests after a swap from `other`
-        to this ranker find them built; run before the swap, off the event loop. Returns how
-        many were built."""
-        inputs = list(other._segment_inputs.values())
-        for region, tier, day, tenure_days, exclusive, occasions in inputs:
-            self.segment(region, tier, day, tenure_days, exclusive, occasions)
-        return len(inputs)
+        """Build the segments `other` has cached, before a swap from it (`Segments.warm_like`)."""
+        return self.segments.warm_like(other.segments)
 
     def member_mechanics(
         self, member_id: str, region: str, tier: str, day: int, now: float
@@ -307,7 +264,7 @@ class OfferRanker:
         """Both orders over every eligible offer (not cached: for explaining, not serving)."""
         exclusive, occasions = self.member_mechanics(member_id, region, tier, day, now)
         tenure = self.tenure_days(member_id, day)
-        segment = self._build_segment(
+        segment = self.segments.build(
             region, tier, day, tenure, len(self.catalog.offers), exclusive, occasions
         )
         return self.shortlist(member_id, segment, len(segment.rows))
@@ -376,55 +333,6 @@ class OfferRanker:
             ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
-    def _build_segment(
-        self,
-        region: str,
-        tier: str,
-        day: int,
-        tenure_days: int,
-        pool: int,
-        exclusive: str,
-        occasions: frozenset[str],
-    ) -> Segment:
-        rows = np.flatnonzero(self.catalog.eligible(region, tier, day, exclusive, occasions))
-        local = self._local[rows]
-        ranker, fallback = self.catalog.ranker, self.catalog.fallback
-        boost = self._settings.mechanics.occasions.boost
-        boosts = occasion_boosts(self.catalog, rows, boost, ranker.biases.dtype)
-        cold_vector = scoring.member_vector(
-            self.bundle.ranker, None, cold_member_feature_names(region, tier, tenure_days)
-        )
-        segment_vector = scoring.member_vector(
-            self.bundle.fallback, None, member_feature_names(region, tier)
-        )
-        biases = ranker.biases[rows] + boosts + self._offer_prior[rows]
-        vectors = ranker.vectors[rows]
-        adjustments = adjustments_of(self._value_terms, self.levers, self.catalog.offers, rows, day)
-        cold_scores = value.final_scores(
-            scoring.scores(cold_vector, vectors, biases), self.bundle.calibration, adjustments
-        )
-        fallback_scores = value.final_scores(
-            scoring.scores(segment_vector, fallback.vectors[rows], fallback.biases[rows] + boosts),
-            value.IDENTITY,
-            adjustments,
-        )
-        stage_items = stage_flags = None
-        if self.bundle.second_stage is not None:
-            stage_items = self._stage_items[rows]
-            stage_flags = self.bundle.second_stage.segment_flags(stage_items, region)
-        return Segment(
-            rows=rows,
-            vectors=vectors,
-            biases=biases,
-            item_rows=ranker.item_rows[rows],
-            cold=best_order(cold_scores, rows, pool, local, pool),
-            fallback=best_order(fallback_scores, rows, pool, local, pool),
-            local=local,
-            stage_items=stage_items,
-            stage_flags=stage_flags,
-            adjustments=adjustments,
-        )
-
 
 def _explored(
     shortlist: Shortlist, pool: int, exploration: Exploration, seed: int
@@ -434,21 +342,3 @@ def _explored(
     explored = explore(order.rows[:pool], order.scores[:pool], exploration, seed)
     sampled = replace(shortlist, personalized=Order(explored.rows, explored.scores))
     return sampled, dict(zip(explored.rows, explored.propensities, strict=True))
-
-
-def _model_regions(bundle: Bundle) -> set[str]:
-    """Regions the ranker or the fallback has a feature vector for."""
-    names = {
-        *bundle.ranker.member_feature_ids.tolist(),
-        *bundle.fallback.member_feature_ids.tolist(),
-    }
-    return {name.removeprefix(REGION_FEATURE) for name in names if name.startswith(REGION_FEATURE)}
-
-
-def best_order(
-    scores: np.ndarray, rows: np.ndarray, count: int, local: np.ndarray | None = None, tail: int = 0
-) -> Order:
-    """The `count` best of `rows` (ascending) by `scores` (aligned with `rows`), best first;
-    ties by row (`scoring.best`); then `tail` local rows (`best_with_locals`)."""
-    positions = best_with_locals(scores, count, local, tail)
-    return Order(rows[positions].tolist(), scores[positions].tolist())

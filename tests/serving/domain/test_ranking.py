@@ -12,8 +12,9 @@ from perkrank.features.vocabulary import tenure_feature_after
 from perkrank.models.bundle import Bundle
 from perkrank.models.factors import Factors
 from perkrank.serving.domain.catalog import Member, Offer, build_catalog, day_number
-from perkrank.serving.domain.ranking import OfferRanker, OfferRequest, best_order
+from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.serving.domain.reasons import offer_reason
+from perkrank.serving.domain.segments import best_order
 from perkrank.serving.domain.selection import Preferences, Selection, SelectionRequest
 from perkrank.serving.state.memory import MemoryStateStore
 
@@ -252,8 +253,8 @@ def test_a_warmed_ranker_has_built_the_segments_the_other_had_cached():
     old.segment("atlantis", "base", day)
 
     assert new.warm_like(old) == 2
-    built = new._segments
-    assert set(built) == set(old._segments)
+    built = new.segments._cache
+    assert set(built) == set(old.segments._cache)
     # what the requests will then look up is the segment the warm-up built, not a new one
     assert (
         new.segment("north", "base", day, 700)
