@@ -26,9 +26,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -75,13 +76,21 @@ def _tree_rss(process: psutil.Process) -> tuple[int, float]:
     return rss, cpu
 
 
-def monitored(name: str, argv: list[str], env: dict[str, str], sample: float) -> Command:
-    """Run `argv`, echo its stderr, sample its memory; raise if it fails."""
+def monitored(
+    result: Command,
+    argv: list[str],
+    env: dict[str, str],
+    sample: float,
+    on_stage: Callable[[], None],
+    stdout: IO[str],
+) -> Command:
+    """Run `argv` (its stdout to `stdout`), echo its stderr, sample its memory into `result`,
+    call `on_stage` after each finished stage (for partial results); raise if it fails."""
     print(f"$ {' '.join(argv)}", file=sys.stderr, flush=True)
-    result = Command(name)
+    name = result.name
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
     process = psutil.Process(child.pid)
     open_stages: dict[str, Stage] = {}
     lock = threading.Lock()
@@ -113,6 +122,7 @@ def monitored(name: str, argv: list[str], env: dict[str, str], sample: float) ->
                 stage = open_stages.pop(match["title"])
                 stage.wall, stage.cpu = float(match["seconds"]), round(cpu - stage.cpu_start, 1)
                 stage.peak_rss = max(stage.peak_rss, rss)
+                on_stage()
     code = child.wait()
     done.set()
     thread.join()
@@ -141,7 +151,10 @@ def floor_seconds() -> dict[str, float]:
     }
 
 
-def run(members: int, months: int, work_dir: Path, sample: float) -> dict[str, Any]:
+def run(
+    members: int, months: int, work_dir: Path, sample: float, save: Callable[[dict], None]
+) -> dict[str, Any]:
+    """Generate, then train; `save` receives the result so far after every finished stage."""
     if work_dir.exists():
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
@@ -151,56 +164,71 @@ def run(members: int, months: int, work_dir: Path, sample: float) -> dict[str, A
         "PYTHONUNBUFFERED": "1",
     }
     data = work_dir / "data"
-    floor_before = floor_seconds()
-    generate = monitored(
-        "generate",
-        [perkrank, "generate", "--members", str(members), "--months", str(months),
-         "--seed", "7", "--start", "2025-01-01", "--out", str(data)],
-        env,
-        sample,
-    )  # fmt: skip
-    train = monitored(
-        "train", [perkrank, "train", "--data", str(data), "--out", str(work_dir / "train")],
-        env, sample,
-    )  # fmt: skip
-    floor_after = floor_seconds()
-    report = json.loads((work_dir / "train" / "report" / "evaluation.json").read_text())
-    return {
+    log = (work_dir / "stdout.txt").open("w")  # the commands' own output (tables, summaries)
+    result: dict[str, Any] = {
         "members": members,
         "months": months,
-        "data_bytes": {p.name: p.stat().st_size for p in sorted(data.glob("*.csv"))},
-        "commands": {
-            command.name: {
-                "wall_s": command.wall,
-                "cpu_s": command.cpu,
-                "peak_rss_gib": round(command.peak_rss / GIB, 2),
-                "stages": [
-                    {
-                        "title": stage.title,
-                        "wall_s": stage.wall,
-                        "cpu_s": stage.cpu,
-                        "peak_rss_gib": round(stage.peak_rss / GIB, 2),
-                    }
-                    for stage in command.stages
-                ],
+        "complete": False,
+        "floor_sort_20m_s": {"before": floor_seconds()},
+    }
+    commands = [Command("generate"), Command("train")]
+    result["machine"] = _machine()
+
+    def progress() -> None:
+        result["commands"] = {command.name: _command_record(command) for command in commands}
+        result["machine"] = _machine()
+        save(result)
+
+    monitored(
+        commands[0],
+        [perkrank, "generate", "--members", str(members), "--months", str(months),
+         "--seed", "7", "--start", "2025-01-01", "--out", str(data)],
+        env, sample, progress, log,
+    )  # fmt: skip
+    result["data_bytes"] = {p.name: p.stat().st_size for p in sorted(data.glob("*.csv"))}
+    train = monitored(
+        commands[1], [perkrank, "train", "--data", str(data), "--out", str(work_dir / "train")],
+        env, sample, progress, log,
+    )  # fmt: skip
+    log.close()
+    result["floor_sort_20m_s"]["after"] = floor_seconds()
+    report = json.loads((work_dir / "train" / "report" / "evaluation.json").read_text())
+    result["goal"] = {
+        "train_wall_s_max": GOAL_SECONDS,
+        "train_peak_gib_max": GOAL_BYTES / GIB,
+        "wall_met": train.wall <= GOAL_SECONDS,
+        "cpu_met": train.cpu <= GOAL_SECONDS,
+        "memory_met": train.peak_rss <= GOAL_BYTES,
+    }
+    result["test_metrics"] = _served_metrics(report)
+    result["complete"] = True
+    progress()
+    return result
+
+
+def _command_record(command: Command) -> dict[str, Any]:
+    return {
+        "wall_s": command.wall,
+        "cpu_s": command.cpu,
+        "peak_rss_gib": round(command.peak_rss / GIB, 2),
+        "stages": [
+            {
+                "title": stage.title,
+                "wall_s": stage.wall,
+                "cpu_s": stage.cpu,
+                "peak_rss_gib": round(stage.peak_rss / GIB, 2),
             }
-            for command in (generate, train)
-        },
-        "goal": {
-            "train_wall_s_max": GOAL_SECONDS,
-            "train_peak_gib_max": GOAL_BYTES / GIB,
-            "wall_met": train.wall <= GOAL_SECONDS,
-            "cpu_met": train.cpu <= GOAL_SECONDS,
-            "memory_met": train.peak_rss <= GOAL_BYTES,
-        },
-        "floor_sort_20m_s": {"before": floor_before, "after": floor_after},
-        "test_metrics": _served_metrics(report),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-            "python": platform.python_version(),
-            "load_average": [round(value, 1) for value in os.getloadavg()],
-        },
+            for stage in command.stages
+        ],
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "python": platform.python_version(),
+        "load_average": [round(value, 1) for value in os.getloadavg()],
     }
 
 
@@ -275,12 +303,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="train_scale", help="result file name")
     arguments = parser.parse_args()
-    result = run(arguments.members, arguments.months, arguments.work_dir, arguments.sample)
     arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / f"{arguments.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    (arguments.out / f"{arguments.name}.md").write_text(text)
-    print(text)
+
+    def save(result: dict[str, Any]) -> None:
+        (arguments.out / f"{arguments.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        if result["complete"]:
+            (arguments.out / f"{arguments.name}.md").write_text(markdown(result))
+
+    result = run(arguments.members, arguments.months, arguments.work_dir, arguments.sample, save)
+    print(markdown(result))
 
 
 if __name__ == "__main__":
