@@ -245,8 +245,8 @@ def _served_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    """The results as markdown; a run stopped before its end shows the stages it finished."""
     train, generate = result["commands"]["train"], result["commands"]["generate"]
-    goal = result["goal"]
     floor = result["floor_sort_20m_s"]
     lines = [
         f"# Training at scale: {result['members']:,} members × {result['months']} months",
@@ -256,21 +256,38 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['machine']['memory_gib']} GiB; load average at the end "
         f"{result['machine']['load_average']}: other jobs shared the cores).",
         "",
-        f"**`perkrank train`: {train['wall_s']:.0f} s wall, {train['cpu_s']:.0f} s CPU, "
-        f"peak {train['peak_rss_gib']:.2f} GiB resident.** Goal ≤ {GOAL_SECONDS} s and "
-        f"≤ {goal['train_peak_gib_max']:.0f} GiB: wall {_met(goal['wall_met'])}, "
-        f"CPU {_met(goal['cpu_met'])}, memory {_met(goal['memory_met'])}.",
-        "",
-        f"`perkrank generate`: {generate['wall_s']:.0f} s wall, {generate['cpu_s']:.0f} s CPU, "
-        f"peak {generate['peak_rss_gib']:.2f} GiB. Data: "
-        + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in result["data_bytes"].items())
-        + ".",
-        "",
-        "Floor (sorting 20M float32 on one thread, same run): "
-        f"{floor['before']['wall']:.2f} s wall / {floor['before']['cpu']:.2f} s CPU before, "
-        f"{floor['after']['wall']:.2f} s / {floor['after']['cpu']:.2f} s after; "
-        f"`train` is {train['cpu_s'] / max(floor['before']['cpu'], 0.01):.0f}× the floor's CPU.",
-        "",
+    ]
+    if result.get("complete", "goal" in result):
+        goal = result["goal"]
+        lines += [
+            f"**`perkrank train`: {train['wall_s']:.0f} s wall, {train['cpu_s']:.0f} s CPU, "
+            f"peak {train['peak_rss_gib']:.2f} GiB resident.** Goal ≤ {GOAL_SECONDS} s and "
+            f"≤ {goal['train_peak_gib_max']:.0f} GiB: wall {_met(goal['wall_met'])}, "
+            f"CPU {_met(goal['cpu_met'])}, memory {_met(goal['memory_met'])}.",
+            "",
+            "Floor (sorting 20M float32 on one thread, same run): "
+            f"{floor['before']['wall']:.2f} s wall / {floor['before']['cpu']:.2f} s CPU before, "
+            f"{floor['after']['wall']:.2f} s / {floor['after']['cpu']:.2f} s after; `train` is "
+            f"{train['cpu_s'] / max(floor['before']['cpu'], 0.01):.0f}× the floor's CPU.",
+            "",
+        ]
+    else:
+        last = (train["stages"] or generate["stages"] or [{"title": "start"}])[-1]["title"]
+        lines += [
+            f"**The run did not finish: it was stopped during or after “{last}”.** Peak "
+            f"resident memory of `train` until then: {train['peak_rss_gib']:.2f} GiB. Floor "
+            f"(sorting 20M float32 on one thread, same run): {floor['before']['wall']:.2f} s "
+            f"wall / {floor['before']['cpu']:.2f} s CPU.",
+            "",
+        ]
+    if "data_bytes" in result:
+        sizes = ", ".join(f"{n} {b / 2**20:.0f} MiB" for n, b in result["data_bytes"].items())
+        lines += [
+            f"`perkrank generate`: {generate['wall_s']:.0f} s wall, {generate['cpu_s']:.0f} s "
+            f"CPU, peak {generate['peak_rss_gib']:.2f} GiB. Data: {sizes}.",
+            "",
+        ]
+    lines += [
         "Stages (wall from the progress lines; CPU and peak memory of the whole process while "
         "the stage was open — the fits run side by side, so their rows overlap):",
         "",
@@ -284,7 +301,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {stage['title']} | {wall} | {cpu} | {stage['peak_rss_gib']:.2f} |"
             )
-    if result["test_metrics"]:
+    if result.get("test_metrics"):
         lines += ["", "| model | test NDCG@10 |", "|---|---:|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in result["test_metrics"].items()]
     return "\n".join(lines) + "\n"
@@ -302,13 +319,19 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=0.5, help="memory sampling seconds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="train_scale", help="result file name")
+    parser.add_argument(
+        "--render", action="store_true", help="only write the .md from the .json (a stopped run)"
+    )
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
+    if arguments.render:
+        result = json.loads((arguments.out / f"{arguments.name}.json").read_text())
+        (arguments.out / f"{arguments.name}.md").write_text(markdown(result))
+        return
 
     def save(result: dict[str, Any]) -> None:
         (arguments.out / f"{arguments.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        if result["complete"]:
-            (arguments.out / f"{arguments.name}.md").write_text(markdown(result))
+        (arguments.out / f"{arguments.name}.md").write_text(markdown(result))
 
     result = run(arguments.members, arguments.months, arguments.work_dir, arguments.sample, save)
     print(markdown(result))
