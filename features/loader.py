@@ -24,7 +24,6 @@ from perkrank.features.parsing import ParsedTable, parse_table
 from perkrank.features.problems import DataValidationError, Problem, Problems
 from perkrank.features.reading import FIRST_ROW, find_file, read_texts
 from perkrank.features.schema import OFFERS, PARTNERS, TABLES, Table
-from perkrank.progress import report
 
 __all__ = ["DataValidationError", "Problem", "load_dataset", "load_offers"]
 
@@ -40,11 +39,7 @@ def load_dataset(data_dir: Path) -> Dataset:
     if not data_dir.is_dir():
         problems.add(str(data_dir), None, None, "is not a directory")
         problems.raise_if_any()
-    loaded = {}
-    for table in TABLES:
-        loaded[table.name] = parsed = _load_table(data_dir, table, problems)
-        if parsed is not None:
-            report(f"{parsed.file}: {len(parsed.rows):,} rows read")
+    loaded = {table.name: _load_table(data_dir, table, problems) for table in TABLES}
     check_tables(loaded, problems)
     problems.raise_if_any()
     return Dataset(**{name: _output_frame(table.frame) for name, table in loaded.items()})
