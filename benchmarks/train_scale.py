@@ -274,8 +274,10 @@ def markdown(result: dict[str, Any]) -> str:
     else:
         last = (train["stages"] or generate["stages"] or [{"title": "start"}])[-1]["title"]
         lines += [
-            f"**The run did not finish: it was stopped during or after “{last}”.** Peak "
-            f"resident memory of `train` until then: {train['peak_rss_gib']:.2f} GiB. Floor "
+            f"**The run did not finish: it was stopped during or after “{last}”**, after "
+            f"{train['wall_s']:.0f} s wall and {train['cpu_s']:.0f} s CPU of `train` (0: not "
+            f"recorded). Peak resident memory of `train` until then: "
+            f"{train['peak_rss_gib']:.2f} GiB. Floor "
             f"(sorting 20M float32 on one thread, same run): {floor['before']['wall']:.2f} s "
             f"wall / {floor['before']['cpu']:.2f} s CPU.",
             "",
@@ -299,12 +301,16 @@ def markdown(result: dict[str, Any]) -> str:
             wall = "–" if stage["wall_s"] is None else f"{stage['wall_s']:.1f}"
             cpu = "–" if stage["cpu_s"] is None else f"{stage['cpu_s']:.1f}"
             lines.append(
-                f"| {name} | {stage['title']} | {wall} | {cpu} | {stage['peak_rss_gib']:.2f} |"
+                f"| {name} | {stage['title']} | {wall} | {cpu} | {_gib(stage['peak_rss_gib'])} |"
             )
     if result.get("test_metrics"):
         lines += ["", "| model | test NDCG@10 |", "|---|---:|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in result["test_metrics"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _gib(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _met(met: bool) -> str:
