@@ -36,6 +36,8 @@ EXPECTED = {
     Kind.NUMBER: "a number ≥ 0",
     Kind.INTEGER: "a whole number ≥ 0",
 }
+PARSE_BLOCK = 500_000
+"""Timestamps are parsed this many rows at a time (pandas makes Python strings of them)."""
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 """The common timestamp format, parsed first; other ISO 8601 forms are parsed after it."""
 
@@ -63,7 +65,7 @@ def parse_table(
     cells = {}
     for column in table.columns:
         if column.name in texts:
-            cells[column.name] = pc.utf8_trim_whitespace(texts[column.name]).to_pandas()
+            cells[column.name] = _trimmed(texts[column.name]).to_pandas()
         elif column.required:
             problems.add(file, None, column.name, "required column is missing")
     frame = pd.DataFrame(cells, index=pd.RangeIndex(len(rows)))
@@ -80,6 +82,17 @@ def parse_table(
             empty = pd.Series("", index=frame.index, dtype="str")
             parsed[column.name] = _parse_column(file, column, empty, rows, problems)
     return ParsedTable(file, pd.DataFrame(parsed, index=frame.index), rows)
+
+
+def _trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`values` without leading and trailing whitespace, chunk by chunk: a chunk with nothing to
+    trim is kept as it is, so a clean column of millions of rows is not copied."""
+    chunks = []
+    for chunk in values.chunks:
+        trimmed = pc.utf8_trim_whitespace(chunk)
+        same = pc.sum(pc.binary_length(trimmed)).as_py() == pc.sum(pc.binary_length(chunk)).as_py()
+        chunks.append(chunk if same else trimmed)
+    return pa.chunked_array(chunks, type=values.type)
 
 
 def _parse_column(
@@ -163,9 +176,13 @@ def _parse_dates(values: pd.Series) -> pd.Series:
 
 def _parse_timestamps(values: pd.Series) -> pd.Series:
     """Naive UTC times: without an offset a time is taken as UTC, with one it is converted."""
-    parsed = pd.to_datetime(values, format=TIMESTAMP_FORMAT, errors="coerce").astype(
-        "datetime64[us]"
-    )
+    parsed = pd.concat(
+        [
+            pd.to_datetime(values[start : start + PARSE_BLOCK], format=TIMESTAMP_FORMAT,
+                           errors="coerce").astype("datetime64[us]")
+            for start in range(0, max(len(values), 1), PARSE_BLOCK)
+        ]
+    )  # fmt: skip
     retry = parsed.isna() & (values != "")
     if retry.any():
         others = pd.to_datetime(values[retry], format="ISO8601", utc=True, errors="coerce")

@@ -92,6 +92,9 @@ class AlsConfig(Section):
     regularization: float = Field(0.05, ge=0, le=1e6)
     alpha: float = Field(1.0, gt=0, le=1e6)
     iterations: int = Field(15, gt=0, le=10_000)
+    use_gpu: Literal["auto"] | bool = "auto"
+    """Fit on implicit's GPU ALS: auto = when implicit finds a CUDA device
+    (`implicit.gpu.HAS_CUDA`), true = always (an error without one), false = never."""
 
 
 class BprConfig(Section):

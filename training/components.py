@@ -13,7 +13,7 @@ from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import CutoffFeatures, cutoff_features
 from perkrank.features.offer_features import item_feature_table
 from perkrank.features.training_data import TrainingData
-from perkrank.models.als import fit_als
+from perkrank.models.als import fit_als, on_gpu
 from perkrank.models.blend import blend
 from perkrank.models.bpr import fit_bpr
 from perkrank.models.factors import Factors, only_members
@@ -116,12 +116,13 @@ def _aggregate_fitter(
 def component_fitters(config: TrainConfig) -> dict[str, Callable[[TrainingData], Factors]]:
     seed, threads = config.seed, config.threads
     sgd_threads = 1 if config.deterministic else threads
+    gpu = on_gpu(config.als)  # decided (and an impossible `true` refused) before any fit
     return {
         "popularity": fit_global_popularity,
         "regional_popularity": fit_popularity,
         "repeat": fit_repeat,
         OWN_POP: fit_own_pop,
-        "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads),
+        "als": lambda data: fit_als(data, config.als, seed=seed, threads=threads, gpu=gpu),
         "bpr": lambda data: fit_bpr(data, config.bpr, seed=seed, threads=sgd_threads),
         "lightfm": lambda data: fit_lightfm(data, config.lightfm, seed=seed, threads=sgd_threads),
     }
