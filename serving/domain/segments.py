@@ -101,7 +101,7 @@ class Segments:
         how many were built."""
         inputs = list(other._inputs.values())
         for region, tier, day, tenure_days, exclusive, occasions in inputs:
-            self.segment(region, tier, day, tenure_days, exclusive, occasions)
+            self.get(region, tier, day, tenure_days, exclusive, occasions)
         return len(inputs)
 
     def build(
