@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
+from perkrank.features.offer_features import item_feature_table
 from perkrank.features.synthetic import generate
 from perkrank.models.als import fit_als
 from perkrank.training import components, pipeline
@@ -80,7 +81,7 @@ def run(members: int, months: int, work_dir: Path) -> dict:
         cutoff=dates.test_start,
         models=models,
         member_features=features.member_features,
-        item_features=pipeline.item_feature_table(dataset),
+        item_features=item_feature_table(dataset),
         items_bought_before=features.items_bought_before,
     )
     with timed(timings, "blend"):
