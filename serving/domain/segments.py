@@ -42,12 +42,10 @@ class Segments:
         levers: Sequence[Lever],
         max_pool: int,
     ) -> None:
-        self.bundle, self.catalog, self.settings, self.max_pool = (
-            bundle,
-            catalog,
-            settings,
-            max_pool,
-        )
+        self.bundle = bundle
+        self.catalog = catalog
+        self.settings = settings
+        self.max_pool = max_pool
         self.levers = tuple(levers)
         net = np.array([offer.net_value for offer in catalog.offers], dtype=np.float64)
         self._value_terms = value.value_terms(net, settings.value_weight)
