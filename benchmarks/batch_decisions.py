@@ -31,7 +31,6 @@ import cProfile
 import io
 import json
 import pstats
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -45,10 +44,10 @@ import redis
 from benchmarks.capacity_inputs import (
     TODAY,
     catalog_offers,
-    free_port,
     member_profiles,
     synthetic_bundle,
 )
+from benchmarks.redis_server import redis_server
 from perkrank.campaign_run import run_campaign
 from perkrank.config import CONFIG_DIR, CapRule, CapsConfig, ServeConfig, load_config
 from perkrank.serving.bootstrap import build_context
@@ -65,26 +64,6 @@ OPT_OUT_EVERY = 50
 
 class Killed(Exception):  # noqa: N818 - stands for the process being killed
     """Raised after a chunk was decided and counted, before it is written."""
-
-
-def start_redis(work: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            *("--port", str(port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", str(work)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(400):
-        try:
-            client.ping()
-            return server, port
-        except redis.ConnectionError:
-            time.sleep(0.05)  # waiting for a child process to listen
-    raise RuntimeError("redis-server did not start")
 
 
 class World:
@@ -323,8 +302,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
-        server, port = start_redis(work)
-        try:
+        with redis_server(work) as (server, port):
             redis_process = psutil.Process(server.pid)
             client = redis.Redis(port=port, decode_responses=True)
             world = World(arguments.members, arguments.offers, port)
@@ -345,9 +323,6 @@ def main() -> None:
             whole_counters = cap_counters(client, "whole")
             resumed_counters = cap_counters(client, "resumed")
             profile = profiled(world, work, min(arguments.profile_members, arguments.members))
-        finally:
-            server.terminate()
-            server.wait()
     result = {
         "members": arguments.members,
         "offers": arguments.offers,

@@ -23,8 +23,9 @@ from typing import Any
 from perkrank.serving.domain.batch_ranking import RankItem, rank_many
 from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
 from perkrank.serving.domain.context import ServingContext
-from perkrank.serving.domain.decisions import DecidedOffer, Decision
+from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.experiments import Assignment
+from perkrank.serving.domain.logged_decision import logged_decision
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRanker
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
 from perkrank.serving.domain.selection import BatchSelector
@@ -87,35 +88,9 @@ async def decide_chunk(
     decided = []
     for index, (request, assignment, model_version, empty_reason) in enumerate(planned):
         ranking = rankings[index]
-        decision = campaign_decision(request, ranking, now, model_version, assignment)
+        decision = logged_decision(request, ranking, now, model_version, assignment)
         decided.append((decision, ranking, empty_reason))
     return decided
-
-
-def campaign_decision(
-    request: OfferRequest,
-    ranking: Ranking,
-    now: float,
-    model_version: str,
-    assignment: Assignment | None,
-) -> Decision:
-    """What the decision log keeps of one member's campaign decision (as of an offers
-    response)."""
-    return Decision(
-        decision_id=request.decision_id,
-        member_id=request.member_id,
-        channel=request.channel,
-        ts=now,
-        model_version=model_version,
-        experiment=None if assignment is None else assignment.experiment,
-        arm=None if assignment is None else assignment.arm,
-        policy=PERSONALIZED if assignment is None else assignment.policy,
-        personalized=ranking.personalized,
-        offers=tuple(
-            DecidedOffer(served.offer.offer_id, served.rank, served.score, served.propensity)
-            for served in ranking.offers
-        ),
-    )
 
 
 def decision_record(

@@ -35,8 +35,8 @@ from perkrank.serving.api.schemas import (
     openapi_parameters,
 )
 from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
-from perkrank.serving.domain.decisions import DecidedOffer, Decision
-from perkrank.serving.domain.experiments import Assignment
+from perkrank.serving.domain.decisions import Decision
+from perkrank.serving.domain.logged_decision import logged_decision
 from perkrank.serving.domain.ranking import PERSONALIZED, OfferRequest, Ranking
 from perkrank.serving.domain.reasons import is_exclusive, reason_language
 
@@ -98,7 +98,7 @@ def offers_routes(settings: ServeConfig) -> APIRouter:
                 context.caps,
             )
         count_offers(context, offer_request.channel, ranking)
-        decision = _decision(decision_id, offer_request, ranking, now, model_version, assignment)
+        decision = logged_decision(offer_request, ranking, now, model_version, assignment)
         if not reshow:  # the log keeps a decision once, as first shown
             request.app.state.recorder.record(decision)
         return _offers_response(offer_request, ranking, decision, empty_reason)
@@ -139,34 +139,6 @@ def _offer_request(
 
 def _parameter_place(location: tuple[int | str, ...]) -> str:
     return "path" if location[:1] == ("member_id",) else "query"
-
-
-def _decision(
-    decision_id: str,
-    request: OfferRequest,
-    ranking: Ranking,
-    now: float,
-    model_version: str,
-    assignment: Assignment | None,
-) -> Decision:
-    """What the decision log keeps of this response."""
-    return Decision(
-        decision_id=decision_id,
-        member_id=request.member_id,
-        channel=request.channel,
-        ts=now,
-        model_version=model_version,
-        experiment=None if assignment is None else assignment.experiment,
-        arm=None if assignment is None else assignment.arm,
-        policy=PERSONALIZED if assignment is None else assignment.policy,
-        personalized=ranking.personalized,
-        offers=tuple(
-            [
-                DecidedOffer(served.offer.offer_id, served.rank, served.score, served.propensity)
-                for served in ranking.offers
-            ]
-        ),
-    )
 
 
 def _offers_response(
