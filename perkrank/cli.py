@@ -293,7 +293,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
 
 def _add_caps(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_caps_commands
+    from perkrank.setting_client import add_caps_commands
 
     help_text = (
         "Show, change (set), preview (diff) and audit (history) the frequency caps of a "
@@ -303,7 +303,7 @@ def _add_caps(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_experiments(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_experiments_commands
+    from perkrank.setting_client import add_experiments_commands
 
     help_text = (
         "Show, change (set), preview (diff) and audit (history) the experiments of a running "
@@ -316,7 +316,7 @@ def _add_experiments(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_levers(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_levers_commands
+    from perkrank.setting_client import add_levers_commands
 
     help_text = (
         "Show, change (set), preview (diff) and audit (history) the marketer levers of a "

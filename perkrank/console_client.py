@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from perkrank.admin_client import (
-    CAPS,
     OFFERS_CONTENT_TYPES,
     call_service,
     read_yaml,
@@ -19,6 +18,7 @@ from perkrank.admin_client import (
 )
 from perkrank.arguments import int_range
 from perkrank.config import ConfigError
+from perkrank.setting_client import CAPS
 
 MAX_PREVIEW_DAYS = 90
 """The service's bound of `POST /v1/admin/caps/preview?days=`."""
