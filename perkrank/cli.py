@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from perkrank.admin_cli import add_admin_commands, add_privacy_commands
 from perkrank.arguments import existing_dir, int_range, iso_date, output_dir
 from perkrank.config import CONFIG_DIR, ConfigError
 from perkrank.evaluation_cli import add_evaluate_offline, add_log_options, print_offline_estimate
@@ -50,14 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_promote(commands)
     add_evaluate_offline(commands)
     _add_serve(commands)
-    _add_caps(commands)
-    _add_experiments(commands)
-    _add_levers(commands)
-    _add_offers(commands)
-    _add_events(commands)
-    _add_decisions(commands)
+    add_admin_commands(commands)
     _add_decide(commands)
-    _add_privacy(commands)
+    add_privacy_commands(commands)
     _add_demo(commands)
     _add_simulate(commands)
     return parser
@@ -292,64 +288,6 @@ def _serve(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _add_caps(commands: argparse._SubParsersAction) -> None:
-    from perkrank.setting_client import add_caps_commands
-
-    help_text = (
-        "Show, change (set), preview (diff) and audit (history) the frequency caps of a "
-        "running service; every process applies a change within a second (admin key)."
-    )
-    add_caps_commands(commands.add_parser("caps", help=help_text, description=help_text))
-
-
-def _add_experiments(commands: argparse._SubParsersAction) -> None:
-    from perkrank.setting_client import add_experiments_commands
-
-    help_text = (
-        "Show, change (set), preview (diff) and audit (history) the experiments of a running "
-        "service: arms by a salted hash of the member (or region); every process follows a "
-        "change within a second (admin key)."
-    )
-    add_experiments_commands(
-        commands.add_parser("experiments", help=help_text, description=help_text)
-    )
-
-
-def _add_levers(commands: argparse._SubParsersAction) -> None:
-    from perkrank.setting_client import add_levers_commands
-
-    help_text = (
-        "Show, change (set), preview (diff) and audit (history) the marketer levers of a "
-        "running service: boost or bury a partner, category or offer, with optional start and "
-        "end dates; every process follows a change within a second (admin key)."
-    )
-    add_levers_commands(commands.add_parser("levers", help=help_text, description=help_text))
-
-
-def _add_offers(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_offers_commands
-
-    help_text = "Publish a new offer catalog to a running service (admin key)."
-    add_offers_commands(commands.add_parser("offers", help=help_text, description=help_text))
-
-
-def _add_events(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_events_commands
-
-    help_text = "Export the impressions, clicks and redemptions a running service kept (admin key)."
-    add_events_commands(commands.add_parser("events", help=help_text, description=help_text))
-
-
-def _add_decisions(commands: argparse._SubParsersAction) -> None:
-    from perkrank.admin_client import add_decisions_commands
-
-    help_text = (
-        "Export the decision log of a running service: every offers response, its experiment "
-        "and arm, and each offer's rank, score and propensity (admin key)."
-    )
-    add_decisions_commands(commands.add_parser("decisions", help=help_text, description=help_text))
-
-
 def _add_decide(commands: argparse._SubParsersAction) -> None:
     from perkrank.decide_cli import add_decide_command
 
@@ -368,18 +306,6 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         "synthetic data's response model; writes the decision log, events and each arm's truth."
     )
     add_simulate_command(commands.add_parser("simulate", help=help_text, description=help_text))
-
-
-def _add_privacy(commands: argparse._SubParsersAction) -> None:
-    from perkrank.privacy_client import add_consents_commands, add_members_commands
-
-    help_text = "Export every consent record of members' preference changes (admin key)."
-    add_consents_commands(commands.add_parser("consents", help=help_text, description=help_text))
-    help_text = (
-        "Forget members, and export the members training leaves out (forgotten or "
-        "personalization off, by hashed id) for `perkrank train --exclusions` (admin key)."
-    )
-    add_members_commands(commands.add_parser("members", help=help_text, description=help_text))
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
