@@ -32,7 +32,10 @@ def add_evaluate_offline(commands: argparse._SubParsersAction) -> None:
         "decision log (IPS, self-normalised IPS, doubly robust, 95 % intervals) before it "
         "gets traffic."
     )
-    command = commands.add_parser("evaluate-offline", help=help_text, description=help_text)
+    # `help` is %-formatted by argparse (`perkrank --help`), the description is not
+    command = commands.add_parser(
+        "evaluate-offline", help=help_text.replace("%", "%%"), description=help_text
+    )
     command.set_defaults(handler=_evaluate_offline)
     command.add_argument(
         "--model", required=True, help="registry version, alias, models:/ URI or bundle directory"

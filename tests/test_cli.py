@@ -1,7 +1,9 @@
-"""The `perkrank` command's surface: usage errors instead of tracebacks, --version, the
-generator's default dates, and `serve` refusing the demo keys off loopback."""
+"""The `perkrank` command's surface: every command listed with its help, usage errors instead
+of tracebacks, --version, the generator's default dates, and `serve` refusing the demo keys
+off loopback."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -110,3 +112,25 @@ def test_serve_refuses_the_demo_keys_on_an_address_that_is_not_loopback(tmp_path
     assert "PERKRANK_APP_API_KEYS" in result.stderr
     assert "PERKRANK_ADMIN_API_KEYS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+COMMANDS = [
+    *("generate", "validate", "train", "promote", "evaluate-offline", "serve", "caps"),
+    *("experiments", "levers", "offers", "events", "decisions", "decide", "consents"),
+    *("members", "demo", "simulate"),
+]
+
+
+def test_help_lists_every_command_and_each_command_has_its_own_help(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    listed = capsys.readouterr().out
+    assert re.findall(r"^    (\S+)", listed, re.MULTILINE) == COMMANDS
+    assert "95 % intervals" in " ".join(listed.split())  # evaluate-offline's %, not a format
+
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as stopped:
+            main([command, "--help"])
+        assert stopped.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: perkrank {command} ")
