@@ -8,7 +8,6 @@ and audited with the API key's name (never the key). An uploaded offers file is 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
@@ -20,6 +19,12 @@ from pydantic import BaseModel, Field, ValidationError
 from perkrank.config import CapRule, CapsConfig, LocalFloor, ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context, Live, Partners
 from perkrank.serving.api.limits import echo, shortened
+from perkrank.serving.api.live_setting import (
+    HISTORY_LIMIT,
+    ChangeBody,
+    LiveSettingRoutes,
+    live_setting_routes,
+)
 from perkrank.serving.api.offers_upload import (
     OFFERS_FILE_SUFFIXES,
     error_response,
@@ -27,15 +32,13 @@ from perkrank.serving.api.offers_upload import (
 )
 from perkrank.serving.api.schemas import (
     ErrorBody,
-    json_object,
     json_request_body,
     problems_or_validation_error,
 )
 from perkrank.serving.domain.catalog_diff import any_valid, day_date, none_valid_message
-from perkrank.serving.state.live_records import CapsVersion, CatalogVersion, Change
+from perkrank.serving.state.live_records import CapsVersion, CatalogVersion
 
 NONE_VALID = Query(description="Publish even when no offer of the file is valid today.")
-HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
 CAPS_EXAMPLE = {
     "rules": [
         {"name": "member_offer_week", "scope": "member_offer", "limit": 3, "window": "week"},
@@ -123,22 +126,6 @@ class OffersFileProblemsBody(BaseModel):
     detail: list[OffersFileProblem]
 
 
-class ChangeBody(BaseModel):
-    """One audit entry: caps `old`/`new` are `{rules}`, a catalog's `{offers, sha256}`."""
-
-    version: int
-    actor: str
-    at: float
-    old: Any = Field(description="null for version 1.")
-    new: Any
-
-    @classmethod
-    def of(cls, change: Change) -> ChangeBody:
-        return cls(
-            version=change.version, actor=change.actor, at=change.at, old=change.old, new=change.new
-        )
-
-
 class CatalogBody(BaseModel):
     """A published catalog: its version, size, the file's SHA-256, who and when."""
 
@@ -166,57 +153,36 @@ class ReloadBody(BaseModel):
     model_version: str
 
 
+CAPS = LiveSettingRoutes(
+    name="caps",
+    field="rules",
+    config=CapsConfig,
+    body=CapsBody,
+    read=lambda live: live.stored_caps(),
+    store=lambda live, caps, actor: live.put_caps(caps, actor),
+    history=lambda store, limit: store.caps_history(limit),
+    problems=lambda error, body: cap_problems(error, body),
+    problems_body=CapProblemsBody,
+    summaries=(
+        "The cap rules in force",
+        "Replace the cap rules on every process",
+        "Who changed the cap rules, when, old → new",
+    ),
+    descriptions=(
+        "The current version of the frequency caps (admin key).",
+        "Store the whole rule set (as in configs/caps.yaml) as the next version: in force\n"
+        "here at once, on every process within a second, audited with the key's name. Values\n"
+        "keep their JSON types: no text where a number is meant.",
+        "The last cap changes, newest first (admin key).",
+    ),
+    invalid="A rule is invalid: `detail` names rule and field.",
+    request=CAPS_REQUEST,
+)
+
+
 def admin_routes(settings: ServeConfig) -> APIRouter:
     """The caps and admin endpoints."""
     router = APIRouter(prefix="/v1")
-
-    @router.get("/caps", response_model=CapsBody, tags=["caps"], summary="The cap rules in force")
-    def get_caps(_: AdminKey, live: Live) -> CapsBody:
-        """The current version of the frequency caps (admin key)."""
-        return CapsBody.of(live.stored_caps())
-
-    @router.put(
-        "/caps",
-        response_model=CapsBody,
-        tags=["caps"],
-        summary="Replace the cap rules on every process",
-        responses={
-            413: {"model": ErrorBody, "description": "Body larger than `max_json_body_bytes`."},
-            422: {
-                "model": CapProblemsBody,
-                "description": "A rule is invalid: `detail` names rule and field.",
-            },
-        },
-        openapi_extra=CAPS_REQUEST,
-    )
-    async def put_caps(request: Request, actor: AdminKey, live: Live) -> Any:
-        """Store the whole rule set (as in configs/caps.yaml) as the next version: in force
-        here at once, on every process within a second, audited with the key's name. Values
-        keep their JSON types: no text where a number is meant."""
-        body = await json_object(request)
-        if body is None:
-            problem = "the body must be a JSON object with `rules`"
-            return JSONResponse(
-                {"detail": [{"loc": ["body"], "msg": problem, "message": problem}]},
-                status_code=422,
-            )
-        try:
-            caps = CapsConfig.model_validate_json(json.dumps(body), strict=True)
-        except ValidationError as error:
-            return JSONResponse({"detail": cap_problems(error, body)}, status_code=422)
-        return CapsBody.of(await run_in_threadpool(live.put_caps, caps, actor))
-
-    @router.get(
-        "/caps/history",
-        response_model=list[ChangeBody],
-        tags=["caps"],
-        summary="Who changed the cap rules, when, old → new",
-    )
-    def caps_history(
-        _: AdminKey, context: Context, limit: Annotated[int, HISTORY_LIMIT] = 20
-    ) -> list[ChangeBody]:
-        """The last cap changes, newest first (admin key)."""
-        return [ChangeBody.of(change) for change in context.store.caps_history(limit)]
 
     @router.put(
         "/admin/offers",
@@ -292,7 +258,10 @@ def admin_routes(settings: ServeConfig) -> APIRouter:
         live.check_model()
         return ReloadBody(reload=generation, model_version=live.context.model_version)
 
-    return router
+    routes = APIRouter()  # the caps first, as the document lists them
+    routes.include_router(live_setting_routes(CAPS))
+    routes.include_router(router)
+    return routes
 
 
 def cap_problems(error: ValidationError, body: dict[str, Any]) -> list[dict[str, Any]]:

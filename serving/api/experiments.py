@@ -1,29 +1,20 @@
-"""Experiments over HTTP (admin key): `GET|PUT /v1/experiments` and their audit history.
-
-Like the cap rules, the experiments in force live in the state store, versioned and audited
-with the API key's name; a change is in force on the process that took it before it answers
-and on every other one within the refresher's poll (`perkrank.serving.live`).
-"""
+"""Experiments over HTTP (admin key): `GET|PUT /v1/experiments` and their audit history, a
+live setting like the cap rules (`perkrank.serving.api.live_setting`)."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, ValidationError
 
 from perkrank.experiment_config import Experiment, ExperimentsConfig
-from perkrank.serving.api.admin import ChangeBody
-from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.limits import shortened
-from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
+from perkrank.serving.api.live_setting import LiveSettingRoutes, live_setting_routes
+from perkrank.serving.api.schemas import json_request_body
 from perkrank.serving.arm_models import ModelRejectedError
 from perkrank.serving.state.live_records import ExperimentsVersion
 
-HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
 EXPERIMENTS_EXAMPLE = {
     "experiments": [
         {
@@ -81,60 +72,39 @@ class ExperimentProblemsBody(BaseModel):
     detail: list[ExperimentProblem]
 
 
+EXPERIMENTS = LiveSettingRoutes(
+    name="experiments",
+    field="experiments",
+    config=ExperimentsConfig,
+    body=ExperimentsBody,
+    read=lambda live: live.context.store.get_experiments(),
+    store=lambda live, experiments, actor: live.put_experiments(experiments, actor),
+    history=lambda store, limit: store.experiments_history(limit),
+    problems=lambda error, _: experiment_problems(error),
+    problems_body=ExperimentProblemsBody,
+    summaries=(
+        "The experiments in force",
+        "Replace the experiments on every process",
+        "Who changed the experiments, when, old → new",
+    ),
+    descriptions=(
+        "The stored experiments as every process serves them (admin key).",
+        "Store the experiments (`{experiments: [...]}`, at most one; `[]` ends them) as the\n"
+        "next version: in force here at once, on every process within a second, audited with\n"
+        "the key's name. Arm shares must sum to 1 and arm names be unique.",
+        "The last experiment changes, newest first (admin key).",
+    ),
+    invalid="An experiment is invalid (`detail` names the field), or a "
+    "model an arm names cannot be loaded or fails its checks.",
+    request=EXPERIMENTS_REQUEST,
+    refused=(ModelRejectedError,),
+    refused_prefix="an arm's model cannot serve",
+)
+
+
 def experiments_routes() -> APIRouter:
     """The experiments endpoints, under /v1."""
-    router = APIRouter(prefix="/v1", tags=["experiments"])
-
-    @router.get("/experiments", response_model=ExperimentsBody, summary="The experiments in force")
-    def get_experiments(_: AdminKey, context: Context) -> ExperimentsBody:
-        """The stored experiments as every process serves them (admin key)."""
-        return ExperimentsBody.of(context.store.get_experiments())
-
-    @router.put(
-        "/experiments",
-        response_model=ExperimentsBody,
-        summary="Replace the experiments on every process",
-        responses={
-            413: {"model": ErrorBody, "description": "Body larger than `max_json_body_bytes`."},
-            422: {
-                "model": ExperimentProblemsBody,
-                "description": "An experiment is invalid (`detail` names the field), or a "
-                "model an arm names cannot be loaded or fails its checks.",
-            },
-        },
-        openapi_extra=EXPERIMENTS_REQUEST,
-    )
-    async def put_experiments(request: Request, actor: AdminKey, live: Live) -> Any:
-        """Store the experiments (`{experiments: [...]}`, at most one; `[]` ends them) as the
-        next version: in force here at once, on every process within a second, audited with
-        the key's name. Arm shares must sum to 1 and arm names be unique."""
-        body = await json_object(request)
-        if body is None:
-            problem = "the body must be a JSON object with `experiments`"
-            return _problems([{"loc": ["body"], "msg": problem, "message": problem}])
-        try:
-            experiments = ExperimentsConfig.model_validate_json(json.dumps(body), strict=True)
-        except ValidationError as error:
-            return _problems(experiment_problems(error))
-        try:
-            stored = await run_in_threadpool(live.put_experiments, experiments, actor)
-        except ModelRejectedError as error:
-            problem = f"an arm's model cannot serve: {error}"
-            return _problems([{"loc": ["body", "experiments"], "msg": problem, "message": problem}])
-        return ExperimentsBody.of(stored)
-
-    @router.get(
-        "/experiments/history",
-        response_model=list[ChangeBody],
-        summary="Who changed the experiments, when, old → new",
-    )
-    def experiments_history(
-        _: AdminKey, context: Context, limit: Annotated[int, HISTORY_LIMIT] = 20
-    ) -> list[ChangeBody]:
-        """The last experiment changes, newest first (admin key)."""
-        return [ChangeBody.of(change) for change in context.store.experiments_history(limit)]
-
-    return router
+    return live_setting_routes(EXPERIMENTS)
 
 
 def experiment_problems(error: ValidationError) -> list[dict[str, Any]]:
@@ -145,7 +115,3 @@ def experiment_problems(error: ValidationError) -> list[dict[str, Any]]:
         where = ".".join(str(part) for part in location)
         problems.append({"loc": location, "msg": message, "message": f"{where}: {message}"})
     return problems
-
-
-def _problems(problems: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": problems}, status_code=422)

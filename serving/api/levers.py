@@ -1,28 +1,17 @@
-"""Marketer levers over HTTP (admin key): `GET|PUT /v1/levers` and their audit history.
-
-Like the cap rules, the levers in force live in the state store, versioned and audited with
-the API key's name; a change is in force on the process that took it before it answers and on
-every other one within the refresher's poll (`perkrank.serving.live`).
-"""
+"""Marketer levers over HTTP (admin key): `GET|PUT /v1/levers` and their audit history, a
+live setting like the cap rules (`perkrank.serving.api.live_setting`)."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from perkrank.lever_config import Lever, LeversConfig
-from perkrank.serving.api.admin import ChangeBody
-from perkrank.serving.api.deps import AdminKey, Context, Live
 from perkrank.serving.api.experiments import ExperimentProblemsBody, experiment_problems
-from perkrank.serving.api.schemas import ErrorBody, json_object, json_request_body
+from perkrank.serving.api.live_setting import LiveSettingRoutes, live_setting_routes
+from perkrank.serving.api.schemas import json_request_body
 from perkrank.serving.state.live_records import LeversVersion
 
-HISTORY_LIMIT = Query(ge=1, le=100, description="How many changes, newest first.")
 LEVERS_EXAMPLE = {
     "levers": [
         {
@@ -58,54 +47,35 @@ class LeversBody(BaseModel):
         )
 
 
+LEVERS = LiveSettingRoutes(
+    name="levers",
+    field="levers",
+    config=LeversConfig,
+    body=LeversBody,
+    read=lambda live: live.context.store.get_levers(),
+    store=lambda live, levers, actor: live.put_levers(levers, actor),
+    history=lambda store, limit: store.levers_history(limit),
+    problems=lambda error, _: experiment_problems(error),
+    problems_body=ExperimentProblemsBody,
+    summaries=(
+        "The marketer levers in force",
+        "Replace the marketer levers on every process",
+        "Who changed the levers, when, old → new",
+    ),
+    descriptions=(
+        "The stored levers as every process serves them (admin key).",
+        "Store the whole lever set (`{levers: [...]}`; `[]` removes them) as the next version:\n"
+        "in force here at once, on every process within a second, audited with the key's name.\n"
+        "A lever multiplies the odds of the offers of a partner, category or offer id by\n"
+        "`multiplier` (> 1 boosts, < 1 buries) from `start` (inclusive) until `end`\n"
+        "(exclusive), UTC days.",
+        "The last lever changes, newest first (admin key).",
+    ),
+    invalid="A lever is invalid: `detail` names lever and field.",
+    request=LEVERS_REQUEST,
+)
+
+
 def levers_routes() -> APIRouter:
     """The lever endpoints, under /v1."""
-    router = APIRouter(prefix="/v1", tags=["levers"])
-
-    @router.get("/levers", response_model=LeversBody, summary="The marketer levers in force")
-    def get_levers(_: AdminKey, context: Context) -> LeversBody:
-        """The stored levers as every process serves them (admin key)."""
-        return LeversBody.of(context.store.get_levers())
-
-    @router.put(
-        "/levers",
-        response_model=LeversBody,
-        summary="Replace the marketer levers on every process",
-        responses={
-            413: {"model": ErrorBody, "description": "Body larger than `max_json_body_bytes`."},
-            422: {
-                "model": ExperimentProblemsBody,
-                "description": "A lever is invalid: `detail` names lever and field.",
-            },
-        },
-        openapi_extra=LEVERS_REQUEST,
-    )
-    async def put_levers(request: Request, actor: AdminKey, live: Live) -> Any:
-        """Store the whole lever set (`{levers: [...]}`; `[]` removes them) as the next version:
-        in force here at once, on every process within a second, audited with the key's name.
-        A lever multiplies the odds of the offers of a partner, category or offer id by
-        `multiplier` (> 1 boosts, < 1 buries) from `start` (inclusive) until `end`
-        (exclusive), UTC days."""
-        body = await json_object(request)
-        if body is None:
-            problem = "the body must be a JSON object with `levers`"
-            problems = [{"loc": ["body"], "msg": problem, "message": problem}]
-            return JSONResponse({"detail": problems}, status_code=422)
-        try:
-            levers = LeversConfig.model_validate_json(json.dumps(body), strict=True)
-        except ValidationError as error:
-            return JSONResponse({"detail": experiment_problems(error)}, status_code=422)
-        return LeversBody.of(await run_in_threadpool(live.put_levers, levers, actor))
-
-    @router.get(
-        "/levers/history",
-        response_model=list[ChangeBody],
-        summary="Who changed the levers, when, old → new",
-    )
-    def levers_history(
-        _: AdminKey, context: Context, limit: Annotated[int, HISTORY_LIMIT] = 20
-    ) -> list[ChangeBody]:
-        """The last lever changes, newest first (admin key)."""
-        return [ChangeBody.of(change) for change in context.store.levers_history(limit)]
-
-    return router
+    return live_setting_routes(LEVERS)
