@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from perkrank.features.columns import Columns
-from perkrank.features.online_retail import _write_validated
+from perkrank.features.online_retail import write_validated
 from perkrank.features.schema import MEMBERS, OFFERS, PARTNERS, PURCHASES
 from perkrank.features.vocabulary import item_id
 
@@ -173,7 +173,7 @@ def import_complete_journey(source: Path, out_dir: Path) -> dict[str, int]:
         PARTNERS.name: _partners_table(items),
         OFFERS.name: _offers_table(tables),
     }
-    return _write_validated(frames, Path(out_dir))
+    return write_validated(frames, Path(out_dir))
 
 
 def _members_table(tables: CouponTables, first_day: pd.Timestamp) -> pd.DataFrame:

@@ -89,7 +89,7 @@ def import_online_retail(source: Path, out_dir: Path) -> dict[str, int]:
         PARTNERS.name: _partners_table(products),
         OFFERS.name: _offers_table(products, lines[Columns.ts].min(), lines[Columns.ts].max()),
     }
-    return _write_validated(tables, Path(out_dir))
+    return write_validated(tables, Path(out_dir))
 
 
 def read_raw(source: Path) -> pd.DataFrame:
@@ -240,7 +240,7 @@ def _offers_table(
     )[list(OFFERS.column_names)]
 
 
-def _write_validated(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
+def write_validated(tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, int]:
     """Write the tables into a staging directory, validate them, then move them to `out_dir`."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

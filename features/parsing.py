@@ -65,7 +65,7 @@ def parse_table(
     cells = {}
     for column in table.columns:
         if column.name in texts:
-            cells[column.name] = _trimmed(texts[column.name]).to_pandas()
+            cells[column.name] = trimmed_texts(texts[column.name]).to_pandas()
         elif column.required:
             problems.add(file, None, column.name, "required column is missing")
     frame = pd.DataFrame(cells, index=pd.RangeIndex(len(rows)))
@@ -84,7 +84,7 @@ def parse_table(
     return ParsedTable(file, pd.DataFrame(parsed, index=frame.index), rows)
 
 
-def _trimmed(values: pa.ChunkedArray) -> pa.ChunkedArray:
+def trimmed_texts(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """`values` without leading and trailing whitespace, chunk by chunk: a chunk with nothing to
     trim is kept as it is, so a clean column of millions of rows is not copied."""
     chunks = []
@@ -174,7 +174,7 @@ def _parse_dates(values: pd.Series) -> pd.Series:
     return _within_range(pd.to_datetime(values, format="%Y-%m-%d", errors="coerce"))
 
 
-def _parse_timestamps(values: pd.Series) -> pd.Series:
+def parse_timestamps(values: pd.Series) -> pd.Series:
     """Naive UTC times: without an offset a time is taken as UTC, with one it is converted."""
     parsed = pd.concat(
         [
@@ -212,7 +212,7 @@ def _parse_whole_numbers(values: pd.Series) -> pd.Series:
 _PARSERS = {
     Kind.TEXT: _parse_text,
     Kind.DATE: _parse_dates,
-    Kind.TIMESTAMP: _parse_timestamps,
+    Kind.TIMESTAMP: parse_timestamps,
     Kind.NUMBER: _parse_numbers,
     Kind.INTEGER: _parse_whole_numbers,
 }

@@ -181,7 +181,7 @@ def promotion_versions(
     registry: RegistryConfig, version: str | None = None
 ) -> tuple[ModelVersion, ModelVersion | None]:
     """The candidate (`version`, else `challenger`) and the champion (None: none yet)."""
-    client = _client(registry.tracking_uri)
+    client = registry_client(registry.tracking_uri)
     name = registry.model_name
     if version is None:
         candidate = _version_by_alias(client, name, CHALLENGER)
@@ -200,13 +200,13 @@ def record_promotion(
 ) -> PromotionDecision:
     """Tag the decision and its reason on the candidate; if promoted, the champion it replaces
     too, move `champion` to it and note the move (by `actor`) on the registered model."""
-    client = _client(registry.tracking_uri)
+    client = registry_client(registry.tracking_uri)
     name = registry.model_name
     decision_tags = {DECISION_TAG: "promoted" if promoted else "refused", REASON_TAG: reason}
     if promoted and champion is not None:
         decision_tags[PREVIOUS_CHAMPION_TAG] = str(champion.version)
     for key, value in decision_tags.items():
-        _call(client.set_model_version_tag, name, candidate.version, key, value)
+        registry_call(client.set_model_version_tag, name, candidate.version, key, value)
     if promoted:
         before = str(champion.version) if champion else None
         move_champion(client, name, str(candidate.version), before, "promote", actor)
@@ -227,11 +227,11 @@ def move_champion(
     actor: str,
 ) -> None:
     """Point `champion` at `version` and add the move to the model's `ALIAS_CHANGES_TAG`."""
-    _call(client.set_registered_model_alias, name, CHAMPION, version)
-    tags = _call(client.get_registered_model, name).tags
+    registry_call(client.set_registered_model_alias, name, CHAMPION, version)
+    tags = registry_call(client.get_registered_model, name).tags
     change = {"at": time.time(), "actor": actor, "action": action, "before": before}
     changes = [change | {"after": version}, *json.loads(tags.get(ALIAS_CHANGES_TAG, "[]"))]
-    _call(
+    registry_call(
         client.set_registered_model_tag,
         name,
         ALIAS_CHANGES_TAG,
@@ -244,7 +244,7 @@ def download_run_artifact(
 ) -> Path:
     """Download one artifact (file or directory) of a run into `destination`; its local path."""
     mlflow.set_tracking_uri(tracking_uri)
-    local = _call(
+    local = registry_call(
         mlflow.artifacts.download_artifacts,
         run_id=run_id,
         artifact_path=artifact_path,
@@ -267,7 +267,7 @@ def resolve_bundle(
     if (local / "bundle.json").is_file():
         return local, f"local:{local.resolve().name}"
     name, reference = _parse_models_uri(model_uri)
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     if reference.startswith("@"):
         version = _version_by_alias(client, name, reference[1:]).version
     else:
@@ -292,10 +292,10 @@ def tracking_run(registry: RegistryConfig) -> Iterator[mlflow.ActiveRun]:
     mlflow.set_tracking_uri(registry.tracking_uri)
     mlflow.set_registry_uri(registry.tracking_uri)
     client = mlflow.MlflowClient()
-    experiment = _call(client.get_experiment_by_name, registry.experiment)
+    experiment = registry_call(client.get_experiment_by_name, registry.experiment)
     if experiment is None:
         location = _artifact_location(registry.tracking_uri)
-        experiment_id = _call(client.create_experiment, registry.experiment, location)
+        experiment_id = registry_call(client.create_experiment, registry.experiment, location)
     else:
         experiment_id = experiment.experiment_id
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -338,7 +338,7 @@ def _parse_models_uri(model_uri: str) -> tuple[str, str]:
     return name, version
 
 
-def _client(tracking_uri: str) -> mlflow.MlflowClient:
+def registry_client(tracking_uri: str) -> mlflow.MlflowClient:
     """A client of an existing store (MLflow would create a missing sqlite database)."""
     database = _sqlite_database(tracking_uri)
     if database is not None and not database.is_file():
@@ -346,7 +346,7 @@ def _client(tracking_uri: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _call(function: Any, *arguments: Any, **keywords: Any) -> Any:
+def registry_call(function: Any, *arguments: Any, **keywords: Any) -> Any:
     """`function(*arguments, **keywords)`, with MLflow's failures raised as RegistryError."""
     try:
         return function(*arguments, **keywords)
@@ -355,7 +355,7 @@ def _call(function: Any, *arguments: Any, **keywords: Any) -> Any:
 
 
 def _model_version(client: mlflow.MlflowClient, name: str, version: str) -> ModelVersion:
-    return _call(client.get_model_version, name, version)
+    return registry_call(client.get_model_version, name, version)
 
 
 def _version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion:
@@ -366,7 +366,7 @@ def _version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> Mod
 
 
 def _champion_or_none(client: mlflow.MlflowClient, name: str) -> ModelVersion | None:
-    aliases = _call(client.get_registered_model, name).aliases
+    aliases = registry_call(client.get_registered_model, name).aliases
     return _model_version(client, name, aliases[CHAMPION]) if CHAMPION in aliases else None
 
 
@@ -375,7 +375,7 @@ def _download_model(model_uri: str, destination: Path, tracking_uri: str) -> Non
     # its own arguments say, so point that at the same store first.
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    _call(
+    registry_call(
         mlflow.artifacts.download_artifacts,
         artifact_uri=model_uri,
         dst_path=str(destination),

@@ -19,9 +19,9 @@ from perkrank.models.registry import (
     PREVIOUS_CHAMPION_TAG,
     REASON_TAG,
     RegistryError,
-    _call,
-    _client,
     move_champion,
+    registry_call,
+    registry_client,
 )
 from perkrank.serving.model_registry import AliasChange, RegisteredVersion
 
@@ -31,12 +31,12 @@ LINEAGE_SHOWN = ("data_sha256", "date_range", "members", "data_dir")
 
 def registered_versions(registry: RegistryConfig) -> list[RegisteredVersion]:
     """Every version of `registry.model_name`, newest first."""
-    client = _client(registry.tracking_uri)
+    client = registry_client(registry.tracking_uri)
     name = registry.model_name
     aliases: dict[str, list[str]] = {}
-    for alias, version in _call(client.get_registered_model, name).aliases.items():
+    for alias, version in registry_call(client.get_registered_model, name).aliases.items():
         aliases.setdefault(str(version), []).append(alias)
-    found = _call(client.search_model_versions, f"name = '{name}'")
+    found = registry_call(client.search_model_versions, f"name = '{name}'")
     return sorted(
         (
             RegisteredVersion(
@@ -61,8 +61,8 @@ def registered_versions(registry: RegistryConfig) -> list[RegisteredVersion]:
 
 def alias_changes(registry: RegistryConfig) -> list[AliasChange]:
     """The last moves of `champion` (by promotions and roll backs noted here), newest first."""
-    client = _client(registry.tracking_uri)
-    tags = _call(client.get_registered_model, registry.model_name).tags
+    client = registry_client(registry.tracking_uri)
+    tags = registry_call(client.get_registered_model, registry.model_name).tags
     return [AliasChange(**change) for change in json.loads(tags.get(ALIAS_CHANGES_TAG, "[]"))]
 
 
@@ -72,19 +72,20 @@ def roll_back(registry: RegistryConfig, actor: str) -> tuple[str, str]:
     Raises RegistryError when there is no champion or it records no version it replaced (it
     was the first, or was promoted before perkrank recorded that).
     """
-    client = _client(registry.tracking_uri)
+    client = registry_client(registry.tracking_uri)
     name = registry.model_name
-    aliases = _call(client.get_registered_model, name).aliases
+    aliases = registry_call(client.get_registered_model, name).aliases
     if CHAMPION not in aliases:
         raise RegistryError(f"{name} has no champion to roll back")
     champion = str(aliases[CHAMPION])
-    previous = _call(client.get_model_version, name, champion).tags.get(PREVIOUS_CHAMPION_TAG)
+    replaced = registry_call(client.get_model_version, name, champion)
+    previous = replaced.tags.get(PREVIOUS_CHAMPION_TAG)
     if previous is None:
         raise RegistryError(
             f"champion v{champion} records no champion it replaced (the first, or promoted "
             "before perkrank recorded it): promote a version instead"
         )
-    _call(client.get_model_version, name, previous)  # still registered
+    registry_call(client.get_model_version, name, previous)  # still registered
     move_champion(client, name, previous, champion, "roll back", actor)
     return champion, previous
 

@@ -20,7 +20,7 @@ import numpy as np
 from perkrank.config import CapRule, CapsConfig
 from perkrank.experiment_config import Exploration
 from perkrank.models import scoring, value
-from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, _explored
+from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, explored_shortlist
 from perkrank.serving.domain.ranking_values import (
     OfferRequest,
     Order,
@@ -115,7 +115,7 @@ def _explore(plan: _Planned) -> tuple[Shortlist, dict[int, float]]:
     assert plan.shortlist is not None
     if plan.item.exploration is None:
         return plan.shortlist, {}
-    return _explored(plan.shortlist, plan.pool, plan.item.exploration, plan.item.seed)
+    return explored_shortlist(plan.shortlist, plan.pool, plan.item.exploration, plan.item.seed)
 
 
 def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:

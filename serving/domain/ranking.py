@@ -148,7 +148,7 @@ class OfferRanker:
             shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
         propensities: dict[int, float] = {}
         if exploration is not None:
-            shortlist, propensities = _explored(shortlist, pool, exploration, seed)
+            shortlist, propensities = explored_shortlist(shortlist, pool, exploration, seed)
         selection = await store.select(
             self.selection_request(request, shortlist, region, rules, now, caps)
         )
@@ -334,7 +334,7 @@ class OfferRanker:
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
 
-def _explored(
+def explored_shortlist(
     shortlist: Shortlist, pool: int, exploration: Exploration, seed: int
 ) -> tuple[Shortlist, dict[int, float]]:
     """The shortlist with its first order's best `pool` sampled, and their propensities."""
