@@ -1,45 +1,22 @@
-"""The console in a real headless Chromium (Debian's chromium and chromedriver, driven by
-Selenium; nothing is downloaded): sign in; preview and save a cap change and see it in force
-on the offers API; upload a bad catalog (row and field shown), a good one, one with no offer
-valid today (refused until confirmed), roll back; look up a member and read why an opted-out
-offer is hidden. On `perkrank serve` following a registered model: see the versions, promote
-(refused for other data, then forced), roll back, and the offers API served by each champion.
-Every page: labelled fields, and Tab reaches every control.
+"""The console in a real headless Chromium: sign in; preview and save a cap change and see it
+in force on the offers API; upload a bad catalog (row and field shown), a good one, one with no
+offer valid today (refused until confirmed), roll back; look up a member and read why an
+opted-out offer is hidden. Every page: labelled fields, and Tab reaches every control.
 
 Screenshots of each page go to $PERKRANK_CONSOLE_ARTIFACTS (default test-artifacts/console/).
 """
 
-import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
-import numpy as np
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
-from perkrank.config import CapRule, RegistryConfig
+from perkrank.config import CapRule
 from perkrank.features.loader import load_dataset
-from perkrank.models.bundle import Bundle
-from perkrank.models.factors import Factors
-from perkrank.models.registry import log_bundle
 from perkrank.serving.domain.selection import Preferences
 from perkrank.serving.state.memory import MemoryStateStore
-from perkrank.training.promotion import promote
+from tests.serving.console.browser import ADMIN, ADMIN_KEY, APP, Console
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-ADMIN_KEY = "admin-key-for-tests-0001"
-APP = {"X-API-Key": "app-key-for-tests-0001"}
-ADMIN = {"X-API-Key": ADMIN_KEY}
 HEADER = "offer_id,partner_id,category,title,regions,min_tier,valid_from,valid_to,budget,reward\n"
 GOOD_CATALOG = (
     HEADER
@@ -51,94 +28,6 @@ BAD_CATALOG = GOOD_CATALOG.replace("fresh-new,P2", "fresh-new,P9")
 EXPIRED_CATALOG = HEADER + "glow-old,P1,Beauty,Old deal,,base,2026-01-01,2026-01-31,,1% back\n"
 LOWERED = "rules:\n- {name: offer_day, scope: member_offer, limit: 1, window: day}\n"
 RENAMED = "rules:\n- {name: offer_daily, scope: member_offer, limit: 2, window: day}\n"
-WAIT_SECONDS = 60
-"""Generous: how long a page may take on the shared test machine."""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    directory = Path(os.environ.get("PERKRANK_CONSOLE_ARTIFACTS", "test-artifacts/console"))
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-class Console:
-    """The browser on one running service: go to pages, fill forms, check and shoot them."""
-
-    def __init__(self, driver: WebDriver, url: str, artifacts: Path) -> None:
-        self.driver, self.url, self.artifacts = driver, url, artifacts
-        self.wait = WebDriverWait(driver, WAIT_SECONDS)
-
-    def open(self, path: str) -> None:
-        self.driver.get(f"{self.url}/console{path}")
-
-    def css(self, selector: str):
-        return self.driver.find_element(By.CSS_SELECTOR, selector)
-
-    def text(self, selector: str = "main") -> str:
-        """An element's visible text, its white space (line breaks too) as single spaces."""
-        return " ".join(self.css(selector).text.split())
-
-    def submit(self, selector: str) -> None:
-        """Click a submit button and wait for the next page."""
-        old = self.css("html")
-        self.css(selector).click()
-        self.wait.until(lambda driver: old.id != driver.find_element(By.TAG_NAME, "html").id)
-
-    def fill(self, selector: str, text: str) -> None:
-        field = self.css(selector)
-        field.clear()
-        field.send_keys(text)
-
-    def shoot(self, name: str) -> None:
-        self.driver.execute_script("document.activeElement.blur()")
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1280, max(900, min(height + 140, 4000)))
-        self.driver.save_screenshot(str(self.artifacts / f"{name}.png"))
-        self.driver.set_window_size(1280, 900)
-
-    def key(self, element) -> str:
-        """What tells an element apart across a reload: its place in the document."""
-        return self.driver.execute_script(
-            "let e = arguments[0], path = [];"
-            "while (e.parentElement) { path.unshift([...e.parentElement.children].indexOf(e));"
-            " e = e.parentElement; } return path.join('/')",
-            element,
-        )
-
-    def check_accessible(self) -> None:
-        """Every visible field has a label (or aria-label), and Tab from the top of the page
-        reaches every field and button, the skip link first."""
-        unlabelled = self.driver.execute_script(
-            "return [...document.querySelectorAll('input, select, textarea')]"
-            ".filter(e => e.type !== 'hidden' && !e.getAttribute('aria-label')"
-            " && e.labels.length === 0).map(e => e.outerHTML)"
-        )
-        assert unlabelled == [], unlabelled
-        controls = self.driver.find_elements(
-            By.CSS_SELECTOR,
-            "a[href], input:not([type=hidden]):not([disabled]), select, textarea, "
-            "button:not([disabled])",
-        )
-        wanted = {self.key(control) for control in controls if control.is_displayed()}
-        self.driver.refresh()  # focus starts again at the top of the page
-        reached = []
-        for _ in range(len(controls) + 5):
-            ActionChains(self.driver).send_keys(Keys.TAB).perform()
-            reached.append(self.key(self.driver.switch_to.active_element))
-        assert reached[0] == self.key(self.css("a.skip"))
-        assert wanted <= set(reached), "Tab does not reach every control"
 
 
 def test_a_marketer_tunes_caps_publishes_catalogs_and_explains_a_member(
@@ -290,116 +179,3 @@ def test_a_marketer_tunes_caps_publishes_catalogs_and_explains_a_member(
         console.check_accessible()
         assert "small-1" in console.text()
         assert "Serving a bundle directory: there is no registry" in console.text()
-
-
-def register_two_versions(registry: RegistryConfig, bundle_dir: Path, scratch: Path) -> None:
-    """v1 (champion) and v2 (challenger, trained on other data: alice likes Grocery best)."""
-    served = Bundle.load(bundle_dir)
-    ranker = served.ranker
-    likes_grocery = Factors(
-        member_ids=list(ranker.member_ids),
-        member_vectors=[[0.0, 1.0]],
-        item_ids=list(ranker.item_ids),
-        item_vectors=np.array(ranker.item_vectors),
-        item_biases=np.array(ranker.item_biases),
-        member_feature_ids=list(ranker.member_feature_ids),
-        member_feature_vectors=np.array(ranker.member_feature_vectors),
-    )
-    grocery = Bundle(ranker=likes_grocery, fallback=served.fallback)
-    variants = {"1": bundle_dir, "2": grocery.save(scratch / "grocery")}
-    for version, directory in variants.items():
-        lineage = {
-            "lineage.data_sha256": version * 64,
-            "lineage.date_range": "2026-01-01 .. 2026-05-31",
-            "lineage.members": "1",
-            "lineage.data_dir": str(scratch / f"data-{version}"),
-            "lineage.split": json.dumps({"test_start": "2026-05-01", "test_end": "2026-06-01"}),
-            "lineage.evaluation": json.dumps({"seed": 1}),
-        }
-        metrics = {"ndcg@10": 0.2 + 0.1 * int(version), "popularity.ndcg@10": 0.15}
-        log_bundle(
-            directory,
-            registry=registry,
-            params={"seed": 1},
-            metrics=metrics,
-            artifacts=[],
-            tags=lineage,
-        )
-    assert promote(registry, version="1").promoted
-
-
-def test_a_marketer_promotes_and_rolls_back_a_registered_model(
-    browser, artifacts, small_service_files, perkrank_serve, tmp_path, monkeypatch
-):
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)  # it wins over RegistryConfig's
-    registry = RegistryConfig(
-        tracking_uri=tracking_uri, model_name="console-offers", experiment="console"
-    )
-    register_two_versions(registry, small_service_files["bundle"], tmp_path)
-    environment = os.environ | {
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "PERKRANK_TRACKING_URI": tracking_uri,
-        "PERKRANK_MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
-        "PERKRANK_CATALOG_DATE": "2026-06-15",
-        "PERKRANK_CAPS_PATH": str(small_service_files["caps"]),
-        "PERKRANK_APP_API_KEYS": APP["X-API-Key"],
-        "PERKRANK_ADMIN_API_KEYS": f"ops:{ADMIN_KEY}",
-    }
-    environment.pop("PERKRANK_REDIS_URL", None)
-    arguments = ["--data", str(small_service_files["data"])]
-    arguments += ["--model", "models:/console-offers@champion"]
-    with (
-        perkrank_serve(arguments, environment, tmp_path / "serve.log") as url,
-        httpx.Client(base_url=url) as api,
-    ):
-        console = Console(browser, url, artifacts)
-
-        def served() -> tuple[str, list[str]]:
-            body = api.get("/v1/members/alice/offers", headers=APP).json()
-            return body["model_version"], [offer["offer_id"] for offer in body["offers"]]
-
-        assert served() == ("console-offers/1", ["glow-beauty", "fresh-grocery"])
-        console.open("/login")
-        console.fill("#api_key", ADMIN_KEY)
-        console.css("#api_key").send_keys(Keys.ENTER)
-        console.wait.until(lambda driver: driver.current_url.endswith("/console/"))
-
-        console.open("/models")
-        assert console.text("tr[data-version='1'] .aliases") == "champion"
-        assert console.text("tr[data-version='2'] .aliases") == "challenger"
-        assert "0.4000" in console.text("tr[data-version='2']")
-        assert "SHA-256 222222222222…" in console.text("tr[data-version='2']")
-        assert "NDCG@10 on each version's test window" in console.text()
-        console.check_accessible()
-
-        # Promotion's gates: other data is refused without the force box, then forced.
-        console.submit("form[action$='/models/promote'] button")
-        assert "Refused: v2 stays a candidate" in console.text()
-        row = console.text("tr[data-version='2']")
-        assert "refused" in row and "trained on different data than champion v1" in row
-        assert served()[0] == "console-offers/1"
-        console.css("#promote-force").click()
-        console.submit("form[action$='/models/promote'] button")
-        assert "Promoted: v2 is the champion. Serving console-offers/2." in console.text()
-        assert console.text("tr[data-version='2'] .aliases") == "challenger, champion"
-        assert served() == ("console-offers/2", ["fresh-grocery", "glow-beauty"])
-        console.check_accessible()
-        console.shoot("10-models")
-
-        # Roll back: the alias moves back to v1, which serves again; both moves are audited.
-        console.submit("button[aria-label='Roll back the champion to v1']")
-        assert "Rolled back: v1 is the champion. Serving console-offers/1." in console.text()
-        assert console.text("tr[data-version='1'] .aliases") == "champion"
-        assert console.text("tr[data-version='2'] .aliases") == "challenger"
-        assert served() == ("console-offers/1", ["glow-beauty", "fresh-grocery"])
-        changes = console.text("table.changes tbody")
-        assert "ops roll back v2 v1" in changes and "ops promote v1 v2" in changes
-        console.check_accessible()
-        console.shoot("11-models-rolled-back")
-
-        # A form post without the CSRF token is refused, and changes nothing.
-        cookies = {cookie["name"]: cookie["value"] for cookie in browser.get_cookies()}
-        refused = api.post("/console/models/rollback", cookies=cookies, data={})
-        assert refused.status_code == 403
-        assert served()[0] == "console-offers/1"
