@@ -1,9 +1,10 @@
 """Fixtures shared by every test package: a real Redis server, a real three-primary Redis
-Cluster, and private key prefixes."""
+Cluster, and private key prefixes; the scoring parity tests' setup."""
 
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -12,6 +13,9 @@ from redis.cluster import RedisCluster
 
 from benchmarks.redis_cluster import RedisClusterProcesses
 from perkrank.serving.state.redis_cluster import cluster_nodes
+
+if TYPE_CHECKING:
+    from tests.scoring_setup import Setup
 
 # No wall-clock deadline per example: the CI machine's two shared cores pause.
 settings.register_profile("perkrank", deadline=None)
@@ -60,3 +64,12 @@ def cluster_key_prefix(redis_cluster_url: str) -> Iterator[str]:
     for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
         client.delete(key)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> "Setup":
+    """The same bundle, catalog and day on serving's side and evaluation's side (the scoring
+    parity tests, test_scoring_parity.py and test_second_stage_parity.py)."""
+    from tests.scoring_setup import Setup
+
+    return Setup(tmp_path_factory.mktemp("parity") / "data")
