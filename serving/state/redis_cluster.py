@@ -148,10 +148,10 @@ class RedisClusterStateStore(RedisStateStore):
         states = await self._reserve(checks)
         held = {c.offer_id: (c, states[c.offer_id][1]) for c in checks if c.served_keys}
         if checks:
-            arguments = [*arguments[:13], offer_state_text(states), *arguments[14:]]
+            arguments = self._select_arguments(request, offer_state_text(states))
         key = preferences_key(self._prefix, request.member_id)
         try:
-            reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)
+            reply = (await self._pipe("select", SELECT_SCRIPT, key).call(arguments))[0]
         except asyncio.CancelledError:  # the client left: release in a task of its own
             self._release_later(list(held.values()))
             raise

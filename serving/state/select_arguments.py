@@ -1,0 +1,76 @@
+"""select.lua's ARGV for one call: the offer records once, then each member's request.
+
+A call decides one member (`RedisStateStore.select`) or many in order (`select_many`). The
+candidates' records (`Candidate.record`) go once per call; a member's candidate lists are
+the records' numbers (1-based, comma-separated), and a fallback list equal to the previous
+member's is `=`: a campaign's members share most offers and their segment's fallback order.
+The layout is select.lua's header comment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from perkrank.serving.domain.selection import Candidate, SelectionRequest
+
+MEMBER_ARGUMENTS = 9
+"""ARGV entries per member (select.lua's MEMBER_ARGS)."""
+
+
+class SelectCall:
+    """The ARGV of one select.lua call, built member by member (`add`), then `arguments`."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._numbers: dict[str, str] = {}
+        """Record → its number in this call, as text."""
+        self._records: list[str] = []
+        self._members: list[str | int] = []
+        self._fallback: Sequence[Candidate] | None = None
+        self._sensitive: frozenset[str] | None = None
+        self._sensitive_text = ""
+
+    def __len__(self) -> int:
+        """Members added so far."""
+        return len(self._members) // MEMBER_ARGUMENTS
+
+    def add(self, request: SelectionRequest, rules_text: str, cluster_state: str = "") -> None:
+        """Append `request`, its rules as `RedisStateStore._rules_text` encodes them and, on
+        Cluster, its offers' state (`offer_slots.offer_state_text`)."""
+        if request.sensitive is not self._sensitive:
+            self._sensitive = request.sensitive
+            self._sensitive_text = "\x1e".join(sorted(request.sensitive))
+        if self._fallback is not None and request.fallback == self._fallback:
+            fallback = "="
+        else:
+            fallback = self._numbered(request.fallback)
+        self._fallback = request.fallback
+        self._members += (
+            request.member_id,
+            request.decision_id,
+            f"{request.limit},{request.max_per_partner},{request.local_slots},"
+            f"{request.decision_ttl_seconds}",
+            request.channel,
+            rules_text,
+            self._sensitive_text,
+            self._numbered(request.personalized),
+            fallback,
+            cluster_state,
+        )
+
+    def arguments(self) -> list[str | int]:
+        """The call's ARGV: prefix, record count, records, each member's entries."""
+        return [self._prefix, len(self._records), *self._records, *self._members]
+
+    def _numbered(self, candidates: Sequence[Candidate]) -> str:
+        """`candidates` as their records' numbers, records new to this call added."""
+        numbers = self._numbers
+        records = [candidate.record for candidate in candidates]
+        try:
+            return ",".join([numbers[record] for record in records])
+        except KeyError:
+            for record in records:
+                if record not in numbers:
+                    self._records.append(record)
+                    numbers[record] = str(len(self._records))
+            return ",".join([numbers[record] for record in records])
