@@ -32,11 +32,12 @@
 -- counters are read when a member's walk first needs them, kept for the next members and
 -- written once, after the last member (nothing else runs while the script does, so the
 -- members see each other's counts as if they had called one by one). A member's own keys are
--- read and written by that member's step. Each walk reads counters in chunks of candidates,
--- as far as it gets (first three times as many as wanted, then doubling): one HMGET per
--- member-scoped rule, one MGET for offer counters and budgets per chunk not read yet. Every
--- read of a member happens before its first write; when a member's step fails, the offer-wide
--- counts of the members before it are written and the error is the reply.
+-- read and written by that member's step: a member-scoped rule's hash is read whole (HGETALL),
+-- offer counters and budgets in chunks of candidates, as far as the walk gets (first three
+-- times as many as wanted, then doubling; one MGET per offer_total rule and one for budgets
+-- per chunk, of what the call has not read yet). Every read of a member happens before its
+-- first write; when a member's step fails, the offer-wide counts of the members before it
+-- are written and the error is the reply.
 
 local RECORD = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)$'
 local RULE = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
@@ -173,10 +174,11 @@ local function select_member(base)
 
   -- The rules and their counters (MemberState.cap_counts). `counts[value]` is the count by
   -- scope value (offer, partner or channel id) as the walk goes; `read[value]` what the store
-  -- held. A member-scoped rule's counters are the fields of one hash (rule.key); an
-  -- offer_total rule keeps one key per offer (offer_key(id, rule.suffix)), its counts shared
+  -- held. A member-scoped rule's counters are the fields of one hash (rule.key), read whole
+  -- (a missing field: 0), its changed values kept in `changed`; an offer_total rule keeps one
+  -- key per offer (offer_key(id, rule.suffix)), read as the walk needs it, its counts shared
   -- by the call's members (`wide`).
-  local rules, channel_rules = {}, {}
+  local rules, offer_rules = {}, {}
   for _, spec in ipairs(specs_of(rules_text)) do
     local rule = { scope = spec.scope, limit = spec.limit, served = spec.served, ttl = spec.ttl }
     if spec.scope == 'offer_total' then
@@ -187,15 +189,19 @@ local function select_member(base)
       end
     else
       rule.key = member_tag .. ':cap:' .. spec.name .. ':' .. spec.bucket
-      rule.counts, rule.read = {}, {}
+      local counts, read = {}, {}
+      local stored = redis.call('HGETALL', rule.key)
+      for i = 1, #stored, 2 do
+        local counted = tonumber(stored[i + 1])
+        counts[stored[i]], read[stored[i]] = counted, counted
+      end
+      rule.counts, rule.read, rule.changed = counts, read, {}
     end
     if not (cluster_state and spec.scope == 'offer_total') then
       rules[#rules + 1] = rule
-    end
-    if spec.scope == 'member_channel' then
-      local counted = tonumber(redis.call('HGET', rule.key, channel)) or 0
-      rule.counts[channel], rule.read[channel] = counted, counted
-      channel_rules[#channel_rules + 1] = rule
+      if rule.suffix then
+        offer_rules[#offer_rules + 1] = rule
+      end
     end
   end
   -- select_offers' `caps`: a re-shown decision skips the rules counting `served`.
@@ -252,7 +258,7 @@ local function select_member(base)
     end
   end
 
-  -- Reads MemberState.redeemed and MemberState.cap_counts for the next `size` candidates
+  -- Reads MemberState.redeemed and the offer_total counts for the next `size` candidates
   -- (what this call has not read yet).
   local function load(size)
     local first = parsed + 1
@@ -275,28 +281,18 @@ local function select_member(base)
     if #budget_keys > 0 then
       remember(redeemed, {}, budgeted, redis.call('MGET', unpack(budget_keys)))
     end
-    for _, rule in ipairs(rules) do
-      if rule.scope ~= 'member_channel' then
-        local values, keys, asked = {}, {}, {}
-        for position = first, parsed do
-          local value = scope_value(rule, position)
-          if rule.counts[value] == nil and not asked[value] then
-            asked[value] = true
-            values[#values + 1] = value
-            if rule.suffix then
-              keys[#keys + 1] = offer_key(value, rule.suffix)
-            end
-          end
+    for _, rule in ipairs(offer_rules) do
+      local counts, values, keys, asked = rule.counts, {}, {}, {}
+      for position = first, parsed do
+        local value = offer_ids[position]
+        if counts[value] == nil and not asked[value] then
+          asked[value] = true
+          values[#values + 1] = value
+          keys[#keys + 1] = offer_key(value, rule.suffix)
         end
-        if #values > 0 then
-          local replies
-          if rule.key then
-            replies = redis.call('HMGET', rule.key, unpack(values))
-          else
-            replies = redis.call('MGET', unpack(keys))
-          end
-          remember(rule.counts, rule.read, values, replies)
-        end
+      end
+      if #values > 0 then
+        remember(counts, rule.read, values, redis.call('MGET', unpack(keys)))
       end
     end
   end
@@ -309,7 +305,7 @@ local function select_member(base)
     end
     for _, rule in ipairs(rules) do
       local values = rule.values
-      if rule.counts[values and values[position] or channel] >= rule.limit then
+      if (rule.counts[values and values[position] or channel] or 0) >= rule.limit then
         return true
       end
     end
@@ -354,8 +350,10 @@ local function select_member(base)
           end
           added_by_member[#added_by_member + 1] = rule.counts
           added_by_member[#added_by_member + 1] = value
+        elseif rule.changed then
+          rule.changed[value] = true
         end
-        rule.counts[value] = rule.counts[value] + 1
+        rule.counts[value] = (rule.counts[value] or 0) + 1
       end
     end
   end
@@ -403,11 +401,9 @@ local function select_member(base)
   for _, rule in ipairs(rules) do
     if rule.served and rule.key then
       local changed = {}
-      for value, counted in pairs(rule.counts) do
-        if counted ~= rule.read[value] then
-          changed[#changed + 1] = value
-          changed[#changed + 1] = counted
-        end
+      for value in pairs(rule.changed) do
+        changed[#changed + 1] = value
+        changed[#changed + 1] = rule.counts[value]
       end
       if #changed > 0 then
         redis.call('HSET', rule.key, unpack(changed))
