@@ -199,9 +199,6 @@ local function select_member(base)
     end
     if not (cluster_state and spec.scope == 'offer_total') then
       rules[#rules + 1] = rule
-      if rule.suffix then
-        offer_rules[#offer_rules + 1] = rule
-      end
     end
   end
   -- select_offers' `caps`: a re-shown decision skips the rules counting `served`.
@@ -213,6 +210,11 @@ local function select_member(base)
       end
     end
     rules = kept
+  end
+  for _, rule in ipairs(rules) do
+    if rule.suffix then
+      offer_rules[#offer_rules + 1] = rule
+    end
   end
 
   -- Candidates, in parallel arrays (no table per candidate), filled in chunk by chunk.
@@ -303,7 +305,8 @@ local function select_member(base)
     if rooms and rooms[offer_id] and (chosen_offers[offer_id] or 0) >= rooms[offer_id] then
       return true
     end
-    for _, rule in ipairs(rules) do
+    for i = 1, #rules do
+      local rule = rules[i]
       local values = rule.values
       if (rule.counts[values and values[position] or channel] or 0) >= rule.limit then
         return true
@@ -341,7 +344,8 @@ local function select_member(base)
     local partner_id, offer_id = partner_ids[position], offer_ids[position]
     taken_by_partner[partner_id] = (taken_by_partner[partner_id] or 0) + 1
     chosen_offers[offer_id] = (chosen_offers[offer_id] or 0) + 1
-    for _, rule in ipairs(rules) do
+    for i = 1, #rules do
+      local rule = rules[i]
       if rule.served then
         local value = scope_value(rule, position)
         if rule.ttls then

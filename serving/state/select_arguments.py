@@ -4,7 +4,9 @@ A call decides one member (`RedisStateStore.select`) or many in order (`select_m
 candidates' records (`Candidate.record`) go once per call; a member's candidate lists are
 the records' numbers (1-based, comma-separated), and a fallback list equal to the previous
 member's is `=`: a campaign's members share most offers and their segment's fallback order.
-The layout is select.lua's header comment.
+The arguments are encoded as they are added (`script_pipe.Packed`), those the members share
+(channel, rules, sensitive categories, numbers) once per call. The layout is select.lua's
+header comment.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
+from perkrank.serving.state.script_pipe import Packed, bulk
 
 MEMBER_ARGUMENTS = 9
 """ARGV entries per member (select.lua's MEMBER_ARGS)."""
+SAME_FALLBACK = bulk("=")
+"""A fallback list equal to the previous member's."""
 
 
 class SelectCall:
@@ -24,15 +29,18 @@ class SelectCall:
         self._prefix = prefix
         self._numbers: dict[str, str] = {}
         """Record → its number in this call, as text."""
-        self._records: list[str] = []
-        self._members: list[str | int] = []
+        self._records: list[bytes] = []
+        self._members: list[bytes] = []
+        """Each member's arguments, encoded."""
+        self._shared: dict[tuple[str, ...], bytes] = {}
+        """The encoded arguments 3-6 (numbers, channel, rules, sensitive) by their values."""
         self._fallback: Sequence[Candidate] | None = None
         self._sensitive: frozenset[str] | None = None
         self._sensitive_text = ""
 
     def __len__(self) -> int:
         """Members added so far."""
-        return len(self._members) // MEMBER_ARGUMENTS
+        return len(self._members)
 
     def add(self, request: SelectionRequest, rules_text: str, cluster_state: str = "") -> None:
         """Append `request`, its rules as `RedisStateStore._rules_text` encodes them and, on
@@ -41,26 +49,38 @@ class SelectCall:
             self._sensitive = request.sensitive
             self._sensitive_text = "\x1e".join(sorted(request.sensitive))
         if self._fallback is not None and request.fallback == self._fallback:
-            fallback = "="
+            fallback = SAME_FALLBACK
         else:
-            fallback = self._numbered(request.fallback)
+            fallback = bulk(self._numbered(request.fallback))
         self._fallback = request.fallback
-        self._members += (
-            request.member_id,
-            request.decision_id,
+        values = (
             f"{request.limit},{request.max_per_partner},{request.local_slots},"
             f"{request.decision_ttl_seconds}",
             request.channel,
             rules_text,
             self._sensitive_text,
-            self._numbered(request.personalized),
-            fallback,
-            cluster_state,
+        )
+        shared = self._shared.get(values)
+        if shared is None:
+            shared = self._shared[values] = b"".join(map(bulk, values))
+        self._members.append(
+            b"".join(
+                (
+                    bulk(request.member_id),
+                    bulk(request.decision_id),
+                    shared,
+                    bulk(self._numbered(request.personalized)),
+                    fallback,
+                    bulk(cluster_state),
+                )
+            )
         )
 
-    def arguments(self) -> list[str | int]:
+    def arguments(self) -> Packed:
         """The call's ARGV: prefix, record count, records, each member's entries."""
-        return [self._prefix, len(self._records), *self._records, *self._members]
+        head = bulk(self._prefix) + bulk(len(self._records))
+        count = 2 + len(self._records) + MEMBER_ARGUMENTS * len(self._members)
+        return Packed(count, b"".join([head, *self._records, *self._members]))
 
     def _numbered(self, candidates: Sequence[Candidate]) -> str:
         """`candidates` as their records' numbers, records new to this call added."""
@@ -71,6 +91,6 @@ class SelectCall:
         except KeyError:
             for record in records:
                 if record not in numbers:
-                    self._records.append(record)
+                    self._records.append(bulk(record))
                     numbers[record] = str(len(self._records))
             return ",".join([numbers[record] for record in records])
