@@ -12,13 +12,18 @@ header comment.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.script_pipe import Packed, bulk
 
+RECORD = attrgetter("record")
 MEMBER_ARGUMENTS = 9
 """ARGV entries per member (select.lua's MEMBER_ARGS)."""
 SAME_FALLBACK = bulk("=")
+MEMBER_FRAME = b"$%d\r\n%b\r\n$%d\r\n%b\r\n%b$%d\r\n%b\r\n%b$%d\r\n%b\r\n"
+"""A member's arguments in RESP: id, decision id, the shared ones (encoded), personalized,
+fallback (encoded), offer-state."""
 """A fallback list equal to the previous member's."""
 
 
@@ -37,10 +42,6 @@ class SelectCall:
         self._fallback: Sequence[Candidate] | None = None
         self._sensitive: frozenset[str] | None = None
         self._sensitive_text = ""
-
-    def __len__(self) -> int:
-        """Members added so far."""
-        return len(self._members)
 
     def add(self, request: SelectionRequest, rules_text: str, cluster_state: str = "") -> None:
         """Append `request`, its rules as `RedisStateStore._rules_text` encodes them and, on
@@ -63,16 +64,13 @@ class SelectCall:
         shared = self._shared.get(values)
         if shared is None:
             shared = self._shared[values] = b"".join(map(bulk, values))
+        member, decision = request.member_id.encode(), request.decision_id.encode()
+        personalized, state = self._numbered(request.personalized).encode(), cluster_state.encode()
         self._members.append(
-            b"".join(
-                (
-                    bulk(request.member_id),
-                    bulk(request.decision_id),
-                    shared,
-                    bulk(self._numbered(request.personalized)),
-                    fallback,
-                    bulk(cluster_state),
-                )
+            MEMBER_FRAME
+            % (
+                *(len(member), member, len(decision), decision, shared),
+                *(len(personalized), personalized, fallback, len(state), state),
             )
         )
 
@@ -85,9 +83,9 @@ class SelectCall:
     def _numbered(self, candidates: Sequence[Candidate]) -> str:
         """`candidates` as their records' numbers, records new to this call added."""
         numbers = self._numbers
-        records = [candidate.record for candidate in candidates]
+        records = list(map(RECORD, candidates))
         try:
-            return ",".join([numbers[record] for record in records])
+            return ",".join(map(numbers.__getitem__, records))
         except KeyError:
             for record in records:
                 if record not in numbers:
