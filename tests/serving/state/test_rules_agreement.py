@@ -114,6 +114,15 @@ events = st.builds(
     st.sampled_from(CHANNELS),
     times,
 )
+batches = st.tuples(st.lists(selections, min_size=2, max_size=5), st.booleans()).map(
+    lambda drawn: (
+        [dataclasses.replace(one, fallback=drawn[0][0].fallback) for one in drawn[0]]
+        if drawn[1]
+        else drawn[0]
+    )
+)
+"""Selections made together (`select_many`), half of them sharing one fallback order as a
+campaign's members of one segment do (one server sends it once)."""
 STEP_KINDS = (
     "select",
     "select",
@@ -127,7 +136,7 @@ STEP_KINDS = (
 )
 step_of_kind = {
     "select": selections,
-    "batch": st.lists(selections, min_size=2, max_size=5),
+    "batch": batches,
     "event": events,
     "repeat": st.just("repeat"),
     "preferences": st.tuples(st.sampled_from(MEMBERS), preferences),
