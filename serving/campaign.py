@@ -61,13 +61,17 @@ async def decide_chunk(
     planned: list[tuple[OfferRequest, Assignment | None, str, str | None]] = []
     by_ranker: dict[int, tuple[OfferRanker, list[int]]] = {}
     items: dict[int, RankItem] = {}
+    quiet_in: dict[str, bool] = {}  # by region: `now` is the chunk's
     for index, member_id in enumerate(member_ids):
         decision_id = campaign_decision_id(campaign, member_id)
         request = OfferRequest(member_id, channel, limit, decision_id=decision_id)
         assignment = context.assignment(request)
         ranker, model_version = context.model_for(assignment)
-        region = ranker.profile(request)[0]
-        quiet = in_quiet_hours(now, mechanics.time_zone(region), channel_settings)
+        profile = ranker.profile(request)
+        quiet = quiet_in.get(profile[0])
+        if quiet is None:
+            zone = mechanics.time_zone(profile[0])
+            quiet = quiet_in[profile[0]] = in_quiet_hours(now, zone, channel_settings)
         planned.append((request, assignment, model_version, QUIET_HOURS if quiet else None))
         if quiet:
             continue
@@ -76,7 +80,7 @@ async def decide_chunk(
             if assignment is None
             else (assignment.policy, assignment.exploration)
         )
-        items[index] = RankItem(request, policy, exploration, int(decision_id, 16))
+        items[index] = RankItem(request, policy, exploration, int(decision_id, 16), profile)
         by_ranker.setdefault(id(ranker), (ranker, []))[1].append(index)
     rankings: dict[int, Ranking] = defaultdict(lambda: Ranking(False, [], {}))
     for ranker, indexes in by_ranker.values():

@@ -39,6 +39,8 @@ class RankItem:
     policy: str = PERSONALIZED
     exploration: Exploration | None = None
     seed: int = 0
+    profile: tuple[str, str] | None = None
+    """The member's (region, tier) as `ranker.profile` gives it, when the caller has it."""
 
 
 class _Planned:
@@ -71,7 +73,7 @@ async def rank_many(
             planned.append(None)
             continue
         member_id = item.request.member_id
-        region, tier = ranker.profile(item.request)
+        region, tier = item.profile or ranker.profile(item.request)
         exclusive, occasions = ranker.member_mechanics(member_id, region, tier, day, now)
         tenure = ranker.tenure_days(member_id, day)
         segment = ranker.segment(region, tier, day, tenure, exclusive, occasions)

@@ -109,5 +109,6 @@ def offer_checks(
 
 
 def offer_state_text(states: dict[str, tuple[int, int]]) -> str:
-    """select.lua's ARGV[12]: `offer_id \x1f redeemed \x1f room` per offer, split by \x1e."""
+    """select.lua's offer-state argument of a member: `offer_id \x1f redeemed \x1f room` per
+    offer, split by \x1e."""
     return "\x1e".join(f"{offer}\x1f{spent}\x1f{room}" for offer, (spent, room) in states.items())

@@ -118,17 +118,22 @@ class RedisClusterStateStore(RedisStateStore):
         return self._selection(request, reply)
 
     async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
-        """`select` of each request: those without offer-wide limits all at once (the calls
-        to each primary go out together on its pipe, each member's script on its slot), those
-        with offer_total caps or budgets one after another, so that the reservations of
-        members in flight never leave an offer out as capped (caps exact, as on one server)."""
-        wide = [_offer_wide(request) for request in requests]
+        """`select` of each request: a member's first request without offer-wide limits all
+        at once (the calls to each primary go out together on its pipe, each member's script on
+        its slot), then in order those with offer_total caps or budgets, so that the
+        reservations of members in flight never leave an offer out as capped (caps exact, as
+        on one server), and a member's later requests (counted after its earlier ones)."""
+        seen: set[str] = set()
+        in_turn = []
+        for request in requests:
+            in_turn.append(_offer_wide(request) or request.member_id in seen)
+            seen.add(request.member_id)
         selections: list[Selection | None] = [None] * len(requests)
-        apart = [i for i, is_wide in enumerate(wide) if not is_wide]
+        apart = [i for i, waits in enumerate(in_turn) if not waits]
         together = await asyncio.gather(*(self.select(requests[i]) for i in apart))
         for index, selection in zip(apart, together, strict=True):
             selections[index] = selection
-        for index in (i for i, is_wide in enumerate(wide) if is_wide):
+        for index in (i for i, waits in enumerate(in_turn) if waits):
             selections[index] = await self.select(requests[index])
         return [selection for selection in selections if selection is not None]
 
@@ -148,10 +153,10 @@ class RedisClusterStateStore(RedisStateStore):
         states = await self._reserve(checks)
         held = {c.offer_id: (c, states[c.offer_id][1]) for c in checks if c.served_keys}
         if checks:
-            arguments = [*arguments[:13], offer_state_text(states), *arguments[14:]]
+            arguments = self._select_arguments(request, offer_state_text(states))
         key = preferences_key(self._prefix, request.member_id)
         try:
-            reply = await self._pipe("select", SELECT_SCRIPT, key).call(arguments)
+            reply = (await self._pipe("select", SELECT_SCRIPT, key).call(arguments))[0]
         except asyncio.CancelledError:  # the client left: release in a task of its own
             self._release_later(list(held.values()))
             raise

@@ -1,21 +1,15 @@
-"""How perkrank's values are written into Redis: preference hash fields, candidate records
-for select.lua and event stream entries (the layout is in docs/redis_keys.md)."""
+"""How perkrank's values are written into Redis: preference hash fields and event stream
+entries (the layout is in docs/redis_keys.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from perkrank.serving.domain.events import OfferEvent
-from perkrank.serving.domain.selection import Candidate, Preferences
+from perkrank.serving.domain.selection import Preferences
 
 OPT_OUT_KINDS = ("channel", "category", "partner", "consent")
 """Set fields of the preferences hash, `kind:value` (consent: a sensitive category agreed to)."""
-
-
-def encode_candidates(candidates: Sequence[Candidate]) -> str:
-    """The candidates as select.lua reads them: records split by \\x1e, fields by \\x1f."""
-    return "\x1e".join([candidate.record for candidate in candidates])
 
 
 def fields_from_preferences(preferences: Preferences) -> dict[str, str]:

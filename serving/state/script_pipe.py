@@ -22,13 +22,23 @@ import hashlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import hiredis
 import redis
 from redis.connection import SSLConnection, parse_url
 
 Argument = str | int | bytes
+
+
+class Packed(NamedTuple):
+    """A script's ARGV already in the Redis protocol: `count` bulk strings (`bulk`), `body`."""
+
+    count: int
+    body: bytes
+
+
+Arguments = Sequence[Argument] | Packed
 
 
 class ScriptPipe:
@@ -45,21 +55,21 @@ class ScriptPipe:
         self.connection_attempts = 0
         """Connections tried so far (each shared by the calls waiting for it)."""
 
-    async def call(self, arguments: Sequence[Argument]) -> object:
+    async def call(self, arguments: Arguments) -> object:
         """The script's reply to `arguments` (its ARGV; it names no KEYS)."""
         connection = await self._connected()
-        reply = await connection.request(pack(b"EVALSHA", self._sha, 0, *arguments))
+        reply = await connection.request(script_call(b"EVALSHA", self._sha, arguments))
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-            reply = await connection.request(pack(b"EVAL", self._script, 0, *arguments))
+            reply = await connection.request(script_call(b"EVAL", self._script, arguments))
         if isinstance(reply, hiredis.ReplyError):
             raise redis.ResponseError(str(reply))
         return reply
 
-    async def call_many(self, calls: Sequence[Sequence[Argument]]) -> list[object]:
+    async def call_many(self, calls: Sequence[Arguments]) -> list[object]:
         """The script's replies to several calls sent at once, each in its place; an error
         reply is a ResponseError in its place (a broken connection raises)."""
         connection = await self._connected()
-        futures = connection.request_many([pack(b"EVALSHA", self._sha, 0, *a) for a in calls])
+        futures = connection.request_many([script_call(b"EVALSHA", self._sha, a) for a in calls])
         if not futures:
             return []
         try:  # replies come in order: once the last one is in, all are
@@ -74,7 +84,7 @@ class ScriptPipe:
         replies = [future.result() for future in futures]
         for index, reply in enumerate(replies):
             if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-                frame = pack(b"EVAL", self._script, 0, *calls[index])
+                frame = script_call(b"EVAL", self._script, calls[index])
                 reply = replies[index] = await connection.request(frame)
             if isinstance(reply, hiredis.ReplyError):
                 replies[index] = redis.ResponseError(str(reply))
@@ -286,6 +296,26 @@ def pack(*arguments: Argument) -> bytes:
     """A command in the Redis protocol (RESP): an array of bulk strings."""
     parts = [b"*%d\r\n" % len(arguments)]
     for argument in arguments:
-        data = argument if type(argument) is bytes else str(argument).encode()
-        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+        if type(argument) is str:
+            data = argument.encode()
+        else:
+            data = argument if type(argument) is bytes else str(argument).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def bulk(argument: Argument) -> bytes:
+    """One argument as a RESP bulk string."""
+    if type(argument) is str:
+        data = argument.encode()
+    else:
+        data = argument if type(argument) is bytes else str(argument).encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def script_call(command: bytes, script: bytes, arguments: Arguments) -> bytes:
+    """EVALSHA `sha` or EVAL `source` of a script without KEYS, with `arguments`."""
+    if isinstance(arguments, Packed):
+        head = (command, script, b"0")
+        return b"*%d\r\n%b%b" % (3 + arguments.count, b"".join(map(bulk, head)), arguments.body)
+    return pack(command, script, 0, *arguments)

@@ -114,9 +114,29 @@ events = st.builds(
     st.sampled_from(CHANNELS),
     times,
 )
-STEP_KINDS = ("select", "select", "select", "select", "event", "event", "repeat", "preferences")
+batches = st.tuples(st.lists(selections, min_size=2, max_size=5), st.booleans()).map(
+    lambda drawn: (
+        [dataclasses.replace(one, fallback=drawn[0][0].fallback) for one in drawn[0]]
+        if drawn[1]
+        else drawn[0]
+    )
+)
+"""Selections made together (`select_many`), half of them sharing one fallback order as a
+campaign's members of one segment do (one server sends it once)."""
+STEP_KINDS = (
+    "select",
+    "select",
+    "select",
+    "select",
+    "batch",
+    "event",
+    "event",
+    "repeat",
+    "preferences",
+)
 step_of_kind = {
     "select": selections,
+    "batch": batches,
     "event": events,
     "repeat": st.just("repeat"),
     "preferences": st.tuples(st.sampled_from(MEMBERS), preferences),
@@ -124,7 +144,8 @@ step_of_kind = {
 steps = st.lists(
     st.sampled_from(STEP_KINDS).flatmap(step_of_kind.__getitem__), min_size=4, max_size=16
 )
-"""A selection, an event, new preferences of a member, or the last selection once more."""
+"""A selection, a batch of selections (`select_many`: one script call on one server), an
+event, new preferences of a member, or the last selection once more."""
 
 ModelKey = tuple[str | None, CapCounter]
 """A counter as the model keeps it: (member id, None for offer_total; counter)."""
@@ -230,28 +251,42 @@ async def run_steps(
             for store in stores:
                 store.set_preferences(member_id, member_preferences)
             continue
+        if isinstance(step, list):
+            batch = [dataclasses.replace(one, rules=model.rules) for one in step]
+            expected = [expect(model, request) for request in batch]
+            event("batch")
+            for store in stores:
+                assert await store.select_many(batch) == expected, type(store).__name__
+            last = batch[-1]
+            continue
         if step == "repeat":
             if last is None:
                 continue
             step = last
         request = last = dataclasses.replace(step, rules=model.rules)
-        state = model.state(request)
-        choice = select_offers(state, request)
-        expected = choice.selection()
-        for reason in expected.suppressed:
-            event(f"left out: {reason}")
-        event(f"chose {'some' if expected.offer_ids else 'none'}")
-        if request.local_slots and _floor_moved(state, request, choice):
-            event("the local floor changed the list")
+        expected_one = expect(model, request)
         for store in stores:
-            assert await store.select(request) == expected, type(store).__name__
-        for increment in choice.increments:
-            counter = increment.counter
-            model.counts[_member_of(counter, request.member_id), counter] += increment.amount
-        if choice.remember_decision:
-            model.shown.add((request.member_id, request.decision_id))
-        if state.reshown:
-            event("re-shown decision")
+            assert await store.select(request) == expected_one, type(store).__name__
+
+
+def expect(model: Model, request: SelectionRequest) -> Any:
+    """The pure rules' selection of `request`, its increments applied to the model."""
+    state = model.state(request)
+    choice = select_offers(state, request)
+    expected = choice.selection()
+    for reason in expected.suppressed:
+        event(f"left out: {reason}")
+    event(f"chose {'some' if expected.offer_ids else 'none'}")
+    if request.local_slots and _floor_moved(state, request, choice):
+        event("the local floor changed the list")
+    for increment in choice.increments:
+        counter = increment.counter
+        model.counts[_member_of(counter, request.member_id), counter] += increment.amount
+    if choice.remember_decision:
+        model.shown.add((request.member_id, request.decision_id))
+    if state.reshown:
+        event("re-shown decision")
+    return expected
 
 
 def _floor_moved(state: MemberState, request: SelectionRequest, choice: Any) -> bool:

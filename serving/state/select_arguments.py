@@ -1,0 +1,94 @@
+"""select.lua's ARGV for one call: the offer records once, then each member's request.
+
+A call decides one member (`RedisStateStore.select`) or many in order (`select_many`). The
+candidates' records (`Candidate.record`) go once per call; a member's candidate lists are
+the records' numbers (1-based, comma-separated), and a fallback list equal to the previous
+member's is `=`: a campaign's members share most offers and their segment's fallback order.
+The arguments are encoded as they are added (`script_pipe.Packed`), those the members share
+(channel, rules, sensitive categories, numbers) once per call. The layout is select.lua's
+header comment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+
+from perkrank.serving.domain.selection import Candidate, SelectionRequest
+from perkrank.serving.state.script_pipe import Packed, bulk
+
+RECORD = attrgetter("record")
+MEMBER_ARGUMENTS = 9
+"""ARGV entries per member (select.lua's MEMBER_ARGS)."""
+SAME_FALLBACK = bulk("=")
+MEMBER_FRAME = b"$%d\r\n%b\r\n$%d\r\n%b\r\n%b$%d\r\n%b\r\n%b$%d\r\n%b\r\n"
+"""A member's arguments in RESP: id, decision id, the shared ones (encoded), personalized,
+fallback (encoded), offer-state."""
+"""A fallback list equal to the previous member's."""
+
+
+class SelectCall:
+    """The ARGV of one select.lua call, built member by member (`add`), then `arguments`."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._numbers: dict[str, str] = {}
+        """Record → its number in this call, as text."""
+        self._records: list[bytes] = []
+        self._members: list[bytes] = []
+        """Each member's arguments, encoded."""
+        self._shared: dict[tuple[str, ...], bytes] = {}
+        """The encoded arguments 3-6 (numbers, channel, rules, sensitive) by their values."""
+        self._fallback: Sequence[Candidate] | None = None
+        self._sensitive: frozenset[str] | None = None
+        self._sensitive_text = ""
+
+    def add(self, request: SelectionRequest, rules_text: str, cluster_state: str = "") -> None:
+        """Append `request`, its rules as `RedisStateStore._rules_text` encodes them and, on
+        Cluster, its offers' state (`offer_slots.offer_state_text`)."""
+        if request.sensitive is not self._sensitive:
+            self._sensitive = request.sensitive
+            self._sensitive_text = "\x1e".join(sorted(request.sensitive))
+        if self._fallback is not None and request.fallback == self._fallback:
+            fallback = SAME_FALLBACK
+        else:
+            fallback = bulk(self._numbered(request.fallback))
+        self._fallback = request.fallback
+        values = (
+            f"{request.limit},{request.max_per_partner},{request.local_slots},"
+            f"{request.decision_ttl_seconds}",
+            request.channel,
+            rules_text,
+            self._sensitive_text,
+        )
+        shared = self._shared.get(values)
+        if shared is None:
+            shared = self._shared[values] = b"".join(map(bulk, values))
+        member, decision = request.member_id.encode(), request.decision_id.encode()
+        personalized, state = self._numbered(request.personalized).encode(), cluster_state.encode()
+        self._members.append(
+            MEMBER_FRAME
+            % (
+                *(len(member), member, len(decision), decision, shared),
+                *(len(personalized), personalized, fallback, len(state), state),
+            )
+        )
+
+    def arguments(self) -> Packed:
+        """The call's ARGV: prefix, record count, records, each member's entries."""
+        head = bulk(self._prefix) + bulk(len(self._records))
+        count = 2 + len(self._records) + MEMBER_ARGUMENTS * len(self._members)
+        return Packed(count, b"".join([head, *self._records, *self._members]))
+
+    def _numbered(self, candidates: Sequence[Candidate]) -> str:
+        """`candidates` as their records' numbers, records new to this call added."""
+        numbers = self._numbers
+        records = list(map(RECORD, candidates))
+        try:
+            return ",".join(map(numbers.__getitem__, records))
+        except KeyError:
+            for record in records:
+                if record not in numbers:
+                    self._records.append(bulk(record))
+                    numbers[record] = str(len(self._records))
+            return ",".join([numbers[record] for record in records])
