@@ -40,7 +40,8 @@ from perkrank.experiment_config import Exploration
 from perkrank.lever_config import Lever
 from perkrank.models import scoring, value
 from perkrank.models.bundle import Bundle
-from perkrank.models.second_stage import member_scores
+from perkrank.models.coupon_stage import CANDIDATE_OFFSET as COUPON_OFFSET
+from perkrank.models.second_stage import CANDIDATE_OFFSET, stage_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
@@ -279,9 +280,10 @@ class OfferRanker:
         coupons = self.bundle.coupon_stage
         if coupons is not None and coupons.member_row(member_id) is not None:
             offer_ids = [self.catalog.offers[row].offer_id for row in segment.rows]
-            scores = coupons.member_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
+            scores, known = coupons.stage_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
             order = best_order(scores, segment.rows, pool, segment.local, local_tail)
-            return Shortlist(order, segment.fallback, True, frozenset())
+            offsets = frozenset(segment.rows[known].tolist())
+            return Shortlist(order, segment.fallback, True, frozenset(), offsets, COUPON_OFFSET)
         ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
         stats_row = None if stage is None else stage.member_row(member_id)
@@ -292,15 +294,19 @@ class OfferRanker:
         vector = ranker.member_vectors[member_row]
         scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
         calibration = self.bundle.calibration
+        offsets: frozenset[int] = frozenset()
         if stats_row is not None:
-            scores = member_scores(
+            scores, chosen = stage_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
             )
+            offsets = frozenset(segment.rows[chosen].tolist())
             calibration = value.IDENTITY
         scores = value.final_scores(scores, calibration, segment.adjustments)
         personalized = best_order(scores, segment.rows, pool, segment.local, local_tail)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
-        return Shortlist(personalized, segment.fallback, True, repeat_rows)
+        return Shortlist(
+            personalized, segment.fallback, True, repeat_rows, offsets, CANDIDATE_OFFSET
+        )
 
     def explain(
         self,
@@ -309,8 +315,9 @@ class OfferRanker:
         propensities: dict[int, float],
         language: str | None = None,
     ) -> Ranking:
-        """The selected offers with their rank, score (in the order used), reason (in
-        `language`) and propensity (by row; a row not in `propensities`: 1.0)."""
+        """The selected offers with their rank, score (in the order used, without a stage's
+        candidate offset: `Shortlist.shown_score`), reason (in `language`) and propensity (by
+        row; a row not in `propensities`: 1.0)."""
         privacy = self._settings.privacy
         texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
         order = shortlist.personalized if selection.personalized else shortlist.fallback
@@ -330,7 +337,8 @@ class OfferRanker:
                 purchase_reasons=selection.purchase_reasons,
             )
             propensity = propensities.get(row, DETERMINISTIC)
-            ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))
+            score = shortlist.shown_score(row, scores[row], selection.personalized)
+            ranked.append(RankedOffer(offers[row], rank, score, reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
 
 
