@@ -67,6 +67,8 @@ from perkrank.serving.domain.selection import OfferSelector, Selection, Selectio
 SECONDS_PER_DAY = 86_400
 PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
+MAX_CACHED_REASONS = 100_000
+"""Reasons `OfferRanker.reason` keeps before its cache starts over."""
 
 
 class OfferRanker:
@@ -92,6 +94,7 @@ class OfferRanker:
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
+        self._reasons: dict[tuple[int, str | None, bool, bool, bool, bool], str] = {}
 
     async def rank(
         self,
@@ -318,8 +321,6 @@ class OfferRanker:
         """The selected offers with their rank, score (in the order used, without a stage's
         candidate offset: `Shortlist.shown_score`), reason (in `language`) and propensity (by
         row; a row not in `propensities`: 1.0)."""
-        privacy = self._settings.privacy
-        texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
         order = shortlist.personalized if selection.personalized else shortlist.fallback
         scores = dict(zip(order.rows, order.scores, strict=True))
         offer_rows = self.catalog.offer_rows
@@ -327,19 +328,49 @@ class OfferRanker:
         ranked = []
         for rank, offer_id in enumerate(selection.offer_ids, start=1):
             row = offer_rows[offer_id]
-            reason = offer_reason(
-                offers[row],
+            reason = self.reason(
+                row,
+                language,
                 personalized=selection.personalized,
                 known_member=shortlist.known_member,
                 repeated=row in shortlist.repeat_rows,
-                texts=texts,
-                sensitive=offers[row].category in self.sensitive,
                 purchase_reasons=selection.purchase_reasons,
             )
             propensity = propensities.get(row, DETERMINISTIC)
             score = shortlist.shown_score(row, scores[row], selection.personalized)
             ranked.append(RankedOffer(offers[row], rank, score, reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
+
+    def reason(
+        self,
+        row: int,
+        language: str | None,
+        *,
+        personalized: bool,
+        known_member: bool,
+        repeated: bool,
+        purchase_reasons: bool,
+    ) -> str:
+        """`offer_reason` of the offer in catalog `row`, in `language` (None, or one without
+        templates: the default), cached: a reason depends on nothing else."""
+        key = (row, language, personalized, known_member, repeated, purchase_reasons)
+        reason = self._reasons.get(key)
+        if reason is None:
+            if len(self._reasons) >= MAX_CACHED_REASONS:
+                self._reasons.clear()
+            privacy = self._settings.privacy
+            texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
+            offer = self.catalog.offers[row]
+            reason = self._reasons[key] = offer_reason(
+                offer,
+                personalized=personalized,
+                known_member=known_member,
+                repeated=repeated,
+                texts=texts,
+                sensitive=offer.category in self.sensitive,
+                purchase_reasons=purchase_reasons,
+            )
+        return reason
 
 
 def _explored(
