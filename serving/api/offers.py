@@ -34,7 +34,6 @@ from perkrank.serving.api.schemas import (
     offers_parameters,
     openapi_parameters,
 )
-from perkrank.serving.domain.catalog import Offer
 from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.logged_decision import logged_decision
@@ -145,14 +144,22 @@ def _parameter_place(location: tuple[int | str, ...]) -> str:
 def _offers_response(
     request: OfferRequest, ranking: Ranking, decision: Decision, empty_reason: str | None
 ) -> Response:
-    """`OffersResponse` as JSON, written by orjson without building pydantic objects; each
-    offer's fixed fields come pre-written (`_offer_json`)."""
-    offers = []
-    for served in ranking.offers:
-        head, tail = _offer_json(served.offer)
-        score = orjson.dumps(round(served.score, 6))
-        reason = orjson.dumps(served.reason)
-        offers.append(b'%s%d,"score":%s,"reason":%s%s' % (head, served.rank, score, reason, tail))
+    """`OffersResponse` as JSON, written by orjson without building pydantic objects."""
+    offers = [
+        {
+            "offer_id": served.offer.offer_id,
+            "partner_id": served.offer.partner_id,
+            "category": served.offer.category,
+            "title": served.offer.title,
+            "reward": served.offer.reward,
+            "rank": served.rank,
+            "score": round(served.score, 6),
+            "reason": served.reason,
+            "exclusive": is_exclusive(served.offer),
+            "occasion": served.offer.occasion,
+        }
+        for served in ranking.offers
+    ]
     body = {
         "member_id": request.member_id,
         "channel": request.channel,
@@ -162,7 +169,7 @@ def _offers_response(
         "decision_id": decision.decision_id,
         "experiment": decision.experiment,
         "arm": decision.arm,
-        "offers": orjson.Fragment(b"[%s]" % b",".join(offers)),
+        "offers": offers,
         "empty_reason": empty_reason,
     }
     return Response(
@@ -170,29 +177,3 @@ def _offers_response(
         media_type="application/json",
         headers={DECISION_ID_HEADER: decision.decision_id},
     )
-
-
-MAX_CACHED_OFFERS = 100_000
-"""Offers `_offer_json` keeps written before its cache starts over."""
-_offer_fields: dict[str, tuple[Offer, bytes, bytes]] = {}
-"""By offer id: the offer and its `ServedOffer` JSON before `rank`'s value, after `reason`'s."""
-
-
-def _offer_json(offer: Offer) -> tuple[bytes, bytes]:
-    """A `ServedOffer`'s JSON up to `"rank":` and from `,"exclusive"` on, for `offer`
-    (cached while the catalog holds this very offer)."""
-    cached = _offer_fields.get(offer.offer_id)
-    if cached is None or cached[0] is not offer:
-        if len(_offer_fields) >= MAX_CACHED_OFFERS:
-            _offer_fields.clear()
-        fields = {
-            "offer_id": offer.offer_id,
-            "partner_id": offer.partner_id,
-            "category": offer.category,
-            "title": offer.title,
-            "reward": offer.reward,
-        }
-        head = orjson.dumps(fields)[:-1] + b',"rank":'
-        tail = orjson.dumps({"exclusive": is_exclusive(offer), "occasion": offer.occasion})
-        cached = _offer_fields[offer.offer_id] = (offer, head, b"," + tail[1:])
-    return cached[1], cached[2]
