@@ -283,9 +283,6 @@ def _copy(error: redis.RedisError) -> redis.RedisError:
 
 
 def pack(*arguments: Argument) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(arguments)]
-    for argument in arguments:
-        data = argument if type(argument) is bytes else str(argument).encode()
-        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
-    return b"".join(parts)
+    """A command in the Redis protocol (RESP): an array of bulk strings (str as UTF-8, int in
+    decimal), written by hiredis in C."""
+    return hiredis.pack_command(arguments)
