@@ -228,7 +228,7 @@ def member_scores(
 ) -> np.ndarray:
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
     logit (plus the trees' score), the others by their blend score (see the module
-    docstring); `stage_candidates` says which are candidates."""
+    docstring); `stage_scores` also says which offers are candidates."""
     return stage_scores(stage, member_row, item_rows, flags, blend_scores)[0]
 
 
