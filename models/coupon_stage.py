@@ -232,8 +232,16 @@ class CouponStage:
     def member_scores(self, member_id: str, offer_ids: list[str], other: np.ndarray) -> np.ndarray:
         """The order serving uses: offers the stage knows by `CANDIDATE_OFFSET` + the logit,
         the rest by `other` (their previous scores)."""
+        return self.stage_scores(member_id, offer_ids, other)[0]
+
+    def stage_scores(
+        self, member_id: str, offer_ids: list[str], other: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`member_scores`, and the positions of the offers the stage knows (ascending)."""
         logits = self.scores([member_id], offer_ids)[0]
-        return np.where(np.isnan(logits), np.asarray(other, np.float64), CANDIDATE_OFFSET + logits)
+        known = ~np.isnan(logits)
+        scores = np.where(known, CANDIDATE_OFFSET + logits, np.asarray(other, np.float64))
+        return scores, np.flatnonzero(known)
 
 
 def save_coupon_stage(stage: CouponStage, directory: Path) -> Path:

@@ -228,19 +228,35 @@ def member_scores(
 ) -> np.ndarray:
     """float64 scores of the eligible offers: candidates by `CANDIDATE_OFFSET` + the ranker's
     logit (plus the trees' score), the others by their blend score (see the module
-    docstring). The logit comes from `SecondStage.parts`: equal to `ranker.predict` of
-    `candidate_features`. Served per request: `candidate_flags` and `blend_ranks` of one
-    member, computed on one row (`row_ranks`, `member_bought`)."""
+    docstring); `stage_scores` also says which offers are candidates."""
+    return stage_scores(stage, member_row, item_rows, flags, blend_scores)[0]
+
+
+def stage_scores(
+    stage: SecondStage,
+    member_row: int,
+    item_rows: np.ndarray,
+    flags: np.ndarray,
+    blend_scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`member_scores`, and the positions (ascending) of the candidates among them. The logit
+    comes from `SecondStage.parts`: equal to `ranker.predict` of `candidate_features`. Served
+    per request: `candidate_flags` and `blend_ranks` of one member, computed on one row
+    (`row_ranks`, `member_pairs`)."""
     stats = stage.stats
     ranks = row_ranks(blend_scores)
-    flags = flags.copy()
-    flags[(ranks <= stage.sizes.cf_top) & np.isfinite(blend_scores)] |= CF
-    flags[member_bought(stats, member_row, item_rows)] |= OWN
+    pairs = member_pairs(stats, member_row, item_rows)
+    flags = flags | np.where(pairs >= 0, np.uint8(OWN), np.uint8(0))
+    top = ranks <= stage.sizes.cf_top
+    if not np.isfinite(blend_scores).all():
+        top &= np.isfinite(blend_scores)
+    flags[top] |= CF
     chosen = np.flatnonzero(flags)
     logits = stage.parts.logits(
         member_row,
         int(stats.member_regions[member_row]),
         item_rows[chosen],
+        pairs[chosen],
         flags[chosen],
         blend_scores[chosen],
         ranks[chosen],
@@ -257,12 +273,16 @@ def member_scores(
         logits = logits + stage.trees.predict(rows)
     result = blend_scores.astype(np.float64)
     result[chosen] = CANDIDATE_OFFSET + logits
-    return result
+    return result, chosen
 
 
 def row_ranks(scores: np.ndarray) -> np.ndarray:
-    """`blend_ranks` of one row (1-D `scores`), without a stable sort of the whole row: an
-    unstable sort, then tied scores put in position order (a stable sort only with NaNs)."""
+    """`blend_ranks` of one row (1-D `scores`), without a stable sort: float32 scores
+    (serving's) by one sort of keys that pack each score's order with its position, others
+    by an unstable sort with tied scores put back in position order (a stable sort only with
+    NaNs)."""
+    if scores.dtype == np.float32 and len(scores) < 2**32:
+        return _packed_ranks(scores)
     negated = -scores
     order = np.argsort(negated)
     ordered = negated[order]
@@ -275,19 +295,43 @@ def row_ranks(scores: np.ndarray) -> np.ndarray:
             keys = runs * len(order) + order
             keys.sort()
             order = keys % len(order)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1.0, len(scores) + 1)
+    return _ranks_of(order)
+
+
+def _packed_ranks(scores: np.ndarray) -> np.ndarray:
+    """`row_ranks` of float32 scores: each negated score's bits mapped to an int32 that sorts
+    as the floats do (-0.0 counted as 0.0), above its position in an int64, one sort."""
+    negated = -scores + np.float32(0.0)  # -0.0 + 0.0 is 0.0: ties with 0.0
+    if np.isnan(negated).any():  # NaNs rank last, in position order
+        return _ranks_of(np.argsort(negated, kind="stable"))
+    bits = negated.view(np.int32)
+    keys = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64) << 32
+    keys |= np.arange(len(scores))
+    keys.sort()
+    return _ranks_of(keys & 0xFFFFFFFF)
+
+
+def _ranks_of(order: np.ndarray) -> np.ndarray:
+    """float64 rank (1 = first) of each position, from the positions in rank order."""
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1.0, len(order) + 1)
     return ranks
 
 
-def member_bought(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
-    """`bought` of one member (stats row): their pairs are one run of the sorted pair keys."""
+def member_pairs(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
+    """Position in `stats.pair_keys` of the member's (stats row) pair with each item (stats
+    row; -1: never bought): the member's pairs are one run of the sorted pair keys."""
     n_items = len(stats.item_ids)
     first = member_row * n_items
-    start, end = np.searchsorted(stats.pair_keys, (first, first + n_items))
-    owned = np.zeros(n_items + 1, dtype=bool)  # last slot: item row -1, never bought
-    owned[stats.pair_keys[start:end] - first] = True
-    return owned[item_rows]
+    start, end = stats.pair_keys.searchsorted((first, first + n_items))
+    positions = np.full(n_items + 1, -1, dtype=np.intp)  # last slot: item row -1
+    positions[stats.pair_keys[start:end] - first] = np.arange(start, end)
+    return positions[item_rows]
+
+
+def member_bought(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
+    """`bought` of one member (stats row)."""
+    return member_pairs(stats, member_row, item_rows) >= 0
 
 
 def blend_ranks(scores: np.ndarray) -> np.ndarray:

@@ -10,9 +10,10 @@ bias plus a sum of per-column contributions. Most columns do not depend on the p
     sources     the source flags (a table over the flag values).
 `score_parts` computes the first four tables once per stage, every value through
 `pair_features` (the features the ranker was fitted on), for each member × category, each
-region × item, and each bought pair. A request then adds a few gathers and the blend's two
-columns: `ScoreParts.logits` equals `ranker.predict` of `candidate_features` (tested).
-numpy only.
+region × item, and each bought pair. The blend columns' share is affine in their transformed
+values (sign(x)·log1p(|x|)), so its constant goes into the member table and a request adds
+two products. A request then does a few gathers: `ScoreParts.logits` equals `ranker.predict`
+of `candidate_features` (tested). numpy only.
 """
 
 from __future__ import annotations
@@ -70,44 +71,49 @@ class ScoreParts:
     ranker: LinearRanker
     member_table: np.ndarray
     """(members, categories + 1): bias, member, never-bought own and category columns by
-    the item's category slot (last: an unknown item)."""
+    the item's category slot (last: an unknown item), plus the blend columns' share at 0."""
     item_slots: np.ndarray
     """Category slot of each item row, then of row -1 (unknown)."""
     item_table: np.ndarray
     """(regions, items + 1): item and regional columns (last: an unknown item)."""
-    pair_keys: np.ndarray
     own_deltas: np.ndarray
-    """Per bought pair (`PurchaseStats.pair_keys`): own columns minus a never-bought pair's."""
+    """Per bought pair (`PurchaseStats.pair_keys`): own columns minus a never-bought pair's;
+    then a 0 (position -1: a pair never bought)."""
     source_table: np.ndarray
     """Source columns' contribution of each candidate flag value."""
     blend_columns: tuple[int, ...]
+    blend_weights: tuple[float, float]
+    """Share of one transformed unit of the blend score, of the blend rank."""
 
     def logits(
         self,
         member_row: int,
         region: int,
         items: np.ndarray,
+        pairs: np.ndarray,
         flags: np.ndarray,
         blend_scores: np.ndarray,
         blend_ranks: np.ndarray,
     ) -> np.ndarray:
         """The ranker's logit of the member's candidates (their stats item rows `items`,
-        flags, blend scores and ranks); `region`: the member's region code in the stats."""
-        n_items = self.item_table.shape[1] - 1
-        first = member_row * n_items
-        start, end = np.searchsorted(self.pair_keys, (first, first + n_items))
-        bought = self.pair_keys[start:end] - first  # the member's items, ascending
-        own = np.zeros(len(items))
-        if end > start:
-            at = np.minimum(np.searchsorted(bought, items), end - start - 1)
-            own = np.where(bought[at] == items, self.own_deltas[start + at], 0.0)
-        blend = np.column_stack([blend_scores.astype(np.float64), blend_ranks])
+        positions `pairs` of the member's pairs in `pair_keys` (-1: never bought), flags,
+        blend scores and ranks); `region`: the member's region code in the stats."""
+        scores = blend_scores.astype(np.float64)
+        logged = np.log1p(np.abs(scores))
+        np.copysign(logged, scores, out=logged)
+        if not np.isfinite(logged.sum()):  # NaN or ±inf: the ranker's own transform
+            blend = self.ranker.contributions(
+                np.column_stack([scores, blend_ranks]), self.blend_columns
+            ) - self.ranker.contributions(np.zeros((1, 2)), self.blend_columns)
+        else:  # ranks are ≥ 1: their transform is log1p
+            score_weight, rank_weight = self.blend_weights
+            blend = logged * score_weight + np.log1p(blend_ranks) * rank_weight
         return (
             self.member_table[member_row][self.item_slots[items]]
             + self.item_table[region][items]
-            + own
+            + self.own_deltas[pairs]
             + self.source_table[flags]
-            + self.ranker.contributions(blend, self.blend_columns)
+            + blend
         )
 
 
@@ -124,7 +130,9 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
 
     members = np.arange(n_members)
     unknown = pair_features(stats, members, np.full(n_members, -1))
-    base = ranker.bias + share(unknown, MEMBER + OWN)
+    blend_columns = [columns[name] for name in BLEND]
+    blend_zero = ranker.contributions(np.zeros((1, len(BLEND))), blend_columns)[0]
+    base = ranker.bias + share(unknown, MEMBER + OWN) + blend_zero
     n_categories = stats.item_categories.max(initial=-1) + 1
     examples = [np.flatnonzero(stats.item_categories == c)[0] for c in range(n_categories)]
     member_table = np.column_stack(
@@ -154,9 +162,12 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
         bought = share(pair_features(stats, pair_members, pair_items), OWN)
         return bought - share(unknown[pair_members], OWN)
 
-    own = [np.zeros(0)] + [
-        own_deltas(stats.pair_keys[start : start + CHUNK_ROWS])
-        for start in range(0, len(stats.pair_keys), CHUNK_ROWS)
+    own = [
+        *(
+            own_deltas(stats.pair_keys[start : start + CHUNK_ROWS])
+            for start in range(0, len(stats.pair_keys), CHUNK_ROWS)
+        ),
+        np.zeros(1),
     ]
     flag_values = np.arange(2 * int(source_bits.max()))
     sources = ((flag_values[:, np.newaxis] & source_bits) > 0).astype(np.float64)
@@ -166,8 +177,11 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
         member_table=member_table,
         item_slots=item_slots,
         item_table=item_table,
-        pair_keys=stats.pair_keys,
         own_deltas=np.concatenate(own),
         source_table=ranker.contributions(sources, [columns[n] for n in source_columns]),
-        blend_columns=tuple(columns[name] for name in BLEND),
+        blend_columns=tuple(blend_columns),
+        blend_weights=(
+            float(ranker.weights[blend_columns[0]] / ranker.scales[blend_columns[0]]),
+            float(ranker.weights[blend_columns[1]] / ranker.scales[blend_columns[1]]),
+        ),
     )

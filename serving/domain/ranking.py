@@ -40,7 +40,8 @@ from perkrank.experiment_config import Exploration
 from perkrank.lever_config import Lever
 from perkrank.models import scoring, value
 from perkrank.models.bundle import Bundle
-from perkrank.models.second_stage import member_scores
+from perkrank.models.coupon_stage import CANDIDATE_OFFSET as COUPON_OFFSET
+from perkrank.models.second_stage import CANDIDATE_OFFSET, stage_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
 from perkrank.serving.domain.exploration import explore
@@ -66,6 +67,8 @@ from perkrank.serving.domain.selection import OfferSelector, Selection, Selectio
 SECONDS_PER_DAY = 86_400
 PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
+MAX_CACHED_REASONS = 100_000
+"""Reasons `OfferRanker.reason` keeps before its cache starts over."""
 
 
 class OfferRanker:
@@ -91,6 +94,7 @@ class OfferRanker:
         categories = {offer.category for offer in catalog.offers}
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
+        self._reasons: dict[tuple[int, str | None, bool, bool, bool, bool], str] = {}
 
     async def rank(
         self,
@@ -279,9 +283,10 @@ class OfferRanker:
         coupons = self.bundle.coupon_stage
         if coupons is not None and coupons.member_row(member_id) is not None:
             offer_ids = [self.catalog.offers[row].offer_id for row in segment.rows]
-            scores = coupons.member_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
+            scores, known = coupons.stage_scores(member_id, offer_ids, np.zeros(len(offer_ids)))
             order = best_order(scores, segment.rows, pool, segment.local, local_tail)
-            return Shortlist(order, segment.fallback, True, frozenset())
+            offsets = frozenset(segment.rows[known].tolist())
+            return Shortlist(order, segment.fallback, True, frozenset(), offsets, COUPON_OFFSET)
         ranker, stage = self.bundle.ranker, self.bundle.second_stage
         member_row = ranker.member_row(member_id)
         stats_row = None if stage is None else stage.member_row(member_id)
@@ -292,15 +297,19 @@ class OfferRanker:
         vector = ranker.member_vectors[member_row]
         scores = scoring.scores(vector, segment.vectors, segment.biases, repeat)
         calibration = self.bundle.calibration
+        offsets: frozenset[int] = frozenset()
         if stats_row is not None:
-            scores = member_scores(
+            scores, chosen = stage_scores(
                 stage, stats_row, segment.stage_items, segment.stage_flags, scores
             )
+            offsets = frozenset(segment.rows[chosen].tolist())
             calibration = value.IDENTITY
         scores = value.final_scores(scores, calibration, segment.adjustments)
         personalized = best_order(scores, segment.rows, pool, segment.local, local_tail)
         repeat_rows = frozenset(segment.rows[np.flatnonzero(repeat)].tolist())
-        return Shortlist(personalized, segment.fallback, True, repeat_rows)
+        return Shortlist(
+            personalized, segment.fallback, True, repeat_rows, offsets, CANDIDATE_OFFSET
+        )
 
     def explain(
         self,
@@ -309,10 +318,9 @@ class OfferRanker:
         propensities: dict[int, float],
         language: str | None = None,
     ) -> Ranking:
-        """The selected offers with their rank, score (in the order used), reason (in
-        `language`) and propensity (by row; a row not in `propensities`: 1.0)."""
-        privacy = self._settings.privacy
-        texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
+        """The selected offers with their rank, score (in the order used, without a stage's
+        candidate offset: `Shortlist.shown_score`), reason (in `language`) and propensity (by
+        row; a row not in `propensities`: 1.0)."""
         order = shortlist.personalized if selection.personalized else shortlist.fallback
         scores = dict(zip(order.rows, order.scores, strict=True))
         offer_rows = self.catalog.offer_rows
@@ -320,18 +328,49 @@ class OfferRanker:
         ranked = []
         for rank, offer_id in enumerate(selection.offer_ids, start=1):
             row = offer_rows[offer_id]
-            reason = offer_reason(
-                offers[row],
+            reason = self.reason(
+                row,
+                language,
                 personalized=selection.personalized,
                 known_member=shortlist.known_member,
                 repeated=row in shortlist.repeat_rows,
-                texts=texts,
-                sensitive=offers[row].category in self.sensitive,
                 purchase_reasons=selection.purchase_reasons,
             )
             propensity = propensities.get(row, DETERMINISTIC)
-            ranked.append(RankedOffer(offers[row], rank, scores[row], reason, propensity))
+            score = shortlist.shown_score(row, scores[row], selection.personalized)
+            ranked.append(RankedOffer(offers[row], rank, score, reason, propensity))
         return Ranking(selection.personalized, ranked, dict(selection.suppressed))
+
+    def reason(
+        self,
+        row: int,
+        language: str | None,
+        *,
+        personalized: bool,
+        known_member: bool,
+        repeated: bool,
+        purchase_reasons: bool,
+    ) -> str:
+        """`offer_reason` of the offer in catalog `row`, in `language` (None, or one without
+        templates: the default), cached: a reason depends on nothing else."""
+        key = (row, language, personalized, known_member, repeated, purchase_reasons)
+        reason = self._reasons.get(key)
+        if reason is None:
+            if len(self._reasons) >= MAX_CACHED_REASONS:
+                self._reasons.clear()
+            privacy = self._settings.privacy
+            texts = privacy.reasons.get(language or "") or privacy.reasons[privacy.default_language]
+            offer = self.catalog.offers[row]
+            reason = self._reasons[key] = offer_reason(
+                offer,
+                personalized=personalized,
+                known_member=known_member,
+                repeated=repeated,
+                texts=texts,
+                sensitive=offer.category in self.sensitive,
+                purchase_reasons=purchase_reasons,
+            )
+        return reason
 
 
 def explored_shortlist(

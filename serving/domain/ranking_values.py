@@ -72,6 +72,15 @@ class Shortlist:
     """The ranker learned this member's vector (else it scored region, tier and tenure)."""
     repeat_rows: frozenset[int]
     """Offer rows of items the member bought before."""
+    offset_rows: frozenset[int] = frozenset()
+    """Personalized rows whose score carries `offset`: a second or coupon stage's candidates,
+    ranked above the rest by it (a response shows their score without it)."""
+    offset: float = 0.0
+
+    def shown_score(self, row: int, score: float, personalized: bool) -> float:
+        """`score` (of `row` in the personalized order if `personalized`, else the fallback's)
+        without the stage's candidate offset."""
+        return score - self.offset if personalized and row in self.offset_rows else score
 
 
 class RankedOffer(NamedTuple):

@@ -293,15 +293,9 @@ def _copy(error: redis.RedisError) -> redis.RedisError:
 
 
 def pack(*arguments: Argument) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(arguments)]
-    for argument in arguments:
-        if type(argument) is str:
-            data = argument.encode()
-        else:
-            data = argument if type(argument) is bytes else str(argument).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    """A command in the Redis protocol (RESP): an array of bulk strings (str as UTF-8, int in
+    decimal), written by hiredis in C."""
+    return hiredis.pack_command(arguments)
 
 
 def bulk(argument: Argument) -> bytes:

@@ -27,6 +27,7 @@ from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
 from perkrank.serving.domain.catalog import catalog_from_dataset
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
+from perkrank.serving.domain.selection import Selection
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training import coupon_ranker as cr
 from perkrank.training.coupon_stats import offer_ids
@@ -103,6 +104,23 @@ def test_serving_orders_a_campaigns_coupons_as_the_evaluation_scores_them(setup)
         assert [catalog.offers[row].offer_id for row in served.rows] == order, member
         assert np.array(served.scores) - CANDIDATE_OFFSET == pytest.approx(scores, abs=1e-6)
     assert expected["H10"][0] != expected["H30"][0], "both members ordered alike: test is blind"
+
+
+def test_a_served_coupon_shows_its_logit_not_the_offset(setup) -> None:
+    dataset, index, task, stage, bundle = setup
+    catalog = catalog_from_dataset(dataset, bundle)
+    settings = ServeConfig(catalog_date=START, app_api_keys="test:app-key-for-tests-0001")
+    serving = OfferRanker(bundle, catalog, settings)
+    for member, (order, scores) in evaluated(index, task, stage).items():
+        region, tier = serving.profile(OfferRequest(member, "app", 10))
+        day = serving.day(0.0)
+        segment = serving.segment(region, tier, day, serving.tenure_days(member, day))
+        shortlist = serving.shortlist(member, segment, 10)
+        ids = [catalog.offers[row].offer_id for row in shortlist.personalized.rows]
+        ranking = serving.explain(shortlist, Selection(ids, personalized=True), {})
+        assert [served.offer.offer_id for served in ranking.offers] == order[:10], member
+        shown = [served.score for served in ranking.offers]
+        assert shown == pytest.approx(scores[:10].tolist(), abs=1e-6), member
 
 
 def test_saved_stage_scores_alike(setup, tmp_path: Path) -> None:

@@ -181,6 +181,27 @@ def test_served_logits_equal_the_ranker_on_the_feature_rows(stage, seed, tmp_pat
             np.testing.assert_allclose(ranked[chosen], expected, rtol=0, atol=1e-9)
 
 
+def test_served_logits_of_non_finite_blend_scores_equal_the_ranker(stage):
+    """A NaN or infinite blend score takes the ranker's own transform (NaN → 0 plus its
+    missing flag, ±inf → the largest float), as `predict` does."""
+    served = replace(stage, ranker=flagged(4))
+    item_rows, scores = blend_scores(stage, 4)
+    scores[[1, 5]] = np.nan
+    scores[[2, 7]] = -np.inf
+    scores[3] = np.inf
+    compared = 0
+    for row in warm_rows(stage, 40):
+        flags = served.segment_flags(item_rows, str(stage.region_ids[0]))
+        chosen, features = member_candidates(
+            served.stats, served.sizes, row, item_rows, flags, scores
+        )
+        expected = CANDIDATE_OFFSET + served.ranker.predict(features)
+        ranked = member_scores(served, row, item_rows, flags, scores)
+        np.testing.assert_allclose(ranked[chosen], expected, rtol=1e-12, atol=1e-9)
+        compared += int(np.isin(chosen, [1, 2, 3, 5, 7]).sum())
+    assert compared > 0, "no non-finite blend score among the candidates: the test is blind"
+
+
 def test_a_stats_file_without_an_array_is_named_in_the_error(stage, tmp_path):
     directory = tmp_path / "stage"
     save_second_stage(stage, directory)
