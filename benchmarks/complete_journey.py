@@ -43,7 +43,6 @@ from perkrank.features.complete_journey import (
 )
 from perkrank.features.loader import load_dataset
 from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
-from perkrank.models.coupon_stage import GROUPS as STAGE_GROUPS
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.progress import step
@@ -107,20 +106,16 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         tables = coupon_tables(read_raw(source))
         index = ce.coupon_index(tables)
     moment = pd.Timestamp(cutoff)
-    starts = tables.campaigns.set_index("campaign_id").start_date.sort_values()
-    earlier = starts[starts < moment].index.tolist()
-    with step("choose each group's coupon ranker by rolling-origin cross-validation"):
-        blocks = cr.campaign_blocks(tables, index, earlier)
-        folds = cr.rolling_folds(blocks, moment)
-        choices = {group: cr.choose(folds, group) for group in STAGE_GROUPS}
-    with step("fit the learned blend and the coupon rankers on the campaigns before the cutoff"):
+    with step("choose and fit each group's coupon ranker by rolling-origin cross-validation"):
+        fitted_stage = cr.fit_rankers(tables, index, moment)
+        blocks, folds = fitted_stage.blocks, fitted_stage.folds
+        choices, rankers = fitted_stage.choices, fitted_stage.rankers
+    with step("fit the learned blend on the campaigns before the cutoff"):
         blend = cr.fit(
-            cr.training_rows(blocks, earlier, moment, redeeming_only=False),
+            cr.training_rows(blocks, list(blocks), moment, redeeming_only=False),
             ce.BASELINES,
             BLEND_L2,
         )
-        redeeming = cr.training_rows(blocks, earlier, moment)
-        rankers = {group: cr.fit_group(redeeming, choices[group]) for group in STAGE_GROUPS}
     units, fits, largest = [], {}, None
     test = tables.campaigns[tables.campaigns.start_date >= moment].sort_values("start_date")
     for campaign_id in test["campaign_id"]:

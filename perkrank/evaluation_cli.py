@@ -32,7 +32,9 @@ def add_evaluate_offline(commands: argparse._SubParsersAction) -> None:
         "decision log (IPS, self-normalised IPS, doubly robust, 95 % intervals) before it "
         "gets traffic."
     )
-    command = commands.add_parser("evaluate-offline", help=help_text, description=help_text)
+    command = commands.add_parser(
+        "evaluate-offline", help=help_text.replace("%", "%%"), description=help_text
+    )
     command.set_defaults(handler=_evaluate_offline)
     command.add_argument(
         "--model", required=True, help="registry version, alias, models:/ URI or bundle directory"

@@ -40,9 +40,11 @@ from perkrank.models.ranker import fit_linear
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training.coupon_stats import coupon_stats
 
-L2_GRID = (1.0, 100.0)
+L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 FIT_ON = ("all", "own")
 MIN_EARLIER = 2
+UNCHOSEN = (ce.BASELINES, max(L2_GRID), "all")
+"""(features, penalty, rows) of a group without a validation fold (nothing to choose on)."""
 """Campaigns that must start before a campaign for it to be a validation fold."""
 
 
@@ -107,6 +109,36 @@ class Choice:
     score: float = float("nan")
     per_setting: Mapping[tuple[str, float], tuple[tuple[str, ...], float]] | None = None
     """Each (`FIT_ON`, penalty)'s forward-selected features and validation score."""
+
+
+@dataclass(frozen=True)
+class StageFit:
+    """The coupon rankers fitted on every campaign starting before a cutoff, and how they were
+    chosen."""
+
+    blocks: Mapping[str, CampaignBlock]
+    folds: list[Fold]
+    choices: Mapping[str, Choice]
+    rankers: Mapping[str, LinearRanker]
+
+
+def fit_rankers(tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timestamp) -> StageFit:
+    """Choose each group's ranker by rolling-origin cross-validation over the campaigns
+    starting before `cutoff` (labels dated before it) and refit it on all of them; a group
+    without a fold gets `UNCHOSEN` (the baselines' features, the strongest penalty, every
+    campaign's rows). ValueError when no household redeemed before `cutoff`."""
+    starts = tables.campaigns.set_index("campaign_id").start_date
+    blocks = campaign_blocks(tables, index, starts[starts < cutoff].index.tolist())
+    folds = rolling_folds(blocks, cutoff)
+    choices = {
+        group: choose(folds, group)
+        if any(fold.group == group for fold in folds)
+        else Choice(group, *UNCHOSEN)
+        for group in GROUPS
+    }
+    redeeming = training_rows(blocks, list(blocks), cutoff)
+    rankers = {group: fit_group(redeeming, choices[group]) for group in GROUPS}
+    return StageFit(blocks, folds, choices, rankers)
 
 
 def campaign_features(tables: CouponTables, index: ce.CouponIndex, task: ce.Campaign) -> np.ndarray:
@@ -233,18 +265,18 @@ def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
     return ce.ranking_metrics(*query_matrices(scores, rows.labels > 0, rows.query_ids))["ndcg@10"]
 
 
-def choose(folds: Sequence[Fold], group: str) -> Choice:
-    """Features, penalty and rows by forward selection (module docstring)."""
+def choose(folds: Sequence[Fold], group: str, candidates: Sequence[str] = FEATURES) -> Choice:
+    """Features (of `candidates`), penalty and rows by forward selection (module docstring)."""
     per_setting = {}
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
         for fit_on in FIT_ON:
             for l2 in L2_GRID:
                 chosen: tuple[str, ...] = ()
                 best = -np.inf
-                while len(chosen) < len(FEATURES):
+                while len(chosen) < len(candidates):
                     scores = {
                         name: _mean(fold_ndcg(folds, Choice(group, (*chosen, name), l2, fit_on)))
-                        for name in FEATURES
+                        for name in candidates
                         if name not in chosen
                     }
                     name = max(scores, key=lambda candidate: scores[candidate])
