@@ -195,7 +195,9 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         "choices, refitted before each test campaign's start on every campaign that started "
         "before it (test campaigns included, labels dated before that start), as a bundle "
         "retrained at that date would serve; nothing is chosen on the test campaigns. The "
-        "walk-forward ranker is compared with the walk-forward blend.",
+        "walk-forward ranker is compared with the walk-forward blend. (These rows were added "
+        "after this version's first run showed the Type B/C CI including zero; they stand "
+        "beside the cutoff-fitted rows, not in their place.)",
         "- als, lightfm, own_pop, blend: perkrank's components with `configs/train.yaml` (not "
         "tuned for this data; the blend uses its configured weights, no weight search), fitted "
         "before each campaign's start on department × category items; a coupon's score is the "

@@ -13,8 +13,9 @@ Choices (`choose`, per group): for each penalty of `L2_GRID` and each `FIT_ON` (
 campaign's rows, or on the group's only), greedy forward selection adds the feature of
 `FEATURES` that most raises the group's validation score of `models.ranker.fit_linear` and stops
 when none raises it; the best (features, penalty, rows) wins and is refitted on every campaign
-before the cutoff (`fit_group`). Training rows keep only household × campaign pairs with a
-redemption (only those can teach a ranking); the test campaigns take no part.
+before the cutoff (`fit_group`; `fit_rankers` does both). Training rows keep only household ×
+campaign pairs with a redemption (only those can teach a ranking); the test campaigns take no
+part.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from perkrank.training.coupon_stats import coupon_stats
 L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 FIT_ON = ("all", "own")
 MIN_EARLIER = 2
+"""Campaigns that must start before a campaign for it to be a validation fold."""
 UNCHOSEN = (ce.BASELINES, max(L2_GRID), "all")
 """(features, penalty, rows) of a group without a validation fold (nothing to choose on)."""
-"""Campaigns that must start before a campaign for it to be a validation fold."""
 
 
 @dataclass(frozen=True)
@@ -265,18 +266,18 @@ def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
     return ce.ranking_metrics(*query_matrices(scores, rows.labels > 0, rows.query_ids))["ndcg@10"]
 
 
-def choose(folds: Sequence[Fold], group: str, candidates: Sequence[str] = FEATURES) -> Choice:
-    """Features (of `candidates`), penalty and rows by forward selection (module docstring)."""
+def choose(folds: Sequence[Fold], group: str) -> Choice:
+    """Features, penalty and rows by forward selection (module docstring)."""
     per_setting = {}
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
         for fit_on in FIT_ON:
             for l2 in L2_GRID:
                 chosen: tuple[str, ...] = ()
                 best = -np.inf
-                while len(chosen) < len(candidates):
+                while len(chosen) < len(FEATURES):
                     scores = {
                         name: _mean(fold_ndcg(folds, Choice(group, (*chosen, name), l2, fit_on)))
-                        for name in candidates
+                        for name in FEATURES
                         if name not in chosen
                     }
                     name = max(scores, key=lambda candidate: scores[candidate])
