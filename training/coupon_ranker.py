@@ -38,6 +38,7 @@ from perkrank.models.coupon_stage import (
 )
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.ranker import fit_linear
+from perkrank.progress import Counter
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training.coupon_stats import coupon_stats
 
@@ -269,6 +270,7 @@ def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
 def choose(folds: Sequence[Fold], group: str) -> Choice:
     """Features, penalty and rows by forward selection (module docstring)."""
     per_setting = {}
+    progress = Counter(f"{group}: forward selection", len(FIT_ON) * len(L2_GRID))
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
         for fit_on in FIT_ON:
             for l2 in L2_GRID:
@@ -285,6 +287,7 @@ def choose(folds: Sequence[Fold], group: str) -> Choice:
                         break
                     chosen, best = (*chosen, name), scores[name]
                 per_setting[fit_on, l2] = (chosen, float(best))
+                progress.advance(f"rows {fit_on}, l2 {l2:g}: {len(chosen)} features, {best:.4f}")
     fit_on, l2 = max(per_setting, key=lambda setting: per_setting[setting][1])
     features, score = per_setting[fit_on, l2]
     return Choice(group, features, l2, fit_on, score, per_setting)
