@@ -9,6 +9,9 @@ with the stage's arrays as of the campaign's start and a ranker per offer group 
 B/C) whose features, penalty and fitting rows are chosen by rolling-origin cross-validation over
 the campaigns before the cutoff (`training/coupon_ranker.py`). The simple learned blend is a
 logistic regression on the five baseline features of the campaigns before the cutoff.
+Walk-forward rows (`_refit`): the same two, with the same choices, refitted before each test
+campaign's start on every campaign starting before it (labels dated before it), as a served
+bundle retrained at that date would be; nothing is chosen on the test campaigns.
 perkrank's first-stage models are fitted on the purchase sample (department × category items,
 `features/complete_journey.py`) before each test campaign's start; a coupon's score is the max
 (or mean) of its items' scores.
@@ -43,7 +46,6 @@ from perkrank.features.complete_journey import (
 )
 from perkrank.features.loader import load_dataset
 from perkrank.models.coupon_stage import FEATURES, CouponStage, feature_arrays
-from perkrank.models.coupon_stage import GROUPS as STAGE_GROUPS
 from perkrank.models.factors import Factors
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.progress import step
@@ -61,6 +63,11 @@ BLEND_L2 = 1.0
 """The learned blend's penalty (fit_linear's default; not tuned)."""
 LEARNED_BLEND = "learned_blend"
 COUPON_RANKER = "coupon_ranker"
+LEARNED_BLEND_REFIT = "learned_blend_refit"
+COUPON_RANKER_REFIT = "coupon_ranker_refit"
+WALK_FORWARD = {COUPON_RANKER_REFIT: LEARNED_BLEND_REFIT}
+"""Walk-forward rows: refitted before each test campaign's start (module docstring), each
+compared with its walk-forward reference too."""
 PERKRANK = {
     "als_max": ("als", "max"),
     "als_mean": ("als", "mean"),
@@ -70,7 +77,10 @@ PERKRANK = {
     "blend_mean": (pipeline.BLEND, "mean"),
 }
 """Row name → (perkrank model, how its item scores become a coupon's score)."""
-MODELS = (*ce.BASELINES, LEARNED_BLEND, COUPON_RANKER, *PERKRANK)
+MODELS = (
+    *ce.BASELINES, LEARNED_BLEND, COUPON_RANKER, LEARNED_BLEND_REFIT, COUPON_RANKER_REFIT,
+    *PERKRANK,
+)  # fmt: skip
 GROUPS = {
     "Type A": ("Type A",),
     "Type B/C": ("Type B", "Type C"),
@@ -107,22 +117,20 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         tables = coupon_tables(read_raw(source))
         index = ce.coupon_index(tables)
     moment = pd.Timestamp(cutoff)
-    starts = tables.campaigns.set_index("campaign_id").start_date.sort_values()
-    earlier = starts[starts < moment].index.tolist()
-    with step("choose each group's coupon ranker by rolling-origin cross-validation"):
-        blocks = cr.campaign_blocks(tables, index, earlier)
-        folds = cr.rolling_folds(blocks, moment)
-        choices = {group: cr.choose(folds, group) for group in STAGE_GROUPS}
-    with step("fit the learned blend and the coupon rankers on the campaigns before the cutoff"):
+    with step("choose and fit each group's coupon ranker by rolling-origin cross-validation"):
+        fitted_stage = cr.fit_rankers(tables, index, moment)
+        blocks, folds = fitted_stage.blocks, fitted_stage.folds
+        choices, rankers = fitted_stage.choices, fitted_stage.rankers
+    with step("fit the learned blend on the campaigns before the cutoff"):
         blend = cr.fit(
-            cr.training_rows(blocks, earlier, moment, redeeming_only=False),
+            cr.training_rows(blocks, list(blocks), moment, redeeming_only=False),
             ce.BASELINES,
             BLEND_L2,
         )
-        redeeming = cr.training_rows(blocks, earlier, moment)
-        rankers = {group: cr.fit_group(redeeming, choices[group]) for group in STAGE_GROUPS}
-    units, fits, largest = [], {}, None
+    units, fits, refits, largest = [], {}, {}, None
     test = tables.campaigns[tables.campaigns.start_date >= moment].sort_values("start_date")
+    with step("features of the test campaigns for the walk-forward refits"):
+        every = {**blocks, **cr.campaign_blocks(tables, index, test["campaign_id"])}
     for campaign_id in test["campaign_id"]:
         task = ce.campaign_task(tables, index, campaign_id, labels_before=None)
         start = task.start.date()
@@ -131,6 +139,10 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
                 fitted = components.fit_components(dataset, start, config)
                 fits[start] = (fitted, components.blend_components(fitted, config.blend.weights, 0))
         stage = cr.campaign_stage(tables, index, task.start, rankers)
+        if start not in refits:
+            refits[start] = walk_forward(every, choices, task.start)
+        refit_blend, refit_rankers = refits[start]
+        ids = offer_ids(index, task.coupon_rows)
         if largest is None or len(task.coupon_upcs) > len(largest[0].coupon_upcs):
             largest = (task, stage)
         features = feature_arrays(stage.stats, stage.members.rows(task.members), task.coupon_rows)
@@ -139,7 +151,9 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         scores = {
             **named,
             LEARNED_BLEND: blend.predict(baselines).reshape(task.labels.shape),
-            COUPON_RANKER: stage.scores(task.members, offer_ids(index, task.coupon_rows)),
+            COUPON_RANKER: stage.scores(task.members, ids),
+            LEARNED_BLEND_REFIT: refit_blend.predict(baselines).reshape(task.labels.shape),
+            COUPON_RANKER_REFIT: CouponStage(refit_rankers, stage.stats).scores(task.members, ids),
             **perkrank_scores(*fits[start], task, index),
         }
         redeemers = task.members[task.labels.any(axis=1)]
@@ -172,6 +186,18 @@ def run(source: Path, cutoff: date, config: TrainConfig, work_dir: Path) -> dict
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+
+
+def walk_forward(
+    blocks: dict[str, cr.CampaignBlock], choices: dict[str, cr.Choice], start: pd.Timestamp
+) -> tuple[LinearRanker, dict[str, LinearRanker]]:
+    """The learned blend and each group's ranker (its chosen features, penalty and rows)
+    refitted on the campaigns of `blocks` starting before `start`, labels dated before it."""
+    earlier = [campaign for campaign, block in blocks.items() if block.task.start < start]
+    every = cr.training_rows(blocks, earlier, start, redeeming_only=False)
+    redeeming = cr.training_rows(blocks, earlier, start)
+    rankers = {group: cr.fit_group(redeeming, choice) for group, choice in choices.items()}
+    return cr.fit(every, ce.BASELINES, BLEND_L2), rankers
 
 
 def request_cost(stage: CouponStage, members: np.ndarray, ids: np.ndarray) -> dict[str, float]:
@@ -276,18 +302,24 @@ def campaign_summary(
 
 def summarize(results: pd.DataFrame, types: Sequence[str]) -> dict[str, Any]:
     """Mean metrics per model over a group's units, and each model's paired household-bootstrap
-    NDCG@10 difference from the learned blend."""
+    NDCG@10 difference from the learned blend (walk-forward rows: also from their reference)."""
     part = results[results["type"].isin(types)]
     per_household = part.groupby("member_id")[[f"{m} ndcg@10" for m in MODELS]].mean()
     reference = per_household[f"{LEARNED_BLEND} ndcg@10"].to_numpy()
     models = {}
     for model in MODELS:
         entry = {metric: float(np.nanmean(part[f"{model} {metric}"])) for metric in ce.METRICS}
+        values = per_household[f"{model} ndcg@10"].to_numpy()
         if model != LEARNED_BLEND:
-            values = per_household[f"{model} ndcg@10"].to_numpy()
             entry["vs_learned_blend"] = paired_bootstrap(
                 values, reference, metric="ndcg@10"
             ).to_dict()
+        if model in WALK_FORWARD:
+            own = per_household[f"{WALK_FORWARD[model]} ndcg@10"].to_numpy()
+            entry["vs_walk_forward_reference"] = {
+                "reference": WALK_FORWARD[model],
+                **paired_bootstrap(values, own, metric="ndcg@10").to_dict(),
+            }
         models[model] = entry
     return {"units": len(part), "households": len(per_household), "models": models}
 

@@ -64,6 +64,8 @@ class CouponTables:
     exposures:   campaign_id, member_id: the campaigns each household received.
     redemptions: campaign_id, member_id, coupon_upc, redemption_date (first redemption only).
     purchases:   member_id, ts, product_id, item_id: the kept transaction lines.
+    products:    product_id, manufacturer ("M" + manufacturer_id), product_type (item_id +
+                 "|" + product_type): every known product.
     """
 
     campaigns: pd.DataFrame
@@ -71,6 +73,12 @@ class CouponTables:
     exposures: pd.DataFrame
     redemptions: pd.DataFrame
     purchases: pd.DataFrame
+    products: pd.DataFrame
+
+
+def missing_raw_files(source: Path) -> list[str]:
+    """The names of `RAW_FILES` that `source` lacks."""
+    return [name for name in RAW_FILES.values() if not (Path(source) / name).is_file()]
 
 
 def read_raw(source: Path) -> dict[str, pd.DataFrame]:
@@ -134,6 +142,15 @@ def coupon_tables(raw: dict[str, pd.DataFrame]) -> CouponTables:
             }
         ).reset_index(drop=True),
         purchases=_kept_lines(raw, items),
+        products=pd.DataFrame(
+            {
+                "product_id": raw["products"]["product_id"].to_numpy(),
+                "manufacturer": ("M" + raw["products"]["manufacturer_id"]).to_numpy(),
+                "product_type": (
+                    items[Columns.item_id] + "|" + raw["products"]["product_type"].to_numpy()
+                ).to_numpy(),
+            }
+        ),
     )
 
 

@@ -44,7 +44,8 @@ from perkrank.models.linear_ranker import LinearRanker
 FEATURES = (
     "coupon_popularity", "category_share", "product_share", "past_redemptions", "coupon_size",
     "product_lines", "product_recent", "category_recent", "same_coupon", "redemption_rate",
-    "category_rate", "product_share_x_size", "category_share_x_size",
+    "category_rate", "product_share_x_size", "category_share_x_size", "manufacturer_share",
+    "manufacturer_recent", "type_share", "type_recent",
 )  # fmt: skip
 GROUPS = ("Type A", "Type B/C")
 """Offer groups, each scored by its own ranker; `CouponStats.offer_groups` holds positions."""
@@ -55,7 +56,9 @@ CANDIDATE_OFFSET = 1e6
 RANKER_FILE, STATS_FILE = "rankers.json", "coupon_stats.npz"
 MATRICES = (
     "offer_products", "offer_items", "member_products", "member_products_recent",
-    "member_items", "member_items_recent", "member_redeemed",
+    "member_items", "member_items_recent", "member_redeemed", "offer_manufacturers",
+    "offer_types", "member_manufacturers", "member_manufacturers_recent", "member_types",
+    "member_types_recent",
 )  # fmt: skip
 
 
@@ -84,6 +87,14 @@ class CouponStats:
     member_items_recent: sp.csr_matrix
     member_redeemed: sp.csr_matrix
     """Members × offers: redemptions."""
+    offer_manufacturers: sp.csr_matrix
+    """Offers × manufacturers (`offer_types`: × product types), 1 where it covers a product."""
+    offer_types: sp.csr_matrix
+    member_manufacturers: sp.csr_matrix
+    """Members × manufacturers (× product types): purchase lines (`_recent` as above)."""
+    member_manufacturers_recent: sp.csr_matrix
+    member_types: sp.csr_matrix
+    member_types_recent: sp.csr_matrix
 
     @cached_property
     def product_offers(self) -> sp.csr_matrix:
@@ -94,6 +105,14 @@ class CouponStats:
     def item_offers(self) -> sp.csr_matrix:
         """Items × offers: `offer_items` transposed."""
         return sp.csr_matrix(self.offer_items.T)
+
+    @cached_property
+    def manufacturer_offers(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.offer_manufacturers.T)
+
+    @cached_property
+    def type_offers(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.offer_types.T)
 
     @cached_property
     def offer_sizes(self) -> np.ndarray:
@@ -118,7 +137,7 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
     """float64 (offers × `FEATURES`) of one member (stats row; -1: unknown): each personal
     column is summed over the member's few non-zeros (numpy gathers, no sparse products)."""
     width = len(stats.offer_ids)
-    personal = np.zeros((6, width))
+    personal = np.zeros((10, width))
     lines = 1.0
     if member_row >= 0:
         spreads = (
@@ -126,9 +145,15 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
             (stats.member_products_recent, stats.product_offers),
             (stats.member_items, stats.item_offers),
             (stats.member_items_recent, stats.item_offers),
+            (stats.member_manufacturers, stats.manufacturer_offers),
+            (stats.member_manufacturers_recent, stats.manufacturer_offers),
+            (stats.member_types, stats.type_offers),
+            (stats.member_types_recent, stats.type_offers),
         )
         for column, (member, covers) in enumerate(spreads):
-            personal[column] = _spread(covers, *_row(member, member_row), width)
+            personal[column if column < 4 else column + 2] = _spread(
+                covers, *_row(member, member_row), width
+            )
         redeemed, counts = _row(stats.member_redeemed, member_row)
         for offer, count in zip(redeemed, counts, strict=True):
             items = _row(stats.offer_items, offer)[0]
@@ -138,7 +163,8 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
         upcs = np.bincount(stats.offer_upcs[redeemed], counts, minlength=stats.upc_count)
         personal[5] = upcs[stats.offer_upcs]
         lines = max(float(stats.member_lines[member_row]), 1.0)
-    product_lines, product_recent, category_lines, category_recent, past, same = personal
+    product_lines, product_recent, category_lines, category_recent, past, same = personal[:6]
+    maker_lines, maker_recent, type_lines, type_recent = personal[6:]
     log_size = np.log1p(stats.offer_sizes)
     columns = {
         "coupon_popularity": stats.offer_popularity,
@@ -154,6 +180,10 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
         "category_rate": stats.offer_category_rate,
         "product_share_x_size": product_lines / lines * log_size,
         "category_share_x_size": category_lines / lines * log_size,
+        "manufacturer_share": maker_lines / lines,
+        "manufacturer_recent": maker_recent,
+        "type_share": type_lines / lines,
+        "type_recent": type_recent,
     }
     return np.stack([columns[name][offer_rows] for name in FEATURES], axis=1)
 

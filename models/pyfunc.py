@@ -5,7 +5,10 @@ named by `cold_member_feature_names` of its region, tier and tenure, an offer of
 ranker never saw by its partner, category and scope. With a bundle's second stage, the rows
 of one member the stage ranks are that member's eligible offers: they are ordered by
 `models.second_stage.member_scores` as serving orders a request's offers, and the rows of a
-member it does not rank by the fallback (regional popularity), as serving does.
+member it does not rank by the fallback (regional popularity), as serving does. With a
+bundle's coupon stage (`models.coupon_stage`), the input also names each row's `offer_id`, and
+the rows of a member the stage knows are scored by `CouponStage.member_scores`, as serving
+orders that member's offers.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from perkrank.features.vocabulary import (
 )
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
+from perkrank.models.coupon_stage import CouponStage
 from perkrank.models.factors import Factors
 from perkrank.models.second_stage import SecondStage, member_scores
 
@@ -43,6 +47,8 @@ EXAMPLE_INPUT: dict[str, list[Any]] = {
 """A few rows of the model's input (logged as its input example)."""
 INPUT_COLUMNS = tuple(EXAMPLE_INPUT)
 """Member id, region, tier, tenure in days, partner id, category, scope."""
+OFFER_ID = Columns.offer_id
+"""The input column a bundle with a coupon stage also needs."""
 MODEL_CODE = """\
 import mlflow
 
@@ -68,7 +74,17 @@ class BundleModel(mlflow.pyfunc.PythonModel):
     ) -> np.ndarray:
         """Ranker scores of the input rows."""
         bundle = self.bundle
-        return score_rows(bundle.ranker, model_input, bundle.second_stage, bundle.fallback)
+        return score_rows(
+            bundle.ranker, model_input, bundle.second_stage, bundle.fallback, bundle.coupon_stage
+        )
+
+
+def example_input(bundle: Bundle) -> pd.DataFrame:
+    """`EXAMPLE_INPUT`, with two of the coupon stage's offer ids when the bundle has one."""
+    frame = pd.DataFrame(EXAMPLE_INPUT)
+    if bundle.coupon_stage is not None:
+        frame[OFFER_ID] = [str(offer) for offer in bundle.coupon_stage.stats.offer_ids[:2]]
+    return frame
 
 
 def score_rows(
@@ -76,12 +92,17 @@ def score_rows(
     rows: pd.DataFrame,
     second_stage: SecondStage | None = None,
     fallback: Factors | None = None,
+    coupon_stage: CouponStage | None = None,
 ) -> np.ndarray:
     """Scores of (member, offer) rows with the columns `INPUT_COLUMNS`, one per row (float64
-    with a second stage, else float32). With `second_stage`, the members it does not rank are
-    scored by `fallback` for their region and tier, as serving orders them."""
+    with a second or coupon stage, else float32). With `second_stage`, the members it does not
+    rank are scored by `fallback` for their region and tier, as serving orders them; with
+    `coupon_stage` (the rows also need `OFFER_ID`), the members it knows by the stage."""
     if second_stage is not None and fallback is None:
         raise ValueError("a second stage needs the fallback for the members it does not rank")
+    if coupon_stage is not None and OFFER_ID not in rows.columns:
+        raise ValueError(f"a bundle with a coupon stage needs the input column {OFFER_ID!r}")
+    staged = second_stage is not None or coupon_stage is not None
     records = rows[list(INPUT_COLUMNS)]
     offer_columns = (Columns.partner_id, Columns.category, Columns.scope)
     offers = [records[column].astype(str).tolist() for column in offer_columns]
@@ -96,10 +117,15 @@ def score_rows(
             TENURE_DAYS: records[TENURE_DAYS].astype(float),
         }
     )
-    result = np.zeros(len(records), dtype=np.float32 if second_stage is None else np.float64)
+    result = np.zeros(len(records), dtype=np.float64 if staged else np.float32)
     for (member_id, region, tier, tenure_days), positions in members.groupby(
         list(members)
     ).indices.items():
+        if coupon_stage is not None and coupon_stage.member_row(member_id) is not None:
+            offer_ids = rows[OFFER_ID].iloc[positions].astype(str).tolist()
+            zeros = np.zeros(len(positions))
+            result[positions] = coupon_stage.member_scores(member_id, offer_ids, zeros)
+            continue
         stats_row = None if second_stage is None else second_stage.member_row(member_id)
         if second_stage is not None and (stats_row is None or ranker.member_row(member_id) is None):
             inputs = [[item_ids[p] for p in positions], [feature_names[p] for p in positions]]

@@ -40,6 +40,7 @@ from perkrank.models.pyfunc import (  # noqa: F401
     EXAMPLE_INPUT,
     MODEL_CODE,
     BundleModel,
+    example_input,
     score_rows,
 )
 
@@ -146,9 +147,10 @@ def log_bundle(
                 mlflow.log_artifacts(str(path), artifact_path=name)
             else:
                 mlflow.log_artifact(str(path))
-        example_input = pd.DataFrame(EXAMPLE_INPUT)
-        example_output = score_rows(Bundle.load(bundle_dir).ranker, example_input)
-        signature = mlflow.models.infer_signature(example_input, example_output)
+        bundle = Bundle.load(bundle_dir)
+        example = example_input(bundle)
+        example_output = score_rows(bundle.ranker, example)
+        signature = mlflow.models.infer_signature(example, example_output)
         with tempfile.TemporaryDirectory() as scratch:
             model_code = Path(scratch) / "bundle_model.py"
             model_code.write_text(MODEL_CODE)
@@ -157,7 +159,7 @@ def log_bundle(
                 python_model=str(model_code),
                 artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                 signature=signature,
-                input_example=example_input,
+                input_example=example,
                 pip_requirements=_requirements(),
             )
         version_tags = dict(tags) | {

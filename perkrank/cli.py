@@ -14,6 +14,7 @@ from perkrank.admin_cli import add_admin_commands, add_privacy_commands
 from perkrank.arguments import existing_dir, int_range, iso_date, output_dir
 from perkrank.config import CONFIG_DIR, ConfigError
 from perkrank.evaluation_cli import add_evaluate_offline, add_log_options, print_offline_estimate
+from perkrank.import_cli import add_import_complete_journey
 
 Handler = Callable[[argparse.Namespace], int]
 MAX_MEMBERS = 10_000_000
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_generate(commands)
+    add_import_complete_journey(commands)
     _add_validate(commands)
     _add_train(commands)
     _add_promote(commands)
@@ -167,14 +169,22 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         type=Path,
         help="an events export (perkrank events export or simulate): redemptions join purchases",
     )
+    command.add_argument(
+        "--coupons",
+        type=existing_dir,
+        help="Complete Journey raw files: add the campaign coupon stage (config coupons.source)",
+    )
 
 
 def _train(arguments: argparse.Namespace) -> int:
-    from perkrank.config import TrainConfig, load_config
+    from perkrank.config import CouponConfig, TrainConfig, load_config
     from perkrank.features.loader import DataValidationError
+    from perkrank.training.coupon_step import CouponSourceError
     from perkrank.training.pipeline import train
 
     config = load_config(TrainConfig, arguments.config)
+    if arguments.coupons is not None:
+        config = config.model_copy(update={"coupons": CouponConfig(source=arguments.coupons)})
     try:
         result = train(
             arguments.data,
@@ -184,7 +194,7 @@ def _train(arguments: argparse.Namespace) -> int:
             exclusions=arguments.exclusions,
             events=arguments.events,
         )
-    except DataValidationError as error:
+    except (DataValidationError, CouponSourceError) as error:
         print(error, file=sys.stderr)
         return 1
     print(f"bundle: {result.bundle_dir}")

@@ -142,6 +142,14 @@ class RankerConfig(Section):
     tree_rounds: int = Field(75, gt=0, le=5000)
 
 
+class CouponConfig(Section):
+    """The campaign coupon stage (`training.coupon_step`)."""
+
+    source: Path | None = None
+    """The Complete Journey raw files whose campaigns, coupons and redemptions train the
+    coupon stage (the directory `perkrank import-complete-journey` read; null: no stage)."""
+
+
 class EvaluationConfig(Section):
     """Offline evaluation on the test window (definitions in training/window.py and metrics.py)."""
 
@@ -185,6 +193,7 @@ class TrainConfig(PerkrankSettings):
     lightfm: LightFMConfig = LightFMConfig()
     blend: BlendConfig = BlendConfig()
     ranker: RankerConfig = RankerConfig()
+    coupons: CouponConfig = CouponConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
     privacy: TrainingPrivacy = TrainingPrivacy()

@@ -65,6 +65,29 @@ def test_missing_directories_and_files_in_the_way_are_usage_errors(tmp_path, cap
     assert f"{in_the_way}: exists and is not a directory" in error
 
 
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    listing = capsys.readouterr().out
+    for command in ("train", "evaluate-offline", "import-complete-journey"):
+        assert command in listing
+
+
+def test_import_complete_journey_names_a_missing_raw_file(tmp_path, capsys):
+    assert main(["import-complete-journey", "--source", str(tmp_path), "--out", "x"]) == 1
+    assert "missing campaign_descriptions.csv" in capsys.readouterr().err
+
+
+def test_import_complete_journey_writes_the_contract_tables(tmp_path, capsys):
+    from tests.features.complete_journey_raw import write_raw
+
+    raw, out = write_raw(tmp_path / "raw"), tmp_path / "data"
+    assert main(["import-complete-journey", "--source", str(raw), "--out", str(out)]) == 0
+    assert "offers: 4 rows" in capsys.readouterr().out  # campaign × coupon
+    assert main(["validate", str(out)]) == 0
+
+
 def test_version_is_the_installed_package_version(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])

@@ -37,14 +37,27 @@ METRICS = ("ndcg@10", "recall@5", "recall@10", "auc")
 
 @dataclass(frozen=True)
 class CouponIndex:
-    """Every coupon ("<campaign>-<upc>"), item and product as rows, and which items and
-    products each coupon covers (binary CSR matrices)."""
+    """Every coupon ("<campaign>-<upc>"), item, product, manufacturer and product type as
+    rows, and which of each a coupon covers (binary CSR matrices); `product_manufacturers` /
+    `product_types`: the manufacturer / type row of each product row."""
 
     coupons: IdMap
     items: IdMap
     products: IdMap
     coupon_items: sp.csr_matrix
     coupon_products: sp.csr_matrix
+    manufacturers: IdMap
+    types: IdMap
+    product_manufacturers: np.ndarray
+    product_types: np.ndarray
+
+    @property
+    def coupon_manufacturers(self) -> sp.csr_matrix:
+        return _covers(self.coupon_products, self.product_manufacturers, len(self.manufacturers))
+
+    @property
+    def coupon_types(self) -> sp.csr_matrix:
+        return _covers(self.coupon_products, self.product_types, len(self.types))
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,10 @@ def coupon_index(tables: CouponTables) -> CouponIndex:
     items = IdMap(sorted(set(tables.coupons[Columns.item_id]) | set(tables.purchases.item_id)))
     products = IdMap(sorted(set(tables.coupons.product_id) | set(tables.purchases.product_id)))
     rows = coupons.rows(keys)
+    known = tables.products.set_index("product_id").reindex(products.external_ids)
+    makers = known["manufacturer"].fillna("").to_numpy(str)
+    kinds = known["product_type"].fillna("").to_numpy(str)
+    manufacturers, types = IdMap(sorted(set(makers))), IdMap(sorted(set(kinds)))
     return CouponIndex(
         coupons=coupons,
         items=items,
@@ -82,7 +99,20 @@ def coupon_index(tables: CouponTables) -> CouponIndex:
         coupon_products=_binary(
             rows, products.rows(tables.coupons.product_id), (coupons, products)
         ),
+        manufacturers=manufacturers,
+        types=types,
+        product_manufacturers=manufacturers.rows(makers),
+        product_types=types.rows(kinds),
     )
+
+
+def _covers(coupon_products: sp.csr_matrix, groups: np.ndarray, width: int) -> sp.csr_matrix:
+    """Coupons × groups: 1 where the coupon covers a product of the group."""
+    coo = coupon_products.tocoo()
+    matrix = sp.csr_matrix((np.ones(len(coo.row)), (coo.row, groups[coo.col])),
+                           shape=(coupon_products.shape[0], width))  # fmt: skip
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def _binary(rows: np.ndarray, columns: np.ndarray, maps: tuple[IdMap, IdMap]) -> sp.csr_matrix:

@@ -13,8 +13,9 @@ Choices (`choose`, per group): for each penalty of `L2_GRID` and each `FIT_ON` (
 campaign's rows, or on the group's only), greedy forward selection adds the feature of
 `FEATURES` that most raises the group's validation score of `models.ranker.fit_linear` and stops
 when none raises it; the best (features, penalty, rows) wins and is refitted on every campaign
-before the cutoff (`fit_group`). Training rows keep only household × campaign pairs with a
-redemption (only those can teach a ranking); the test campaigns take no part.
+before the cutoff (`fit_group`; `fit_rankers` does both). Training rows keep only household ×
+campaign pairs with a redemption (only those can teach a ranking); the test campaigns take no
+part.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ from perkrank.models.coupon_stage import (
 )
 from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.ranker import fit_linear
+from perkrank.progress import Counter
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training.coupon_stats import coupon_stats
 
-L2_GRID = (1.0, 100.0)
+L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 FIT_ON = ("all", "own")
 MIN_EARLIER = 2
 """Campaigns that must start before a campaign for it to be a validation fold."""
+UNCHOSEN = (ce.BASELINES, max(L2_GRID), "all")
+"""(features, penalty, rows) of a group without a validation fold (nothing to choose on)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,36 @@ class Choice:
     score: float = float("nan")
     per_setting: Mapping[tuple[str, float], tuple[tuple[str, ...], float]] | None = None
     """Each (`FIT_ON`, penalty)'s forward-selected features and validation score."""
+
+
+@dataclass(frozen=True)
+class StageFit:
+    """The coupon rankers fitted on every campaign starting before a cutoff, and how they were
+    chosen."""
+
+    blocks: Mapping[str, CampaignBlock]
+    folds: list[Fold]
+    choices: Mapping[str, Choice]
+    rankers: Mapping[str, LinearRanker]
+
+
+def fit_rankers(tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timestamp) -> StageFit:
+    """Choose each group's ranker by rolling-origin cross-validation over the campaigns
+    starting before `cutoff` (labels dated before it) and refit it on all of them; a group
+    without a fold gets `UNCHOSEN` (the baselines' features, the strongest penalty, every
+    campaign's rows). ValueError when no household redeemed before `cutoff`."""
+    starts = tables.campaigns.set_index("campaign_id").start_date
+    blocks = campaign_blocks(tables, index, starts[starts < cutoff].index.tolist())
+    folds = rolling_folds(blocks, cutoff)
+    choices = {
+        group: choose(folds, group)
+        if any(fold.group == group for fold in folds)
+        else Choice(group, *UNCHOSEN)
+        for group in GROUPS
+    }
+    redeeming = training_rows(blocks, list(blocks), cutoff)
+    rankers = {group: fit_group(redeeming, choices[group]) for group in GROUPS}
+    return StageFit(blocks, folds, choices, rankers)
 
 
 def campaign_features(tables: CouponTables, index: ce.CouponIndex, task: ce.Campaign) -> np.ndarray:
@@ -236,6 +270,7 @@ def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
 def choose(folds: Sequence[Fold], group: str) -> Choice:
     """Features, penalty and rows by forward selection (module docstring)."""
     per_setting = {}
+    progress = Counter(f"{group}: forward selection", len(FIT_ON) * len(L2_GRID))
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
         for fit_on in FIT_ON:
             for l2 in L2_GRID:
@@ -252,6 +287,7 @@ def choose(folds: Sequence[Fold], group: str) -> Choice:
                         break
                     chosen, best = (*chosen, name), scores[name]
                 per_setting[fit_on, l2] = (chosen, float(best))
+                progress.advance(f"rows {fit_on}, l2 {l2:g}: {len(chosen)} features, {best:.4f}")
     fit_on, l2 = max(per_setting, key=lambda setting: per_setting[setting][1])
     features, score = per_setting[fit_on, l2]
     return Choice(group, features, l2, fit_on, score, per_setting)

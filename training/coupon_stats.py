@@ -37,6 +37,7 @@ def coupon_stats(tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timesta
     days = (cutoff - bought[Columns.ts]).dt.total_seconds().to_numpy() / 86_400
     recent = np.exp2(-days / HALF_LIFE_DAYS)
     products, items = index.products.rows(bought.product_id), index.items.rows(bought.item_id)
+    makers, kinds = index.product_manufacturers[products], index.product_types[products]
 
     def counts(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
         return sp.csr_matrix((values, (rows, columns)), shape=(len(members), width))
@@ -71,6 +72,12 @@ def coupon_stats(tables: CouponTables, index: ce.CouponIndex, cutoff: pd.Timesta
             (np.ones(int(known.sum())), (redeemers[known], redeemed[known])),
             shape=(len(members), len(index.coupons)),
         ),
+        offer_manufacturers=index.coupon_manufacturers,
+        offer_types=index.coupon_types,
+        member_manufacturers=counts(ones, makers, len(index.manufacturers)),
+        member_manufacturers_recent=counts(recent, makers, len(index.manufacturers)),
+        member_types=counts(ones, kinds, len(index.types)),
+        member_types_recent=counts(recent, kinds, len(index.types)),
     )
 
 

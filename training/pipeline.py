@@ -5,7 +5,8 @@ the validation window is the `validation_days` before test_start. Blend weights 
 the validation window with models fitted on data before it, and so is the second-stage ranker
 (`training.ranker_step`); the reported metrics come from models fitted on data before
 test_start; the served bundle is refitted on all the data and serves the second stage when
-one was fitted (else the blend).
+one was fitted (else the blend). With `coupons.source`, the bundle also holds the campaign
+coupon stage (`training.coupon_step`), fitted on the campaigns before the served cutoff.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from perkrank.training.components import (
     blend_components,
     start_components,
 )
+from perkrank.training.coupon_step import coupon_metrics, served_coupon_stage
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
 from perkrank.training.fitting import fitting_pool
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
@@ -205,6 +207,9 @@ def _train(
         f"test [{dates.test_start}, {dates.test_end})"
     )
     served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
+    coupon_stage, coupon_summary = None, None
+    if config.coupons.source is not None:  # first: a bad source fails before the long fits
+        coupon_stage, coupon_summary = served_coupon_stage(config.coupons.source, served_until)
     plan = _fit_plan(dates, served_until, config)
     fits = start_components(dataset, plan, config, pool, aggregates)
 
@@ -283,11 +288,13 @@ def _train(
         bundle = Bundle(
             ranker=blend_components(served_fit, weights, config.seed),
             fallback=served_fit.models[FALLBACK],
-            meta=_bundle_meta(dates, weights, evaluation, served_until, served),
+            meta=_bundle_meta(dates, weights, evaluation, served_until, served)
+            | ({} if coupon_summary is None else {"coupon_stage": coupon_summary}),
             second_stage=None
             if linear is None
             else ranker_step.served_stage(dataset, served_until, *linear),
             offer_rates=None if events is None else _offer_rates(events, config),
+            coupon_stage=coupon_stage,
             calibration=calibration,
         )
         bundle_dir = bundle.save(output_dir / "bundle")
@@ -304,6 +311,7 @@ def _train(
             lineage,
             {EVALUATED_MODEL: evaluated_dir, LINEAGE_FILE: lineage_path},
             served,
+            {} if coupon_summary is None else coupon_metrics(coupon_summary),
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
 
@@ -368,10 +376,11 @@ def _register(
     lineage: Mapping[str, Any],
     extra_artifacts: Mapping[str, Path],
     served: str,
+    extra_metrics: Mapping[str, float],
 ) -> str:
     from perkrank.models.registry import log_bundle
 
-    metrics = run_metrics(evaluation, served)
+    metrics = run_metrics(evaluation, served) | dict(extra_metrics)
     with step("log to MLflow and register"):
         info = log_bundle(
             bundle_dir,

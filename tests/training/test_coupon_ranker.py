@@ -46,6 +46,20 @@ def test_features_of_campaign_two_use_only_earlier_data(tables: ce.CouponTables)
     assert features["redemption_rate"].tolist() == [[0.5, 0], [0.5, 0]]
 
 
+def test_manufacturer_and_type_features_of_campaign_two(tables: ce.CouponTables) -> None:
+    features = named(tables, "2")
+    # H10's three lines before the start: product 100 (manufacturer 1, CHIPS, coupon 111's
+    # product), 300 (manufacturer 3) and 101 (manufacturer 1, PRETZELS); coupon 333 covers
+    # product 200 (manufacturer 2), which nobody bought
+    assert features["manufacturer_share"].tolist() == [[2 / 3, 0], [0, 0]]
+    assert features["type_share"].tolist() == [[1 / 3, 0], [0, 0]]
+    snack, pretzel = 2 ** (-(54 + 0.5 / 24) / 30), 2 ** (-(8 + 14 / 24) / 30)
+    assert features["manufacturer_recent"] == pytest.approx(
+        np.array([[snack + pretzel, 0], [0, 0]])
+    )
+    assert features["type_recent"] == pytest.approx(np.array([[snack, 0], [0, 0]]))
+
+
 def test_campaign_one_features_see_nothing_later(tables: ce.CouponTables) -> None:
     features = named(tables, "1")
     assert features["category_share"].tolist() == [[1.0, 0.0], [0.0, 0.0]]
@@ -55,6 +69,8 @@ def test_campaign_one_features_see_nothing_later(tables: ce.CouponTables) -> Non
     assert features["past_redemptions"].tolist() == [[0, 0], [0, 0]]
     assert features["redemption_rate"].tolist() == [[0, 0], [0, 0]]
     assert features["product_lines"].tolist() == [[1, 0], [0, 0]]
+    # H10's only line before campaign 1 is product 100: manufacturer 1 covers coupon 111
+    assert features["manufacturer_share"].tolist() == [[1.0, 0.0], [0.0, 0.0]]
 
 
 def test_new_features_of_campaign_two(tables: ce.CouponTables) -> None:
