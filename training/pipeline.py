@@ -206,7 +206,9 @@ def _train(
     )
     served_until = dataset.purchases[Columns.ts].max().date() + timedelta(days=1)
     plan = _fit_plan(dates, served_until, config)
-    fits = start_components(dataset, plan, config, pool, aggregates)
+    # The validation cutoff and the second stage's earlier snapshots are waited on first.
+    first = len(ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)) + 1
+    fits = start_components(dataset, plan, config, pool, aggregates, first=first)
 
     weights = dict(config.blend.weights)
     validation_fit = fits[dates.validation_start]()
