@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
-from lightfm import LightFM
 from threadpoolctl import threadpool_limits
 
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
@@ -39,7 +39,7 @@ from perkrank.models.als import als_factors
 from perkrank.models.blend import score_scale
 from perkrank.models.bpr import bpr_factors
 from perkrank.models.factors import Factors
-from perkrank.models.hybrid import LightFMFit, feature_matrix, lightfm_factors
+from perkrank.models.hybrid import LightFMFit, lightfm_factors, train_lightfm
 from perkrank.training import pipeline
 from perkrank.training.blend_search import blend_metric, window_scores
 from perkrank.training.components import FittedComponents, component_fitters
@@ -109,39 +109,35 @@ Checkpoint = tuple[float | None, int, float, Factors]
 
 
 def _lightfm_checkpoints(data: TrainingData, config: TrainConfig) -> Iterator[Checkpoint]:
-    user_features, member_feature_ids = feature_matrix(data.member_features)
-    item_features, item_feature_ids = feature_matrix(data.item_features)
-    interactions = data.user_items.tocoo()
-    sample_weight = interactions.copy()
-    sample_weight.data = (interactions.data / interactions.data.mean()).astype(np.float32)
     for rate in RATES["lightfm"]:
-        model = LightFM(
-            no_components=config.lightfm.no_components,
-            loss=config.lightfm.loss,
-            learning_rate=rate,
-            random_state=config.seed,
+        settings = config.lightfm.model_copy(
+            update={"learning_rate": rate, "epochs": max(CHECKPOINTS["lightfm"])}
         )
-        cpu = 0.0
-        for epoch in range(1, max(CHECKPOINTS["lightfm"]) + 1):
-            started = time.process_time()
-            model.fit_partial(
-                interactions,
-                user_features=user_features,
-                item_features=item_features,
-                sample_weight=sample_weight,
-                epochs=1,
-                num_threads=1,
-            )
-            cpu += time.process_time() - started
-            if epoch in CHECKPOINTS["lightfm"]:
-                fit = LightFMFit(
-                    model, user_features, item_features, member_feature_ids, item_feature_ids
-                )
-                yield rate, epoch, cpu, lightfm_factors(fit, data)
+        kept: list[Checkpoint] = []
+        train_lightfm(
+            data, settings, seed=config.seed, threads=1, on_epoch=_keeper(kept, rate, data)
+        )
+        yield from kept
 
 
-def _snapshots(model, name: str) -> tuple[dict, Callable[..., None]]:
-    """Copies of an implicit model's factors at `name`'s checkpoints, with CPU seconds."""
+def _keeper(kept: list[Checkpoint], rate: float, data: TrainingData) -> Callable[..., None]:
+    """An `on_epoch` hook appending LightFM's checkpoints to `kept`, with the fitting CPU
+    seconds so far (the hook's own time left out)."""
+    clock = {"cpu": 0.0, "since": time.process_time()}
+
+    def keep(epoch: int, fit: LightFMFit) -> None:
+        clock["cpu"] += time.process_time() - clock["since"]
+        if epoch in CHECKPOINTS["lightfm"]:
+            kept.append((rate, epoch, clock["cpu"], lightfm_factors(fit, data)))
+        clock["since"] = time.process_time()
+
+    return keep
+
+
+def _implicit_checkpoints(
+    model: Any, name: str, rate: float | None, data: TrainingData, export: Callable[..., Factors]
+) -> Iterator[Checkpoint]:
+    """Fit an implicit model, copying its factors at `name`'s checkpoints."""
     snapshots: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
     started = time.process_time()
 
@@ -153,7 +149,11 @@ def _snapshots(model, name: str) -> tuple[dict, Callable[..., None]]:
                 time.process_time() - started,
             )
 
-    return snapshots, keep
+    with threadpool_limits(1, "blas"):
+        model.fit(data.user_items, show_progress=False, callback=keep)
+    for iterations, (users, items, cpu) in snapshots.items():
+        model.user_factors, model.item_factors = users, items
+        yield rate, iterations, cpu, export(model, data)
 
 
 def _bpr_checkpoints(data: TrainingData, config: TrainConfig) -> Iterator[Checkpoint]:
@@ -168,30 +168,21 @@ def _bpr_checkpoints(data: TrainingData, config: TrainConfig) -> Iterator[Checkp
             num_threads=1,
             random_state=config.seed,
         )
-        snapshots, keep = _snapshots(model, "bpr")
-        model.fit(data.user_items, show_progress=False, callback=keep)
-        for iterations, (users, items, cpu) in snapshots.items():
-            model.user_factors, model.item_factors = users, items
-            yield rate, iterations, cpu, bpr_factors(model, data)
+        yield from _implicit_checkpoints(model, "bpr", rate, data, bpr_factors)
 
 
 def _als_checkpoints(data: TrainingData, config: TrainConfig) -> Iterator[Checkpoint]:
     als = config.als
-    with threadpool_limits(1, "blas"):
-        model = AlternatingLeastSquares(
-            factors=als.factors,
-            regularization=als.regularization,
-            alpha=als.alpha,
-            iterations=max(CHECKPOINTS["als"]),
-            dtype=np.float32,
-            num_threads=config.threads,
-            random_state=config.seed,
-        )
-        snapshots, keep = _snapshots(model, "als")
-        model.fit(data.user_items, show_progress=False, callback=keep)
-    for iterations, (users, items, cpu) in snapshots.items():
-        model.user_factors, model.item_factors = users, items
-        yield None, iterations, cpu, als_factors(model, data)
+    model = AlternatingLeastSquares(
+        factors=als.factors,
+        regularization=als.regularization,
+        alpha=als.alpha,
+        iterations=max(CHECKPOINTS["als"]),
+        dtype=np.float32,
+        num_threads=config.threads,
+        random_state=config.seed,
+    )
+    yield from _implicit_checkpoints(model, "als", None, data, als_factors)
 
 
 def _cell(value: float | None) -> str:
