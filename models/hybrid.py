@@ -6,6 +6,7 @@ binary and unnormalized, so the representation of a member or item is the plain 
 feature embeddings, which is what `Factors` computes for members and items it never saw.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +49,15 @@ def feature_matrix(feature_names: list[list[str]]) -> tuple[sp.csr_matrix, np.nd
 
 
 def train_lightfm(
-    data: TrainingData, config: LightFMConfig, *, seed: int, threads: int
+    data: TrainingData,
+    config: LightFMConfig,
+    *,
+    seed: int,
+    threads: int,
+    on_epoch: Callable[[int, LightFMFit], None] | None = None,
 ) -> LightFMFit:
-    """Fit LightFM on `data.user_items` with member and item features."""
+    """Fit LightFM on `data.user_items` with member and item features; `on_epoch(epoch, fit)`
+    is called after each epoch (1, 2, …) with the model as it stands."""
     user_features, member_feature_ids = feature_matrix(data.member_features)
     item_features, item_feature_ids = feature_matrix(data.item_features)
     interactions = data.user_items.tocoo()
@@ -72,9 +79,10 @@ def train_lightfm(
         user_alpha=config.user_alpha,
         random_state=seed,
     )
+    fit = LightFMFit(model, user_features, item_features, member_feature_ids, item_feature_ids)
     # One epoch per call (what `fit` does on a fresh model) to report progress as it goes.
     progress = Counter("lightfm epoch", config.epochs, every=every_quarter(config.epochs))
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         model.fit_partial(
             interactions,
             user_features=user_features,
@@ -84,7 +92,9 @@ def train_lightfm(
             num_threads=threads,
         )
         progress.advance()
-    return LightFMFit(model, user_features, item_features, member_feature_ids, item_feature_ids)
+        if on_epoch is not None:
+            on_epoch(epoch, fit)
+    return fit
 
 
 def fit_lightfm(data: TrainingData, config: LightFMConfig, *, seed: int, threads: int) -> Factors:

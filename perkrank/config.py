@@ -99,9 +99,9 @@ class AlsConfig(Section):
 
 class BprConfig(Section):
     factors: int = Field(64, gt=0, le=4096)
-    learning_rate: float = Field(0.01, gt=0, le=100)
+    learning_rate: float = Field(0.05, gt=0, le=100)
     regularization: float = Field(0.01, ge=0, le=1e6)
-    iterations: int = Field(100, gt=0, le=10_000)
+    iterations: int = Field(50, gt=0, le=10_000)
 
 
 class LightFMConfig(Section):
@@ -110,7 +110,7 @@ class LightFMConfig(Section):
     learning_rate: float = Field(0.05, gt=0, le=100)
     item_alpha: float = Field(0.0, ge=0, le=1e6)
     user_alpha: float = Field(0.0, ge=0, le=1e6)
-    epochs: int = Field(20, gt=0, le=10_000)
+    epochs: int = Field(12, gt=0, le=10_000)
 
 
 class BlendConfig(Section):

@@ -62,48 +62,68 @@ def start_components(
     config: TrainConfig,
     pool: ThreadPoolExecutor,
     aggregates: Dataset | None = None,
+    *,
+    first: int = 0,
 ) -> dict[date, Callable[[], FittedComponents]]:
-    """Build each cutoff's features now and submit the fits of its components (`plan`: the
-    names, None = all) to `pool`; each returned function waits for one cutoff's fits.
+    """Build each cutoff's features and submit the fits of its components (`plan`: the names,
+    None = all) to `pool`; each returned function waits for one cutoff's fits. The first
+    `first` cutoffs of `plan` (those the caller waits on first) are built and submitted before
+    the others are built, so their fits start first and run while the rest are prepared.
     `aggregates` (None: `dataset`) is what the AGGREGATES components count: a superset of
     `dataset` whose extra members get no row."""
     item_features = item_feature_table(dataset)
-    prepared = []
-    for cutoff, names in plan.items():
-        moment = datetime.combine(cutoff, datetime.min.time())
-        with step(f"features before {cutoff}"):
-            features = cutoff_features(dataset, moment, config.interactions)
-            data = features.data
-            report(
-                f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
-                f"{data.user_items.nnz} non-zeros"
-            )
-        fitters = component_fitters(config)
-        if names is not None:
-            fitters = {name: fitters[name] for name in dict.fromkeys(names)}
-        if aggregates is not None:
-            counted = cutoff_features(aggregates, moment, config.interactions).data
-            for name in AGGREGATES:
-                if name in fitters:
-                    fitters[name] = _aggregate_fitter(fitters[name], counted)
-        prepared.append((cutoff, fitters, features))
-    submitted = submit_fits(pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared])
-
-    def waiter(
-        cutoff: date, features: CutoffFeatures, futures: dict[str, Future[Factors]]
-    ) -> Callable[[], FittedComponents]:
-        return lambda: FittedComponents(
-            cutoff=cutoff,
-            models={name: future.result() for name, future in futures.items()},
-            member_features=features.member_features,
-            item_features=item_features,
-            items_bought_before=features.items_bought_before,
+    cutoffs = list(plan.items())
+    waiters: dict[date, Callable[[], FittedComponents]] = {}
+    for batch in (cutoffs[:first], cutoffs[first:]):
+        prepared = [_prepare(dataset, cutoff, names, config, aggregates) for cutoff, names in batch]
+        submitted = submit_fits(
+            pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared]
         )
+        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True):
+            waiters[cutoff] = _waiter(cutoff, features, item_features, futures)
+    return waiters
 
-    return {
-        cutoff: waiter(cutoff, features, futures)
-        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True)
-    }
+
+def _prepare(
+    dataset: Dataset,
+    cutoff: date,
+    names: Iterable[str] | None,
+    config: TrainConfig,
+    aggregates: Dataset | None,
+) -> tuple[date, dict[str, Callable[[TrainingData], Factors]], CutoffFeatures]:
+    """One cutoff's features and the fitters of its components."""
+    moment = datetime.combine(cutoff, datetime.min.time())
+    with step(f"features before {cutoff}"):
+        features = cutoff_features(dataset, moment, config.interactions)
+        data = features.data
+        report(
+            f"{len(data.member_ids)} members × {len(data.item_ids)} items, "
+            f"{data.user_items.nnz} non-zeros"
+        )
+    fitters = component_fitters(config)
+    if names is not None:
+        fitters = {name: fitters[name] for name in dict.fromkeys(names)}
+    if aggregates is not None:
+        counted = cutoff_features(aggregates, moment, config.interactions).data
+        for name in AGGREGATES:
+            if name in fitters:
+                fitters[name] = _aggregate_fitter(fitters[name], counted)
+    return cutoff, fitters, features
+
+
+def _waiter(
+    cutoff: date,
+    features: CutoffFeatures,
+    item_features: dict[str, list[str]],
+    futures: dict[str, Future[Factors]],
+) -> Callable[[], FittedComponents]:
+    return lambda: FittedComponents(
+        cutoff=cutoff,
+        models={name: future.result() for name, future in futures.items()},
+        member_features=features.member_features,
+        item_features=item_features,
+        items_bought_before=features.items_bought_before,
+    )
 
 
 def _aggregate_fitter(

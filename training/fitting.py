@@ -4,7 +4,9 @@ LightFM, BPR and ALS fit in compiled code that releases the GIL, so threads use 
 with `deterministic`, LightFM and BPR each run on one thread and would leave a core idle, and
 the fits of the validation, test and served cutoffs do not depend on one another. Every fit
 owns its random state, so the models do not depend on the order or the overlap. The slowest
-fits start first (over all cutoffs) so the pool is not left waiting on one at the end.
+fits of the cutoffs submitted together start first (over all of them) so the pool is not left
+waiting on one at the end; cutoffs submitted earlier (`training.components.start_components`:
+those the pipeline waits on first) start before them.
 """
 
 from __future__ import annotations

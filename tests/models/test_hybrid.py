@@ -97,3 +97,23 @@ def test_every_configurable_loss_fits(loss, checkerboard):
         train_lightfm(checkerboard.data, config, seed=1, threads=1), checkerboard.data
     )
     assert np.isfinite(factors.item_vectors).all()
+
+
+def test_on_epoch_sees_every_epoch_of_the_one_model_it_returns(checkerboard):
+    seen = []
+
+    def on_epoch(epoch, fit):
+        seen.append((epoch, fit, fit.model.item_embeddings.copy()))
+
+    fit = train_lightfm(
+        checkerboard.data,
+        LightFMConfig(no_components=2, epochs=3),
+        seed=1,
+        threads=1,
+        on_epoch=on_epoch,
+    )
+
+    assert [epoch for epoch, _, _ in seen] == [1, 2, 3]
+    assert all(kept is fit for _, kept, _ in seen)
+    assert not np.array_equal(seen[0][2], seen[1][2])  # the model moved between epochs
+    np.testing.assert_array_equal(seen[-1][2], fit.model.item_embeddings)

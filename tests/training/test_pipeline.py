@@ -70,6 +70,13 @@ def test_each_component_is_fitted_at_most_once_per_window():
     assert [members for name, members in FITS if name == "fit_bpr"] == [sorted(windows)[1]]
 
 
+@pytest.mark.usefixtures("trained")
+def test_the_validation_cutoffs_fits_start_before_the_others():
+    sizes = [members for _, members in FITS]  # in the order the fits started (one thread)
+    validation = min(sizes)
+    assert sizes[: sizes.count(validation)] == [validation] * sizes.count(validation)
+
+
 def test_the_served_bundle_fits_only_the_blended_components(trained):
     _, config = trained
     served = max(members for _, members in FITS)
