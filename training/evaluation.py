@@ -12,8 +12,8 @@ Metrics (`training.metrics`) at each k are averaged over the members of each sli
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -211,8 +211,9 @@ class ModelReport:
     seconds: float
     member_values: dict[str, np.ndarray] = field(default_factory=dict)
     """"ndcg@10" → value per member of the overall slice (in window order; not serialized)."""
-    slice_values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    """Slice name → `member_values` of that slice's members (paired comparisons per slice)."""
+    slice_values: Mapping[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Slice name → `member_values` of that slice's members (paired comparisons per slice;
+    `SliceValues`: computed when read)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
@@ -268,10 +269,7 @@ def _report(
         for part in window.slices
         if len(part.member_rows) > 0
     }
-    slice_values = {
-        part.name: _member_values(rankings[part.restriction], part, k_values)
-        for part in window.slices
-    }
+    slice_values = SliceValues(rankings, window.slices, k_values)
     return ModelReport(
         name=name,
         metrics=metrics,
@@ -280,6 +278,32 @@ def _report(
         member_values=slice_values.get("overall", {}),
         slice_values=slice_values,
     )
+
+
+class SliceValues(Mapping[str, dict[str, np.ndarray]]):
+    """Slice name → `_member_values` of its members, computed when read from each
+    restriction's hits and relevant counts: a report keeps those, not one vector per slice,
+    metric and k (several times the memory on a large window, for every model)."""
+
+    def __init__(
+        self, rankings: Mapping[str, Ranking], slices: Sequence[Slice], k_values: Sequence[int]
+    ) -> None:
+        self._rankings = {
+            restriction: replace(ranking, offer_rows=np.empty((len(ranking.hits), 0), np.int32))
+            for restriction, ranking in rankings.items()
+        }
+        self._slices = {part.name: part for part in slices}
+        self._k_values = list(k_values)
+
+    def __getitem__(self, name: str) -> dict[str, np.ndarray]:
+        part = self._slices[name]
+        return _member_values(self._rankings[part.restriction], part, self._k_values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slices)
+
+    def __len__(self) -> int:
+        return len(self._slices)
 
 
 def evaluate_models(
