@@ -299,6 +299,9 @@ class SliceValues(Mapping[str, dict[str, np.ndarray]]):
         part = self._slices[name]
         return _member_values(self._rankings[part.restriction], part, self._k_values)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._slices
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._slices)
 

@@ -141,3 +141,18 @@ def test_a_window_without_members_has_zero_list_values(fitted):
     ranking = rank_window(window, fitted.blend, 10, value.IDENTITY, None, ("all",))["all"]
     values = list_values(empty, fitted.blend, ranking, value.IDENTITY, np.ones(3), 10)
     assert values == {"expected_value@10": 0.0, "value@10": 0.0}
+
+
+def test_slice_values_read_later_average_to_each_slices_metrics(fitted):
+    report = evaluate_model(fitted.window, fitted.blend, K_VALUES)
+    assert list(report.slice_values) == [part.name for part in fitted.window.slices]
+    assert "region=nowhere" not in report.slice_values
+    checked = 0
+    for part in fitted.window.slices:
+        values = report.slice_values[part.name]
+        assert len(values["ndcg@10"]) == len(part.member_rows)
+        if len(part.member_rows):
+            for metric in ("ndcg@5", "recall@10"):
+                assert values[metric].mean() == report.metrics[part.name][metric], part.name
+            checked += 1
+    assert checked >= 5
