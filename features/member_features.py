@@ -137,7 +137,7 @@ def _tenure_features(history: History) -> np.ndarray:
     signup_dates = history.members[Columns.signup_date].to_numpy()
     days = (history.cutoff.to_datetime64() - signup_dates) / np.timedelta64(1, "D")
     buckets = np.searchsorted(TENURE_LIMITS_MONTHS, days / DAYS_PER_MONTH, side="right")
-    return np.asarray(TENURE_FEATURES)[buckets]
+    return np.asarray(TENURE_FEATURES, dtype=object)[buckets]  # one str object per name
 
 
 def _spend_features(history: History) -> np.ndarray:
@@ -152,7 +152,7 @@ def _spend_features(history: History) -> np.ndarray:
     if spent.any():
         thresholds = np.quantile(spend[spent], SPEND_QUANTILES)
         levels[spent] = 1 + np.searchsorted(thresholds, spend[spent], side="left")
-    return np.asarray(SPEND_FEATURES)[levels]
+    return np.asarray(SPEND_FEATURES, dtype=object)[levels]  # one str object per name
 
 
 def _top_category_features(history: History, half_life_days: float | None) -> list[list[str]]:

@@ -31,6 +31,7 @@ from perkrank.models.tree_ranker import from_lightgbm_dump
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.training import ranker_step
 from perkrank.training.evaluation import rank_scores
+from perkrank.training.stage_scores import stage_score_batch
 from tests.scoring_setup import DAY, K, Setup, members_of
 
 
@@ -88,10 +89,8 @@ def staged(
     bundle = replace(setup.bundle, second_stage=stage)
     settings = ServeConfig(catalog_date=DAY, app_api_keys="test:app-key-for-tests-0001")
     ranker = OfferRanker(bundle, setup.catalog, settings)
-    dense = ranker_step.window_scores(
-        setup.window, bundle.ranker, bundle.fallback, bundle.second_stage
-    )
-    offer_rows = rank_scores(setup.window, lambda r, o: dense[np.ix_(r, o)], K)["all"].offer_rows
+    scores = stage_score_batch(setup.window, bundle.ranker, bundle.fallback, bundle.second_stage)
+    offer_rows = rank_scores(setup.window, scores, K)["all"].offer_rows
     evaluated = {
         member_id: [str(setup.window.offer_ids[row]) for row in rows if row >= 0]
         for member_id, rows in zip(setup.window.member_ids.tolist(), offer_rows, strict=True)
@@ -105,10 +104,8 @@ def test_the_trees_change_the_order(setup, tmp_path):
     bundle = setup.bundle
 
     def top(second_stage: SecondStage) -> np.ndarray:
-        dense = ranker_step.window_scores(
-            setup.window, bundle.ranker, bundle.fallback, second_stage
-        )
-        return rank_scores(setup.window, lambda r, o: dense[np.ix_(r, o)], K)["all"].offer_rows
+        scores = stage_score_batch(setup.window, bundle.ranker, bundle.fallback, second_stage)
+        return rank_scores(setup.window, scores, K)["all"].offer_rows
 
     changed = (top(stage) != top(with_trees(setup, stage, tmp_path))).any(axis=1)
     assert changed.sum() > 20

@@ -12,9 +12,9 @@ Metrics (`training.metrics`) at each k are averaged over the members of each sli
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,8 @@ from perkrank.training.metrics import (
 from perkrank.training.window import RESTRICTIONS, EvaluationWindow, Slice
 
 BATCH_MEMBERS = 4096
-"""Members scored per matrix product (bounds memory for large groups)."""
+"""Members scored and ranked at once: every members × offers array (scores, relevance, the
+second stage's scores) is one block's, never the window's; a model's member vectors too."""
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,13 @@ def rank_window(
     """Every member's top-k offers under each restriction (see RESTRICTIONS), ranked by
     `value.final_scores` (`adjustments`: each window offer's value term, as serving adds it;
     None with `IDENTITY`: by the model's score alone)."""
-    member_vectors, offers_in, repeat = model_inputs(window, factors)
+    scorer = window_scorer(window, factors)
 
     def score_batch(rows: np.ndarray, offers: np.ndarray) -> np.ndarray:
-        scores = scoring.batch_scores(
-            member_vectors[rows],
-            offers_in.vectors[offers],
-            offers_in.biases[offers],
-            None if repeat is None else repeat[rows][:, offers].toarray(),
-        )
         return value.final_scores(
-            scores, calibration, None if adjustments is None else adjustments[offers]
+            scorer.scores(rows, offers),
+            calibration,
+            None if adjustments is None else adjustments[offers],
         )
 
     return rank_scores(window, score_batch, top_k, restrictions)
@@ -86,7 +83,8 @@ def rank_scores(
     restrictions: Sequence[str] = RESTRICTIONS,
 ) -> dict[str, Ranking]:
     """`rank_window` for any scores: `score_batch(member rows, offer rows)`, higher first; only
-    the given `restrictions` are ranked."""
+    the given `restrictions` are ranked. Called with one group's offers and at most
+    `BATCH_MEMBERS` of its members at a time; what is kept per member is its top-k."""
     n_members = len(window.member_ids)
     rankings = {
         restriction: Ranking(
@@ -135,14 +133,46 @@ def model_inputs(
     window: EvaluationWindow, factors: Factors
 ) -> tuple[np.ndarray, scoring.ItemInputs, sp.csr_matrix | None]:
     """Member vectors, the offers' vectors and biases, and the repeat term (members × offers)."""
-    member_vectors = scoring.member_vectors(
-        factors, window.member_ids.tolist(), window.member_features
-    )
+    scorer = window_scorer(window, factors)
+    every_member = np.arange(len(window.member_ids))
+    return scorer.member_vectors(every_member), scorer.offers, scorer.repeat
+
+
+class WindowScorer(NamedTuple):
+    """`models.scoring` of one model over any block of window members and offers."""
+
+    factors: Factors
+    window: EvaluationWindow
+    offers: scoring.ItemInputs
+    """Every window offer's vector, bias and row."""
+    repeat: sp.csr_matrix | None
+    """The repeat term (members × offers), None without one."""
+
+    def member_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """`scoring.member_vectors` of window member `rows`."""
+        window = self.window
+        features = [window.member_features[row] for row in rows.tolist()]
+        return scoring.member_vectors(self.factors, window.member_ids[rows].tolist(), features)
+
+    def scores(self, rows: np.ndarray, offers: np.ndarray) -> np.ndarray:
+        """`scoring.batch_scores` (len(rows) × len(offers)) of member rows over offer rows."""
+        return scoring.batch_scores(
+            self.member_vectors(rows),
+            self.offers.vectors[offers],
+            self.offers.biases[offers],
+            None if self.repeat is None else self.repeat[rows][:, offers].toarray(),
+        )
+
+
+def window_scorer(window: EvaluationWindow, factors: Factors) -> WindowScorer:
+    """The offers' inputs and the repeat term of `factors` on `window`; member vectors are
+    built block by block (`WindowScorer.member_vectors`)."""
     offers = scoring.item_inputs(factors, window.offer_items, window.offer_item_features)
-    if not scoring.has_repeat(factors):
-        return member_vectors, offers, None
-    member_rows = factors.member_rows(window.member_ids)
-    return member_vectors, offers, scoring.repeat_matrix(factors, member_rows, offers.rows)
+    repeat = None
+    if scoring.has_repeat(factors):
+        member_rows = factors.member_rows(window.member_ids)
+        repeat = scoring.repeat_matrix(factors, member_rows, offers.rows)
+    return WindowScorer(factors, window, offers, repeat)
 
 
 def _fill(
@@ -181,8 +211,9 @@ class ModelReport:
     seconds: float
     member_values: dict[str, np.ndarray] = field(default_factory=dict)
     """"ndcg@10" → value per member of the overall slice (in window order; not serialized)."""
-    slice_values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    """Slice name → `member_values` of that slice's members (paired comparisons per slice)."""
+    slice_values: Mapping[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Slice name → `member_values` of that slice's members (paired comparisons per slice;
+    `SliceValues`: computed when read)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "members": self.members, "metrics": self.metrics}
@@ -238,10 +269,7 @@ def _report(
         for part in window.slices
         if len(part.member_rows) > 0
     }
-    slice_values = {
-        part.name: _member_values(rankings[part.restriction], part, k_values)
-        for part in window.slices
-    }
+    slice_values = SliceValues(rankings, window.slices, k_values)
     return ModelReport(
         name=name,
         metrics=metrics,
@@ -250,6 +278,35 @@ def _report(
         member_values=slice_values.get("overall", {}),
         slice_values=slice_values,
     )
+
+
+class SliceValues(Mapping[str, dict[str, np.ndarray]]):
+    """Slice name → `_member_values` of its members, computed when read from each
+    restriction's hits and relevant counts: a report keeps those, not one vector per slice,
+    metric and k (several times the memory on a large window, for every model)."""
+
+    def __init__(
+        self, rankings: Mapping[str, Ranking], slices: Sequence[Slice], k_values: Sequence[int]
+    ) -> None:
+        self._rankings = {
+            restriction: replace(ranking, offer_rows=np.empty((len(ranking.hits), 0), np.int32))
+            for restriction, ranking in rankings.items()
+        }
+        self._slices = {part.name: part for part in slices}
+        self._k_values = list(k_values)
+
+    def __getitem__(self, name: str) -> dict[str, np.ndarray]:
+        part = self._slices[name]
+        return _member_values(self._rankings[part.restriction], part, self._k_values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._slices
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slices)
+
+    def __len__(self) -> int:
+        return len(self._slices)
 
 
 def evaluate_models(

@@ -12,7 +12,7 @@ coupon stage (`training.coupon_step`), fitted on the campaigns before the served
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -250,6 +250,8 @@ def _train(
     with step("calibrate the blend's scores on the validation window"):
         calibration = fit_window_calibration(validation_window, validation_blend, config.seed)
         report(f"p = sigmoid({calibration.slope:.4g} · score + {calibration.intercept:.4g})")
+    del validation_fit, validation_window, validation_blend, earlier
+    _keep_fits(fits, dates.test_start, served_until)
 
     test_fit = fits[dates.test_start]()
     with step("evaluate on the test window"):
@@ -284,6 +286,8 @@ def _train(
         )
         report_files = write_report(evaluation, output_dir / "report")
     print(format_table(evaluation))
+    del test_fit, window, models, evaluated, evaluated_stage
+    _keep_fits(fits, served_until)
 
     served_fit = fits[served_until]()
     with step("write the serving bundle"):
@@ -316,6 +320,13 @@ def _train(
             {} if coupon_summary is None else coupon_metrics(coupon_summary),
         )
     return TrainResult(bundle_dir, report_files, evaluation, weights, version)
+
+
+def _keep_fits(fits: dict[date, Callable[[], FittedComponents]], *cutoffs: date) -> None:
+    """Drop the fits (models and features) of every cutoff but `cutoffs`: what `_train` no
+    longer reads is not held while the next, larger steps run."""
+    for cutoff in [cutoff for cutoff in fits if cutoff not in cutoffs]:
+        del fits[cutoff]
 
 
 def _fit_plan(

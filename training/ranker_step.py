@@ -45,7 +45,6 @@ from perkrank.models.second_stage import (
     blend_ranks,
     candidate_features,
     candidate_flags,
-    member_scores,
     segment_flags,
 )
 from perkrank.models.tree_ranker import TreeRanker, from_lightgbm_dump
@@ -58,6 +57,7 @@ from perkrank.training.evaluation import (
     evaluate_scores,
 )
 from perkrank.training.metrics import ndcg_at_k
+from perkrank.training.stage_scores import stage_score_batch
 from perkrank.training.window import EvaluationWindow
 
 RANKER = "ranker"
@@ -177,19 +177,6 @@ def ranked_members(
             )
 
 
-def window_scores(
-    window: EvaluationWindow, blend: Factors, fallback: Factors, stage: SecondStage
-) -> np.ndarray:
-    """float64 (members × offers): the second stage's scores, the fallback's for the others."""
-    dense = model_scores(window, fallback).astype(np.float64)
-    data = StageData(stage.stats, stage.region_ids)
-    for inputs in ranked_members(window, blend, data, stage.sizes):
-        dense[inputs.member, inputs.offers] = member_scores(
-            stage, inputs.stats_row, inputs.item_rows, inputs.flags, inputs.blend_scores
-        )
-    return dense
-
-
 def evaluate_ranker(
     window: EvaluationWindow,
     blend: Factors,
@@ -198,9 +185,9 @@ def evaluate_ranker(
     k_values: Sequence[int],
     name: str = RANKER,
 ) -> ModelReport:
-    """The second stage's metrics on `window`."""
-    dense = window_scores(window, blend, fallback, stage)
-    return evaluate_scores(window, lambda rows, offers: dense[np.ix_(rows, offers)], k_values, name)
+    """The second stage's metrics on `window` (scored block by block: `training.stage_scores`)."""
+    scores = stage_score_batch(window, blend, fallback, stage)
+    return evaluate_scores(window, scores, k_values, name)
 
 
 def fit_on_window(

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from perkrank.features.columns import Columns
-from perkrank.models import scoring, value
+from perkrank.models import value
 from perkrank.models.factors import Factors
-from perkrank.training.evaluation import ModelReport, Ranking, model_inputs, rank_window
+from perkrank.training import evaluation
+from perkrank.training.evaluation import ModelReport, Ranking, rank_window, window_scorer
 from perkrank.training.metrics import ndcg_at_k
 from perkrank.training.window import EvaluationWindow
 
@@ -54,19 +55,14 @@ def fit_window_calibration(
     window: EvaluationWindow, factors: Factors, seed: int = 0, most: int = CALIBRATION_PAIRS
 ) -> value.Calibration:
     """Platt scaling of `factors`' scores to the window's redemptions (see the module doc)."""
-    member_vectors, offers, repeat = model_inputs(window, factors)
+    scorer = window_scorer(window, factors)
     total = sum(len(group.member_rows) * len(group.offer_rows) for group in window.groups)
     share = min(1.0, most / max(total, 1))
     rng = np.random.default_rng(seed)
     scores, outcomes = [], []
     for group in window.groups:
         rows, columns = group.member_rows, group.offer_rows
-        batch = scoring.batch_scores(
-            member_vectors[rows],
-            offers.vectors[columns],
-            offers.biases[columns],
-            None if repeat is None else repeat[rows][:, columns].toarray(),
-        ).ravel()
+        batch = scorer.scores(rows, columns).ravel()
         relevant = window.relevant[rows][:, columns].toarray().ravel()
         kept = rng.random(len(batch)) < share if share < 1 else slice(None)
         scores.append(batch[kept])
@@ -86,20 +82,25 @@ def list_values(
     """expected_value@k and value@k of `ranking` (the "all" restriction) averaged over the
     overall slice's members."""
     members = next(part for part in window.slices if part.name == "overall").member_rows
-    top = ranking.offer_rows[members, :k]
-    shown = top >= 0
-    safe = np.where(shown, top, 0)
-    member_vectors, offers, repeat = model_inputs(window, factors)
-    raw = np.einsum("md,mkd->mk", member_vectors[members], offers.vectors[safe])
-    raw = raw + offers.biases[safe]
-    if repeat is not None:
-        raw = raw + np.asarray(repeat[members[:, None], safe].todense())
-    probabilities = calibration.probabilities(raw)
-    expected = np.where(shown, probabilities * net[safe], 0.0).sum(axis=1)
-    realized = np.where(shown & ranking.hits[members, :k], net[safe], 0.0).sum(axis=1)
+    if len(members) == 0:
+        return {f"expected_value@{k}": 0.0, f"value@{k}": 0.0}
+    scorer = window_scorer(window, factors)
+    expected, realized = [], []
+    for start in range(0, len(members), evaluation.BATCH_MEMBERS):
+        rows = members[start : start + evaluation.BATCH_MEMBERS]
+        top = ranking.offer_rows[rows, :k]
+        shown = top >= 0
+        safe = np.where(shown, top, 0)
+        raw = np.einsum("md,mkd->mk", scorer.member_vectors(rows), scorer.offers.vectors[safe])
+        raw = raw + scorer.offers.biases[safe]
+        if scorer.repeat is not None:
+            raw = raw + np.asarray(scorer.repeat[rows[:, None], safe].todense())
+        probabilities = calibration.probabilities(raw)
+        expected.append(np.where(shown, probabilities * net[safe], 0.0).sum(axis=1))
+        realized.append(np.where(shown & ranking.hits[rows, :k], net[safe], 0.0).sum(axis=1))
     return {
-        f"expected_value@{k}": float(expected.mean()) if len(members) else 0.0,
-        f"value@{k}": float(realized.mean()) if len(members) else 0.0,
+        f"expected_value@{k}": float(np.concatenate(expected).mean()),
+        f"value@{k}": float(np.concatenate(realized).mean()),
     }
 
 
