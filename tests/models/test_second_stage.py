@@ -28,6 +28,7 @@ from perkrank.models.second_stage import (
 from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
 from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, OWN
 from perkrank.training.ranker_step import served_stage
+from tests.models.flagged_ranker import flagged
 
 CUTOFF = date(2025, 4, 1)
 
@@ -136,21 +137,6 @@ def test_one_members_purchases_equal_bought(stage):
     for row in [*warm_rows(stage, 30), 0, len(stage.stats.member_ids) - 1]:
         expected = bought(stage.stats, np.array([row]), item_rows)[0]
         np.testing.assert_array_equal(member_bought(stage.stats, row, item_rows), expected)
-
-
-def flagged(seed: int) -> LinearRanker:
-    """A ranker with a missing flag on every pair-feature column and non-trivial scaling."""
-    rng = np.random.default_rng(seed)
-    missing = tuple(range(len(FEATURE_NAMES)))
-    width = len(SERVED_FEATURES) + len(missing)
-    return LinearRanker(
-        SERVED_FEATURES,
-        missing,
-        rng.normal(size=width),
-        rng.uniform(0.5, 2.0, size=width),
-        rng.normal(size=width),
-        float(rng.normal()),
-    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])

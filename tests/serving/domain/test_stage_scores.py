@@ -12,38 +12,22 @@ import pytest
 from perkrank.config import AlsConfig, InteractionConfig, ServeConfig
 from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
-from perkrank.features.ranker_features import FEATURE_NAMES
 from perkrank.features.synthetic import generate
 from perkrank.models import scoring
 from perkrank.models.als import fit_als
 from perkrank.models.bundle import Bundle
-from perkrank.models.linear_ranker import LinearRanker
 from perkrank.models.popularity import fit_popularity
-from perkrank.models.second_stage import CANDIDATE_OFFSET, SERVED_FEATURES, member_candidates
+from perkrank.models.second_stage import CANDIDATE_OFFSET, member_candidates
 from perkrank.serving.domain.catalog import catalog_from_dataset
 from perkrank.serving.domain.ranking import OfferRanker, OfferRequest
 from perkrank.serving.state.memory import MemoryStateStore
 from perkrank.training.ranker_step import served_stage
+from tests.models.flagged_ranker import flagged
 
 CUTOFF = date(2025, 4, 1)
 DAY = CUTOFF - timedelta(days=1)
 NOW = datetime(2025, 3, 31, 12, tzinfo=UTC).timestamp()
 LIMIT = 10
-
-
-def flagged_ranker(seed: int) -> LinearRanker:
-    """Random weights and scaling, a missing flag on every pair-feature column."""
-    rng = np.random.default_rng(seed)
-    missing = tuple(range(len(FEATURE_NAMES)))
-    width = len(SERVED_FEATURES) + len(missing)
-    return LinearRanker(
-        SERVED_FEATURES,
-        missing,
-        rng.normal(size=width),
-        rng.uniform(0.5, 2.0, size=width),
-        rng.normal(size=width),
-        float(rng.normal()),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +40,7 @@ def ranker(tmp_path_factory: pytest.TempPathFactory) -> OfferRanker:
     bundle = Bundle(
         ranker=fit_als(data, AlsConfig(), seed=5, threads=1),
         fallback=fit_popularity(data),
-        second_stage=served_stage(dataset, CUTOFF, flagged_ranker(2)),
+        second_stage=served_stage(dataset, CUTOFF, flagged(2)),
     )
     offers = dataset.offers.assign(
         valid_from=dataset.offers["valid_from"].min(), valid_to=dataset.offers["valid_to"].max()
