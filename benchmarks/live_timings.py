@@ -12,7 +12,7 @@ check only as conditions (tests assert that a change arrives, never how fast).
 Setup: synthetic data (`perkrank generate`), a bundle (`perkrank train --no-register`), a
 private redis-server on a free loopback port. Results: benchmarks/results/live_timings.md.
 
-    .venv/bin/python benchmarks/live_timings.py [--rounds 10] [--requests 30]
+    .venv/bin/python -m benchmarks.live_timings [--rounds 10] [--requests 30]
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def write_report(result: dict) -> None:
     lines = [
         "# Live timings",
         "",
-        f"Machine: {os.cpu_count()} cores, shared; `benchmarks/live_timings.py`. "
+        f"Machine: {os.cpu_count()} cores, shared; `python -m benchmarks.live_timings`. "
         f"{result['rounds']} cap changes, {result['requests']} requests per outage row.",
         "",
         "## Cap change → every process obeys",

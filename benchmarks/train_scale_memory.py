@@ -10,7 +10,7 @@ seconds are NOT those of the goal: `train_scale.py` measures those.
 Writes benchmarks/results/train_scale_memory.md and .json.
 
     .venv/bin/python benchmarks/train_scale.py --members 1000000   # once, for the data
-    .venv/bin/python benchmarks/train_scale_memory.py [--data var/bench/train_scale/data]
+    .venv/bin/python -m benchmarks.train_scale_memory [--data var/bench/train_scale/data]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def memory_markdown(result: dict[str, Any]) -> str:
     verdict = {True: "met", False: "NOT met", None: "not known (stopped)"}
     return (
         f"# Training at scale, memory only: {result['members']:,} members × 12 months\n\n"
-        "Command: `.venv/bin/python benchmarks/train_scale_memory.py` (data of "
+        "Command: `.venv/bin/python -m benchmarks.train_scale_memory` (data of "
         "`train_scale.py --members 1000000`; LightFM, BPR and ALS cut to one epoch or "
         f"iteration: {result['short_fits']}); {result['machine']['cpus']} cores, "
         f"{result['machine']['memory_gib']} GiB, load average at the end "

@@ -103,21 +103,28 @@ def purchase_stats(history: History) -> PurchaseStats:
 
     n_members, n_items = len(history.members), len(history.items)
     cutoff_day = _day(np.asarray([history.cutoff.to_datetime64()]))[0]
-    days = _day(history.timestamps)
-    ages = cutoff_day - days
-    in_window = np.column_stack([np.ones(len(ages), bool)] + [ages <= w for w in WINDOWS_DAYS])
+    # Per-purchase temporaries are dropped as soon as they are used: at 1M members (27M
+    # purchases) each costs ~200 MiB, and this runs beside everything `train` holds.
+    ages = cutoff_day - _day(history.timestamps)
+    in_window = _window_flags(ages)
 
     pair_keys, pair_of = _unique_inverse(
         history.member_rows.astype(np.int64) * n_items + history.item_rows
     )
     pair_counts = _column_sums(pair_of, in_window, len(pair_keys))
     pair_days, pair_last_age, pair_first_age = _distinct_days(pair_of, ages, len(pair_keys))
+    del pair_of
+    item_counts = _column_sums(history.item_rows, in_window, n_items)
+    del in_window
     pair_gap = _mean_gap(pair_first_age, pair_last_age, pair_days)
     pair_members, pair_items = np.divmod(pair_keys, n_items)
 
     member_days, member_last_age, member_first_age = _distinct_days(
         history.member_rows, ages, n_members
     )
+    first_ages = np.full(n_items, -np.inf)
+    np.maximum.at(first_ages, history.item_rows, ages.astype(np.float64))
+    del ages
     signup_days = _day(history.members[Columns.signup_date].to_numpy())
     category_codes, _ = pd.factorize(history.items[Columns.category])
     region_codes, _ = pd.factorize(history.members[Columns.region])
@@ -127,9 +134,12 @@ def purchase_stats(history: History) -> PurchaseStats:
     item_gap_sums = np.bincount(
         pair_items[repeat_pairs], weights=pair_gap[repeat_pairs], minlength=n_items
     )
-    first_ages = np.full(n_items, -np.inf)
-    np.maximum.at(first_ages, history.item_rows, ages.astype(np.float64))
-    item_counts = _column_sums(history.item_rows, in_window, n_items)
+    n_categories = category_codes.max(initial=-1) + 1
+    member_categories = sp.csr_matrix(
+        _pair_counts(
+            history.member_rows, category_codes[history.item_rows], n_members, n_categories
+        ).reshape(n_members, n_categories)
+    )
     return PurchaseStats(
         member_ids=history.members[Columns.member_id].to_numpy(dtype=str),
         item_ids=history.items[Columns.item_id].to_numpy(dtype=str),
@@ -140,13 +150,7 @@ def purchase_stats(history: History) -> PurchaseStats:
         member_last_age=member_last_age,
         member_gap=_mean_gap(member_first_age, member_last_age, member_days),
         member_regions=region_codes,
-        member_categories=sp.csr_matrix(
-            (
-                np.ones(len(history.member_rows)),
-                (history.member_rows, category_codes[history.item_rows]),
-            ),
-            shape=(n_members, category_codes.max(initial=-1) + 1),
-        ),
+        member_categories=member_categories,
         item_counts=item_counts,
         item_buyers=item_buyers,
         item_repurchase_rate=_ratio(item_repeaters, item_buyers),
@@ -252,6 +256,21 @@ def _day(moments: np.ndarray) -> np.ndarray:
     return np.asarray(moments, dtype="datetime64[D]").astype(np.int64)
 
 
+def _window_flags(ages: np.ndarray) -> np.ndarray:
+    """(purchases × (1 + len(WINDOWS_DAYS))) bool: every purchase, then age within each window."""
+    flags = np.ones((len(ages), 1 + len(WINDOWS_DAYS)), dtype=bool)
+    for column, window in enumerate(WINDOWS_DAYS, start=1):
+        np.less_equal(ages, window, out=flags[:, column])
+    return flags
+
+
+def _pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """float64 counts of each (row, column) pair, flat over n_rows × n_columns (a dense count,
+    without the float ones and index copies a sparse matrix of the purchases would build)."""
+    keys = np.asarray(rows, dtype=np.int64) * n_columns + columns
+    return np.bincount(keys, minlength=n_rows * n_columns).astype(np.float64)
+
+
 def _column_sums(groups: np.ndarray, flags: np.ndarray, size: int) -> np.ndarray:
     """(size × flags columns): per group, how many of its entries have each flag set."""
     return np.column_stack(
@@ -310,10 +329,8 @@ def _region_shares(
     purchase_regions: np.ndarray, purchase_items: np.ndarray, n_regions: int, n_items: int
 ) -> np.ndarray:
     """(regions × items) shares of each region's purchases, smoothed towards global shares."""
-    counts = sp.csr_matrix(
-        (np.ones(len(purchase_items)), (purchase_regions, purchase_items)),
-        shape=(n_regions, n_items),
-    ).toarray()
+    counts = _pair_counts(purchase_regions, purchase_items, n_regions, n_items)
+    counts = counts.reshape(n_regions, n_items)
     total = counts.sum()
     global_shares = counts.sum(axis=0) / total if total else np.zeros(n_items)
     return (counts + REGION_PRIOR * global_shares) / (
