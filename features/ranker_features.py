@@ -134,11 +134,11 @@ def purchase_stats(history: History) -> PurchaseStats:
     item_gap_sums = np.bincount(
         pair_items[repeat_pairs], weights=pair_gap[repeat_pairs], minlength=n_items
     )
-    n_categories = category_codes.max(initial=-1) + 1
-    member_categories = sp.csr_matrix(
-        _pair_counts(
-            history.member_rows, category_codes[history.item_rows], n_members, n_categories
-        ).reshape(n_members, n_categories)
+    member_categories = _count_matrix(
+        history.member_rows,
+        category_codes[history.item_rows],
+        n_members,
+        category_codes.max(initial=-1) + 1,
     )
     return PurchaseStats(
         member_ids=history.members[Columns.member_id].to_numpy(dtype=str),
@@ -269,6 +269,18 @@ def _pair_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: 
     without the float ones and index copies a sparse matrix of the purchases would build)."""
     keys = np.asarray(rows, dtype=np.int64) * n_columns + columns
     return np.bincount(keys, minlength=n_rows * n_columns).astype(np.float64)
+
+
+def _count_matrix(
+    rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int
+) -> sp.csr_matrix:
+    """csr float64 counts of each (row, column) pair: counted densely when rows × columns is no
+    larger than the pairs given, else through a sparse matrix (memory stays O(pairs))."""
+    if n_rows * n_columns <= len(rows):
+        return sp.csr_matrix(
+            _pair_counts(rows, columns, n_rows, n_columns).reshape(n_rows, n_columns)
+        )
+    return sp.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(n_rows, n_columns))
 
 
 def _column_sums(groups: np.ndarray, flags: np.ndarray, size: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perkrank.features import ranker_features
 from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
 from perkrank.features.member_features import history_at
@@ -185,3 +186,21 @@ def test_a_later_cutoff_sees_the_later_purchases():
     assert m1_b["own_count"] == 2
     assert m1_b["days_since_own"] == 1
     assert m1_b["own_count_30d"] == 1
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "n_rows", "n_columns"),
+    [
+        ([0, 0, 2, 1, 2, 2], [1, 1, 0, 2, 0, 1], 3, 3),  # 9 cells > 6 pairs: sparse
+        ([0, 0, 2, 1, 2, 2], [1, 1, 0, 0, 0, 1], 3, 2),  # 6 cells = 6 pairs: dense
+        ([1, 1], [0, 0], 4, 1),  # trailing rows without pairs
+        ([], [], 2, 0),
+    ],
+)
+def test_count_matrix_counts_each_pair_densely_or_sparsely(rows, columns, n_rows, n_columns):
+    rows, columns = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    counted = ranker_features._count_matrix(rows, columns, n_rows, n_columns)
+    expected = np.zeros((n_rows, n_columns))
+    np.add.at(expected, (rows, columns), 1.0)
+    assert counted.shape == (n_rows, n_columns) and counted.dtype == np.float64
+    np.testing.assert_array_equal(counted.toarray(), expected)
