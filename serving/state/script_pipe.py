@@ -292,10 +292,17 @@ def _copy(error: redis.RedisError) -> redis.RedisError:
     return type(error)(*error.args)
 
 
+_NATIVE = frozenset((str, bytes, int, float))
+"""Types hiredis packs as `str()` would; it refuses numpy ints and bools and writes a numpy
+float's repr ("np.float64(2.5)"), so anything else is packed in Python."""
+
+
 def pack(*arguments: Argument) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings (str as UTF-8, int in
-    decimal), written by hiredis in C."""
-    return hiredis.pack_command(arguments)
+    """A command in the Redis protocol (RESP): an array of bulk strings (str as UTF-8, any
+    other value as its `str()`), written by hiredis in C when every argument is a plain type."""
+    if all(type(argument) in _NATIVE for argument in arguments):
+        return hiredis.pack_command(arguments)
+    return b"*%d\r\n%b" % (len(arguments), b"".join(map(bulk, arguments)))
 
 
 def bulk(argument: Argument) -> bytes:

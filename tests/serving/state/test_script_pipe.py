@@ -5,10 +5,11 @@ errors, and the next call connects again."""
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 import pytest
 import redis
 
-from perkrank.serving.state.script_pipe import ScriptPipe
+from perkrank.serving.state.script_pipe import ScriptPipe, pack
 
 ECHO = "return {ARGV[1], ARGV[2]}"
 TIMEOUT_SECONDS = 2.0
@@ -236,3 +237,24 @@ def test_a_batch_without_any_reply_for_the_timeout_fails(redis_url):
     run_with(redis_url, BUSY, body)
 
     run_with(redis_url, BUSY, body)
+
+
+@pytest.mark.parametrize(
+    ("argument", "written"),
+    [
+        ("é", "é".encode()),
+        (b"\x00b", b"\x00b"),
+        (-12, b"-12"),
+        (2.5, b"2.5"),
+        (np.float64(2.5), b"2.5"),
+        (np.int64(7), b"7"),
+        (np.int32(-3), b"-3"),
+        (True, b"True"),
+    ],
+)
+def test_pack_writes_each_argument_as_its_str(argument, written):
+    """Plain types go through hiredis, numpy scalars and bools through Python: same bytes."""
+    assert pack(b"SET", argument) == b"*2\r\n$3\r\nSET\r\n$%d\r\n%b\r\n" % (
+        len(written),
+        written,
+    )
