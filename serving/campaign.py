@@ -20,7 +20,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from perkrank.serving.domain.batch_ranking import RankItem, rank_many
+from perkrank.serving.domain.catalog import Offer
 from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
 from perkrank.serving.domain.context import ServingContext
 from perkrank.serving.domain.decisions import Decision
@@ -97,31 +100,68 @@ async def decide_chunk(
     return decided
 
 
-def decision_record(
-    campaign: str, decision: Decision, ranking: Ranking, empty_reason: str | None
-) -> dict[str, Any]:
-    """One member's decision as the output file and the batch endpoint write it."""
-    return {
-        "campaign": campaign,
-        "member_id": decision.member_id,
-        "decision_id": decision.decision_id,
-        "channel": decision.channel,
-        "model_version": decision.model_version,
-        "experiment": decision.experiment,
-        "arm": decision.arm,
-        "personalized": decision.personalized,
-        "offers": [
-            {
-                "offer_id": served.offer.offer_id,
-                "partner_id": served.offer.partner_id,
-                "title": served.offer.title,
-                "reward": served.offer.reward,
-                "rank": served.rank,
-                "score": round(served.score, 6),
-                "reason": served.reason,
-            }
-            for served in ranking.offers
-        ],
-        "empty_reason": empty_reason,
-        "suppressed": {reason: count for reason, count in ranking.suppressed.items() if count},
-    }
+class DecisionLines:
+    """A campaign's decisions as the output file and the batch endpoint write them: one JSON
+    object a line (`line`). What does not change between members is encoded once: each
+    offer's own fields and each reason."""
+
+    def __init__(self, campaign: str) -> None:
+        self._campaign = campaign
+        self._offers: dict[str, tuple[Offer, bytes]] = {}
+        """By offer id: the offer encoded (a catalog change may bring another offer of the id)
+        and its object's head (`_head`)."""
+        self._reasons: dict[str, bytes] = {}
+
+    def line(self, decision: Decision, ranking: Ranking, empty_reason: str | None) -> bytes:
+        """One member's decision, newline-terminated: campaign, member, decision id, channel,
+        model version, experiment and arm, whether personalized, the offers (id, partner,
+        title, reward, rank, score to 6 decimals, reason), the empty reason and the non-zero
+        suppression counts."""
+        served, heads, reasons = ranking.offers, self._offers, self._reasons
+        scores = [round(offer.score, 6) for offer in served]
+        encoded = orjson.dumps(scores)[1:-1].split(b",") if scores else []
+        parts = []
+        for shown, score in zip(served, encoded, strict=True):
+            head = heads.get(shown.offer.offer_id)
+            if head is None or head[0] is not shown.offer:
+                head = self._head(shown.offer)
+            reason = reasons.get(shown.reason) or self._reason(shown.reason)
+            parts.append(b'%b%d,"score":%b,"reason":%b}' % (head[1], shown.rank, score, reason))
+        record = {
+            "campaign": self._campaign,
+            "member_id": decision.member_id,
+            "decision_id": decision.decision_id,
+            "channel": decision.channel,
+            "model_version": decision.model_version,
+            "experiment": decision.experiment,
+            "arm": decision.arm,
+            "personalized": decision.personalized,
+            "offers": orjson.Fragment(b"[%b]" % b",".join(parts)),
+            "empty_reason": empty_reason,
+            "suppressed": {reason: count for reason, count in ranking.suppressed.items() if count},
+        }
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+    def _head(self, offer: Offer) -> tuple[Offer, bytes]:
+        """The offer and its object up to its rank's value (its own fields, then `"rank":`),
+        encoded and kept by offer id."""
+        fields = {
+            "offer_id": offer.offer_id,
+            "partner_id": offer.partner_id,
+            "title": offer.title,
+            "reward": offer.reward,
+        }
+        head = self._offers[offer.offer_id] = (offer, orjson.dumps(fields)[:-1] + b',"rank":')
+        return head
+
+    def _reason(self, reason: str) -> bytes:
+        encoded = self._reasons[reason] = orjson.dumps(reason)
+        return encoded
+
+
+def decision_records(
+    campaign: str, decided: Sequence[tuple[Decision, Ranking, str | None]]
+) -> list[dict[str, Any]]:
+    """`decide_chunk`'s decisions as JSON objects (`DecisionLines.line`), in order."""
+    lines = DecisionLines(campaign)
+    return orjson.loads(b"[%b]" % b",".join([lines.line(*values) for values in decided]))

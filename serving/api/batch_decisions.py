@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from perkrank.config import ServeConfig
 from perkrank.serving.api.deps import AdminKey, Context
 from perkrank.serving.api.schemas import MEMBER_ID_PATTERN, VALIDATION_ERROR, Channel, ErrorBody
-from perkrank.serving.campaign import decide_chunk, decision_record
+from perkrank.serving.campaign import decide_chunk, decision_records
 
 MemberId = Annotated[str, StringConstraints(pattern=MEMBER_ID_PATTERN)]
 CampaignId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,200}$")]
@@ -77,8 +77,6 @@ def batch_decisions_routes(settings: ServeConfig) -> APIRouter:
         recorder = request.app.state.recorder
         for decision, _, _ in decided:
             recorder.record(decision)
-        return BatchDecisionsResponse(
-            decisions=[decision_record(body.campaign, *values) for values in decided]
-        )
+        return BatchDecisionsResponse(decisions=decision_records(body.campaign, decided))
 
     return router

@@ -125,6 +125,7 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
     the known members of one segment and pool scored in one matrix product (one by one where
     a second or coupon stage scores, or a local floor asks for a tail of local offers)."""
     factors = ranker.bundle.ranker
+    alone = ranker.bundle.second_stage is not None or ranker.bundle.coupon_stage is not None
     groups: dict[tuple[int, int], list[tuple[_Planned, int]]] = {}
     for plan in plans:
         segment = plan.segment
@@ -132,8 +133,6 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
             plan.shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
             continue
         row = factors.member_row(plan.item.request.member_id)
-        bundle = ranker.bundle
-        alone = bundle.second_stage is not None or bundle.coupon_stage is not None
         if row is None or alone or plan.tail:
             member_id = plan.item.request.member_id
             plan.shortlist = ranker.shortlist(member_id, segment, plan.pool, plan.tail)
@@ -154,11 +153,19 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
         best = scoring.top_k(scores, pool)
         best_scores = np.take_along_axis(scores, best, axis=1).tolist()
         best_rows = segment.rows[best].tolist()
-        for index, (plan, _) in enumerate(members):
-            order = Order(best_rows[index], best_scores[index])
-            repeated = (
-                frozenset()
-                if dense is None
-                else frozenset(segment.rows[np.flatnonzero(dense[index])].tolist())
-            )
-            plan.shortlist = Shortlist(order, segment.fallback, True, repeated)
+        fallback, bought = segment.fallback, repeat_rows(dense, segment.rows, len(members))
+        for (plan, _), order_rows, order_scores, repeated in zip(
+            members, best_rows, best_scores, bought, strict=True
+        ):
+            plan.shortlist = Shortlist(Order(order_rows, order_scores), fallback, True, repeated)
+
+
+def repeat_rows(dense: np.ndarray | None, rows: np.ndarray, count: int) -> list[frozenset[int]]:
+    """For each of `count` members (the rows of `dense`: their repeat term over the offers of
+    `rows`), the offer rows where their term is not zero; none when `dense` is None."""
+    if dense is None:
+        return [frozenset()] * count
+    members, columns = np.nonzero(dense)
+    ends = np.cumsum(np.bincount(members, minlength=count)).tolist()
+    bought = rows[columns].tolist()
+    return [frozenset(bought[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]

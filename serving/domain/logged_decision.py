@@ -8,6 +8,8 @@ from perkrank.serving.domain.experiments import Assignment
 from perkrank.serving.domain.ranking import PERSONALIZED
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
 
+NEW = tuple.__new__
+
 
 def logged_decision(
     request: OfferRequest,
@@ -29,7 +31,12 @@ def logged_decision(
         policy=PERSONALIZED if assignment is None else assignment.policy,
         personalized=ranking.personalized,
         offers=tuple(
-            DecidedOffer(served.offer.offer_id, served.rank, served.score, served.propensity)
-            for served in ranking.offers
+            [
+                NEW(
+                    DecidedOffer,
+                    (served.offer.offer_id, served.rank, served.score, served.propensity),
+                )
+                for served in ranking.offers
+            ]
         ),
     )

@@ -62,7 +62,12 @@ from perkrank.serving.domain.ranking_values import (
 )
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.segments import Segments, best_order
-from perkrank.serving.domain.selection import OfferSelector, Selection, SelectionRequest
+from perkrank.serving.domain.selection import (
+    Candidate,
+    OfferSelector,
+    Selection,
+    SelectionRequest,
+)
 
 SECONDS_PER_DAY = 86_400
 PERSONALIZED, NO_OFFERS = "personalized", "none"
@@ -95,6 +100,7 @@ class OfferRanker:
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
         self._reasons: dict[tuple[int, str | None, bool, bool, bool, bool], str] = {}
+        self._last_fallback: tuple[Order, tuple[int, int], list[Candidate]] | None = None
 
     async def rank(
         self,
@@ -183,23 +189,31 @@ class OfferRanker:
         local tail, the caps document's floor and per-partner limit, the decision id."""
         pool, limit = self.pool_size(request.limit), request.limit
         tail = self.local_tail(caps, region, limit)
-        candidates = self.catalog.candidates
         personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
-        fallback = rows_with_local_tail(shortlist.fallback.rows, pool, tail, self._local)
         return SelectionRequest(
             member_id=request.member_id,
             channel=request.channel,
             now=now,
             limit=limit,
             max_per_partner=max_per_partner(caps, self._settings.max_offers_per_partner),
-            personalized=[candidates[row] for row in personalized],
-            fallback=[candidates[row] for row in fallback],
+            personalized=list(map(self.catalog.candidates.__getitem__, personalized)),
+            fallback=self._fallback_candidates(shortlist.fallback, pool, tail),
             rules=rules,
             sensitive=self.sensitive,
             decision_id=request.decision_id,
             decision_ttl_seconds=self._settings.mechanics.decision_ttl_seconds,
             local_slots=local_slots(caps, region, limit),
         )
+
+    def _fallback_candidates(self, order: Order, pool: int, tail: int) -> list[Candidate]:
+        """The candidates of `order`'s best `pool` rows and local tail, the latest kept: the
+        requests of a segment share its fallback order (and a campaign's chunk, the list)."""
+        last = self._last_fallback
+        if last is None or last[0] is not order or last[1] != (pool, tail):
+            rows = rows_with_local_tail(order.rows, pool, tail, self._local)
+            candidates = list(map(self.catalog.candidates.__getitem__, rows))
+            last = self._last_fallback = (order, (pool, tail), candidates)
+        return last[2]
 
     @property
     def settings(self) -> ServeConfig:
@@ -319,27 +333,35 @@ class OfferRanker:
         language: str | None = None,
     ) -> Ranking:
         """The selected offers with their rank, score (in the order used, without a stage's
-        candidate offset: `Shortlist.shown_score`), reason (in `language`) and propensity (by
-        row; a row not in `propensities`: 1.0)."""
-        order = shortlist.personalized if selection.personalized else shortlist.fallback
-        scores = dict(zip(order.rows, order.scores, strict=True))
-        offer_rows = self.catalog.offer_rows
-        offers = self.catalog.offers
+        candidate offset: `Shortlist.offset`), reason (in `language`) and propensity (by row;
+        a row not in `propensities`: 1.0)."""
+        personalized = selection.personalized
+        order = shortlist.personalized if personalized else shortlist.fallback
+        scores, position = order.scores, order.rows.index
+        offer_rows, offers = self.catalog.offer_rows, self.catalog.offers
+        repeat_rows, known = shortlist.repeat_rows, shortlist.known_member
+        purchase_reasons, cached = selection.purchase_reasons, self._reasons
+        offset = shortlist.offset if personalized else 0.0
+        offset_rows = shortlist.offset_rows if offset else ()
         ranked = []
         for rank, offer_id in enumerate(selection.offer_ids, start=1):
             row = offer_rows[offer_id]
-            reason = self.reason(
+            repeated = row in repeat_rows
+            key = (row, language, personalized, known, repeated, purchase_reasons)
+            reason = cached.get(key) or self.reason(
                 row,
                 language,
-                personalized=selection.personalized,
-                known_member=shortlist.known_member,
-                repeated=row in shortlist.repeat_rows,
-                purchase_reasons=selection.purchase_reasons,
+                personalized=personalized,
+                known_member=known,
+                repeated=repeated,
+                purchase_reasons=purchase_reasons,
             )
-            propensity = propensities.get(row, DETERMINISTIC)
-            score = shortlist.shown_score(row, scores[row], selection.personalized)
+            score = scores[position(row)]
+            if row in offset_rows:
+                score -= offset
+            propensity = propensities.get(row, DETERMINISTIC) if propensities else DETERMINISTIC
             ranked.append(RankedOffer(offers[row], rank, score, reason, propensity))
-        return Ranking(selection.personalized, ranked, dict(selection.suppressed))
+        return Ranking(personalized, ranked, dict(selection.suppressed))
 
     def reason(
         self,

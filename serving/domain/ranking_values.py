@@ -77,11 +77,6 @@ class Shortlist:
     ranked above the rest by it (a response shows their score without it)."""
     offset: float = 0.0
 
-    def shown_score(self, row: int, score: float, personalized: bool) -> float:
-        """`score` (of `row` in the personalized order if `personalized`, else the fallback's)
-        without the stage's candidate offset."""
-        return score - self.offset if personalized and row in self.offset_rows else score
-
 
 class RankedOffer(NamedTuple):
     """One served offer: its catalog entry, 1-based rank, score, reason and propensity."""

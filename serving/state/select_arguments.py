@@ -49,11 +49,11 @@ class SelectCall:
         if request.sensitive is not self._sensitive:
             self._sensitive = request.sensitive
             self._sensitive_text = "\x1e".join(sorted(request.sensitive))
-        if self._fallback is not None and request.fallback == self._fallback:
+        previous, self._fallback = self._fallback, request.fallback
+        if previous is not None and (request.fallback is previous or request.fallback == previous):
             fallback = SAME_FALLBACK
         else:
             fallback = bulk(self._numbered(request.fallback))
-        self._fallback = request.fallback
         values = (
             f"{request.limit},{request.max_per_partner},{request.local_slots},"
             f"{request.decision_ttl_seconds}",
