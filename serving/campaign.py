@@ -120,13 +120,14 @@ class DecisionLines:
         served, heads, reasons = ranking.offers, self._offers, self._reasons
         scores = [round(offer.score, 6) for offer in served]
         encoded = orjson.dumps(scores)[1:-1].split(b",") if scores else []
-        parts = []
+        parts: list[bytes] = []
         for shown, score in zip(served, encoded, strict=True):
             head = heads.get(shown.offer.offer_id)
             if head is None or head[0] is not shown.offer:
                 head = self._head(shown.offer)
             reason = reasons.get(shown.reason) or self._reason(shown.reason)
-            parts.append(b'%b%d,"score":%b,"reason":%b}' % (head[1], shown.rank, score, reason))
+            parts += (b",", head[1], b"%d" % shown.rank, b',"score":', score, b',"reason":')
+            parts += (reason, b"}")
         record = {
             "campaign": self._campaign,
             "member_id": decision.member_id,
@@ -136,7 +137,7 @@ class DecisionLines:
             "experiment": decision.experiment,
             "arm": decision.arm,
             "personalized": decision.personalized,
-            "offers": orjson.Fragment(b"[%b]" % b",".join(parts)),
+            "offers": orjson.Fragment(b"[%b]" % b"".join(parts[1:])),
             "empty_reason": empty_reason,
             "suppressed": {reason: count for reason, count in ranking.suppressed.items() if count},
         }

@@ -74,6 +74,8 @@ PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
 MAX_CACHED_REASONS = 100_000
 """Reasons `OfferRanker.reason` keeps before its cache starts over."""
+MAX_CACHED_FALLBACKS = 4096
+"""Fallback candidate lists (by order, pool and tail) a ranker keeps before starting over."""
 
 
 class OfferRanker:
@@ -100,7 +102,7 @@ class OfferRanker:
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
         self._reasons: dict[tuple[int, str | None, bool, bool, bool, bool], str] = {}
-        self._last_fallback: tuple[Order, tuple[int, int], list[Candidate]] | None = None
+        self._fallbacks: dict[tuple[int, int, int], tuple[Order, list[Candidate]]] = {}
 
     async def rank(
         self,
@@ -206,14 +208,17 @@ class OfferRanker:
         )
 
     def _fallback_candidates(self, order: Order, pool: int, tail: int) -> list[Candidate]:
-        """The candidates of `order`'s best `pool` rows and local tail, the latest kept: the
-        requests of a segment share its fallback order (and a campaign's chunk, the list)."""
-        last = self._last_fallback
-        if last is None or last[0] is not order or last[1] != (pool, tail):
+        """The candidates of `order`'s best `pool` rows and local tail, kept by order: the
+        requests of a segment share its fallback order (a campaign's chunk, the list too)."""
+        key = (id(order), pool, tail)
+        kept = self._fallbacks.get(key)
+        if kept is None or kept[0] is not order:
+            if len(self._fallbacks) >= MAX_CACHED_FALLBACKS:
+                self._fallbacks.clear()
             rows = rows_with_local_tail(order.rows, pool, tail, self._local)
             candidates = list(map(self.catalog.candidates.__getitem__, rows))
-            last = self._last_fallback = (order, (pool, tail), candidates)
-        return last[2]
+            kept = self._fallbacks[key] = (order, candidates)
+        return kept[1]
 
     @property
     def settings(self) -> ServeConfig:

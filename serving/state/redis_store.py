@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -214,7 +213,7 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
         if not decisions:
             return
         key = decisions_key(self._prefix, cluster=self._cluster)
-        entries = [orjson.dumps(decision.record()) for decision in decisions]
+        entries = [decision.record_json() for decision in decisions]
         arguments = [self._decisions_kept, *entries]
         self._call(
             "recording decisions",

@@ -83,12 +83,11 @@ class SelectCall:
     def _numbered(self, candidates: Sequence[Candidate]) -> str:
         """`candidates` as their records' numbers, records new to this call added."""
         numbers = self._numbers
-        records = list(map(RECORD, candidates))
         try:
-            return ",".join(map(numbers.__getitem__, records))
+            return ",".join(map(numbers.__getitem__, map(RECORD, candidates)))
         except KeyError:
-            for record in records:
+            for record in map(RECORD, candidates):
                 if record not in numbers:
                     self._records.append(bulk(record))
                     numbers[record] = str(len(self._records))
-            return ",".join([numbers[record] for record in records])
+            return ",".join([numbers[candidate.record] for candidate in candidates])
