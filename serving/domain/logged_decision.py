@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from perkrank.serving.domain.decisions import DecidedOffer, Decision
 from perkrank.serving.domain.experiments import Assignment
-from perkrank.serving.domain.ranking import PERSONALIZED
+from perkrank.serving.domain.ranking import NEW, PERSONALIZED
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
-
-NEW = tuple.__new__
 
 
 def logged_decision(

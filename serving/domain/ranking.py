@@ -74,6 +74,8 @@ PERSONALIZED, NO_OFFERS = "personalized", "none"
 """Policies (`ExperimentArm.policy`) `rank` treats apart; any other is `popular`."""
 MAX_CACHED_REASONS = 100_000
 """Reasons `OfferRanker.reason` keeps before its cache starts over."""
+NEW = tuple.__new__
+"""Makes a named tuple of all its fields without the generated `__new__` (it runs per offer)."""
 MAX_CACHED_FALLBACKS = 4096
 """Fallback candidate lists (by order, pool and tail) a ranker keeps before starting over."""
 
@@ -365,7 +367,7 @@ class OfferRanker:
             if row in offset_rows:
                 score -= offset
             propensity = propensities.get(row, DETERMINISTIC) if propensities else DETERMINISTIC
-            ranked.append(RankedOffer(offers[row], rank, score, reason, propensity))
+            ranked.append(NEW(RankedOffer, (offers[row], rank, score, reason, propensity)))
         return Ranking(personalized, ranked, dict(selection.suppressed))
 
     def reason(
