@@ -5,6 +5,7 @@ unchanged."""
 
 from __future__ import annotations
 
+import functools
 from datetime import time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,8 +109,15 @@ class ProgramMechanics(MechanicsSection):
         return _check_zone(zone, "default_time_zone")
 
     def time_zone(self, region: str) -> ZoneInfo:
-        """The region's time zone (cached by zoneinfo)."""
-        return ZoneInfo(self.time_zones.get(region, self.default_time_zone))
+        """The region's time zone (one ZoneInfo per zone, kept: zoneinfo's own cache keeps only
+        8 strongly, and a zone dropped from it is read from disk again)."""
+        return zone_info(self.time_zones.get(region, self.default_time_zone))
+
+
+@functools.cache
+def zone_info(zone: str) -> ZoneInfo:
+    """The IANA time zone `zone`, loaded once per process."""
+    return ZoneInfo(zone)
 
 
 def _check_zone(zone: str, where: str) -> str:

@@ -11,6 +11,7 @@ header comment.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from operator import attrgetter
 
@@ -18,6 +19,8 @@ from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.script_pipe import Packed, bulk
 
 RECORD = attrgetter("record")
+MAX_ENCODED_RECORDS = 65_536
+"""Encoded records kept (a catalog has a few thousand; a publish brings new ones)."""
 MEMBER_ARGUMENTS = 9
 """ARGV entries per member (select.lua's MEMBER_ARGS)."""
 SAME_FALLBACK = bulk("=")
@@ -88,6 +91,13 @@ class SelectCall:
         except KeyError:
             for record in map(RECORD, candidates):
                 if record not in numbers:
-                    self._records.append(bulk(record))
+                    self._records.append(encoded_record(record))
                     numbers[record] = str(len(self._records))
             return ",".join([numbers[candidate.record] for candidate in candidates])
+
+
+@functools.lru_cache(maxsize=MAX_ENCODED_RECORDS)
+def encoded_record(record: str) -> bytes:
+    """A record as a RESP bulk string, encoded once per record (a catalog's records repeat
+    in every call)."""
+    return bulk(record)

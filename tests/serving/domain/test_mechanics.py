@@ -214,3 +214,12 @@ def test_a_language_without_occasion_texts_gets_its_defaults():
 
 def test_the_config_and_the_data_contract_name_the_same_channels():
     assert get_args(ChannelName) == CHANNELS
+
+
+def test_a_regions_time_zone_is_loaded_once_whatever_zoneinfo_drops_from_its_cache():
+    mechanics = ProgramMechanics(time_zones={"north": "Europe/Oslo"})
+    first = mechanics.time_zone("north")
+    ZoneInfo.clear_cache()  # what zoneinfo does to a zone once 8 others were used since
+    assert mechanics.time_zone("north") is first
+    assert str(mechanics.time_zone("north")) == "Europe/Oslo"
+    assert mechanics.time_zone("elsewhere") is mechanics.time_zone("nowhere")
