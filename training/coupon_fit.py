@@ -5,7 +5,9 @@ models together. The served ranker is the one-model case of the same function, s
 cross-validation scores exactly what is served.
 
 Objective per model (as `models.ranker.fit_linear`'s): the summed log-loss of
-sigmoid(design · w + b) plus `l2`·|w|²/2 (the bias unpenalised), from w = 0, b = 0. A Newton
+sigmoid(design · w + b) plus `l2`·|w|²/2 (the bias unpenalised), from w = 0, b = 0. Identical
+rows are fitted once, weighted (`collapse`: most coupons of a campaign have no purchases of the
+household, so their rows repeat across households); the objective is the same. A Newton
 step that raises a model's objective (beyond rounding) is halved until it does not.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_expit
 
+Counts = tuple[np.ndarray, np.ndarray]
+"""Per row: positive labels and the rows it stands for."""
 MAX_STEPS = 100
 MAX_HALVINGS = 40
 TOLERANCE = 1e-9
@@ -22,25 +26,33 @@ SLACK = 1e-12
 """Relative rise of the objective a step may bring (rounding near the optimum)."""
 
 
-def fit_many(shared: np.ndarray, last: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
+def collapse(design: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, Counts]:
+    """The distinct rows of `design`, and per distinct row its positive labels and its rows."""
+    unique, inverse, rows = np.unique(design, axis=0, return_inverse=True, return_counts=True)
+    positives = np.bincount(inverse.ravel(), np.asarray(labels, np.float64), len(unique))
+    return unique, (positives, rows.astype(np.float64))
+
+
+def fit_many(shared: np.ndarray, last: np.ndarray, counts: Counts, l2: float) -> np.ndarray:
     """Per column j of `last` (rows × models): [weights, bias] (models × (shared columns + 2))
     of the logistic regression on [`shared`, `last[:, j]`] (the weight before the bias is
-    column j's)."""
+    column j's); `counts`: each row's positive labels and rows it stands for (`collapse`)."""
+    positives, totals = counts
     models, width = last.shape[1], shared.shape[1] + 2
     penalty = np.full(width, float(l2))
     penalty[-1] = 0.0
     outer = (shared[:, :, None] * shared[:, None, :]).reshape(len(shared), -1)
     theta = np.zeros((models, width))
     logits = np.zeros(last.shape)
-    loss, logged = _objective(logits, theta, labels, penalty)
+    loss, logged = _objective(logits, theta, counts, penalty)
     active = np.arange(models)
     for _ in range(MAX_STEPS):
         if not len(active):
             break
         column = last[:, active]
         probabilities = np.exp(logged[:, active])
-        weights = probabilities * (1 - probabilities)
-        residual = probabilities - labels[:, None]
+        weights = totals[:, None] * probabilities * (1 - probabilities)
+        residual = totals[:, None] * probabilities - positives[:, None]
         gradient = np.column_stack(
             [residual.T @ shared, (residual * column).sum(axis=0), residual.sum(axis=0)]
         ) + penalty * theta[active]  # fmt: skip
@@ -51,7 +63,7 @@ def fit_many(shared: np.ndarray, last: np.ndarray, labels: np.ndarray, l2: float
         for _ in range(MAX_HALVINGS):
             trial = theta[active] - scale[:, None] * step
             trial_logits = shared @ trial[:, :-2].T + column * trial[:, -2] + trial[:, -1]
-            value, trial_logged = _objective(trial_logits, trial, labels, penalty)
+            value, trial_logged = _objective(trial_logits, trial, counts, penalty)
             worse = value > loss[active] * (1 + SLACK)
             if not worse.any():
                 break
@@ -88,9 +100,10 @@ def _hessian(
 
 
 def _objective(
-    logits: np.ndarray, theta: np.ndarray, labels: np.ndarray, penalty: np.ndarray
+    logits: np.ndarray, theta: np.ndarray, counts: Counts, penalty: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per model (columns of `logits`): summed log-loss plus the penalty; and log σ(logits)."""
+    positives, totals = counts
     logged = log_expit(logits)
-    log_loss = (1 - labels[:, None]) * logits - logged
+    log_loss = (totals - positives)[:, None] * logits - totals[:, None] * logged
     return log_loss.sum(axis=0) + 0.5 * (penalty * theta**2).sum(axis=1), logged

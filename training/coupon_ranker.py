@@ -47,7 +47,7 @@ from perkrank.models.linear_ranker import LinearRanker, transform
 from perkrank.models.ranker import standardised
 from perkrank.progress import Counter
 from perkrank.training import coupon_evaluation as ce
-from perkrank.training.coupon_fit import fit_many
+from perkrank.training.coupon_fit import Counts, collapse, fit_many
 from perkrank.training.coupon_stats import coupon_stats
 
 L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -251,7 +251,8 @@ def fit(rows: TrainingRows, names: Sequence[str], l2: float) -> LinearRanker:
     fitted by `coupon_fit.fit_many` (the forward selection's fit)."""
     raw = _transformed(rows.features[:, [FEATURES.index(name) for name in names]])
     design, means, scales = standardised(raw)
-    theta = fit_many(design[:, :-1], design[:, -1:], rows.labels, l2)[0]
+    design, counts = collapse(design, rows.labels)
+    theta = fit_many(design[:, :-1], design[:, -1:], counts, l2)[0]
     return LinearRanker(tuple(names), (), means, scales, theta[:-1], float(theta[-1]))
 
 
@@ -300,7 +301,8 @@ class FoldDesign:
     without recomputing or re-standardising anything."""
 
     fit: np.ndarray
-    labels: np.ndarray
+    """The distinct standardised fit rows (`coupon_fit.collapse`)."""
+    counts: Counts
     validation: np.ndarray
     """The validation rows standardised by the fit rows' statistics."""
     slots: tuple[np.ndarray, np.ndarray]
@@ -312,7 +314,7 @@ class FoldDesign:
         """NDCG@10 (candidates × validation queries) of the rankers on `FEATURES` columns
         `chosen` plus one of `candidates` each (`coupon_fit.fit_many`, as `fit` fits)."""
         chosen = list(chosen)
-        theta = fit_many(self.fit[:, chosen], self.fit[:, list(candidates)], self.labels, l2)
+        theta = fit_many(self.fit[:, chosen], self.fit[:, list(candidates)], self.counts, l2)
         logits = (self.validation[:, chosen] @ theta[:, :-2].T + theta[:, -1]
                   + self.validation[:, list(candidates)] * theta[:, -2])  # fmt: skip
         scores = np.full((len(candidates), *self.relevant.shape), -np.inf)
@@ -329,7 +331,7 @@ def fold_design(fold: Fold, fit_on: str) -> FoldDesign:
     position = np.arange(len(inverse)) - first[inverse]
     relevant = np.zeros((len(first), int(position.max()) + 1), dtype=bool)
     relevant[inverse, position] = fold.validation.labels > 0
-    return FoldDesign(design, rows.labels, validation, (inverse, position), relevant)
+    return FoldDesign(*collapse(design, rows.labels), validation, (inverse, position), relevant)
 
 
 def choose(folds: Sequence[Fold], group: str) -> Choice:
