@@ -19,7 +19,15 @@ bundle's, the benchmark's each campaign's start). Features (`FEATURES`, per memb
     redemption_rate    redemptions of the UPC / exposures of earlier campaigns offering it;
     category_rate      over the offer's items, redemptions of the offers covering them / the
                        exposures of those of campaigns already started (not personal);
-    product_share_x_size, category_share_x_size   the share × log1p(coupon_size).
+    product_share_x_size, category_share_x_size   the share × log1p(coupon_size);
+    manufacturer_share, type_share  the share of the member's lines from the offer's
+                       manufacturers / product types (`_recent`: recency-weighted lines);
+    `RELATIVE`         a base feature over its mean across the offer's campaign's offers (0
+                       where that mean is 0): within a campaign, which coupon stands out;
+    `RANKS`            the share of the campaign's other offers whose base feature is lower
+                       (0 … 1; a campaign of one offer: 0).
+A campaign's offers are every offer of the arrays with its campaign id (the offer id's
+"<campaign>" part), whichever offers a request asks for.
 A member the arrays do not know has no purchases and no redemptions (personal features 0).
 
 Each offer belongs to a group (`GROUPS`, by its campaign's type: Type A campaigns mail a
@@ -30,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -41,11 +49,21 @@ import scipy.sparse as sp
 from perkrank.features.ids import IdMap
 from perkrank.models.linear_ranker import LinearRanker
 
+RELATIVE = {
+    "product_rel": "product_lines", "category_rel": "category_share",
+    "manufacturer_rel": "manufacturer_share", "type_rel": "type_share",
+    "product_recent_rel": "product_recent", "category_recent_rel": "category_recent",
+    "size_rel": "coupon_size",
+}  # fmt: skip
+"""Campaign-relative features: the base feature / its mean over the offer's campaign's offers."""
+RANKS = {"product_rank": "product_lines", "category_rank": "category_share",
+         "manufacturer_rank": "manufacturer_share", "type_rank": "type_share"}  # fmt: skip
+"""Campaign ranks: the share of the campaign's other offers with a lower base feature."""
 FEATURES = (
     "coupon_popularity", "category_share", "product_share", "past_redemptions", "coupon_size",
     "product_lines", "product_recent", "category_recent", "same_coupon", "redemption_rate",
     "category_rate", "product_share_x_size", "category_share_x_size", "manufacturer_share",
-    "manufacturer_recent", "type_share", "type_recent",
+    "manufacturer_recent", "type_share", "type_recent", *RELATIVE, *RANKS,
 )  # fmt: skip
 GROUPS = ("Type A", "Type B/C")
 """Offer groups, each scored by its own ranker; `CouponStats.offer_groups` holds positions."""
@@ -123,18 +141,47 @@ class CouponStats:
     def upc_count(self) -> int:
         return int(self.offer_upcs.max(initial=-1)) + 1
 
+    @cached_property
+    def offer_campaigns(self) -> np.ndarray:
+        """Code (0 …) of each offer's campaign, from its id "C<campaign>-<upc>"."""
+        campaigns = [str(offer).split("-", 1)[0] for offer in self.offer_ids]
+        return np.unique(np.asarray(campaigns, dtype=str), return_inverse=True)[1].ravel()
+
+
+def campaign_relative(values: np.ndarray, campaigns: np.ndarray) -> np.ndarray:
+    """`values` (one per offer) over their mean across each offer's campaign (`campaigns`:
+    codes 0 …); 0 where that mean is 0."""
+    sizes = np.bincount(campaigns).astype(np.float64)
+    means = (np.bincount(campaigns, values, minlength=len(sizes)) / sizes)[campaigns]
+    return np.divide(values, means, out=np.zeros(len(values)), where=means > 0)
+
+
+def campaign_ranks(values: np.ndarray, campaigns: np.ndarray) -> np.ndarray:
+    """Per offer: the share of its campaign's other offers with a lower value (a campaign of
+    one offer: 0)."""
+    sizes = np.bincount(campaigns)
+    dense = np.unique(values, return_inverse=True)[1].ravel().astype(np.int64)
+    keys = campaigns.astype(np.int64) * (int(dense.max(initial=0)) + 1) + dense
+    lower = np.searchsorted(np.sort(keys), keys) - (np.cumsum(sizes) - sizes)[campaigns]
+    return lower / np.maximum(sizes[campaigns] - 1, 1)
+
 
 def feature_arrays(
-    stats: CouponStats, member_rows: np.ndarray, offer_rows: np.ndarray
+    stats: CouponStats,
+    member_rows: np.ndarray,
+    offer_rows: np.ndarray,
+    names: Sequence[str] = FEATURES,
 ) -> np.ndarray:
-    """float64 (members × offers × `FEATURES`) for stats rows (`member_rows` -1: unknown)."""
+    """float64 (members × offers × `names`) for stats rows (`member_rows` -1: unknown)."""
     offer_rows = np.asarray(offer_rows)
-    rows = [member_features(stats, int(row), offer_rows) for row in np.asarray(member_rows)]
-    return np.stack(rows) if rows else np.zeros((0, len(offer_rows), len(FEATURES)))
+    rows = [member_features(stats, int(row), offer_rows, names) for row in np.asarray(member_rows)]
+    return np.stack(rows) if rows else np.zeros((0, len(offer_rows), len(names)))
 
 
-def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray) -> np.ndarray:
-    """float64 (offers × `FEATURES`) of one member (stats row; -1: unknown): each personal
+def member_features(
+    stats: CouponStats, member_row: int, offer_rows: np.ndarray, names: Sequence[str] = FEATURES
+) -> np.ndarray:
+    """float64 (offers × `names`) of one member (stats row; -1: unknown): each personal
     column is summed over the member's few non-zeros (numpy gathers, no sparse products)."""
     width = len(stats.offer_ids)
     personal = np.zeros((10, width))
@@ -185,7 +232,12 @@ def member_features(stats: CouponStats, member_row: int, offer_rows: np.ndarray)
         "type_share": type_lines / lines,
         "type_recent": type_recent,
     }
-    return np.stack([columns[name][offer_rows] for name in FEATURES], axis=1)
+    for name in names:
+        if name in RELATIVE:
+            columns[name] = campaign_relative(columns[RELATIVE[name]], stats.offer_campaigns)
+        elif name in RANKS:
+            columns[name] = campaign_ranks(columns[RANKS[name]], stats.offer_campaigns)
+    return np.stack([columns[name][offer_rows] for name in names], axis=1)
 
 
 def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,10 +285,17 @@ class CouponStage:
         return self.members.get(member_id)
 
     @cached_property
+    def features(self) -> tuple[str, ...]:
+        """The features some group's ranker reads, in `FEATURES` order."""
+        used = {name for ranker in self.rankers.values() for name in ranker.feature_names}
+        return tuple(name for name in FEATURES if name in used)
+
+    @cached_property
     def columns(self) -> list[list[int]]:
-        """Per group (`GROUPS` order): positions in `FEATURES` of its ranker's features."""
+        """Per group (`GROUPS` order): positions in `features` of its ranker's features."""
         return [
-            [FEATURES.index(name) for name in self.rankers[group].feature_names] for group in GROUPS
+            [self.features.index(name) for name in self.rankers[group].feature_names]
+            for group in GROUPS
         ]
 
     def scores(
@@ -246,7 +305,9 @@ class CouponStage:
         the stage does not know."""
         offer_rows = self.offers.rows(offer_ids)
         known = np.flatnonzero(offer_rows >= 0)
-        values = feature_arrays(self.stats, self.members.rows(member_ids), offer_rows[known])
+        values = feature_arrays(
+            self.stats, self.members.rows(member_ids), offer_rows[known], self.features
+        )
         groups = self.stats.offer_groups[offer_rows[known]]
         result = np.full((len(member_ids), len(offer_rows)), np.nan)
         for position, group in enumerate(GROUPS):

@@ -120,11 +120,7 @@ def fit_linear(
 ) -> LinearRanker:
     """Logistic regression with penalty `l2`·|w|²/2 on the mean log-loss × rows."""
     missing = tuple(int(c) for c in np.flatnonzero(np.isnan(features).any(axis=0)))
-    raw = transform(features, missing)
-    means = raw.mean(axis=0)
-    scales = raw.std(axis=0)
-    scales[scales == 0] = 1.0
-    design = (raw - means) / scales
+    design, means, scales = standardised(transform(features, missing))
     y = np.asarray(labels, dtype=np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -137,3 +133,12 @@ def fit_linear(
     start = np.zeros(design.shape[1] + 1)
     theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
     return LinearRanker(tuple(feature_names), missing, means, scales, theta[:-1], float(theta[-1]))
+
+
+def standardised(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`raw` minus its column means over its column scales (a constant column's scale: 1),
+    and the means and scales."""
+    means = raw.mean(axis=0)
+    scales = raw.std(axis=0)
+    scales[scales == 0] = 1.0
+    return (raw - means) / scales, means, scales

@@ -33,6 +33,8 @@ BASELINES = (
     "coupon_popularity", "category_share", "product_share", "past_redemptions", "coupon_size",
 )  # fmt: skip
 METRICS = ("ndcg@10", "recall@5", "recall@10", "auc")
+RANKED = 10
+"""The ranks the metrics read (AUC reads every score)."""
 
 
 @dataclass(frozen=True)
@@ -189,15 +191,27 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, np.ndar
     """`METRICS` per row of `labels` with at least one redemption (rows without are left out)."""
     keep = labels.any(axis=1)
     scores, labels = np.asarray(scores, dtype=np.float64)[keep], labels[keep]
-    order = scoring.top_k(scores, scores.shape[1])
-    hits = np.take_along_axis(labels, order, axis=1).astype(np.float64)
-    relevant = labels.sum(axis=1)
+    hits, relevant = _ranked_hits(scores, labels)
     return {
         "ndcg@10": ndcg_at_k(hits, relevant, 10),
         "recall@5": recall_at_k(hits, relevant, 5),
         "recall@10": recall_at_k(hits, relevant, 10),
         "auc": auc(scores, labels),
     }
+
+
+def ndcg(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`ranking_metrics`' NDCG@10 alone (rows of `labels` with a redemption)."""
+    keep = labels.any(axis=1)
+    hits, relevant = _ranked_hits(np.asarray(scores, dtype=np.float64)[keep], labels[keep])
+    return ndcg_at_k(hits, relevant, 10)
+
+
+def _ranked_hits(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the labels of the `RANKED` best scores (ties to the lower column), best first,
+    and the row's count of labels."""
+    order = scoring.top_k(scores, RANKED)
+    return np.take_along_axis(labels, order, axis=1).astype(np.float64), labels.sum(axis=1)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -11,17 +11,24 @@ over the folds of its campaigns.
 
 Choices (`choose`, per group): for each penalty of `L2_GRID` and each `FIT_ON` (fit on every
 campaign's rows, or on the group's only), greedy forward selection adds the feature of
-`FEATURES` that most raises the group's validation score of `models.ranker.fit_linear` and stops
-when none raises it; the best (features, penalty, rows) wins and is refitted on every campaign
-before the cutoff (`fit_group`; `fit_rankers` does both). Training rows keep only household ×
-campaign pairs with a redemption (only those can teach a ranking); the test campaigns take no
-part.
+`FEATURES` that most raises the group's validation score of the logistic ranker (`fit`) and
+stops when none raises it or at `MAX_FEATURES`; the best (features, penalty, rows) wins and is
+refitted on every campaign before the cutoff (`fit_group`; `fit_rankers` does both). Training
+rows keep only household × campaign pairs with a redemption (only those can teach a ranking);
+the test campaigns take no part. `perkrank train --coupons` and the Complete Journey benchmark
+both call `fit_rankers`, so they make the same choices for the same cutoff.
+
+Speed: each campaign's features are computed once, as of its start (`campaign_blocks`); each
+fold's rows are transformed and standardised once per `FIT_ON` (`FoldDesign`), so a candidate
+feature set is a column selection; and a selection step fits all its candidates together
+(`coupon_fit.fit_many`, which also fits the served ranker). Progress: a line per setting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,14 +43,17 @@ from perkrank.models.coupon_stage import (
     CouponStage,
     feature_arrays,
 )
-from perkrank.models.linear_ranker import LinearRanker
-from perkrank.models.ranker import fit_linear
+from perkrank.models.linear_ranker import LinearRanker, transform
+from perkrank.models.ranker import standardised
 from perkrank.progress import Counter
 from perkrank.training import coupon_evaluation as ce
+from perkrank.training.coupon_fit import Counts, collapse, fit_many
 from perkrank.training.coupon_stats import coupon_stats
 
 L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 FIT_ON = ("all", "own")
+MAX_FEATURES = 8
+"""Forward selection stops at this many features (bounds the search)."""
 MIN_EARLIER = 2
 """Campaigns that must start before a campaign for it to be a validation fold."""
 UNCHOSEN = (ce.BASELINES, max(L2_GRID), "all")
@@ -164,6 +174,8 @@ def campaign_blocks(
 ) -> dict[str, CampaignBlock]:
     """The block of each campaign (features computed once, labels cut later)."""
     blocks = {}
+    campaign_ids = list(campaign_ids)
+    progress = Counter("features of each campaign as of its start", len(campaign_ids), every=5)
     for campaign_id in campaign_ids:
         task = ce.campaign_task(tables, index, campaign_id, labels_before=None)
         redeemed = tables.redemptions[tables.redemptions["campaign_id"] == campaign_id]
@@ -175,6 +187,7 @@ def campaign_blocks(
         known = (rows >= 0) & (columns >= 0)
         dates[rows[known], columns[known]] = first.to_numpy("datetime64[ns]")[known]
         blocks[campaign_id] = CampaignBlock(task, campaign_features(tables, index, task), dates)
+        progress.advance()
     return blocks
 
 
@@ -233,9 +246,21 @@ def rolling_folds(blocks: Mapping[str, CampaignBlock], cutoff: pd.Timestamp) -> 
 
 
 def fit(rows: TrainingRows, names: Sequence[str], l2: float) -> LinearRanker:
-    """`fit_linear` on the `names` columns of `rows`."""
-    columns = [FEATURES.index(name) for name in names]
-    return fit_linear(rows.features[:, columns], rows.labels, names, l2=l2)
+    """The logistic ranker on the `names` columns of `rows`, transformed and standardised as
+    `models.ranker.fit_linear` does (coupon features have no NaN, so no missing flags) and
+    fitted by `coupon_fit.fit_many` (the forward selection's fit)."""
+    raw = _transformed(rows.features[:, [FEATURES.index(name) for name in names]])
+    design, means, scales = standardised(raw)
+    design, counts = collapse(design, rows.labels)
+    theta = fit_many(design[:, :-1], design[:, -1:], counts, l2)[0]
+    return LinearRanker(tuple(names), (), means, scales, theta[:-1], float(theta[-1]))
+
+
+def _transformed(features: np.ndarray) -> np.ndarray:
+    """`transform` without missing flags (ValueError on NaN)."""
+    if np.isnan(features).any():
+        raise ValueError("coupon features are never NaN (no missing flags)")
+    return transform(features, ())
 
 
 def fit_group(rows: TrainingRows, choice: Choice) -> LinearRanker:
@@ -252,7 +277,8 @@ def predict(ranker: LinearRanker, rows: TrainingRows) -> np.ndarray:
 
 
 def fold_ndcg(folds: Sequence[Fold], choice: Choice) -> np.ndarray:
-    """NDCG@10 of each validation pair of the group's folds, pooled, under `choice`."""
+    """NDCG@10 of each validation pair of the group's folds, pooled, under `choice` (fitted
+    through `fit_group`, as the served ranker is; `FoldDesign.ndcg` gives the same values)."""
     values = []
     for fold in folds:
         if fold.group != choice.group:
@@ -264,33 +290,96 @@ def fold_ndcg(folds: Sequence[Fold], choice: Choice) -> np.ndarray:
 
 def query_ndcg(scores: np.ndarray, rows: TrainingRows) -> np.ndarray:
     """NDCG@10 of each query of `rows`."""
-    return ce.ranking_metrics(*query_matrices(scores, rows.labels > 0, rows.query_ids))["ndcg@10"]
+    return ce.ndcg(*query_matrices(scores, rows.labels > 0, rows.query_ids))
+
+
+@dataclass(frozen=True)
+class FoldDesign:
+    """One fold's rows for one `FIT_ON`, transformed and standardised once over every column of
+    `FEATURES` exactly as `fit_linear` does (statistics of the fit rows; the transform is per
+    column), so a candidate feature set is a column selection: forward selection refits
+    without recomputing or re-standardising anything."""
+
+    fit: np.ndarray
+    """The distinct standardised fit rows (`coupon_fit.collapse`)."""
+    counts: Counts
+    validation: np.ndarray
+    """The validation rows standardised by the fit rows' statistics."""
+    slots: tuple[np.ndarray, np.ndarray]
+    """(query, position) of each validation row in the padded query matrix."""
+    relevant: np.ndarray
+    """bool (queries × longest query): the padded validation labels."""
+
+    def ndcg(self, chosen: Sequence[int], candidates: Sequence[int], l2: float) -> np.ndarray:
+        """NDCG@10 (candidates × validation queries) of the rankers on `FEATURES` columns
+        `chosen` plus one of `candidates` each (`coupon_fit.fit_many`, as `fit` fits)."""
+        chosen = list(chosen)
+        theta = fit_many(self.fit[:, chosen], self.fit[:, list(candidates)], self.counts, l2)
+        logits = (self.validation[:, chosen] @ theta[:, :-2].T + theta[:, -1]
+                  + self.validation[:, list(candidates)] * theta[:, -2])  # fmt: skip
+        scores = np.full((len(candidates), *self.relevant.shape), -np.inf)
+        scores[:, *self.slots] = logits.T
+        return np.stack([ce.ndcg(model, self.relevant) for model in scores])
+
+
+def fold_design(fold: Fold, fit_on: str) -> FoldDesign:
+    """The `FoldDesign` of a fold (`fit_on` "own": its group's fit rows only)."""
+    rows = fold.fit.where(fold.fit.group(fold.group)) if fit_on == "own" else fold.fit
+    design, means, scales = standardised(_transformed(rows.features))
+    validation = (_transformed(fold.validation.features) - means) / scales
+    _, first, inverse = np.unique(fold.validation.query_ids, return_index=True, return_inverse=True)
+    position = np.arange(len(inverse)) - first[inverse]
+    relevant = np.zeros((len(first), int(position.max()) + 1), dtype=bool)
+    relevant[inverse, position] = fold.validation.labels > 0
+    return FoldDesign(*collapse(design, rows.labels), validation, (inverse, position), relevant)
 
 
 def choose(folds: Sequence[Fold], group: str) -> Choice:
-    """Features, penalty and rows by forward selection (module docstring)."""
+    """Features, penalty and rows by forward selection (module docstring), over each fold's
+    `FoldDesign` (built once per `FIT_ON`)."""
+    mine = [fold for fold in folds if fold.group == group]
     per_setting = {}
     progress = Counter(f"{group}: forward selection", len(FIT_ON) * len(L2_GRID))
     with threadpool_limits(1, "blas"):  # many small fits: BLAS threads only contend
         for fit_on in FIT_ON:
+            designs = [fold_design(fold, fit_on) for fold in mine]
             for l2 in L2_GRID:
-                chosen: tuple[str, ...] = ()
-                best = -np.inf
-                while len(chosen) < len(FEATURES):
-                    scores = {
-                        name: _mean(fold_ndcg(folds, Choice(group, (*chosen, name), l2, fit_on)))
-                        for name in FEATURES
-                        if name not in chosen
-                    }
-                    name = max(scores, key=lambda candidate: scores[candidate])
-                    if scores[name] <= best:
-                        break
-                    chosen, best = (*chosen, name), scores[name]
-                per_setting[fit_on, l2] = (chosen, float(best))
+                per_setting[fit_on, l2] = forward_selection(partial(pooled_ndcg, designs, l2=l2))
+                chosen, best = per_setting[fit_on, l2]
                 progress.advance(f"rows {fit_on}, l2 {l2:g}: {len(chosen)} features, {best:.4f}")
     fit_on, l2 = max(per_setting, key=lambda setting: per_setting[setting][1])
     features, score = per_setting[fit_on, l2]
     return Choice(group, features, l2, fit_on, score, per_setting)
+
+
+def pooled_ndcg(
+    designs: Sequence[FoldDesign], chosen: tuple[str, ...], candidates: Sequence[str], l2: float
+) -> np.ndarray:
+    """Per candidate: the mean NDCG@10 over every design's validation queries of the ranker on
+    `chosen` plus the candidate, fitted with `l2`."""
+    columns = [FEATURES.index(name) for name in chosen]
+    extra = [FEATURES.index(name) for name in candidates]
+    return np.hstack([design.ndcg(columns, extra, l2) for design in designs]).mean(axis=1)
+
+
+def forward_selection(
+    score: Callable[[tuple[str, ...], list[str]], np.ndarray],
+    candidates: Sequence[str] = FEATURES,
+    most: int = MAX_FEATURES,
+) -> tuple[tuple[str, ...], float]:
+    """Greedy forward selection: `score(chosen, rest)` scores each of the rest added to the
+    chosen; add the best (ties to the earlier candidate) while that raises the score, `most`
+    at most; the chosen names and their score."""
+    chosen: tuple[str, ...] = ()
+    best = -np.inf
+    while len(chosen) < min(most, len(candidates)):
+        rest = [name for name in candidates if name not in chosen]
+        scores = score(chosen, rest)
+        top = int(np.argmax(scores))
+        if scores[top] <= best:
+            break
+        chosen, best = (*chosen, rest[top]), float(scores[top])
+    return chosen, float(best)
 
 
 def _mean(values: np.ndarray) -> float:

@@ -19,6 +19,8 @@ from perkrank.models.coupon_stage import (
     FEATURES,
     GROUPS,
     CouponStage,
+    campaign_ranks,
+    campaign_relative,
     feature_arrays,
     load_coupon_stage,
     save_coupon_stage,
@@ -176,3 +178,37 @@ def test_a_file_without_the_arrays_is_refused(tmp_path: Path, setup) -> None:
         np.savez(file, member_ids=np.array(["H1"]))
     with pytest.raises(ValueError, match=r"coupon_stats\.npz: not coupon statistics"):
         load_coupon_stage(directory)
+
+
+@pytest.mark.parametrize(
+    ("values", "campaigns", "relative", "ranks"),
+    [
+        # campaign 0: mean 2; campaign 1: mean 0 (relative 0)
+        ([1.0, 3.0, 2.0, 0.0, 0.0], [0, 0, 0, 1, 1], [0.5, 1.5, 1.0, 0, 0], [0, 1, 0.5, 0, 0]),
+        # ties share the rank of the lower; a campaign of one offer ranks 0
+        ([5.0, 5.0, 1.0, 9.0], [0, 0, 0, 1], [15 / 11, 15 / 11, 3 / 11, 1.0], [0.5, 0.5, 0, 0]),
+        # campaigns interleaved: each offer compared with its own campaign only
+        ([4.0, 1.0, 2.0, 8.0], [1, 0, 1, 0], [4 / 3, 2 / 9, 2 / 3, 16 / 9], [1, 0, 0, 1]),
+    ],
+)
+def test_campaign_relative_and_ranks(values, campaigns, relative, ranks) -> None:
+    values, campaigns = np.array(values), np.array(campaigns)
+    assert campaign_relative(values, campaigns) == pytest.approx(np.array(relative))
+    assert campaign_ranks(values, campaigns) == pytest.approx(np.array(ranks))
+
+
+def test_campaign_features_do_not_depend_on_the_requested_offers(setup) -> None:
+    _, index, task, stage, _ = setup
+    names = ("product_rel", "size_rel", "category_rank")
+    weighted = LinearRanker(names, (), np.zeros(3), np.ones(3), np.ones(3), 0.0)
+    relative = CouponStage({group: weighted for group in GROUPS}, stage.stats)
+    assert relative.features == names
+    ids = offer_ids(index, task.coupon_rows)
+    every = relative.scores(task.members, ids)
+    for column, offer in enumerate(ids):
+        alone = relative.scores(task.members, [offer])[:, 0]
+        assert alone == pytest.approx(every[:, column])
+    # H10 bought coupon 111's product and category, H30 nothing: different scores for H10
+    values = feature_arrays(stage.stats, stage.members.rows(task.members), task.coupon_rows, names)
+    assert values[0, :, 0].tolist() == [2.0, 0.0]
+    assert values[1, :, 0].tolist() == [0.0, 0.0]

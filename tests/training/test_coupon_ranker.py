@@ -10,6 +10,7 @@ import pytest
 
 from perkrank.features.complete_journey import coupon_tables, read_raw
 from perkrank.models.coupon_stage import FEATURES
+from perkrank.models.ranker import fit_linear
 from perkrank.training import coupon_evaluation as ce
 from perkrank.training import coupon_ranker as cr
 from tests.features.complete_journey_raw import write_raw
@@ -201,3 +202,63 @@ def test_fitted_ranker_puts_the_redeemed_coupon_first() -> None:
     scores = ranker.predict(test.features[:, [FEATURES.index("product_lines")]])
     labels = test.labels.reshape(10, 6) > 0
     assert ce.ranking_metrics(scores.reshape(10, 6), labels)["ndcg@10"].tolist() == [1.0] * 10
+
+
+def test_cached_fold_designs_score_as_the_served_fit() -> None:
+    folds = cr.rolling_folds(made_up_blocks(), pd.Timestamp("2018-01-01"))
+    chosen = ("coupon_size", "category_share")
+    candidates = ("product_lines", "product_rel", "type_share")
+    for fit_on in cr.FIT_ON:
+        cached = np.hstack(
+            [
+                cr.fold_design(fold, fit_on).ndcg(
+                    [FEATURES.index(name) for name in chosen],
+                    [FEATURES.index(name) for name in candidates],
+                    10.0,
+                )
+                for fold in folds
+                if fold.group == "Type B/C"
+            ]
+        )
+        for row, name in enumerate(candidates):
+            choice = cr.Choice("Type B/C", (*chosen, name), 10.0, fit_on)
+            assert cached[row] == pytest.approx(cr.fold_ndcg(folds, choice))
+
+
+def test_the_served_fit_matches_scipys_logistic_regression() -> None:
+    rows = made_up_rows()
+    names = ("product_lines", "coupon_size", "category_rel")
+    ours = cr.fit(rows, names, 3.0)
+    reference = fit_linear(rows.features[:, [FEATURES.index(n) for n in names]], rows.labels,
+                           names, l2=3.0)  # fmt: skip
+    assert ours.weights == pytest.approx(reference.weights, abs=1e-4)
+    assert ours.bias == pytest.approx(reference.bias, abs=1e-4)
+    assert ours.means == pytest.approx(reference.means)
+
+
+RISING = {"a": 0.1, "b": 0.2, "c": 0.3, "ca": 0.4, "cb": 0.35, "cab": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("scores", "most", "chosen", "best"),
+    [
+        # adds b (best alone), then a (raises), stops when c lowers the score
+        ({"a": 0.2, "b": 0.5, "c": 0.1, "ba": 0.6, "bc": 0.55, "bac": 0.58}, 3, ("b", "a"), 0.6),
+        # a tie goes to the earlier candidate; no gain after it: one feature
+        ({"a": 0.5, "b": 0.5, "c": 0.1, "ab": 0.5, "ac": 0.4}, 3, ("a",), 0.5),
+        # every candidate raises it: all three
+        (
+            {"a": 0.1, "b": 0.2, "c": 0.3, "ca": 0.4, "cb": 0.35, "cab": 0.5},
+            3,
+            ("c", "a", "b"),
+            0.5,
+        ),
+        # ... unless bounded
+        ({"a": 0.1, "b": 0.2, "c": 0.3, "ca": 0.4, "cb": 0.35, "cab": 0.5}, 2, ("c", "a"), 0.4),
+    ],
+)
+def test_forward_selection(scores, most, chosen, best) -> None:
+    def score(names: tuple[str, ...], rest: list[str]) -> np.ndarray:
+        return np.array([scores.get("".join((*names, name)), 0.0) for name in rest])
+
+    assert cr.forward_selection(score, ("a", "b", "c"), most) == (chosen, best)
