@@ -11,9 +11,7 @@ calendar days: a purchase's *age* is the cutoff's day number minus the purchase'
     per item:    purchases (all, last 30/90/365 days), buyers, repurchase rate, mean
                  repurchase gap, age of the first sale, category, purchases per region;
     per pair:    sorted keys member_row · n_items + item_row with counts per window,
-                 distinct days, age of the last purchase and the pair's own mean gap;
-    neighbours:  sorted pair keys and scores of each member's best neighbour scores
-                 (`features.member_profiles`: the averaged profile of similar members).
+                 distinct days, age of the last purchase and the pair's own mean gap.
 `pair_features` gathers `FEATURE_NAMES` for any (member row, item row) pairs from those
 arrays alone (rows -1: a member or an item the history does not know). numpy/scipy only.
 """
@@ -27,7 +25,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from perkrank.features.columns import Columns
-from perkrank.features.member_profiles import basket_profiles, neighbour_scores
 
 if TYPE_CHECKING:
     from perkrank.features.member_features import History
@@ -65,7 +62,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "member_gap",
     "days_since_visit",
     "since_visit_over_member_gap",
-    "neighbour_score",
 )
 """Columns of `pair_features`, in order; NaN where a value is undefined (see `pair_features`)."""
 
@@ -99,9 +95,6 @@ class PurchaseStats:
     pair_days: np.ndarray
     pair_last_age: np.ndarray
     pair_gap: np.ndarray
-    neighbour_keys: np.ndarray
-    """Sorted member_row · n_items + item_row of the kept neighbour scores."""
-    neighbour_scores: np.ndarray
 
 
 def purchase_stats(history: History) -> PurchaseStats:
@@ -131,12 +124,7 @@ def purchase_stats(history: History) -> PurchaseStats:
     )
     first_ages = np.full(n_items, -np.inf)
     np.maximum.at(first_ages, history.item_rows, ages.astype(np.float64))
-    profiles, baskets = basket_profiles(
-        history.member_rows, history.item_rows, ages, n_members, n_items
-    )
     del ages
-    neighbour_keys, neighbour_values = neighbour_scores(profiles, baskets)
-    del profiles
     signup_days = _day(history.members[Columns.signup_date].to_numpy())
     category_codes, _ = pd.factorize(history.items[Columns.category])
     region_codes, _ = pd.factorize(history.members[Columns.region])
@@ -180,8 +168,6 @@ def purchase_stats(history: History) -> PurchaseStats:
         pair_days=pair_days,
         pair_last_age=pair_last_age,
         pair_gap=pair_gap,
-        neighbour_keys=neighbour_keys,
-        neighbour_scores=neighbour_values,
     )
 
 
@@ -261,21 +247,8 @@ def pair_features(
         "member_gap": member_gap,
         "days_since_visit": days_since_visit,
         "since_visit_over_member_gap": _ratio(days_since_visit, member_gap),
-        "neighbour_score": np.where(
-            known_member & known_item,
-            _lookup(stats.neighbour_keys, stats.neighbour_scores, keys),
-            0.0,
-        ),
     }
     return np.column_stack([columns[name] for name in FEATURE_NAMES]).astype(np.float64)
-
-
-def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """values of `keys` in `sorted_keys` (0 where absent)."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys))
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[at] == keys, values[at], 0.0)
 
 
 def _day(moments: np.ndarray) -> np.ndarray:

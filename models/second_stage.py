@@ -246,7 +246,6 @@ def stage_scores(
     stats = stage.stats
     ranks = row_ranks(blend_scores)
     pairs = member_pairs(stats, member_row, item_rows)
-    neighbours = member_positions(stats.neighbour_keys, len(stats.item_ids), member_row, item_rows)
     flags = flags | np.where(pairs >= 0, np.uint8(OWN), np.uint8(0))
     top = ranks <= stage.sizes.cf_top
     if not np.isfinite(blend_scores).all():
@@ -258,7 +257,6 @@ def stage_scores(
         int(stats.member_regions[member_row]),
         item_rows[chosen],
         pairs[chosen],
-        neighbours[chosen],
         flags[chosen],
         blend_scores[chosen],
         ranks[chosen],
@@ -322,19 +320,12 @@ def _ranks_of(order: np.ndarray) -> np.ndarray:
 
 def member_pairs(stats: PurchaseStats, member_row: int, item_rows: np.ndarray) -> np.ndarray:
     """Position in `stats.pair_keys` of the member's (stats row) pair with each item (stats
-    row; -1: never bought)."""
-    return member_positions(stats.pair_keys, len(stats.item_ids), member_row, item_rows)
-
-
-def member_positions(
-    keys: np.ndarray, n_items: int, member_row: int, item_rows: np.ndarray
-) -> np.ndarray:
-    """Position in sorted pair `keys` (member_row · n_items + item_row) of the member's key
-    with each item (stats row; -1: none): the member's keys are one run of the sorted keys."""
+    row; -1: never bought): the member's pairs are one run of the sorted pair keys."""
+    n_items = len(stats.item_ids)
     first = member_row * n_items
-    start, end = keys.searchsorted((first, first + n_items))
+    start, end = stats.pair_keys.searchsorted((first, first + n_items))
     positions = np.full(n_items + 1, -1, dtype=np.intp)  # last slot: item row -1
-    positions[keys[start:end] - first] = np.arange(start, end)
+    positions[stats.pair_keys[start:end] - first] = np.arange(start, end)
     return positions[item_rows]
 
 

@@ -6,15 +6,14 @@ bias plus a sum of per-column contributions. Most columns do not depend on the p
     category    `own_category_share`: the member and the item's category;
     item        item columns and `regional_share`: the item and the member's region;
     own         own columns of a pair bought before the cutoff, minus those of one never bought;
-    neighbour   the neighbour score of a pair kept in the statistics, minus that of score 0;
     blend       the blend's score and rank among the eligible offers (per request);
     sources     the source flags (a table over the flag values).
-`score_parts` computes the first five tables once per stage, every value through
+`score_parts` computes the first four tables once per stage, every value through
 `pair_features` (the features the ranker was fitted on), for each member × category, each
-region × item, each bought pair and each kept neighbour score. The blend columns' share is
-affine in their transformed values (sign(x)·log1p(|x|)), so its constant goes into the member
-table and a request adds two products. A request then does a few gathers: `ScoreParts.logits`
-equals `ranker.predict` of `candidate_features` (tested). numpy only.
+region × item, and each bought pair. The blend columns' share is affine in their transformed
+values (sign(x)·log1p(|x|)), so its constant goes into the member table and a request adds
+two products. A request then does a few gathers: `ScoreParts.logits` equals `ranker.predict`
+of `candidate_features` (tested). numpy only.
 """
 
 from __future__ import annotations
@@ -60,7 +59,6 @@ MEMBER = (
     "days_since_visit",
     "since_visit_over_member_gap",
 )
-NEIGHBOUR = ("neighbour_score",)
 BLEND = ("blend_score", "blend_rank")
 CHUNK_ROWS = 200_000
 """Pairs per `pair_features` call while the tables are built (bounds the memory)."""
@@ -81,9 +79,6 @@ class ScoreParts:
     own_deltas: np.ndarray
     """Per bought pair (`PurchaseStats.pair_keys`): own columns minus a never-bought pair's;
     then a 0 (position -1: a pair never bought)."""
-    neighbour_deltas: np.ndarray
-    """Per kept neighbour score (`PurchaseStats.neighbour_keys`): its neighbour column minus
-    a score of 0's; then a 0 (position -1: none kept)."""
     source_table: np.ndarray
     """Source columns' contribution of each candidate flag value."""
     blend_columns: tuple[int, ...]
@@ -96,15 +91,13 @@ class ScoreParts:
         region: int,
         items: np.ndarray,
         pairs: np.ndarray,
-        neighbours: np.ndarray,
         flags: np.ndarray,
         blend_scores: np.ndarray,
         blend_ranks: np.ndarray,
     ) -> np.ndarray:
         """The ranker's logit of the member's candidates (their stats item rows `items`,
-        positions `pairs` of the member's pairs in `pair_keys` (-1: never bought) and
-        `neighbours` in `neighbour_keys` (-1: none), flags, blend scores and ranks);
-        `region`: the member's region code in the stats."""
+        positions `pairs` of the member's pairs in `pair_keys` (-1: never bought), flags,
+        blend scores and ranks); `region`: the member's region code in the stats."""
         scores = blend_scores.astype(np.float64)
         logged = np.log1p(np.abs(scores))
         np.copysign(logged, scores, out=logged)
@@ -119,7 +112,6 @@ class ScoreParts:
             self.member_table[member_row][self.item_slots[items]]
             + self.item_table[region][items]
             + self.own_deltas[pairs]
-            + self.neighbour_deltas[neighbours]
             + self.source_table[flags]
             + blend
         )
@@ -140,7 +132,7 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
     unknown = pair_features(stats, members, np.full(n_members, -1))
     blend_columns = [columns[name] for name in BLEND]
     blend_zero = ranker.contributions(np.zeros((1, len(BLEND))), blend_columns)[0]
-    base = ranker.bias + share(unknown, MEMBER + OWN + NEIGHBOUR) + blend_zero
+    base = ranker.bias + share(unknown, MEMBER + OWN) + blend_zero
     n_categories = stats.item_categories.max(initial=-1) + 1
     examples = [np.flatnonzero(stats.item_categories == c)[0] for c in range(n_categories)]
     member_table = np.column_stack(
@@ -177,12 +169,6 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
         ),
         np.zeros(1),
     ]
-    neighbour_members, neighbour_items = np.divmod(stats.neighbour_keys, n_items)
-    neighbour_deltas = np.r_[
-        share(pair_features(stats, neighbour_members, neighbour_items), NEIGHBOUR)
-        - share(unknown[neighbour_members], NEIGHBOUR),
-        0.0,
-    ]
     flag_values = np.arange(2 * int(source_bits.max()))
     sources = ((flag_values[:, np.newaxis] & source_bits) > 0).astype(np.float64)
     source_columns = names[len(FEATURE_NAMES) + len(BLEND) :]
@@ -192,7 +178,6 @@ def score_parts(ranker: LinearRanker, stats: PurchaseStats, source_bits: np.ndar
         item_slots=item_slots,
         item_table=item_table,
         own_deltas=np.concatenate(own),
-        neighbour_deltas=neighbour_deltas,
         source_table=ranker.contributions(sources, [columns[n] for n in source_columns]),
         blend_columns=tuple(blend_columns),
         blend_weights=(

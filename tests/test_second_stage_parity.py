@@ -1,8 +1,7 @@
 """The second stage (a linear ranker with random weights over the statistics of the purchases
 before the day, alone or with LightGBM trees) orders warm members alike on serving's side and
 evaluation's, and cold members by the fallback on both sides; the MLflow model orders a
-member's rows as serving does (neighbour scores among the features); the fit frame, snapshots
-and tree weight it is fitted with.
+member's rows as serving does; the fit frame, snapshots and tree weight it is fitted with.
 The world is tests/scoring_setup.py's.
 """
 
@@ -184,16 +183,6 @@ def test_the_fit_frame_holds_each_members_candidates_as_serving_builds_them(setu
     np.testing.assert_array_equal(features, np.vstack(expected_features))
     np.testing.assert_array_equal(labels, np.concatenate(expected_labels))
     np.testing.assert_array_equal(members, np.concatenate(expected_members))
-
-
-def test_the_warm_members_candidates_carry_neighbour_scores(setup):
-    """The random ranker above weighs `neighbour_score`; the parity covers it only if the
-    candidates carry kept scores, on items the member bought and on new ones."""
-    data = ranker_step.stage_data(setup.dataset, DAY)
-    features, _, _ = ranker_step.frame(setup.window, setup.bundle.ranker, data, CandidateSizes())
-    scores = features[:, SERVED_FEATURES.index("neighbour_score")]
-    own = features[:, SERVED_FEATURES.index("own_count")] > 0
-    assert (scores[own] > 0).sum() > 20 and (scores[~own] > 0).sum() > 20
 
 
 def test_snapshots_start_a_step_apart_before_the_validation_window():

@@ -26,7 +26,7 @@ from perkrank.models.second_stage import (
     row_ranks,
 )
 from perkrank.models.second_stage_files import STATS_FILE, load_second_stage, save_second_stage
-from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, NEIGHBOUR, OWN
+from perkrank.models.stage_parts import BLEND, CATEGORY, ITEM, MEMBER, OWN
 from perkrank.training.ranker_step import served_stage
 from tests.models.flagged_ranker import flagged
 
@@ -155,9 +155,7 @@ def test_served_logits_equal_the_ranker_on_the_feature_rows(stage, seed, tmp_pat
     item_rows, scores = blend_scores(stage, seed)
     scores[:3] = scores[3]  # tied blend scores
     rows = np.random.default_rng(seed).permutation(warm_rows(stage, 10_000))[:40]
-    neighbour = SERVED_FEATURES.index("neighbour_score")
     for served in (sparse, dense):
-        with_neighbour_scores = 0
         for row in rows.tolist():
             region = str(stage.region_ids[row % len(stage.region_ids)])
             flags = served.segment_flags(item_rows, region)
@@ -167,8 +165,6 @@ def test_served_logits_equal_the_ranker_on_the_feature_rows(stage, seed, tmp_pat
             expected = CANDIDATE_OFFSET + served.ranker.predict(features)
             ranked = member_scores(served, row, item_rows, flags, scores)
             np.testing.assert_allclose(ranked[chosen], expected, rtol=0, atol=1e-9)
-            with_neighbour_scores += int((features[:, neighbour] > 0).sum())
-        assert with_neighbour_scores > 40, "no kept neighbour score among the candidates"
 
 
 def test_served_logits_of_non_finite_blend_scores_equal_the_ranker(stage):
@@ -208,6 +204,6 @@ def test_a_ranker_of_other_features_is_refused(stage):
 
 
 def test_the_logit_parts_cover_every_pair_feature_once():
-    groups = OWN + CATEGORY + MEMBER + ITEM + NEIGHBOUR
+    groups = OWN + CATEGORY + MEMBER + ITEM
     assert sorted(groups) == sorted(FEATURE_NAMES)
     assert SERVED_FEATURES[len(FEATURE_NAMES) : len(FEATURE_NAMES) + len(BLEND)] == BLEND
