@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,7 +43,7 @@ from perkrank.training.components import (
 )
 from perkrank.training.coupon_step import coupon_metrics, served_coupon_stage
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
-from perkrank.training.fitting import fitting_pool
+from perkrank.training.fitting import FitPool, fitting_pool
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
 from perkrank.training.split import FALLBACK, SplitDates, fit_plan, split_dates, split_record
@@ -144,7 +143,7 @@ def _offer_rates(events: Path, config: TrainConfig) -> OfferRates | None:
 def _train(
     data_dir: Path,
     config: TrainConfig,
-    pool: ThreadPoolExecutor,
+    pool: FitPool,
     output_dir: Path,
     register: bool,
     config_snapshot: Mapping[str, Any] | None,

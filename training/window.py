@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from perkrank.features.bought_items import BoughtItems
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.vocabulary import cold_member_feature_names
@@ -187,7 +188,9 @@ def prepare_window(
     shape = (len(member_ids), len(offers))
     relevant = bool_matrix(new_row[pairs[:, 0]], pairs[:, 1], shape)
     items = offers[Columns.item_id].to_numpy(dtype=str)
-    bought_before = bought_before_matrix(member_ids, items_bought_before, items, shape)
+    bought = BoughtItems.from_mapping(items_bought_before)
+    bought_rows = bought.member_rows(member_ids)
+    bought_before = bought_before_matrix(bought, bought_rows, items, shape)
     bought_before = keep_eligible(bought_before, eligible, member_group)
     groups = tuple(
         CandidateGroup(
@@ -200,7 +203,7 @@ def prepare_window(
     )
     regions = members[Columns.region].to_numpy(dtype=str)
     tiers = members[Columns.tier].to_numpy(dtype=str)
-    is_warm = np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool)
+    is_warm = bought_rows >= 0
     tenure_days = first_day - day_numbers(members[Columns.signup_date])
     window = EvaluationWindow(
         start=start,

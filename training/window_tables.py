@@ -3,13 +3,13 @@ eligibility per member group, relevant (member, offer) pairs and items bought be
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from itertools import chain
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from perkrank.features.bought_items import BoughtItems
 from perkrank.features.columns import Columns
 from perkrank.features.eligibility import (
     eligible,
@@ -137,22 +137,27 @@ def bool_matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -
 
 
 def bought_before_matrix(
-    member_ids: np.ndarray,
-    items_bought_before: Mapping[str, frozenset[str]],
+    bought: BoughtItems,
+    member_rows: np.ndarray,
     offer_item_ids: np.ndarray,
     shape: tuple[int, int],
 ) -> sp.csr_matrix:
-    """Bool (members × offers): the offer's item is one the member bought before the window."""
-    items, offer_item_index = np.unique(offer_item_ids, return_inverse=True)
-    bought = [items_bought_before.get(member, frozenset()) for member in member_ids]
-    rows = np.repeat(np.arange(len(member_ids)), [len(member_items) for member_items in bought])
-    columns = IdMap(items).rows(chain.from_iterable(bought))
-    known = columns >= 0
-    member_items = bool_matrix(rows[known], columns[known], (shape[0], len(items)))
-    item_offers = bool_matrix(
-        offer_item_index, np.arange(len(offer_item_ids)), (len(items), shape[1])
+    """Bool (members × offers): the offer's item is one the member bought before the window;
+    `member_rows`: each window member's row of `bought` (-1: bought nothing)."""
+    known = np.flatnonzero(member_rows >= 0)
+    bought_rows = bought.matrix[member_rows[known]]
+    member_items = sp.csr_matrix(
+        (np.ones(bought_rows.nnz, dtype=np.int32), bought_rows.indices, bought_rows.indptr),
+        shape=bought_rows.shape,
     )
-    return (member_items.astype(np.int32) @ item_offers.astype(np.int32)).astype(bool).tocsr()
+    item_rows = IdMap(bought.item_ids).rows(offer_item_ids)
+    offered = np.flatnonzero(item_rows >= 0)
+    item_offers = sp.csr_matrix(
+        (np.ones(len(offered), dtype=np.int32), (item_rows[offered], offered)),
+        shape=(len(bought.item_ids), shape[1]),
+    )
+    pairs = (member_items @ item_offers).tocoo()
+    return bool_matrix(known[pairs.row], pairs.col, shape)
 
 
 def keep_eligible(
