@@ -118,12 +118,15 @@ def _waiter(
     item_features: dict[str, list[str]],
     futures: dict[str, Future[Factors]],
 ) -> Callable[[], FittedComponents]:
+    """Waits for the fits; holds what `FittedComponents` reads of `features`, not the training
+    matrices (freed once the fits that read them are done)."""
+    member_features, bought = features.member_features, features.items_bought_before
     return lambda: FittedComponents(
         cutoff=cutoff,
         models={name: future.result() for name, future in futures.items()},
-        member_features=features.member_features,
+        member_features=member_features,
         item_features=item_features,
-        items_bought_before=features.items_bought_before,
+        items_bought_before=bought,
     )
 
 
