@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
 from perkrank.config import InteractionConfig
+from perkrank.features.bought_items import BoughtItems
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
 from perkrank.features.ids import IdMap
@@ -26,11 +27,12 @@ to this, so every purchase stays a positive interaction."""
 class CutoffFeatures:
     """What fitting and evaluating need from the data before one cutoff, each built once
     from one `History`: the training matrices, every member's feature names
-    (`describe_members`) and the item ids each member bought (buyers only)."""
+    (`describe_members`) and the item ids each member bought (buyers only: the pattern of
+    `data.purchase_totals`, shared)."""
 
     data: TrainingData
     member_features: dict[str, list[str]]
-    items_bought_before: dict[str, frozenset[str]]
+    items_bought_before: BoughtItems
 
 
 def cutoff_features(
@@ -39,10 +41,11 @@ def cutoff_features(
     """`CutoffFeatures` of what was known before `cutoff`."""
     history = history_at(dataset, cutoff)
     member_features = describe_members(history, config.half_life_days)
+    data = _training_data(dataset, history, member_features, config)
     return CutoffFeatures(
-        data=_training_data(dataset, history, member_features, config),
+        data=data,
         member_features=member_features,
-        items_bought_before=_items_bought(history),
+        items_bought_before=BoughtItems(data.member_ids, data.item_ids, data.purchase_totals),
     )
 
 
@@ -83,6 +86,7 @@ def _training_data(
     purchase_counts = _sparse_sum(weights, matrix_rows, matrix_columns, shape)
     purchase_totals = _sparse_sum(np.ones(len(weights)), matrix_rows, matrix_columns, shape)
     if config.weighting == "amount":
+        assert history.amounts is not None, "cutoff_features reads the amounts"
         spend = weights * history.amounts
         user_items = _sparse_sum(spend, matrix_rows, matrix_columns, shape)
         user_items.data = np.log1p(user_items.data)
@@ -117,21 +121,6 @@ def _training_data(
             dtype=str,
         ),
     )
-
-
-def _items_bought(history: History) -> dict[str, frozenset[str]]:
-    """Item ids each member of `history` bought before its cutoff (buyers only)."""
-    shape = (len(history.members), len(history.items))
-    ones = np.ones(len(history.member_rows))
-    bought = _sparse_sum(ones, history.member_rows, history.item_rows, shape)
-    member_ids = history.members[Columns.member_id].tolist()
-    item_ids = history.items[Columns.item_id].to_numpy(dtype=object)[bought.indices].tolist()
-    bounds = bought.indptr.tolist()
-    return {
-        member_id: frozenset(item_ids[start:end])
-        for member_id, start, end in zip(member_ids, bounds[:-1], bounds[1:], strict=True)
-        if end > start
-    }
 
 
 def _sparse_sum(

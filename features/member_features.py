@@ -37,7 +37,8 @@ class History:
 
     members:     members who signed up before the cutoff, sorted by member_id.
     items:       partner_id, category and item_id of every item they bought before the cutoff.
-    member_rows, item_rows, timestamps, amounts: one entry per purchase before the cutoff.
+    member_rows, item_rows, timestamps, amounts: one entry per purchase before the cutoff
+                 (amounts None: not read, `history_at(..., amounts=False)`).
     """
 
     cutoff: pd.Timestamp
@@ -46,7 +47,7 @@ class History:
     member_rows: np.ndarray
     item_rows: np.ndarray
     timestamps: np.ndarray
-    amounts: np.ndarray
+    amounts: np.ndarray | None
 
     def recency_weights(self, half_life_days: float | None) -> np.ndarray:
         """Weight per purchase, halved every `half_life_days` before the cutoff (None: all 1)."""
@@ -64,8 +65,9 @@ def as_cutoff(cutoff: datetime) -> pd.Timestamp:
     return timestamp
 
 
-def history_at(dataset: Dataset, cutoff: datetime) -> History:
-    """Members who signed up before `cutoff` and their purchases before it."""
+def history_at(dataset: Dataset, cutoff: datetime, *, amounts: bool = True) -> History:
+    """Members who signed up before `cutoff` and their purchases before it (without their
+    amounts if not `amounts`: one array fewer per purchase where no spend is read)."""
     cutoff = as_cutoff(cutoff)
     members = dataset.members[dataset.members[Columns.signup_date] < cutoff]
     members = members.sort_values(Columns.member_id, ignore_index=True)
@@ -95,7 +97,7 @@ def history_at(dataset: Dataset, cutoff: datetime) -> History:
         member_rows=member_rows[known],
         item_rows=item_rows,
         timestamps=purchases[Columns.ts].to_numpy()[known],
-        amounts=purchases[Columns.amount].to_numpy(dtype=float)[known],
+        amounts=purchases[Columns.amount].to_numpy(dtype=float)[known] if amounts else None,
     )
 
 
@@ -144,6 +146,7 @@ def _spend_features(history: History) -> np.ndarray:
     window_start = history.cutoff - pd.Timedelta(days=SPEND_WINDOW_DAYS)
     recent = history.timestamps >= window_start.to_datetime64()
     member_count = len(history.members)
+    assert history.amounts is not None, "describe_members reads the amounts"
     spend = np.bincount(
         history.member_rows[recent], weights=history.amounts[recent], minlength=member_count
     )

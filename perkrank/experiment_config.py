@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from perkrank.config import Section
+from perkrank.config_base import Section
 
 ExperimentName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 SHARE_TOLERANCE = 1e-9

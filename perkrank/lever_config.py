@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from perkrank.config import Section
+from perkrank.config_base import Section
 from perkrank.features.schema import ID_MAX_LENGTH
 
 LEVER_TARGETS = ("partner", "category", "offer")

@@ -4,11 +4,12 @@ shared pool, `training.fitting`) on the purchases before the cutoff, and the ble
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from perkrank.config import TrainConfig
+from perkrank.features.bought_items import BoughtItems
 from perkrank.features.dataset import Dataset
 from perkrank.features.interactions import CutoffFeatures, cutoff_features
 from perkrank.features.offer_features import item_feature_table
@@ -23,7 +24,7 @@ from perkrank.models.own_pop import fit_own_pop
 from perkrank.models.popularity import fit_global_popularity, fit_popularity
 from perkrank.models.repeat import fit_repeat
 from perkrank.progress import report, step
-from perkrank.training.fitting import fitting_pool, submit_fits
+from perkrank.training.fitting import FitPool, fitting_pool, submit_fits
 
 AGGREGATES = ("popularity", "regional_popularity")
 """Components that are anonymous aggregates: members who turned personalization off count in
@@ -39,7 +40,7 @@ class FittedComponents:
     models: dict[str, Factors]
     member_features: dict[str, list[str]]
     item_features: dict[str, list[str]]
-    items_bought_before: dict[str, frozenset[str]]
+    items_bought_before: BoughtItems
 
 
 def fit_components(
@@ -60,7 +61,7 @@ def start_components(
     dataset: Dataset,
     plan: Mapping[date, Iterable[str] | None],
     config: TrainConfig,
-    pool: ThreadPoolExecutor,
+    pool: FitPool,
     aggregates: Dataset | None = None,
     *,
     first: int = 0,
@@ -117,12 +118,15 @@ def _waiter(
     item_features: dict[str, list[str]],
     futures: dict[str, Future[Factors]],
 ) -> Callable[[], FittedComponents]:
+    """Waits for the fits; holds what `FittedComponents` reads of `features`, not the training
+    matrices (freed once the fits that read them are done)."""
+    member_features, bought = features.member_features, features.items_bought_before
     return lambda: FittedComponents(
         cutoff=cutoff,
         models={name: future.result() for name, future in futures.items()},
-        member_features=features.member_features,
+        member_features=member_features,
         item_features=item_features,
-        items_bought_before=features.items_bought_before,
+        items_bought_before=bought,
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,9 +43,10 @@ from perkrank.training.components import (
 )
 from perkrank.training.coupon_step import coupon_metrics, served_coupon_stage
 from perkrank.training.evaluation import EvaluationReport, evaluate_models
-from perkrank.training.fitting import fitting_pool
+from perkrank.training.fitting import FitPool, fitting_pool
 from perkrank.training.lineage import data_lineage, lineage_params, lineage_tags
 from perkrank.training.report import format_table, main_k, write_report
+from perkrank.training.split import FALLBACK, SplitDates, fit_plan, split_dates, split_record
 from perkrank.training.value_evaluation import (
     add_value_metrics,
     fit_window_calibration,
@@ -54,8 +54,6 @@ from perkrank.training.value_evaluation import (
 from perkrank.training.window import EvaluationWindow, prepare_window
 
 BLEND = "blend"
-FALLBACK = "regional_popularity"
-"""The served bundle's fallback component."""
 OVERALL = "overall"
 EVALUATED_MODEL = "evaluated_model"
 """Run artifact: the served model fitted before the test window (a bundle: the blend, the
@@ -67,15 +65,6 @@ LINEAGE_FILE = "lineage.json"
 
 
 @dataclass(frozen=True)
-class SplitDates:
-    """The three boundaries of the time split."""
-
-    validation_start: date
-    test_start: date
-    test_end: date
-
-
-@dataclass(frozen=True)
 class TrainResult:
     """What `train` produced: the bundle, the report files and the evaluation."""
 
@@ -84,27 +73,6 @@ class TrainResult:
     evaluation: EvaluationReport
     weights: dict[str, float]
     registered_version: str | None
-
-
-def split_dates(dataset: Dataset, config: TrainConfig) -> SplitDates:
-    """The validation and test windows (see the module docstring).
-
-    Without `split.test_start`, the test window starts on the first day of the month in which
-    the last `test_days` of purchases begin (catalogs rotate monthly, so the window holds a
-    whole catalog's new offers) and runs to the last purchase.
-    """
-    last_day = dataset.purchases[Columns.ts].max().date()
-    if config.split.test_start is not None:
-        test_start = config.split.test_start
-        test_end = test_start + timedelta(days=config.split.test_days)
-    else:
-        test_start = (last_day - timedelta(days=config.split.test_days - 1)).replace(day=1)
-        test_end = last_day + timedelta(days=1)
-    return SplitDates(
-        validation_start=test_start - timedelta(days=config.split.validation_days),
-        test_start=test_start,
-        test_end=test_end,
-    )
 
 
 def evaluation_window(
@@ -175,7 +143,7 @@ def _offer_rates(events: Path, config: TrainConfig) -> OfferRates | None:
 def _train(
     data_dir: Path,
     config: TrainConfig,
-    pool: ThreadPoolExecutor,
+    pool: FitPool,
     output_dir: Path,
     register: bool,
     config_snapshot: Mapping[str, Any] | None,
@@ -198,7 +166,7 @@ def _train(
             report(members.summary())
     dataset, aggregates = members.personal, members.aggregates
     dates = split_dates(dataset, config)
-    lineage = data_lineage(data_dir, dataset, _split_record(dates), config)
+    lineage = data_lineage(data_dir, dataset, split_record(dates), config)
     output_dir.mkdir(parents=True, exist_ok=True)
     lineage_path = output_dir / LINEAGE_FILE
     lineage_path.write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
@@ -210,7 +178,7 @@ def _train(
     coupon_stage, coupon_summary = None, None
     if config.coupons.source is not None:  # first: a bad source fails before the long fits
         coupon_stage, coupon_summary = served_coupon_stage(config.coupons.source, served_until)
-    plan = _fit_plan(dates, served_until, config)
+    plan = fit_plan(dates, served_until, config)
     # The validation cutoff and the second stage's earlier snapshots are waited on first.
     first = len(ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)) + 1
     fits = start_components(dataset, plan, config, pool, aggregates, first=first)
@@ -327,29 +295,6 @@ def _keep_fits(fits: dict[date, Callable[[], FittedComponents]], *cutoffs: date)
     longer reads is not held while the next, larger steps run."""
     for cutoff in [cutoff for cutoff in fits if cutoff not in cutoffs]:
         del fits[cutoff]
-
-
-def _fit_plan(
-    dates: SplitDates, served_until: date, config: TrainConfig
-) -> dict[date, list[str] | None]:
-    """The components each cutoff needs (None: all): the blended ones to choose the weights
-    and fit the second stage (also at its earlier snapshots' starts), all of them to
-    evaluate, the blended ones and the fallback to serve."""
-    blended = list(config.blend.weights)
-    plan: dict[date, list[str] | None] = {dates.validation_start: blended}
-    for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker):
-        plan[cutoff] = blended
-    plan[dates.test_start] = None
-    plan.setdefault(served_until, [*blended, FALLBACK])
-    return plan
-
-
-def _split_record(dates: SplitDates) -> dict[str, str]:
-    return {
-        "validation_start": dates.validation_start.isoformat(),
-        "test_start": dates.test_start.isoformat(),
-        "test_end": dates.test_end.isoformat(),
-    }
 
 
 def _bundle_meta(

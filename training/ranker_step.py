@@ -126,7 +126,7 @@ def snapshot_cutoffs(validation_start: date, config: RankerConfig) -> list[date]
 
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:
     """Statistics of every purchase before `cutoff` (members who signed up before it)."""
-    history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()))
+    history = history_at(dataset, datetime.combine(cutoff, datetime.min.time()), amounts=False)
     regions = history.members[Columns.region].drop_duplicates().to_numpy(dtype=str)
     return StageData(purchase_stats(history), regions)  # codes: order of first appearance
 

@@ -34,25 +34,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from perkrank.features.bought_items import BoughtItems
 from perkrank.features.columns import Columns
 from perkrank.features.dataset import Dataset
-from perkrank.features.eligibility import (
-    eligible,
-    region_mask,
-    required_tier_rank,
-    valid_between,
-)
-from perkrank.features.ids import IdMap
-from perkrank.features.offer_features import offer_items
-from perkrank.features.schema import LOCAL_SCOPE
 from perkrank.features.vocabulary import cold_member_feature_names
+from perkrank.training.window_tables import (
+    bool_matrix,
+    bought_before_matrix,
+    day_numbers,
+    eligibility,
+    group_rows,
+    is_local,
+    keep_eligible,
+    relevant_pairs,
+    window_offers,
+)
 
 RESTRICTIONS = ("all", "repeat_items", "new_items", "new_offers")
 """How a slice restricts candidates: not at all, or to one of the three candidate subsets."""
@@ -164,15 +166,15 @@ def prepare_window(
     if not start < end:
         raise ValueError(f"the window must end after it starts: {start} .. {end}")
     start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    first_day, last_day = _day_numbers(start_ts), _day_numbers(end_ts) - 1
-    offers = _window_offers(dataset.offers, offer_regions, first_day, last_day)
+    first_day, last_day = day_numbers(start_ts), day_numbers(end_ts) - 1
+    offers = window_offers(dataset.offers, offer_regions, first_day, last_day)
     members = dataset.members.loc[
         dataset.members[Columns.signup_date] < start_ts,
         [Columns.member_id, Columns.region, Columns.tier, Columns.signup_date],
     ].reset_index(drop=True)
-    member_group, group_keys = _group_rows(members)
-    eligible = _eligibility(group_keys, offers, first_day, last_day)
-    pairs = _relevant_pairs(dataset.purchases, members, offers, start_ts, end_ts)
+    member_group, group_keys = group_rows(members)
+    eligible = eligibility(group_keys, offers, first_day, last_day)
+    pairs = relevant_pairs(dataset.purchases, members, offers, start_ts, end_ts)
     pairs = pairs[eligible[member_group[pairs[:, 0]], pairs[:, 1]]]
     kept = np.unique(pairs[:, 0])
     if max_members is not None and len(kept) > max_members:
@@ -184,10 +186,12 @@ def prepare_window(
     member_group = member_group[kept]
     member_ids = members[Columns.member_id].to_numpy(dtype=str)
     shape = (len(member_ids), len(offers))
-    relevant = _bool_matrix(new_row[pairs[:, 0]], pairs[:, 1], shape)
+    relevant = bool_matrix(new_row[pairs[:, 0]], pairs[:, 1], shape)
     items = offers[Columns.item_id].to_numpy(dtype=str)
-    bought_before = _bought_before(member_ids, items_bought_before, items, shape)
-    bought_before = _keep_eligible(bought_before, eligible, member_group)
+    bought = BoughtItems.from_mapping(items_bought_before)
+    bought_rows = bought.member_rows(member_ids)
+    bought_before = bought_before_matrix(bought, bought_rows, items, shape)
+    bought_before = keep_eligible(bought_before, eligible, member_group)
     groups = tuple(
         CandidateGroup(
             region=group_keys[group][0],
@@ -199,8 +203,8 @@ def prepare_window(
     )
     regions = members[Columns.region].to_numpy(dtype=str)
     tiers = members[Columns.tier].to_numpy(dtype=str)
-    is_warm = np.array([bool(items_bought_before.get(m)) for m in member_ids], dtype=bool)
-    tenure_days = first_day - _day_numbers(members[Columns.signup_date])
+    is_warm = bought_rows >= 0
+    tenure_days = first_day - day_numbers(members[Columns.signup_date])
     window = EvaluationWindow(
         start=start,
         end=end,
@@ -223,150 +227,9 @@ def prepare_window(
         groups=groups,
         relevant=relevant,
         bought_before=bought_before,
-        offer_is_local=_is_local(dataset.partners, offers[Columns.partner_id]),
+        offer_is_local=is_local(dataset.partners, offers[Columns.partner_id]),
     )
     return _with_slices(window)
-
-
-def _is_local(partners: pd.DataFrame, partner_ids: pd.Series) -> np.ndarray:
-    """By offer: its partner's scope is local."""
-    local = partners.loc[partners[Columns.scope] == LOCAL_SCOPE, Columns.partner_id]
-    return partner_ids.isin(local).to_numpy(dtype=bool)
-
-
-def _day_numbers(moments: pd.Timestamp | pd.Series) -> np.ndarray:
-    """Days since 1970-01-01 of timestamps (the unit of `features.eligibility`)."""
-    return np.asarray(moments, dtype="datetime64[D]").astype(np.int64)
-
-
-def _window_offers(
-    offers: pd.DataFrame,
-    offer_regions: Sequence[frozenset[str] | None],
-    first_day: int,
-    last_day: int,
-) -> pd.DataFrame:
-    """Offers valid on some day of the window, sorted by offer_id, with item, regions, tier
-    rank and validity as day numbers."""
-    if len(offer_regions) != len(offers):
-        raise ValueError("offer_regions must have one entry per row of dataset.offers")
-    columns = [
-        Columns.offer_id,
-        Columns.partner_id,
-        Columns.category,
-        Columns.min_tier,
-        *([Columns.exclusive_tier] if Columns.exclusive_tier in offers else []),
-        Columns.valid_from,
-        Columns.valid_to,
-    ]
-    table = offers[columns].assign(
-        regions=pd.Series(list(offer_regions), index=offers.index, dtype=object),
-        valid_from_day=_day_numbers(offers[Columns.valid_from]),
-        valid_to_day=_day_numbers(offers[Columns.valid_to]),
-    )
-    valid = valid_between(table["valid_from_day"], table["valid_to_day"], first_day, last_day)
-    if Columns.occasion in offers:
-        valid &= (offers[Columns.occasion].fillna("") == "").to_numpy()
-    table = table[valid].sort_values(Columns.offer_id, kind="stable").reset_index(drop=True)
-    table[Columns.item_id] = offer_items(table)
-    exclusive = (
-        table[Columns.exclusive_tier]
-        if Columns.exclusive_tier in table
-        else pd.Series("", index=table.index)
-    )
-    table["tier_rank"] = np.array(
-        [
-            required_tier_rank(min_tier, exclusive_tier)
-            for min_tier, exclusive_tier in zip(table[Columns.min_tier], exclusive, strict=True)
-        ],
-        dtype=np.int64,
-    )
-    return table
-
-
-def _group_rows(members: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Group index per member and the (region, tier) of each group."""
-    codes, keys = pd.MultiIndex.from_frame(members[[Columns.region, Columns.tier]]).factorize()
-    return np.asarray(codes), [tuple(key) for key in keys]
-
-
-def _eligibility(
-    group_keys: list[tuple[str, str]], offers: pd.DataFrame, first_day: int, last_day: int
-) -> np.ndarray:
-    """Bool (groups × offers): `features.eligibility.eligible` for the group's region, tier
-    and the window's days."""
-    result = np.zeros((len(group_keys), len(offers)), dtype=bool)
-    regions = offers[Columns.regions].tolist()
-    arrays = (
-        offers["tier_rank"].to_numpy(),
-        offers["valid_from_day"].to_numpy(),
-        offers["valid_to_day"].to_numpy(),
-    )
-    for group, (region, tier) in enumerate(group_keys):
-        result[group] = eligible(
-            region_mask(regions, region), *arrays, tier=tier, first_day=first_day, last_day=last_day
-        )
-    return result
-
-
-def _relevant_pairs(
-    purchases: pd.DataFrame,
-    members: pd.DataFrame,
-    offers: pd.DataFrame,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-) -> np.ndarray:
-    """Unique (member row, offer row) pairs: a purchase in the window on a day the offer ran."""
-    in_window = purchases.loc[
-        (purchases[Columns.ts] >= start) & (purchases[Columns.ts] < end),
-        [Columns.member_id, Columns.partner_id, Columns.category, Columns.ts],
-    ]
-    member_rows = IdMap(members[Columns.member_id]).rows(in_window[Columns.member_id])
-    in_window = in_window.assign(member_row=member_rows, day=in_window[Columns.ts].dt.normalize())
-    in_window = in_window[in_window["member_row"] >= 0]
-    joined = in_window.merge(
-        offers[
-            [Columns.partner_id, Columns.category, Columns.valid_from, Columns.valid_to]
-        ].reset_index(names="offer_row"),
-        on=[Columns.partner_id, Columns.category],
-    )
-    joined = joined[
-        (joined["day"] >= joined[Columns.valid_from]) & (joined["day"] <= joined[Columns.valid_to])
-    ]
-    keys = np.unique(joined["member_row"].to_numpy() * len(offers) + joined["offer_row"].to_numpy())
-    return np.column_stack(np.divmod(keys, len(offers))).astype(np.int64).reshape(-1, 2)
-
-
-def _bool_matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    matrix = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, columns)), shape=shape)
-    matrix.sum_duplicates()
-    return matrix
-
-
-def _bought_before(
-    member_ids: np.ndarray,
-    items_bought_before: Mapping[str, frozenset[str]],
-    offer_item_ids: np.ndarray,
-    shape: tuple[int, int],
-) -> sp.csr_matrix:
-    """Bool (members × offers): the offer's item is one the member bought before the window."""
-    items, offer_item_index = np.unique(offer_item_ids, return_inverse=True)
-    bought = [items_bought_before.get(member, frozenset()) for member in member_ids]
-    rows = np.repeat(np.arange(len(member_ids)), [len(member_items) for member_items in bought])
-    columns = IdMap(items).rows(chain.from_iterable(bought))
-    known = columns >= 0
-    member_items = _bool_matrix(rows[known], columns[known], (shape[0], len(items)))
-    item_offers = _bool_matrix(
-        offer_item_index, np.arange(len(offer_item_ids)), (len(items), shape[1])
-    )
-    return (member_items.astype(np.int32) @ item_offers.astype(np.int32)).astype(bool).tocsr()
-
-
-def _keep_eligible(
-    matrix: sp.csr_matrix, eligible: np.ndarray, member_group: np.ndarray
-) -> sp.csr_matrix:
-    pairs = matrix.tocoo()
-    keep = eligible[member_group[pairs.row], pairs.col]
-    return _bool_matrix(pairs.row[keep], pairs.col[keep], matrix.shape)
 
 
 def _relevant_counts(window: EvaluationWindow, restriction: str) -> np.ndarray:

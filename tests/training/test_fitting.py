@@ -1,12 +1,13 @@
 """Components of one cutoff fitted side by side: each once, results in the fitters' order."""
 
+import threading
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from perkrank.models.factors import Factors
-from perkrank.training.fitting import fitting_pool, submit_fits
+from perkrank.training.fitting import SERIAL, fitting_pool, submit_fits
 
 
 def constant_model(name: str, calls: Counter):
@@ -74,3 +75,29 @@ def test_fits_of_several_cutoffs_start_slowest_component_first():
         ("repeat", "validation"),
         ("repeat", "test"),
     ]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_serial_components_fit_one_after_another_on_their_own_thread(workers):
+    threads: dict[str, set[int]] = {"serial": set(), "other": set()}
+
+    def recording(name, label):
+        def fit(data):
+            threads["serial" if name in SERIAL else "other"].add(threading.get_ident())
+            return constant_model(name, Counter())(data)
+
+        return fit
+
+    cutoffs = [
+        (label, {name: recording(name, label) for name in ("lightfm", "als", "repeat")}, "data")
+        for label in ("validation", "test", "served")
+    ]
+    with fitting_pool(workers) as pool:
+        for per_cutoff in submit_fits(pool, cutoffs):
+            for future in per_cutoff.values():
+                future.result()
+
+    assert SERIAL == ("lightfm",)
+    assert len(threads["serial"]) == 1  # one thread: three LightFM fits never overlap
+    assert not threads["serial"] & threads["other"]
+    assert 1 <= len(threads["other"]) <= workers - 1
