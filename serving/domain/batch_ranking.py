@@ -20,7 +20,8 @@ import numpy as np
 from perkrank.config import CapRule, CapsConfig
 from perkrank.experiment_config import Exploration
 from perkrank.models import scoring, value
-from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker, explored_shortlist
+from perkrank.serving.domain.exploration import explored_shortlist
+from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker
 from perkrank.serving.domain.ranking_values import (
     OfferRequest,
     Order,

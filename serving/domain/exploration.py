@@ -19,11 +19,13 @@ probability of being shown first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
 from perkrank.experiment_config import EpsilonExploration, Exploration
+from perkrank.serving.domain.ranking_values import Order, Shortlist
 
 LOGIT_FLOOR = 700.0
 """Softmax logits more than this below the best count as this far below: exp(-700) > 0 in
@@ -84,3 +86,13 @@ def epsilon_order(
         order.append(left.pop(position))
         propensities.append(epsilon / size + (1 - epsilon) * (position == 0))
     return order, propensities
+
+
+def explored_shortlist(
+    shortlist: Shortlist, pool: int, exploration: Exploration, seed: int
+) -> tuple[Shortlist, dict[int, float]]:
+    """The shortlist with its first order's best `pool` sampled, and their propensities."""
+    order = shortlist.personalized
+    explored = explore(order.rows[:pool], order.scores[:pool], exploration, seed)
+    sampled = replace(shortlist, personalized=Order(explored.rows, explored.scores))
+    return sampled, dict(zip(explored.rows, explored.propensities, strict=True))

@@ -44,7 +44,7 @@ from perkrank.models.coupon_stage import CANDIDATE_OFFSET as COUPON_OFFSET
 from perkrank.models.second_stage import CANDIDATE_OFFSET, stage_scores
 from perkrank.serving.domain.catalog import Catalog, day_number
 from perkrank.serving.domain.decisions import DETERMINISTIC
-from perkrank.serving.domain.exploration import explore
+from perkrank.serving.domain.exploration import explored_shortlist
 from perkrank.serving.domain.local_partners import (
     local_slots,
     max_per_partner,
@@ -62,12 +62,7 @@ from perkrank.serving.domain.ranking_values import (
 )
 from perkrank.serving.domain.reasons import offer_reason
 from perkrank.serving.domain.segments import Segments, best_order
-from perkrank.serving.domain.selection import (
-    Candidate,
-    OfferSelector,
-    Selection,
-    SelectionRequest,
-)
+from perkrank.serving.domain.selection import Candidate, OfferSelector, Selection, SelectionRequest
 
 SECONDS_PER_DAY = 86_400
 PERSONALIZED, NO_OFFERS = "personalized", "none"
@@ -400,13 +395,3 @@ class OfferRanker:
                 purchase_reasons=purchase_reasons,
             )
         return reason
-
-
-def explored_shortlist(
-    shortlist: Shortlist, pool: int, exploration: Exploration, seed: int
-) -> tuple[Shortlist, dict[int, float]]:
-    """The shortlist with its first order's best `pool` sampled, and their propensities."""
-    order = shortlist.personalized
-    explored = explore(order.rows[:pool], order.scores[:pool], exploration, seed)
-    sampled = replace(shortlist, personalized=Order(explored.rows, explored.scores))
-    return sampled, dict(zip(explored.rows, explored.propensities, strict=True))
