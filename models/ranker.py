@@ -116,17 +116,24 @@ def load_booster(path: Path) -> lightgbm.Booster:
 
 
 def fit_linear(
-    features: np.ndarray, labels: np.ndarray, feature_names: Sequence[str], *, l2: float = 1.0
+    features: np.ndarray,
+    labels: np.ndarray,
+    feature_names: Sequence[str],
+    *,
+    l2: float = 1.0,
+    weights: np.ndarray | None = None,
 ) -> LinearRanker:
-    """Logistic regression with penalty `l2`·|w|²/2 on the mean log-loss × rows."""
+    """Logistic regression with penalty `l2`·|w|²/2 on the mean log-loss × rows; `weights`:
+    one per row (default 1), scaling each row's log-loss."""
     missing = tuple(int(c) for c in np.flatnonzero(np.isnan(features).any(axis=0)))
     design, means, scales = standardised(transform(features, missing))
     y = np.asarray(labels, dtype=np.float64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         logits = design @ theta[:-1] + theta[-1]
-        value = -(y * log_expit(logits) + (1 - y) * log_expit(-logits)).sum()
-        residual = expit(logits) - y
+        value = -(w * (y * log_expit(logits) + (1 - y) * log_expit(-logits))).sum()
+        residual = w * (expit(logits) - y)
         gradient = np.append(design.T @ residual + l2 * theta[:-1], residual.sum())
         return value + 0.5 * l2 * theta[:-1] @ theta[:-1], gradient
 

@@ -118,10 +118,23 @@ class StageModels(NamedTuple):
     trees: TreeRanker | None = None
 
 
-def snapshot_cutoffs(validation_start: date, config: RankerConfig) -> list[date]:
-    """Starts of the earlier snapshots (`RankerConfig.snapshots`), latest first."""
+def label_windows(
+    validation_start: date, validation_end: date, config: RankerConfig
+) -> list[tuple[date, date]]:
+    """(start, end) of every label window the ranker is fitted on, latest first: the latest
+    ends at `validation_end` and lasts `RankerConfig.label_days` (None: the validation
+    window), the `snapshots` - 1 others start `snapshot_step_days` earlier each."""
+    length = (
+        validation_end - validation_start
+        if config.label_days is None
+        else timedelta(days=config.label_days)
+    )
     step_days = timedelta(days=config.snapshot_step_days)
-    return [validation_start - step_days * index for index in range(1, config.snapshots)]
+    latest = validation_end - length
+    return [
+        (latest - step_days * index, latest - step_days * index + length)
+        for index in range(config.snapshots)
+    ]
 
 
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:
