@@ -7,11 +7,12 @@ fallback's order (regional popularity).
 
 Fit (`fit_ranker`): feature rows from `PurchaseStats` before a window's start and the blend
 fitted before it, labels = the window's relevant offers (a window inside the training period,
-so the test window is never seen). With `earlier` snapshots (`RankerConfig.snapshots`: the
-same window length, starting `snapshot_step_days` earlier each, their own statistics and
-blend), their rows are stacked under the window's. The L2 penalty is chosen on a seeded
-`HOLDOUT_SHARE` of the members (held out of every snapshot; NDCG@10 of their candidates'
-order in the latest window), then the ranker is refitted on all rows. With
+so the test window is never seen; `label_windows`: by default the validation window, or one
+of `RankerConfig.label_days` ending where it ends). With `earlier` snapshots
+(`RankerConfig.snapshots`: the same window length, starting `snapshot_step_days` earlier each,
+their own statistics and blend), their rows are stacked under the window's. The L2 penalty
+is chosen on a seeded `HOLDOUT_SHARE` of the members (held out of every snapshot; NDCG@10 of
+their candidates' order in the latest window), then the ranker is refitted on all rows. With
 `RankerConfig.tree_weight` > 0 a LightGBM lambdarank (`models.ranker.LAMBDARANK_PARAMS`,
 `tree_rounds` rounds, one query per member and snapshot) joins it: its score, scaled to the
 linear logit's standard deviation on the training rows and times the weight, is added to the

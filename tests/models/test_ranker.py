@@ -48,3 +48,18 @@ def test_linear_ranker_learns_the_signal_and_round_trips_through_json():
     assert top3_precision(linear.predict(test_features), test_labels) > 0.9
     loaded = LinearRanker.from_json(linear.to_json())
     np.testing.assert_allclose(loaded.predict(test_features), linear.predict(test_features))
+
+
+def test_linear_row_weights_scale_the_loss_against_the_penalty():
+    """Weight 2 on every row is the same fit as the penalty halved; weight 0 drops a row."""
+    features, labels, _ = ranking_data()
+    doubled = fit_linear(features, labels, NAMES, l2=2.0, weights=np.full(len(labels), 2.0))
+    halved = fit_linear(features, labels, NAMES, l2=1.0)
+    np.testing.assert_allclose(doubled.predict(features), halved.predict(features), atol=1e-4)
+    flipped = labels.copy()
+    flipped[:200] = 1 - flipped[:200]  # the first 20 queries' labels turned upside down
+    ignored = fit_linear(features, flipped, NAMES, weights=np.r_[np.zeros(200), np.ones(200)])
+    test_features, test_labels, _ = ranking_data(seed=1)
+    assert top3_precision(ignored.predict(test_features), test_labels) > 0.9
+    unweighted = fit_linear(features, flipped, NAMES)
+    assert top3_precision(unweighted.predict(test_features), test_labels) < 0.5
