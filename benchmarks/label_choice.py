@@ -13,7 +13,10 @@ the label/objective side:
     no history-length columns: the columns whose scale grows with the length of the history
                       before the cutoff (member tenure, item age) held constant, since the
                       served cutoff (2011-09-01) has a longer history than any label window;
-    per-day counts:   all-time counts (own, item, member) divided by the history's length.
+    per-day counts:   all-time counts (own, item, member) divided by the history's length;
+    label windows:    other windows than the served two 3-month ones (named by their dates in
+                      2011, each with its own statistics, blend and candidates): shorter or
+                      longer horizons ending at the validation start, stacks of them.
 The frames are cached under --work-dir (pickle) so variants rerun without refitting. The test
 window is not read. Writes benchmarks/results/label_choice.md and .json.
 

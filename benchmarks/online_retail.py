@@ -106,23 +106,23 @@ def validate(
         with step("choose blend weights on the validation window"):
             weights = pipeline.search_blend_weights(window, fitted.models, config)
             report(f"weights {weights}")
-    blend = components.blend_components(fitted, weights, config.seed)
-    snapshots = []
-    for start, end in ranker_step.label_windows(
-        dates.validation_start, dates.test_start, config.ranker
-    ):
-        if (start, end) == (dates.validation_start, dates.test_start):
-            snapshots.append((window, blend))
-            continue
-        snapshot = components.fit_components(dataset, start, config, names=list(weights))
-        snapshots.append(
+    length = dates.test_start - dates.validation_start
+    earlier = []
+    for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker):
+        snapshot = components.fit_components(dataset, cutoff, config, names=list(weights))
+        earlier.append(
             (
-                pipeline.evaluation_window(dataset, end, snapshot, config),
+                pipeline.evaluation_window(dataset, cutoff + length, snapshot, config),
                 components.blend_components(snapshot, weights, config.seed),
             )
         )
     stage = ranker_step.fit_on_window(
-        dataset, *snapshots[0], seed=config.seed, config=config.ranker, earlier=snapshots[1:]
+        dataset,
+        window,
+        components.blend_components(fitted, weights, config.seed),
+        seed=config.seed,
+        config=config.ranker,
+        earlier=earlier,
     )
     with step("evaluate on the validation window"):
         evaluation = evaluate_all(dataset, window, fitted, weights, stage, config)

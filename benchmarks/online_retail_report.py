@@ -153,13 +153,11 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         "features region/tier/tenure/spend/top categories).",
         f"- blend: weights chosen on the validation window: `{json.dumps(result['weights'])}`.",
         f"- {SERVED} (served): the second stage (`training/ranker_step.py`, "
-        "`models/second_stage.py`) over the blend's candidates, fitted on label windows inside "
-        f"the training period with `ranker: {json.dumps(config['ranker'])}` (label_days: the "
-        "label window's length, the latest ending where the validation window ends, null: the "
-        "validation window; snapshots: label windows stacked, each `snapshot_step_days` "
-        "earlier; tree_weight > 0: a LightGBM lambdarank added to the linear logit, served by "
-        "the numpy evaluator `models/tree_ranker.py`). Chosen on the validation window: "
-        "`benchmarks/results/ranker_choice.md`, `benchmarks/results/label_choice.md`.",
+        "`models/second_stage.py`) over the blend's candidates, fitted on the validation window "
+        f"with `ranker: {json.dumps(config['ranker'])}` (snapshots: label windows stacked, "
+        "each `snapshot_step_days` earlier; tree_weight > 0: a LightGBM lambdarank added to "
+        "the linear logit, served by the numpy evaluator `models/tree_ranker.py`). Chosen on "
+        "the validation window: `benchmarks/results/ranker_choice.md`.",
         "",
         f"## Test window, k={K}",
         "",

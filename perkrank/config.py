@@ -129,13 +129,9 @@ class RankerConfig(Section):
     """The learned second stage (`training.ranker_step`): its training snapshots and trees."""
 
     snapshots: int = Field(1, ge=1, le=12)
-    """Label windows stacked to fit it: the latest (by default the validation window, see
-    `label_days`), then windows starting `snapshot_step_days` earlier each (same length,
-    features before each start)."""
+    """Label windows stacked to fit it: the validation window, then windows starting
+    `snapshot_step_days` earlier each (same length, features before each start)."""
     snapshot_step_days: int = Field(30, gt=0, le=366)
-    label_days: int | None = Field(None, gt=0, le=366)
-    """Length of the label windows (None: the validation window's). The latest ends where the
-    validation window ends, its features from the purchases before its start."""
     tree_weight: float = Field(0.0, ge=0, le=100)
     """0: the linear ranker alone; else a LightGBM lambdarank ensemble member, its score
     scaled to the linear logit's spread on the training rows, then times this weight."""

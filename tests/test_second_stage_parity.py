@@ -185,20 +185,13 @@ def test_the_fit_frame_holds_each_members_candidates_as_serving_builds_them(setu
     np.testing.assert_array_equal(members, np.concatenate(expected_members))
 
 
-def test_label_windows_start_a_step_apart_and_the_latest_ends_with_validation():
-    end = DAY + timedelta(days=92)
+def test_snapshots_start_a_step_apart_before_the_validation_window():
     config = RankerConfig(snapshots=3, snapshot_step_days=30)
-    assert ranker_step.label_windows(DAY, end, config) == [
-        (DAY, end),
-        (DAY - timedelta(days=30), end - timedelta(days=30)),
-        (DAY - timedelta(days=60), end - timedelta(days=60)),
+    assert ranker_step.snapshot_cutoffs(DAY, config) == [
+        DAY - timedelta(days=30),
+        DAY - timedelta(days=60),
     ]
-    assert ranker_step.label_windows(DAY, end, RankerConfig()) == [(DAY, end)]
-    short = RankerConfig(snapshots=2, snapshot_step_days=31, label_days=31)
-    assert ranker_step.label_windows(DAY, end, short) == [
-        (end - timedelta(days=31), end),
-        (end - timedelta(days=62), end - timedelta(days=31)),
-    ]
+    assert ranker_step.snapshot_cutoffs(DAY, RankerConfig()) == []
 
 
 @pytest.mark.parametrize("tree_weight", [0.0, 0.5])

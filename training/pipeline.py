@@ -31,7 +31,6 @@ from perkrank.features.exclusions import TrainingMembers, read_exclusions, train
 from perkrank.features.loader import load_dataset
 from perkrank.features.offer_features import offer_regions
 from perkrank.models.bundle import Bundle
-from perkrank.models.factors import Factors
 from perkrank.models.offer_rates import OfferRates
 from perkrank.progress import report, step
 from perkrank.training import ranker_step
@@ -180,9 +179,8 @@ def _train(
     if config.coupons.source is not None:  # first: a bad source fails before the long fits
         coupon_stage, coupon_summary = served_coupon_stage(config.coupons.source, served_until)
     plan = fit_plan(dates, served_until, config)
-    # The validation cutoff and the second stage's label windows are waited on first.
-    labels = ranker_step.label_windows(dates.validation_start, dates.test_start, config.ranker)
-    first = len({dates.validation_start, *(start for start, _ in labels)})
+    # The validation cutoff and the second stage's earlier snapshots are waited on first.
+    first = len(ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)) + 1
     fits = start_components(dataset, plan, config, pool, aggregates, first=first)
 
     weights = dict(config.blend.weights)
@@ -194,29 +192,33 @@ def _train(
         with step("choose blend weights on the validation window"):
             weights = search_blend_weights(validation_window, validation_fit.models, config)
             report(f"weights {weights}")
-    validation_blend = blend_components(validation_fit, weights, config.seed)
-
-    snapshots: list[tuple[EvaluationWindow, Factors]] = []
-    for start, end in labels:
-        if (start, end) == (dates.validation_start, dates.test_start):
-            snapshots.append((validation_window, validation_blend))
-            continue
-        fitted = fits[start]()
-        snapshots.append(
-            (
-                evaluation_window(
-                    dataset, end, fitted, config, max_members=config.blend.search_members
-                ),
-                blend_components(fitted, weights, config.seed),
-            )
+    length = dates.test_start - dates.validation_start
+    earlier = [
+        (
+            evaluation_window(
+                dataset,
+                cutoff + length,
+                fits[cutoff](),
+                config,
+                max_members=config.blend.search_members,
+            ),
+            blend_components(fits[cutoff](), weights, config.seed),
         )
+        for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)
+    ]
+    validation_blend = blend_components(validation_fit, weights, config.seed)
     linear = ranker_step.fit_on_window(
-        dataset, *snapshots[0], seed=config.seed, config=config.ranker, earlier=snapshots[1:]
+        dataset,
+        validation_window,
+        validation_blend,
+        seed=config.seed,
+        config=config.ranker,
+        earlier=earlier,
     )
     with step("calibrate the blend's scores on the validation window"):
         calibration = fit_window_calibration(validation_window, validation_blend, config.seed)
         report(f"p = sigmoid({calibration.slope:.4g} · score + {calibration.intercept:.4g})")
-    del validation_fit, validation_window, validation_blend, snapshots
+    del validation_fit, validation_window, validation_blend, earlier
     _keep_fits(fits, dates.test_start, served_until)
 
     test_fit = fits[dates.test_start]()

@@ -7,12 +7,11 @@ fallback's order (regional popularity).
 
 Fit (`fit_ranker`): feature rows from `PurchaseStats` before a window's start and the blend
 fitted before it, labels = the window's relevant offers (a window inside the training period,
-so the test window is never seen; `label_windows`: by default the validation window, or one
-of `RankerConfig.label_days` ending where it ends). With `earlier` snapshots
-(`RankerConfig.snapshots`: the same window length, starting `snapshot_step_days` earlier each,
-their own statistics and blend), their rows are stacked under the window's. The L2 penalty
-is chosen on a seeded `HOLDOUT_SHARE` of the members (held out of every snapshot; NDCG@10 of
-their candidates' order in the latest window), then the ranker is refitted on all rows. With
+so the test window is never seen). With `earlier` snapshots (`RankerConfig.snapshots`: the
+same window length, starting `snapshot_step_days` earlier each, their own statistics and
+blend), their rows are stacked under the window's. The L2 penalty is chosen on a seeded
+`HOLDOUT_SHARE` of the members (held out of every snapshot; NDCG@10 of their candidates'
+order in the latest window), then the ranker is refitted on all rows. With
 `RankerConfig.tree_weight` > 0 a LightGBM lambdarank (`models.ranker.LAMBDARANK_PARAMS`,
 `tree_rounds` rounds, one query per member and snapshot) joins it: its score, scaled to the
 linear logit's standard deviation on the training rows and times the weight, is added to the
@@ -119,23 +118,10 @@ class StageModels(NamedTuple):
     trees: TreeRanker | None = None
 
 
-def label_windows(
-    validation_start: date, validation_end: date, config: RankerConfig
-) -> list[tuple[date, date]]:
-    """(start, end) of every label window the ranker is fitted on, latest first: the latest
-    ends at `validation_end` and lasts `RankerConfig.label_days` (None: the validation
-    window), the `snapshots` - 1 others start `snapshot_step_days` earlier each."""
-    length = (
-        validation_end - validation_start
-        if config.label_days is None
-        else timedelta(days=config.label_days)
-    )
+def snapshot_cutoffs(validation_start: date, config: RankerConfig) -> list[date]:
+    """Starts of the earlier snapshots (`RankerConfig.snapshots`), latest first."""
     step_days = timedelta(days=config.snapshot_step_days)
-    latest = validation_end - length
-    return [
-        (latest - step_days * index, latest - step_days * index + length)
-        for index in range(config.snapshots)
-    ]
+    return [validation_start - step_days * index for index in range(1, config.snapshots)]
 
 
 def stage_data(dataset: Dataset, cutoff: date) -> StageData:

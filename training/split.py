@@ -49,13 +49,12 @@ def fit_plan(
     dates: SplitDates, served_until: date, config: TrainConfig
 ) -> dict[date, list[str] | None]:
     """The components each cutoff needs (None: all): the blended ones to choose the weights
-    and fit the second stage (also at the starts of its label windows), all of them to
+    and fit the second stage (also at its earlier snapshots' starts), all of them to
     evaluate, the blended ones and the fallback to serve."""
     blended = list(config.blend.weights)
     plan: dict[date, list[str] | None] = {dates.validation_start: blended}
-    windows = ranker_step.label_windows(dates.validation_start, dates.test_start, config.ranker)
-    for start, _ in windows:
-        plan.setdefault(start, blended)
+    for cutoff in ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker):
+        plan[cutoff] = blended
     plan[dates.test_start] = None
     plan.setdefault(served_until, [*blended, FALLBACK])
     return plan
