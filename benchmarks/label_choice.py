@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import write_results
 from benchmarks.ranker_choice import RESULTS, SNAPSHOTS, SOURCE, VALIDATION, ndcg, snapshot
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.loader import load_dataset
@@ -219,10 +220,7 @@ def main() -> None:
         "validation": [d.isoformat() for d in VALIDATION],
         "results": results,
     }
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "label_choice.json").write_text(json.dumps(result, indent=2) + "\n")
-    (arguments.out / "label_choice.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(arguments.out, "label_choice", result, markdown(result))
 
 
 if __name__ == "__main__":

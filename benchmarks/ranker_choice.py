@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import write_results
 from perkrank.config import CONFIG_DIR, TrainConfig, load_config
 from perkrank.features.loader import load_dataset
 from perkrank.features.online_retail import import_online_retail
@@ -190,10 +193,7 @@ def main() -> None:
         "command": " ".join([".venv/bin/python", "benchmarks/ranker_choice.py", *sys.argv[1:]]),
         **result,
     }
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "ranker_choice.json").write_text(json.dumps(result, indent=2) + "\n")
-    (arguments.out / "ranker_choice.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(arguments.out, "ranker_choice", result, markdown(result))
 
 
 if __name__ == "__main__":
