@@ -128,12 +128,15 @@ def fit_linear(
     missing = tuple(int(c) for c in np.flatnonzero(np.isnan(features).any(axis=0)))
     design, means, scales = standardised(transform(features, missing))
     y = np.asarray(labels, dtype=np.float64)
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         logits = design @ theta[:-1] + theta[-1]
-        value = -(w * (y * log_expit(logits) + (1 - y) * log_expit(-logits))).sum()
-        residual = w * (expit(logits) - y)
+        terms = y * log_expit(logits) + (1 - y) * log_expit(-logits)
+        residual = expit(logits) - y
+        if w is not None:  # unweighted fits skip the two products
+            terms, residual = w * terms, w * residual
+        value = -terms.sum()
         gradient = np.append(design.T @ residual + l2 * theta[:-1], residual.sum())
         return value + 0.5 * l2 * theta[:-1] @ theta[:-1], gradient
 
