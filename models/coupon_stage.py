@@ -145,40 +145,23 @@ class CouponStage:
         """The member's row in the arrays (None: unknown)."""
         return self.members.get(member_id)
 
-    @cached_property
-    def features(self) -> tuple[str, ...]:
-        """The features some group's ranker reads, in `FEATURES` order."""
-        used = {name for ranker in self.rankers.values() for name in ranker.feature_names}
-        return tuple(name for name in FEATURES if name in used)
-
-    @cached_property
-    def columns(self) -> list[list[int]]:
-        """Per group (`GROUPS` order): positions in `features` of its ranker's features."""
-        return [
-            [self.features.index(name) for name in self.rankers[group].feature_names]
-            for group in GROUPS
-        ]
-
     def scores(
         self, member_ids: list[str] | np.ndarray, offer_ids: list[str] | np.ndarray
     ) -> np.ndarray:
-        """float64 (members × offers): the logit of the offer's group's ranker; NaN for offers
-        the stage does not know."""
-        offer_rows = self.offers.rows(offer_ids)
-        known = np.flatnonzero(offer_rows >= 0)
-        values = feature_arrays(
-            self.stats, self.members.rows(member_ids), offer_rows[known], self.features
-        )
-        groups = self.stats.offer_groups[offer_rows[known]]
+        """float64 (members × offers): the logit of the offer's group's ranker, over the
+        features that ranker reads only; NaN for offers the stage does not know."""
+        offer_rows, member_rows = self.offers.rows(offer_ids), self.members.rows(member_ids)
+        groups = np.where(offer_rows >= 0, self.stats.offer_groups[offer_rows], -1)
         result = np.full((len(member_ids), len(offer_rows)), np.nan)
         for position, group in enumerate(GROUPS):
-            part = groups == position
-            if not part.any():
+            part = np.flatnonzero(groups == position)
+            if not len(part):
                 continue
-            columns = self.columns[position]
-            flat = values[:, part][:, :, columns].reshape(-1, len(columns))
-            logits = self.rankers[group].predict(flat).reshape(len(member_ids), int(part.sum()))
-            result[:, known[part]] = logits
+            ranker = self.rankers[group]
+            names = ranker.feature_names
+            values = feature_arrays(self.stats, member_rows, offer_rows[part], names)
+            logits = ranker.predict(values.reshape(-1, len(names)))
+            result[:, part] = logits.reshape(len(member_ids), len(part))
         return result
 
     def member_scores(self, member_id: str, offer_ids: list[str], other: np.ndarray) -> np.ndarray:

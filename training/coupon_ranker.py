@@ -4,10 +4,10 @@ campaign's start), every modelling choice made by rolling-origin cross-validatio
 training period, and the served stage.
 
 Folds (`rolling_folds`): every training campaign with at least `MIN_EARLIER` campaigns starting
-before it is validated once (the latest `MAX_FOLDS` of each group): fitted on the campaigns starting before it (labels: redemptions
-dated before its start), scored on its household × campaign pairs with a redemption (labels
-dated before the cutoff). A group's validation score is the mean NDCG@10 of its pairs pooled
-over the folds of its campaigns.
+before it is validated once (the latest `MAX_FOLDS` of each group): fitted on the campaigns
+starting before it (labels: redemptions dated before its start), scored on its household ×
+campaign pairs with a redemption (labels dated before the cutoff). A group's validation score
+is the mean NDCG@10 of its pairs pooled over the folds of its campaigns.
 
 Choices (`choose`, per group): for each penalty of `L2_GRID` and each `FIT_ON` (fit on every
 campaign's rows, or on the group's only), greedy forward selection adds the feature of

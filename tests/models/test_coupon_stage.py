@@ -311,7 +311,6 @@ def test_campaign_features_do_not_depend_on_the_requested_offers(setup) -> None:
     names = ("product_rel", "size_rel", "category_rank")
     weighted = LinearRanker(names, (), np.zeros(3), np.ones(3), np.ones(3), 0.0)
     relative = CouponStage({group: weighted for group in GROUPS}, stage.stats)
-    assert relative.features == names
     ids = offer_ids(index, task.coupon_rows)
     every = relative.scores(task.members, ids)
     for column, offer in enumerate(ids):
