@@ -139,8 +139,10 @@ def validation_lines(validation: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def markdown(result: Mapping[str, Any], command: str) -> str:
-    """The whole results page."""
+def markdown(
+    result: Mapping[str, Any], command: str, before: Mapping[str, Any] | None = None
+) -> str:
+    """The whole results page (`before`: `benchmarks.coupon_request_cost`'s result, if any)."""
     rows = result["rows"]
     lines = [
         "# Offer redemption on real campaigns: 84.51° Complete Journey",
@@ -228,6 +230,16 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         f"each call (one `np.where` over as many values, {cost['floor_p50_us']:.1f} µs at p50).",
         "",
     ]
+    if before:
+        lines += [
+            f"The same request, this version against commit {before['before'][:7]} (before the "
+            "per-campaign index of `models/coupon_features.py`), calls alternating in one run "
+            f"(`benchmarks/coupon_request_cost.py`, load average {before['load_average'][0]:.1f}"
+            f"): {before['p50_ms']['before']:.3f} ms before, {before['p50_ms']['now']:.3f} ms "
+            f"now at p50, **{before['ratio']:.2f}×**; scores identical: "
+            f"{'yes' if before['scores_identical'] else 'NO'}.",
+            "",
+        ]
     for name, group in result["groups"].items():
         lines += [
             f"## {name}: {group['units']:,} household × campaign pairs, "
@@ -265,5 +277,7 @@ def write(result: dict[str, Any], out_dir: Path, command: str) -> Path:
     result = {"command": command, **result}
     (out_dir / "complete_journey.json").write_text(json.dumps(result, indent=2) + "\n")
     path = out_dir / "complete_journey.md"
-    path.write_text(markdown(result, command))
+    measured = out_dir / "coupon_request_cost.json"
+    before = json.loads(measured.read_text()) if measured.exists() else None
+    path.write_text(markdown(result, command, before))
     return path

@@ -33,10 +33,18 @@ def collapse(design: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, Counts
     return unique, (positives, rows.astype(np.float64))
 
 
-def fit_many(shared: np.ndarray, last: np.ndarray, counts: Counts, l2: float) -> np.ndarray:
+def fit_many(
+    shared: np.ndarray,
+    last: np.ndarray,
+    counts: Counts,
+    l2: float,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
     """Per column j of `last` (rows × models): [weights, bias] (models × (shared columns + 2))
     of the logistic regression on [`shared`, `last[:, j]`] (the weight before the bias is
-    column j's); `counts`: each row's positive labels and rows it stands for (`collapse`)."""
+    column j's); `counts`: each row's positive labels and rows it stands for (`collapse`).
+    `start`: [weights, bias] of the model on `shared` alone, where every model starts (its last
+    weight 0) instead of 0 (the objective is strictly convex: the same optimum, fewer steps)."""
     positives, totals = counts
     models, width = last.shape[1], shared.shape[1] + 2
     penalty = np.full(width, float(l2))
@@ -44,6 +52,9 @@ def fit_many(shared: np.ndarray, last: np.ndarray, counts: Counts, l2: float) ->
     outer = (shared[:, :, None] * shared[:, None, :]).reshape(len(shared), -1)
     theta = np.zeros((models, width))
     logits = np.zeros(last.shape)
+    if start is not None:
+        theta[:, :-2], theta[:, -1] = start[:-1], start[-1]
+        logits += (shared @ start[:-1] + start[-1])[:, None]
     loss, logged = _objective(logits, theta, counts, penalty)
     active = np.arange(models)
     for _ in range(MAX_STEPS):
@@ -60,14 +71,22 @@ def fit_many(shared: np.ndarray, last: np.ndarray, counts: Counts, l2: float) ->
             _hessian(shared, outer, column, weights, penalty), gradient[:, :, None]
         )[:, :, 0]
         scale = np.ones(len(active))
-        for _ in range(MAX_HALVINGS):
-            trial = theta[active] - scale[:, None] * step
-            trial_logits = shared @ trial[:, :-2].T + column * trial[:, -2] + trial[:, -1]
-            value, trial_logged = _objective(trial_logits, trial, counts, penalty)
+        trial = theta[active] - step
+        trial_logits = shared @ trial[:, :-2].T + column * trial[:, -2] + trial[:, -1]
+        value, trial_logged = _objective(trial_logits, trial, counts, penalty)
+        for _ in range(MAX_HALVINGS - 1):  # halve the steps that raised the objective
             worse = value > loss[active] * (1 + SLACK)
             if not worse.any():
                 break
             scale[worse] /= 2
+            redo = np.flatnonzero(worse)
+            trial[redo] = theta[active[redo]] - scale[redo, None] * step[redo]
+            trial_logits[:, redo] = (shared @ trial[redo, :-2].T + column[:, redo] * trial[redo, -2]
+                                     + trial[redo, -1])  # fmt: skip
+            value[redo], trial_logged[:, redo] = _objective(
+                trial_logits[:, redo], trial[redo], counts, penalty
+            )
+        worse = value > loss[active] * (1 + SLACK)
         better = ~worse
         moved = active[better]
         theta[moved], loss[moved] = trial[better], value[better]
@@ -89,12 +108,13 @@ def _hessian(
     models, width = column.shape[1], shared.shape[1] + 2
     hessian = np.empty((models, width, width))
     hessian[:, :-2, :-2] = (weights.T @ outer).reshape(models, width - 2, width - 2)
-    by_last = (weights * column).T @ shared
+    weighted = weights * column
+    by_last = weighted.T @ shared
     by_bias = weights.T @ shared
     hessian[:, :-2, -2], hessian[:, -2, :-2] = by_last, by_last
     hessian[:, :-2, -1], hessian[:, -1, :-2] = by_bias, by_bias
-    hessian[:, -2, -2] = (weights * column**2).sum(axis=0)
-    hessian[:, -2, -1] = hessian[:, -1, -2] = (weights * column).sum(axis=0)
+    hessian[:, -2, -2] = (weighted * column).sum(axis=0)
+    hessian[:, -2, -1] = hessian[:, -1, -2] = weighted.sum(axis=0)
     hessian[:, -1, -1] = weights.sum(axis=0)
     return hessian + np.diag(penalty)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from perkrank.config import InteractionConfig, ServeConfig
 from perkrank.features.complete_journey import coupon_tables, import_complete_journey, read_raw
@@ -14,13 +15,13 @@ from perkrank.features.interactions import cutoff_features
 from perkrank.features.loader import load_dataset
 from perkrank.models import scoring
 from perkrank.models.bundle import Bundle
+from perkrank.models.coupon_features import RANKS, RELATIVE, Campaigns
 from perkrank.models.coupon_stage import (
     CANDIDATE_OFFSET,
     FEATURES,
     GROUPS,
     CouponStage,
-    campaign_ranks,
-    campaign_relative,
+    CouponStats,
     feature_arrays,
     load_coupon_stage,
     save_coupon_stage,
@@ -192,9 +193,117 @@ def test_a_file_without_the_arrays_is_refused(tmp_path: Path, setup) -> None:
     ],
 )
 def test_campaign_relative_and_ranks(values, campaigns, relative, ranks) -> None:
-    values, campaigns = np.array(values), np.array(campaigns)
-    assert campaign_relative(values, campaigns) == pytest.approx(np.array(relative))
-    assert campaign_ranks(values, campaigns) == pytest.approx(np.array(ranks))
+    values, index = np.array(values), Campaigns.of(np.array(campaigns))
+    every = np.arange(len(values))
+    assert index.relative(values, every) == pytest.approx(np.array(relative))
+    assert index.ranks(values, every) == pytest.approx(np.array(ranks))
+    # a request's offers, in any order, get the values they have among all the offers
+    rows = every[::-1][: len(values) - 1]
+    assert index.relative(values, rows).tolist() == index.relative(values, every)[rows].tolist()
+    assert index.ranks(values, rows).tolist() == index.ranks(values, every)[rows].tolist()
+
+
+def relative_before(values: np.ndarray, campaigns: np.ndarray) -> np.ndarray:
+    """`RELATIVE` as it was computed per request before `Campaigns`: over every offer."""
+    sizes = np.bincount(campaigns).astype(np.float64)
+    means = (np.bincount(campaigns, values, minlength=len(sizes)) / sizes)[campaigns]
+    return np.divide(values, means, out=np.zeros(len(values)), where=means > 0)
+
+
+def ranks_before(values: np.ndarray, campaigns: np.ndarray) -> np.ndarray:
+    """`RANKS` as they were computed per request before `Campaigns`: a sort of every offer."""
+    sizes = np.bincount(campaigns)
+    dense = np.unique(values, return_inverse=True)[1].ravel().astype(np.int64)
+    keys = campaigns.astype(np.int64) * (int(dense.max(initial=0)) + 1) + dense
+    lower = np.searchsorted(np.sort(keys), keys) - (np.cumsum(sizes) - sizes)[campaigns]
+    return lower / np.maximum(sizes[campaigns] - 1, 1)
+
+
+def random_stats(seed: int = 0) -> CouponStats:
+    """Arrays of 40 members and 60 offers over 5 campaigns of uneven sizes, small integer
+    counts (many ties and zeros); member 0 has no purchases."""
+    rng = np.random.default_rng(seed)
+    members, offers = 40, 60
+    campaigns = np.sort(rng.choice(5, offers, p=[0.4, 0.3, 0.15, 0.1, 0.05]))
+
+    def counts(rows: int, columns: int, density: float) -> sp.csr_matrix:
+        values = rng.integers(1, 4, size=(rows, columns)) * (rng.random((rows, columns)) < density)
+        return sp.csr_matrix(values.astype(np.float64))
+
+    member_matrices = {
+        name: counts(members, width, 0.15)
+        for name, width in [("member_products", 30), ("member_items", 8),
+                            ("member_manufacturers", 6), ("member_types", 10)]
+    }  # fmt: skip
+    for name, matrix in list(member_matrices.items()):
+        matrix[0] = 0
+        matrix.eliminate_zeros()
+        member_matrices[f"{name}_recent"] = matrix * 0.5
+    lines = np.asarray(member_matrices["member_products"].sum(axis=1)).ravel()
+    return CouponStats(
+        member_ids=np.array([f"M{m:02d}" for m in range(members)]),
+        offer_ids=np.array([f"C{c}-{o}" for o, c in enumerate(campaigns)]),
+        offer_products=counts(offers, 30, 0.1).sign(),
+        offer_items=counts(offers, 8, 0.3).sign(),
+        offer_upcs=rng.integers(0, 45, offers),
+        offer_groups=(campaigns % 2).astype(np.int64),
+        offer_popularity=rng.integers(0, 3, offers).astype(np.float64),
+        offer_redemption_rate=rng.random(offers),
+        offer_category_rate=rng.random(offers),
+        member_lines=lines,
+        member_redeemed=counts(members, offers, 0.05),
+        offer_manufacturers=counts(offers, 6, 0.3).sign(),
+        offer_types=counts(offers, 10, 0.2).sign(),
+        **member_matrices,
+    )
+
+
+def features_before(stats: CouponStats, member_row: int, offers: np.ndarray) -> np.ndarray:
+    """(offers × `FEATURES`) of one member as computed before `Campaigns`: every column over
+    every offer of the arrays (each alone), `RELATIVE` and `RANKS` over all of them too."""
+    every = np.arange(len(stats.offer_ids))
+    columns = []
+    for name in FEATURES:
+        base = {**RELATIVE, **RANKS}.get(name, name)
+        values = feature_arrays(stats, [member_row], every, (base,))[0, :, 0]
+        if name in RELATIVE:
+            values = relative_before(values, stats.campaigns.codes)
+        elif name in RANKS:
+            values = ranks_before(values, stats.campaigns.codes)
+        columns.append(values[offers])
+    return np.stack(columns, axis=1)
+
+
+def test_requested_features_equal_the_every_offer_computation() -> None:
+    stats = random_stats()
+    rng = np.random.default_rng(1)
+    members = np.array([-1, 0, *rng.choice(40, 10, replace=False)])
+    one_campaign = np.flatnonzero(stats.campaigns.codes == 1)
+    for offers in (one_campaign, rng.choice(60, 25, replace=False)):
+        requested = feature_arrays(stats, members, offers)
+        for row, member in enumerate(members):
+            assert requested[row].tolist() == features_before(stats, member, offers).tolist()
+    ranks = feature_arrays(stats, members, one_campaign, ("product_rank", "type_rel"))
+    assert len(np.unique(ranks[:, :, 0])) > 3  # ranks vary: the comparison is not of zeros
+    assert len(np.unique(ranks[:, :, 1])) > 3
+
+
+def test_stage_scores_equal_those_of_the_every_offer_features() -> None:
+    stats = random_stats(seed=2)
+    weights = np.linspace(-1, 1, len(FEATURES))
+    ones = np.ones(len(FEATURES))
+    full = LinearRanker(FEATURES, (), np.zeros(len(FEATURES)), ones, weights, 0.1)
+    stage = CouponStage({group: full for group in GROUPS}, stats)
+    members, offers = [*stats.member_ids[[0, 3, 7]].tolist(), "unknown"], np.arange(5, 40)
+    scores = stage.scores(members, stats.offer_ids[offers])
+    rows = [stage.member_row(member) for member in members]
+    before = np.stack([features_before(stats, -1 if r is None else r, offers) for r in rows])
+    expected = np.empty(scores.shape)
+    for group in range(len(GROUPS)):  # as `scores` predicts: a group's rows together
+        part = stats.offer_groups[offers] == group
+        flat = before[:, part].reshape(-1, len(FEATURES))
+        expected[:, part] = full.predict(flat).reshape(len(members), -1)
+    assert scores.tolist() == expected.tolist()
 
 
 def test_campaign_features_do_not_depend_on_the_requested_offers(setup) -> None:
@@ -202,7 +311,6 @@ def test_campaign_features_do_not_depend_on_the_requested_offers(setup) -> None:
     names = ("product_rel", "size_rel", "category_rank")
     weighted = LinearRanker(names, (), np.zeros(3), np.ones(3), np.ones(3), 0.0)
     relative = CouponStage({group: weighted for group in GROUPS}, stage.stats)
-    assert relative.features == names
     ids = offer_ids(index, task.coupon_rows)
     every = relative.scores(task.members, ids)
     for column, offer in enumerate(ids):

@@ -76,3 +76,14 @@ def test_collapse(design, labels, unique, positives, totals) -> None:
     assert rows_.tolist() == unique
     assert found_positives.tolist() == positives
     assert found_totals.tolist() == totals
+
+
+@pytest.mark.parametrize(("separable", "l2"), [(False, 1.0), (True, 0.1)])
+def test_a_warm_start_reaches_the_same_optimum(separable: bool, l2: float) -> None:
+    shared, last, labels = rows(separable)
+    counts = (labels, np.ones(len(labels)))
+    first = fit_many(shared[:, :1], shared[:, 1:], counts, l2)[0]
+    cold = fit_many(shared, last, counts, l2)
+    warm = fit_many(shared, last, counts, l2, start=first)
+    assert warm == pytest.approx(cold, abs=1e-9)
+    assert not np.allclose(first[:-1], 0)  # the start is not the zero start

@@ -225,6 +225,29 @@ def test_cached_fold_designs_score_as_the_served_fit() -> None:
             assert cached[row] == pytest.approx(cr.fold_ndcg(folds, choice))
 
 
+def test_a_design_reused_across_selection_steps_scores_as_fresh_ones() -> None:
+    fold = next(f for f in cr.rolling_folds(made_up_blocks(), pd.Timestamp("2018-01-01"))
+                if f.group == "Type B/C")  # fmt: skip
+    reused = cr.fold_design(fold, "all")
+    columns = [FEATURES.index(name) for name in ("coupon_size", "category_share", "type_rel")]
+    rest = [FEATURES.index(name) for name in ("product_lines", "product_rel", "type_share")]
+    for step in range(len(columns) + 1):
+        warm = reused.ndcg(columns[:step], [*columns[step:], *rest], 0.1)
+        fresh = cr.fold_design(fold, "all").ndcg(columns[:step], [*columns[step:], *rest], 0.1)
+        assert warm == pytest.approx(fresh, abs=1e-12)
+    assert ((*columns, rest[0]), 0.1) in reused.fitted
+
+
+def test_only_the_latest_folds_of_each_group_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = made_up_blocks()
+    every = [fold.campaign_id for fold in cr.rolling_folds(blocks, pd.Timestamp("2018-01-01"))]
+    monkeypatch.setattr(cr, "MAX_FOLDS", 1)
+    kept = cr.rolling_folds(blocks, pd.Timestamp("2018-01-01"))
+    # Type A folds 5 and 7, Type B/C 3 and 6: the latest of each, in order of start
+    assert every == ["3", "5", "6", "7"]
+    assert [(fold.campaign_id, fold.group) for fold in kept] == [("6", "Type B/C"), ("7", "Type A")]
+
+
 def test_the_served_fit_matches_scipys_logistic_regression() -> None:
     rows = made_up_rows()
     names = ("product_lines", "coupon_size", "category_rel")
