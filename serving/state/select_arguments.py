@@ -15,6 +15,7 @@ import functools
 from collections.abc import Sequence
 from operator import attrgetter
 
+from perkrank.serving.domain.row_selection import RowBatch
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.script_pipe import Packed, bulk
 
@@ -101,3 +102,40 @@ def encoded_record(record: str) -> bytes:
     """A record as a RESP bulk string, encoded once per record (a catalog's records repeat
     in every call)."""
     return bulk(record)
+
+
+def row_calls(prefix: str, batch: RowBatch, rules_text: str, per_call: int) -> list[Packed]:
+    """select.lua's ARGV for `batch`, `per_call` members a call: each call carries the records
+    of all the batch's rows (numbered in `batch.rows` order; the script parses only those a
+    walk reaches), then each member's entries, a fallback list equal to the member before's
+    (the same list object) as `=`."""
+    candidates, texts = batch.candidates, [""] * len(batch.candidates)
+    for number, row in enumerate(batch.rows, start=1):
+        texts[row] = str(number)
+    head = bulk(prefix) + bulk(len(batch.rows))
+    records = b"".join([encoded_record(candidates[row].record) for row in batch.rows])
+    numbers = f"{batch.limit},{batch.max_per_partner},0,{batch.decision_ttl_seconds}"
+    sensitive = "\x1e".join(sorted(batch.sensitive))
+    shared = b"".join(map(bulk, (numbers, batch.channel, rules_text, sensitive)))
+    number, members = texts.__getitem__, batch.members
+    calls = []
+    for start in range(0, len(members), per_call):
+        frames, previous = [head, records], None
+        for member_id, decision_id, personalized, fallback in members[start : start + per_call]:
+            if fallback is previous:
+                fallen = SAME_FALLBACK
+            else:
+                fallen = bulk(",".join(map(number, fallback)))
+                previous = fallback
+            member, decision = member_id.encode(), decision_id.encode()
+            chosen = ",".join(map(number, personalized)).encode()
+            frames.append(
+                MEMBER_FRAME
+                % (
+                    *(len(member), member, len(decision), decision, shared),
+                    *(len(chosen), chosen, fallen, 0, b""),
+                )
+            )
+        count = 2 + len(batch.rows) + MEMBER_ARGUMENTS * (len(frames) - 2)
+        calls.append(Packed(count, b"".join(frames)))
+    return calls
