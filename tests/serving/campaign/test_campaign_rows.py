@@ -5,6 +5,7 @@ the same logged decisions, the same counters, on every store."""
 import asyncio
 from dataclasses import replace
 
+import numpy as np
 import orjson
 import pytest
 
@@ -16,6 +17,7 @@ from perkrank.experiment_config import (
     ExperimentsConfig,
 )
 from perkrank.serving.campaign import DecisionLines, decide_chunk
+from perkrank.serving.campaign_rows import rounded
 from perkrank.serving.domain.ranking import OfferRequest
 from perkrank.serving.domain.selection import Preferences
 from tests.serving.campaign.world import NOW, RULES, campaign_context, counters, member_ids
@@ -145,3 +147,14 @@ def test_by_row_equals_the_offers_request_member_by_member(new_store):
         [pytest.approx(o.score, rel=1e-5) for o in r.offers] for r in expected
     ]
     assert counters(one_context.store) == counters(rows_context.store)
+
+
+def test_rounded_is_round_to_six_decimals_exactly():
+    """Halves and their neighbours, signed zeros, the large, the tiny and the infinite."""
+    rng = np.random.default_rng(9)
+    scores = (rng.normal(size=20_000) * rng.choice([1e-7, 1e-3, 1.0, 1e4, 1e12], 20_000)).tolist()
+    halves = [(n + 0.5) / 1e6 for n in rng.integers(-(10**8), 10**8, size=5000).tolist()]
+    scores += halves + [float(np.nextafter(h, np.inf)) for h in halves]
+    scores += [float(np.nextafter(h, -np.inf)) for h in halves]
+    scores += [0.0, -0.0, 5e-7, -5e-7, 2.5e-6, 999.9999995, 1e300, float("inf"), float("-inf")]
+    assert [repr(x) for x in rounded(scores)] == [repr(round(x, 6)) for x in scores]
