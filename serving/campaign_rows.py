@@ -146,12 +146,8 @@ async def decide_rows(
         rows.append(row)
     known = [order is None for order in orders]
     repeats = [NO_ROWS] * len(items)
-    named: list[np.ndarray] = []
     for indexes, rows in groups.values():
-        found, bought, rows_named = segment_orders(
-            ranker, segments[indexes[0]], np.array(rows), pool
-        )
-        named.append(rows_named)
+        found, bought = segment_orders(ranker, segments[indexes[0]], np.array(rows), pool)
         for index, order, repeated in zip(indexes, found, bought, strict=True):
             orders[index], repeats[index] = order, repeated
     heads: dict[int, list[int]] = {}  # the first `pool` rows of each shared order, by id
@@ -163,10 +159,8 @@ async def decide_rows(
         members.append(
             RowMember(item.request.member_id, item.request.decision_id, personalized, fallback)
         )
-    named += [np.asarray(rows) for rows in heads.values()]
     batch = RowBatch(
         candidates=ranker.catalog.candidates,
-        rows=np.unique(np.concatenate(named)).tolist(),
         channel=channel,
         now=now,
         limit=limit,

@@ -142,7 +142,7 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
     for members in groups.values():
         segment, pool = members[0][0].segment, members[0][0].pool
         rows = np.fromiter((row for _, row in members), dtype=np.int64, count=len(members))
-        orders, bought, _ = segment_orders(ranker, segment, rows, pool)
+        orders, bought = segment_orders(ranker, segment, rows, pool)
         fallback = segment.fallback
         for (plan, _), order, repeated in zip(members, orders, bought, strict=True):
             plan.shortlist = Shortlist(order, fallback, True, repeated)
@@ -150,10 +150,9 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
 
 def segment_orders(
     ranker: OfferRanker, segment: Segment, rows: np.ndarray, pool: int
-) -> tuple[list[Order], list[frozenset[int]], np.ndarray]:
+) -> tuple[list[Order], list[frozenset[int]]]:
     """The personalized order (best `pool` of `segment`'s offers) of each known member of
-    `rows` (the ranker's member rows), the offer rows they bought before, and the offer rows
-    the orders name (each once): one matrix
+    `rows` (the ranker's member rows) and the offer rows they bought before: one matrix
     product for all (`scoring.batch_scores`, `scoring.top_k`), as `OfferRanker.shortlist`
     scores one member (without a second or coupon stage, or a local tail)."""
     factors = ranker.bundle.ranker
@@ -166,9 +165,9 @@ def segment_orders(
     )
     best = scoring.top_k(scores, pool)
     best_scores = np.take_along_axis(scores, best, axis=1).tolist()
-    named = segment.rows[best]
-    orders = [Order(r, s) for r, s in zip(named.tolist(), best_scores, strict=True)]
-    return orders, repeat_rows(dense, segment.rows, len(rows)), np.unique(named)
+    best_rows = segment.rows[best].tolist()
+    orders = [Order(r, s) for r, s in zip(best_rows, best_scores, strict=True)]
+    return orders, repeat_rows(dense, segment.rows, len(rows))
 
 
 def repeat_rows(dense: np.ndarray | None, rows: np.ndarray, count: int) -> list[frozenset[int]]:

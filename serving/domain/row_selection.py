@@ -48,8 +48,6 @@ class RowBatch:
 
     candidates: Sequence[Candidate]
     """By catalog row (`Catalog.candidates`)."""
-    rows: Sequence[int]
-    """Every row the members' lists name, each once."""
     channel: str
     now: float
     limit: int

@@ -105,28 +105,32 @@ def encoded_record(record: str) -> bytes:
 
 
 def row_calls(prefix: str, batch: RowBatch, rules_text: str, per_call: int) -> list[Packed]:
-    """select.lua's ARGV for `batch`, `per_call` members a call: each call carries the records
-    of all the batch's rows (numbered in `batch.rows` order; the script parses only those a
-    walk reaches), then each member's entries, a fallback list equal to the member before's
-    (the same list object) as `=`."""
+    """select.lua's ARGV for `batch`, `per_call` members a call: the records of the rows the
+    call's members name (numbered by row), then each member's entries, a fallback list
+    equal to the member before's as `=`."""
     candidates, texts = batch.candidates, [""] * len(batch.candidates)
-    for number, row in enumerate(batch.rows, start=1):
-        texts[row] = str(number)
-    head = bulk(prefix) + bulk(len(batch.rows))
-    records = b"".join([encoded_record(candidates[row].record) for row in batch.rows])
     numbers = f"{batch.limit},{batch.max_per_partner},0,{batch.decision_ttl_seconds}"
     sensitive = "\x1e".join(sorted(batch.sensitive))
     shared = b"".join(map(bulk, (numbers, batch.channel, rules_text, sensitive)))
-    number, members = texts.__getitem__, batch.members
-    calls = []
+    number, members, calls = texts.__getitem__, batch.members, []
     for start in range(0, len(members), per_call):
-        frames, previous = [head, records], None
-        for member_id, decision_id, personalized, fallback in members[start : start + per_call]:
-            if fallback is previous:
+        chunk = members[start : start + per_call]
+        named: set[int] = set()
+        for member in chunk:
+            named.update(member.personalized)
+            named.update(member.fallback)
+        rows = sorted(named)
+        for row_number, row in enumerate(rows, start=1):
+            texts[row] = str(row_number)
+        frames = [bulk(prefix), bulk(len(rows))]
+        frames += [encoded_record(candidates[row].record) for row in rows]
+        previous = None
+        for member_id, decision_id, personalized, fallback in chunk:
+            if previous is not None and (fallback is previous or fallback == previous):
                 fallen = SAME_FALLBACK
             else:
                 fallen = bulk(",".join(map(number, fallback)))
-                previous = fallback
+            previous = fallback
             member, decision = member_id.encode(), decision_id.encode()
             chosen = ",".join(map(number, personalized)).encode()
             frames.append(
@@ -136,6 +140,5 @@ def row_calls(prefix: str, batch: RowBatch, rules_text: str, per_call: int) -> l
                     *(len(chosen), chosen, fallen, 0, b""),
                 )
             )
-        count = 2 + len(batch.rows) + MEMBER_ARGUMENTS * (len(frames) - 2)
-        calls.append(Packed(count, b"".join(frames)))
+        calls.append(Packed(2 + len(rows) + MEMBER_ARGUMENTS * len(chunk), b"".join(frames)))
     return calls
