@@ -2,9 +2,12 @@
 
 A campaign's members are decided a chunk at a time (`decide_chunk`): each member's experiment
 arm, model and policy come from the serving context as for an offers request, quiet hours of
-the channel in the member's time zone give an empty decision, and the rest are ranked by
-`batch_ranking.rank_many` (the ranker's own steps, one store call for the chunk). The callers
-keep every decision in the decision log.
+the channel in the member's time zone give an empty decision, and the rest are decided
+together by catalog row (`campaign_rows.decide_rows`: a score matrix per segment, one store
+call, output encoded per offer once) or, where an arm explores, a second or coupon stage
+scores or a local floor applies, ranked by `batch_ranking.rank_many` (the ranker's own steps,
+one store call for the chunk): the same decisions either way. Each member's decision comes
+with its output line (`DecisionLines`). The callers keep every decision in the decision log.
 
 The decision id is derived from the campaign id and the member (`campaign_decision_id`), not
 drawn: deciding a member of a campaign again (a rerun after an interruption) shows the same
@@ -28,7 +31,7 @@ from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_s
 from perkrank.serving.domain.context import ServingContext
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.experiments import Assignment
-from perkrank.serving.domain.logged_decision import logged_decision
+from perkrank.serving.domain.logged_decision import decision_of, logged_decision
 from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
 from perkrank.serving.domain.selection import BatchSelector
@@ -107,7 +110,9 @@ async def decide_chunk(
             )
             for index, row in zip(indexes, rows, strict=True):
                 request, assignment, model_version, _ = planned[index]
-                decision = _decision(request, assignment, model_version, now, row)
+                decision = decision_of(
+                    request, row.personalized, row.offers, now, model_version, assignment
+                )
                 decided[index] = Decided(decision, lines.rows_line(decision, row))
             continue
         ranked = await rank_many(ranker, selector, chunk, context.rules(), now, context.caps)
@@ -121,28 +126,6 @@ async def decide_chunk(
             decision = logged_decision(request, ranking, now, model_version, assignment)
             decided[index] = Decided(decision, lines.line(decision, ranking, empty))
     return [decided[index] for index in range(len(planned))]
-
-
-def _decision(
-    request: OfferRequest,
-    assignment: Assignment | None,
-    model_version: str,
-    now: float,
-    row: RowDecision,
-) -> Decision:
-    """`logged_decision` of a member decided by row."""
-    return Decision(
-        decision_id=request.decision_id,
-        member_id=request.member_id,
-        channel=request.channel,
-        ts=now,
-        model_version=model_version,
-        experiment=None if assignment is None else assignment.experiment,
-        arm=None if assignment is None else assignment.arm,
-        policy=PERSONALIZED if assignment is None else assignment.policy,
-        personalized=row.personalized,
-        offers=row.offers,
-    )
 
 
 class DecisionLines:

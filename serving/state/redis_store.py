@@ -152,16 +152,7 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
             for request in requests[start : start + SELECT_BATCH]:
                 call.add(request, self._rules_text(request.rules, request.now))
             calls.append(call.arguments())
-        try:
-            pipe = self._pipe_of_this_loop()
-            replies = await pipe.call_many(calls)
-        except redis.RedisError as error:
-            raise self._error("selecting offers", error) from error
-        members: list[Any] = []
-        for reply in replies:
-            if isinstance(reply, redis.RedisError):
-                raise self._error("selecting offers", reply)
-            members += reply
+        members = await self._select_calls(calls)
         return [self._selection(r, reply) for r, reply in zip(requests, members, strict=True)]
 
     async def select_rows(self, batch: RowBatch) -> list[SelectReply]:
@@ -170,12 +161,15 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
         if not batch.members:
             return []
         rules_text = self._rules_text(batch.rules, batch.now)
-        calls = row_calls(self._prefix, batch, rules_text, SELECT_BATCH)
+        return await self._select_calls(row_calls(self._prefix, batch, rules_text, SELECT_BATCH))
+
+    async def _select_calls(self, calls: Sequence[Packed]) -> list[Any]:
+        """The members' replies of select.lua `calls`, pipelined in one write, in order."""
         try:
             replies = await self._pipe_of_this_loop().call_many(calls)
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
-        members: list[SelectReply] = []
+        members: list[Any] = []
         for reply in replies:
             if isinstance(reply, redis.RedisError):
                 raise self._error("selecting offers", reply)
