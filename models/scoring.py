@@ -171,6 +171,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, scores.shape[1])
     if k == scores.shape[1]:
         return np.argsort(-scores, axis=1, kind="stable")
+    found = _top_k_above_kth(scores, k)
+    if found is not None:
+        return found
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     top_scores = np.take_along_axis(scores, top, axis=1)
     top = np.take_along_axis(top, np.lexsort((top, -top_scores)), axis=1)
@@ -180,6 +183,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if tied_outside.any():
         top[tied_outside] = np.argsort(-scores[tied_outside], axis=1, kind="stable")[:, :k]
     return top
+
+
+def _top_k_above_kth(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """`top_k` where each row has exactly k scores at or above its k-th highest (no tie at
+    the k-th crosses it, no NaN): those columns, ascending, sorted stably by score; None
+    otherwise. A partition of the scores and a sort of k per row, no index array of all."""
+    negated = -scores
+    kth = np.partition(negated, k - 1, axis=1)[:, k - 1 : k]
+    _, columns = np.nonzero(negated <= kth)
+    if len(columns) != scores.shape[0] * k or np.isnan(kth).any():
+        return None
+    columns = columns.reshape(scores.shape[0], k)
+    order = np.argsort(np.take_along_axis(negated, columns, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
 
 
 def best(scores: np.ndarray, k: int) -> np.ndarray:

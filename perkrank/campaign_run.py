@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from perkrank.progress import Counter, every_quarter
 from perkrank.serving.campaign import CAMPAIGN_ID, MEMBER_ID, DecisionLines, decide_chunk
 from perkrank.serving.domain.context import ServingContext
+from perkrank.serving.domain.row_selection import RowBatch, SelectReply, select_rows
 from perkrank.serving.domain.selection import BatchSelector, Selection, SelectionRequest
 
 CHUNK = 1000
@@ -178,18 +179,19 @@ async def _decide_all(
                                 limit,
                                 time.time(),
                                 in_order,
+                                decision_lines,
                             )
                         )
                     )
                     started += 1
                 decided = await pending.popleft()
-                context.store.record_decisions([decision for decision, _, _ in decided])
+                context.store.record_decisions([decision for decision, _ in decided])
                 if before_write is not None:
                     before_write(number)
-                file.write(b"".join([decision_lines.line(*values) for values in decided]))
+                file.write(b"".join([line for _, line in decided]))
                 file.flush()
                 os.fsync(file.fileno())
-                with_offers += sum(1 for _, ranking, _ in decided if ranking.offers)
+                with_offers += sum(1 for decision, _ in decided if decision.offers)
                 progress.advance(f"{number * chunk + len(member_ids)} members")
                 if number % COLLECT_EVERY == COLLECT_EVERY - 1:
                     gc.collect(1)  # cycles of the chunks, if any (`_collections_per_chunks`)
@@ -200,8 +202,9 @@ async def _decide_all(
 
 
 class _InOrder:
-    """The store's `select_many`, one call at a time in the order they were made: a chunk
-    ranked ahead waits for the chunk before it, so members are counted in list order."""
+    """The store's `select_many` and `select_rows`, one call at a time in the order they were
+    made: a chunk ranked ahead waits for the chunk before it, so members are counted in list
+    order."""
 
     def __init__(self, store: BatchSelector) -> None:
         self._store = store
@@ -210,3 +213,7 @@ class _InOrder:
     async def select_many(self, requests: Sequence[SelectionRequest]) -> list[Selection]:
         async with self._turn:
             return await self._store.select_many(requests)
+
+    async def select_rows(self, batch: RowBatch) -> list[SelectReply]:
+        async with self._turn:
+            return await select_rows(self._store, batch)

@@ -2,9 +2,12 @@
 
 A campaign's members are decided a chunk at a time (`decide_chunk`): each member's experiment
 arm, model and policy come from the serving context as for an offers request, quiet hours of
-the channel in the member's time zone give an empty decision, and the rest are ranked by
-`batch_ranking.rank_many` (the ranker's own steps, one store call for the chunk). The callers
-keep every decision in the decision log.
+the channel in the member's time zone give an empty decision, and the rest are decided
+together by catalog row (`campaign_rows.decide_rows`: a score matrix per segment, one store
+call, output encoded per offer once) or, where an arm explores, a second or coupon stage
+scores or a local floor applies, ranked by `batch_ranking.rank_many` (the ranker's own steps,
+one store call for the chunk): the same decisions either way. Each member's decision comes
+with its output line (`DecisionLines`). The callers keep every decision in the decision log.
 
 The decision id is derived from the campaign id and the member (`campaign_decision_id`), not
 drawn: deciding a member of a campaign again (a rerun after an interruption) shows the same
@@ -16,20 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from perkrank.serving.campaign_rows import OfferPieces, RowDecision, decide_rows, rows_apply
 from perkrank.serving.domain.batch_ranking import RankItem, rank_many
 from perkrank.serving.domain.catalog import Offer
 from perkrank.serving.domain.channels import QUIET_HOURS, in_quiet_hours, list_size
 from perkrank.serving.domain.context import ServingContext
 from perkrank.serving.domain.decisions import Decision
 from perkrank.serving.domain.experiments import Assignment
-from perkrank.serving.domain.logged_decision import logged_decision
-from perkrank.serving.domain.ranking import PERSONALIZED, OfferRanker
+from perkrank.serving.domain.logged_decision import decision_of, logged_decision
+from perkrank.serving.domain.ranking import NO_OFFERS, PERSONALIZED, OfferRanker
 from perkrank.serving.domain.ranking_values import OfferRequest, Ranking
 from perkrank.serving.domain.selection import BatchSelector
 
@@ -45,6 +48,13 @@ def campaign_decision_id(campaign: str, member_id: str) -> str:
     return digest.hexdigest()
 
 
+class Decided(NamedTuple):
+    """One member's decision as the decision log keeps it, and its line (`DecisionLines`)."""
+
+    decision: Decision
+    line: bytes
+
+
 async def decide_chunk(
     context: ServingContext,
     campaign: str,
@@ -53,14 +63,19 @@ async def decide_chunk(
     limit: int,
     now: float,
     store: BatchSelector | None = None,
-) -> list[tuple[Decision, Ranking, str | None]]:
-    """Each member's decision, ranking and empty reason (None, or `quiet_hours`), in order,
-    counted against the caps by `store` (None: the context's; the caller keeps the decisions
-    in the decision log)."""
+    lines: DecisionLines | None = None,
+    by_rows: bool = True,
+) -> list[Decided]:
+    """Each member's decision and line, in order, counted against the caps by `store`
+    (None: the context's; the caller keeps the decisions in the decision log). `lines`: the
+    campaign's encoder, kept between chunks (None: a new one). The members of a ranker that
+    `rows_apply` to are decided together by row (`decide_rows`) unless `by_rows` is False;
+    the others by `rank_many`: the same decisions either way."""
     settings = context.ranker.settings
     mechanics = settings.mechanics
     channel_settings = mechanics.channels.get(channel)
     limit = list_size(limit, channel_settings)
+    lines = lines or DecisionLines(campaign)
     planned: list[tuple[OfferRequest, Assignment | None, str, str | None]] = []
     by_ranker: dict[int, tuple[OfferRanker, list[int]]] = {}
     items: dict[int, RankItem] = {}
@@ -76,28 +91,41 @@ async def decide_chunk(
             zone = mechanics.time_zone(profile[0])
             quiet = quiet_in[profile[0]] = in_quiet_hours(now, zone, channel_settings)
         planned.append((request, assignment, model_version, QUIET_HOURS if quiet else None))
-        if quiet:
-            continue
         policy, exploration = (
             (PERSONALIZED, None)
             if assignment is None
             else (assignment.policy, assignment.exploration)
         )
+        if quiet or policy == NO_OFFERS:  # an empty decision; the store is not called
+            continue
         items[index] = RankItem(request, policy, exploration, int(decision_id, 16), profile)
         by_ranker.setdefault(id(ranker), (ranker, []))[1].append(index)
-    rankings: dict[int, Ranking] = defaultdict(lambda: Ranking(False, [], {}))
+    decided: dict[int, Decided] = {}
     for ranker, indexes in by_ranker.values():
         chunk = [items[i] for i in indexes]
-        ranked = await rank_many(
-            ranker, store or context.store, chunk, context.rules(), now, context.caps
-        )
-        rankings.update(zip(indexes, ranked, strict=True))
-    decided = []
-    for index, (request, assignment, model_version, empty_reason) in enumerate(planned):
-        ranking = rankings[index]
-        decision = logged_decision(request, ranking, now, model_version, assignment)
-        decided.append((decision, ranking, empty_reason))
-    return decided
+        selector = store or context.store
+        if by_rows and rows_apply(ranker, context.caps, chunk):
+            rows = await decide_rows(
+                ranker, selector, chunk, context.rules(), now, context.caps, lines.pieces
+            )
+            for index, row in zip(indexes, rows, strict=True):
+                request, assignment, model_version, _ = planned[index]
+                decision = decision_of(
+                    request, row.personalized, row.offers, now, model_version, assignment
+                )
+                decided[index] = Decided(decision, lines.rows_line(decision, row))
+            continue
+        ranked = await rank_many(ranker, selector, chunk, context.rules(), now, context.caps)
+        for index, ranking in zip(indexes, ranked, strict=True):
+            request, assignment, model_version, empty = planned[index]
+            decision = logged_decision(request, ranking, now, model_version, assignment)
+            decided[index] = Decided(decision, lines.line(decision, ranking, empty))
+    for index, (request, assignment, model_version, empty) in enumerate(planned):
+        if index not in decided:
+            ranking = Ranking(False, [], {})
+            decision = logged_decision(request, ranking, now, model_version, assignment)
+            decided[index] = Decided(decision, lines.line(decision, ranking, empty))
+    return [decided[index] for index in range(len(planned))]
 
 
 class DecisionLines:
@@ -111,6 +139,8 @@ class DecisionLines:
         """By offer id: the offer encoded (a catalog change may bring another offer of the id)
         and its object's head (`_head`)."""
         self._reasons: dict[str, bytes] = {}
+        self.pieces = OfferPieces()
+        """The offers of members decided by row, encoded (`decide_rows`)."""
 
     def line(self, decision: Decision, ranking: Ranking, empty_reason: str | None) -> bytes:
         """One member's decision, newline-terminated: campaign, member, decision id, channel,
@@ -128,6 +158,21 @@ class DecisionLines:
             reason = reasons.get(shown.reason) or self._reason(shown.reason)
             parts += (b",", head[1], b"%d" % shown.rank, b',"score":', score, b',"reason":')
             parts += (reason, b"}")
+        suppressed = {reason: count for reason, count in ranking.suppressed.items() if count}
+        offers = b"[%b]" % b"".join(parts[1:])
+        return self._record(decision, offers, empty_reason, suppressed)
+
+    def rows_line(self, decision: Decision, row: RowDecision) -> bytes:
+        """`line` of a member decided by row (`decide_rows`: no empty reason)."""
+        return self._record(decision, row.offers_json, None, row.suppressed)
+
+    def _record(
+        self,
+        decision: Decision,
+        offers: bytes,
+        empty_reason: str | None,
+        suppressed: dict[str, int],
+    ) -> bytes:
         record = {
             "campaign": self._campaign,
             "member_id": decision.member_id,
@@ -137,9 +182,9 @@ class DecisionLines:
             "experiment": decision.experiment,
             "arm": decision.arm,
             "personalized": decision.personalized,
-            "offers": orjson.Fragment(b"[%b]" % b"".join(parts[1:])),
+            "offers": orjson.Fragment(offers),
             "empty_reason": empty_reason,
-            "suppressed": {reason: count for reason, count in ranking.suppressed.items() if count},
+            "suppressed": suppressed,
         }
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
@@ -160,9 +205,6 @@ class DecisionLines:
         return encoded
 
 
-def decision_records(
-    campaign: str, decided: Sequence[tuple[Decision, Ranking, str | None]]
-) -> list[dict[str, Any]]:
-    """`decide_chunk`'s decisions as JSON objects (`DecisionLines.line`), in order."""
-    lines = DecisionLines(campaign)
-    return orjson.loads(b"[%b]" % b",".join([lines.line(*values) for values in decided]))
+def decision_records(lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Decision lines (`DecisionLines`) as JSON objects, in order."""
+    return orjson.loads(b"[%b]" % b",".join(lines))

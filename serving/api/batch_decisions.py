@@ -75,8 +75,8 @@ def batch_decisions_routes(settings: ServeConfig) -> APIRouter:
             context, body.campaign, members, body.channel, limit, time.time()
         )
         recorder = request.app.state.recorder
-        for decision, _, _ in decided:
+        for decision, _ in decided:
             recorder.record(decision)
-        return BatchDecisionsResponse(decisions=decision_records(body.campaign, decided))
+        return BatchDecisionsResponse(decisions=decision_records([line for _, line in decided]))
 
     return router

@@ -142,23 +142,32 @@ def _shortlists(ranker: OfferRanker, plans: Sequence[_Planned]) -> None:
     for members in groups.values():
         segment, pool = members[0][0].segment, members[0][0].pool
         rows = np.fromiter((row for _, row in members), dtype=np.int64, count=len(members))
-        repeat = scoring.repeat_matrix(factors, rows, segment.item_rows)
-        dense = None if repeat is None else repeat.toarray()
-        scores = value.final_scores(
-            scoring.batch_scores(
-                factors.member_vectors[rows], segment.vectors, segment.biases, dense
-            ),
-            ranker.bundle.calibration,
-            segment.adjustments,
-        )
-        best = scoring.top_k(scores, pool)
-        best_scores = np.take_along_axis(scores, best, axis=1).tolist()
-        best_rows = segment.rows[best].tolist()
-        fallback, bought = segment.fallback, repeat_rows(dense, segment.rows, len(members))
-        for (plan, _), order_rows, order_scores, repeated in zip(
-            members, best_rows, best_scores, bought, strict=True
-        ):
-            plan.shortlist = Shortlist(Order(order_rows, order_scores), fallback, True, repeated)
+        orders, bought = segment_orders(ranker, segment, rows, pool)
+        fallback = segment.fallback
+        for (plan, _), order, repeated in zip(members, orders, bought, strict=True):
+            plan.shortlist = Shortlist(order, fallback, True, repeated)
+
+
+def segment_orders(
+    ranker: OfferRanker, segment: Segment, rows: np.ndarray, pool: int
+) -> tuple[list[Order], list[frozenset[int]]]:
+    """The personalized order (best `pool` of `segment`'s offers) of each known member of
+    `rows` (the ranker's member rows) and the offer rows they bought before: one matrix
+    product for all (`scoring.batch_scores`, `scoring.top_k`), as `OfferRanker.shortlist`
+    scores one member (without a second or coupon stage, or a local tail)."""
+    factors = ranker.bundle.ranker
+    repeat = scoring.repeat_matrix(factors, rows, segment.item_rows)
+    dense = None if repeat is None else repeat.toarray()
+    scores = value.final_scores(
+        scoring.batch_scores(factors.member_vectors[rows], segment.vectors, segment.biases, dense),
+        ranker.bundle.calibration,
+        segment.adjustments,
+    )
+    best = scoring.top_k(scores, pool)
+    best_scores = np.take_along_axis(scores, best, axis=1).tolist()
+    best_rows = segment.rows[best].tolist()
+    orders = [Order(r, s) for r, s in zip(best_rows, best_scores, strict=True)]
+    return orders, repeat_rows(dense, segment.rows, len(rows))
 
 
 def repeat_rows(dense: np.ndarray | None, rows: np.ndarray, count: int) -> list[frozenset[int]]:

@@ -18,6 +18,24 @@ def logged_decision(
 ) -> Decision:
     """The decision `request.decision_id` as logged: who, when, which model and arm, and the
     offers shown with rank, score and propensity."""
+    offers = tuple(
+        [
+            NEW(DecidedOffer, (served.offer.offer_id, served.rank, served.score, served.propensity))
+            for served in ranking.offers
+        ]
+    )
+    return decision_of(request, ranking.personalized, offers, now, model_version, assignment)
+
+
+def decision_of(
+    request: OfferRequest,
+    personalized: bool,
+    offers: tuple[DecidedOffer, ...],
+    now: float,
+    model_version: str,
+    assignment: Assignment | None,
+) -> Decision:
+    """`logged_decision` of offers already taken from a ranking (`campaign_rows`)."""
     return Decision(
         decision_id=request.decision_id,
         member_id=request.member_id,
@@ -27,14 +45,6 @@ def logged_decision(
         experiment=None if assignment is None else assignment.experiment,
         arm=None if assignment is None else assignment.arm,
         policy=PERSONALIZED if assignment is None else assignment.policy,
-        personalized=ranking.personalized,
-        offers=tuple(
-            [
-                NEW(
-                    DecidedOffer,
-                    (served.offer.offer_id, served.rank, served.score, served.propensity),
-                )
-                for served in ranking.offers
-            ]
-        ),
+        personalized=personalized,
+        offers=offers,
     )

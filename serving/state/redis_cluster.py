@@ -28,6 +28,7 @@ from redis.retry import Retry
 
 from perkrank.config import CapRule
 from perkrank.serving.domain.events import EVENT_ID_TTL_SECONDS, EventsRecorded, OfferEvent
+from perkrank.serving.domain.row_selection import RowBatch, SelectReply, rows_by_requests
 from perkrank.serving.domain.selection import SUPPRESSION_REASONS, Selection, SelectionRequest
 from perkrank.serving.state.event_counters import event_counters
 from perkrank.serving.state.keys import (
@@ -136,6 +137,10 @@ class RedisClusterStateStore(RedisStateStore):
         for index in (i for i, waits in enumerate(in_turn) if waits):
             selections[index] = await self.select(requests[index])
         return [selection for selection in selections if selection is not None]
+
+    async def select_rows(self, batch: RowBatch) -> list[SelectReply]:
+        """`batch` by `select_many` (`rows_by_requests`): each member in its own slot."""
+        return await rows_by_requests(self, batch)
 
     async def _offer_rules(self, request: SelectionRequest) -> Sequence[CapRule]:
         """The rules the offers' slots check: a re-shown decision (its shown key is in the

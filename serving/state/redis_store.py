@@ -22,6 +22,7 @@ from perkrank.serving.domain.events import (
     OfferEvent,
     StoredEvent,
 )
+from perkrank.serving.domain.row_selection import RowBatch, SelectReply
 from perkrank.serving.domain.rules import CapCounter, MemberState
 from perkrank.serving.domain.selection import (
     SUPPRESSION_REASONS,
@@ -50,7 +51,7 @@ from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.redis_privacy import RedisPrivacyLog
 from perkrank.serving.state.redis_snapshot import read_member_state
 from perkrank.serving.state.script_pipe import Packed, ScriptPipe
-from perkrank.serving.state.select_arguments import SelectCall
+from perkrank.serving.state.select_arguments import SelectCall, row_calls
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
@@ -151,9 +152,21 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
             for request in requests[start : start + SELECT_BATCH]:
                 call.add(request, self._rules_text(request.rules, request.now))
             calls.append(call.arguments())
+        members = await self._select_calls(calls)
+        return [self._selection(r, reply) for r, reply in zip(requests, members, strict=True)]
+
+    async def select_rows(self, batch: RowBatch) -> list[SelectReply]:
+        """select.lua's reply for each member of `batch`, in order: `SELECT_BATCH` members
+        per call (`row_calls`), pipelined in one write, each counted as `select_many` would."""
+        if not batch.members:
+            return []
+        rules_text = self._rules_text(batch.rules, batch.now)
+        return await self._select_calls(row_calls(self._prefix, batch, rules_text, SELECT_BATCH))
+
+    async def _select_calls(self, calls: Sequence[Packed]) -> list[Any]:
+        """The members' replies of select.lua `calls`, pipelined in one write, in order."""
         try:
-            pipe = self._pipe_of_this_loop()
-            replies = await pipe.call_many(calls)
+            replies = await self._pipe_of_this_loop().call_many(calls)
         except redis.RedisError as error:
             raise self._error("selecting offers", error) from error
         members: list[Any] = []
@@ -161,7 +174,7 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
             if isinstance(reply, redis.RedisError):
                 raise self._error("selecting offers", reply)
             members += reply
-        return [self._selection(r, reply) for r, reply in zip(requests, members, strict=True)]
+        return members
 
     def _selection(self, request: SelectionRequest, reply: Any) -> Selection:
         """The Selection select.lua's `reply` describes."""

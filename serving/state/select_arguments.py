@@ -15,6 +15,7 @@ import functools
 from collections.abc import Sequence
 from operator import attrgetter
 
+from perkrank.serving.domain.row_selection import RowBatch
 from perkrank.serving.domain.selection import Candidate, SelectionRequest
 from perkrank.serving.state.script_pipe import Packed, bulk
 
@@ -101,3 +102,43 @@ def encoded_record(record: str) -> bytes:
     """A record as a RESP bulk string, encoded once per record (a catalog's records repeat
     in every call)."""
     return bulk(record)
+
+
+def row_calls(prefix: str, batch: RowBatch, rules_text: str, per_call: int) -> list[Packed]:
+    """select.lua's ARGV for `batch`, `per_call` members a call: the records of the rows the
+    call's members name (numbered by row), then each member's entries, a fallback list
+    equal to the member before's as `=`."""
+    candidates, texts = batch.candidates, [""] * len(batch.candidates)
+    numbers = f"{batch.limit},{batch.max_per_partner},0,{batch.decision_ttl_seconds}"
+    sensitive = "\x1e".join(sorted(batch.sensitive))
+    shared = b"".join(map(bulk, (numbers, batch.channel, rules_text, sensitive)))
+    number, members, calls = texts.__getitem__, batch.members, []
+    for start in range(0, len(members), per_call):
+        chunk = members[start : start + per_call]
+        named: set[int] = set()
+        for member in chunk:
+            named.update(member.personalized)
+            named.update(member.fallback)
+        rows = sorted(named)
+        for row_number, row in enumerate(rows, start=1):
+            texts[row] = str(row_number)
+        frames = [bulk(prefix), bulk(len(rows))]
+        frames += [encoded_record(candidates[row].record) for row in rows]
+        previous = None
+        for member_id, decision_id, personalized, fallback in chunk:
+            if previous is not None and (fallback is previous or fallback == previous):
+                fallen = SAME_FALLBACK
+            else:
+                fallen = bulk(",".join(map(number, fallback)))
+            previous = fallback
+            member, decision = member_id.encode(), decision_id.encode()
+            chosen = ",".join(map(number, personalized)).encode()
+            frames.append(
+                MEMBER_FRAME
+                % (
+                    *(len(member), member, len(decision), decision, shared),
+                    *(len(chosen), chosen, fallen, 0, b""),
+                )
+            )
+        calls.append(Packed(2 + len(rows) + MEMBER_ARGUMENTS * len(chunk), b"".join(frames)))
+    return calls

@@ -128,6 +128,20 @@ def test_top_k_equals_a_stable_full_sort_with_many_ties():
         assert scoring.best(scores[row], 7).tolist() == expected[row, :7].tolist()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_equals_a_stable_full_sort_with_and_without_ties_at_the_kth(dtype):
+    """Rows without a tie across the k-th score (one partition) and rows with one, signed
+    zeros and infinities among them, in one matrix."""
+    rng = np.random.default_rng(5)
+    scores = rng.normal(size=(300, 40)).astype(dtype)
+    scores[::3] = rng.integers(-2, 3, size=(100, 40))
+    scores[1::9, :5] = [np.inf, -np.inf, 0.0, -0.0, 0.0]
+    expected = np.argsort(-scores, axis=1, kind="stable")
+    for k in (1, 6, 39):
+        assert np.array_equal(scoring.top_k(scores, k), expected[:, :k])
+        assert np.array_equal(scoring.top_k(scores[1::3], k), expected[1::3, :k])
+
+
 def test_best_of_fewer_scores_than_asked_orders_them_all():
     assert scoring.best(np.array([0.2, 0.5, 0.2]), 10).tolist() == [1, 0, 2]
     assert scoring.best(np.array([], dtype=np.float32), 3).tolist() == []

@@ -96,10 +96,11 @@ def test_an_offer_of_a_new_catalog_is_encoded_again():
 
 def test_records_are_the_lines_in_order():
     decided = list(CASES.values())
-    assert decision_records("c", decided) == [
+    lines = DecisionLines("c")
+    assert decision_records([lines.line(*values) for values in decided]) == [
         orjson.loads(spelled_out("c", *values)) for values in decided
     ]
-    assert decision_records("c", []) == []
+    assert decision_records([]) == []
 
 
 @pytest.mark.parametrize(
