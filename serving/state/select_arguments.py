@@ -60,10 +60,16 @@ class SelectCall:
         previous, self._fallback = self._fallback, request.fallback
         if previous is not None and (request.fallback is previous or request.fallback == previous):
             fallback = SAME_FALLBACK
+            personalized = self._numbered(request.personalized).encode()
         else:
-            fallback = bulk(self._numbered(request.fallback))
-        personalized = self._numbered(request.personalized).encode()
+            personalized, fallback = self.numbered_lists(request)
         self.add_numbered(request, rules_text, personalized, fallback, cluster_state)
+
+    def numbered_lists(self, request: SelectionRequest) -> tuple[bytes, bytes]:
+        """`request`'s lists numbered in this call (the fallback first, records new to the
+        call added): the personalized numbers encoded, the fallback's as a bulk string."""
+        fallback = bulk(self._numbered(request.fallback))
+        return self._numbered(request.personalized).encode(), fallback
 
     def add_numbered(
         self,
@@ -73,8 +79,7 @@ class SelectCall:
         fallback: bytes,
         cluster_state: str = "",
     ) -> None:
-        """`add` of a request whose lists this call numbered already: the personalized
-        numbers as text, the fallback's as a bulk string."""
+        """`add` of a request whose lists are numbered already (`numbered_lists`)."""
         if request.sensitive is not self._sensitive:
             self._sensitive = request.sensitive
             self._sensitive_text = "\x1e".join(sorted(request.sensitive))
@@ -103,6 +108,11 @@ class SelectCall:
         head = bulk(self._prefix) + bulk(len(self._records))
         count = 2 + len(self._records) + MEMBER_ARGUMENTS * len(self._members)
         return Packed(count, b"".join([head, *self._records, *self._members]))
+
+    @property
+    def records(self) -> list[bytes]:
+        """The encoded records numbered so far, in number order."""
+        return self._records
 
     def with_records(self, records: list[bytes]) -> None:
         """Start this (empty) call with `records` numbered already (shared, not copied: add
@@ -138,9 +148,7 @@ class NumberedLists:
         kept = self._kept.get(key)
         if kept is None or kept[0] is not personalized or kept[1] is not fallback:
             numbering = SelectCall(prefix)
-            fallback_bulk = bulk(numbering._numbered(fallback))
-            personalized_text = numbering._numbered(personalized).encode()
-            kept = (personalized, fallback, numbering._records, personalized_text, fallback_bulk)
+            kept = (personalized, fallback, numbering.records, *numbering.numbered_lists(request))
             self._kept[key] = kept
             if len(self._kept) > self._size:
                 self._kept.popitem(last=False)
