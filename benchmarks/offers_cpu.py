@@ -9,8 +9,14 @@ call, decision, JSON). Blocks of `--requests` `/healthz` and offers requests alt
 medians reported. Cheap enough to compare two versions of the code minutes apart; run the
 process under `py-spy record` for where the time goes.
 
+Members are drawn as serve_load draws them (`request_paths`: uniform over the 100,000
+members, 5% unknown), so a known member's kept work (`MemberCache`) is rarely there: the
+cold-member figure. `--members N` draws from the first N members only, so that nearly every
+request repeats a member already ranked that day: the repeat-member figure. The member
+cache's hit rate over the measured blocks is reported beside each.
+
     .venv/bin/python -m benchmarks.offers_cpu [--requests 1000] [--rounds 5] [--warm-up 3000]
-        [--work-dir var/bench/serve]
+        [--members 0] [--work-dir var/bench/serve]
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ async def measure(app: ASGIApp, paths: list[str], arguments: argparse.Namespace)
     for path in paths[: arguments.warm_up]:  # builds the segments the requests need
         await call(app, path)
     blocks: dict[str, list[float]] = {"healthz": [], "offers": []}
+    cache_before = _cache_counts(app)
     offset = arguments.warm_up
     for _ in range(arguments.rounds):
         for kind in blocks:
@@ -90,18 +97,30 @@ async def measure(app: ASGIApp, paths: list[str], arguments: argparse.Namespace)
                 await call(app, path)
             blocks[kind].append((time.process_time() - started) / arguments.requests * 1000)
         offset += arguments.requests
+    hits, misses = (
+        after - before for after, before in zip(_cache_counts(app), cache_before, strict=True)
+    )
     await startup.put({"type": "lifespan.shutdown"})
     await events.get()
     await running
     healthz, offers = (statistics.median(blocks[kind]) for kind in ("healthz", "offers"))
     return {
+        "members": arguments.members or "all",
         "healthz_ms": round(healthz, 4),
         "offers_ms": round(offers, 4),
+        "ratio": round(offers / healthz, 3),
         "offers_extra_ms": round(offers - healthz, 4),
+        "member_cache_hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
         "blocks_ms": {
             kind: [round(value, 4) for value in values] for kind, values in blocks.items()
         },
     }
+
+
+def _cache_counts(app: ASGIApp) -> tuple[int, int]:
+    """Hits and misses of the serving ranker's member cache so far ((0, 0) without one)."""
+    members = getattr(app.state.holder.current.ranker, "members", None)  # type: ignore[attr-defined]
+    return (members.hits, members.misses) if members is not None else (0, 0)
 
 
 def main() -> None:
@@ -109,12 +128,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per block")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warm-up", type=int, default=3000, help="offers requests first")
+    parser.add_argument(
+        "--members", type=int, default=0, help="draw from the first N members (0: all)"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("var/bench/serve"))
     arguments = parser.parse_args()
     setup = prepare(arguments.work_dir)
     tracking_uri = prepare_registry(arguments.work_dir, setup.bundle_dir)
     count = arguments.warm_up + arguments.rounds * arguments.requests
-    paths = request_paths(read_member_ids(setup.data_dir), count, 1)
+    members = read_member_ids(setup.data_dir)
+    paths = request_paths(members[: arguments.members or None], count, 1)
     with redis_server() as (_, port):
         os.environ.update(server_environment(setup, port, tracking_uri, arguments.work_dir))
         import uvloop

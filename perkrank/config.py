@@ -238,6 +238,11 @@ class ServeConfig(PerkrankSettings):
     candidate_pool_margin: int = Field(20, ge=0, le=100_000)
     """Each order sends its best `limit × multiplier + margin` eligible offers to the store, so
     that opt-outs, caps and the per-partner limit can skip some and still fill `limit`."""
+    member_cache_size: int = Field(10_000, ge=0, le=1_000_000)
+    """Known members' pre-selection work (shortlist, second stage, candidates) each ranker
+    keeps for their next request of the same segment and day (LRU; ~9 KB each at the default
+    pool; 0: none). Opt-outs and caps are applied by the store at request time, so a kept
+    entry never changes an answer."""
     value_weight: float = Field(0.0, ge=0, le=100)
     """λ of the ranking formula (README "Ranking formula", `models.value`): how much an offer's
     net value to the program (partner funding − reward cost, scaled to [-1, 1]) moves it

@@ -113,8 +113,9 @@ def setup_facts(
         "max_offers_per_partner": serve.max_offers_per_partner,
         "candidate_pool": f"limit × {serve.candidate_pool_multiplier} + "
         f"{serve.candidate_pool_margin} per order",
-        "request": f"limit={LIMIT}, {1 - UNKNOWN_MEMBER_SHARE:.0%} known members (uniform), "
-        f"channel app {APP_CHANNEL_SHARE:.0%} / web",
+        "request": f"limit={LIMIT}, {1 - UNKNOWN_MEMBER_SHARE:.0%} known members (uniform over "
+        f"all {setup.members:,}: few repeat within a run, so the offers figures are those of "
+        f"members the member cache does not hold), channel app {APP_CHANNEL_SHARE:.0%} / web",
         "server": "one `perkrank serve` process (uvicorn), max_in_flight "
         f"{serve.max_in_flight}, real Redis (private redis-server, no persistence)",
         "load_generators": f"{GENERATORS} processes, asyncio protocols on uvloop, "

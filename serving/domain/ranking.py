@@ -48,13 +48,12 @@ from perkrank.serving.domain.exploration import explored_shortlist
 from perkrank.serving.domain.local_partners import (
     local_slots,
     max_per_partner,
-    rows_with_local_tail,
 )
 from perkrank.serving.domain.mechanics import exclusive_tier, member_occasions
+from perkrank.serving.domain.member_cache import CandidateLists, MemberCache, MemberWork
 from perkrank.serving.domain.privacy import sensitive_categories
 from perkrank.serving.domain.ranking_values import (
     OfferRequest,
-    Order,
     RankedOffer,
     Ranking,
     Segment,
@@ -71,8 +70,6 @@ MAX_CACHED_REASONS = 100_000
 """Reasons `OfferRanker.reason` keeps before its cache starts over."""
 NEW = tuple.__new__
 """Makes a named tuple of all its fields without the generated `__new__` (it runs per offer)."""
-MAX_CACHED_FALLBACKS = 4096
-"""Fallback candidate lists (by order, pool and tail) a ranker keeps before starting over."""
 
 
 class OfferRanker:
@@ -99,7 +96,10 @@ class OfferRanker:
         self.sensitive = sensitive_categories(categories, settings.privacy.sensitive_categories)
         """The catalog's sensitive categories: personalized only with the member's consent."""
         self._reasons: dict[tuple[int, str | None, bool, bool, bool, bool], str] = {}
-        self._fallbacks: dict[tuple[int, int, int], tuple[Order, list[Candidate]]] = {}
+        self.candidates = CandidateLists(catalog.candidates, self._local)
+        """The store's candidate lists of the orders (shared orders' kept)."""
+        self.members = MemberCache(settings.member_cache_size)
+        """Known members' shortlists and candidates (`member_work`), per segment."""
 
     async def rank(
         self,
@@ -151,15 +151,17 @@ class OfferRanker:
         exclusive, occasions = self.member_mechanics(request.member_id, region, tier, day, now)
         tenure = self.tenure_days(request.member_id, day)
         segment = self.segment(region, tier, day, tenure, exclusive, occasions)
+        candidates: list[Candidate] | None = None
         if policy == PERSONALIZED:
-            shortlist = self.shortlist(request.member_id, segment, pool, tail)
+            shortlist, candidates = self.member_work(request.member_id, segment, pool, tail)
         else:
             shortlist = Shortlist(segment.fallback, segment.fallback, False, frozenset())
         propensities: dict[int, float] = {}
         if exploration is not None:
             shortlist, propensities = explored_shortlist(shortlist, pool, exploration, seed)
+            candidates = None  # the sampled order's own
         selection = await store.select(
-            self.selection_request(request, shortlist, region, rules, now, caps)
+            self.selection_request(request, shortlist, region, rules, now, caps, candidates)
         )
         if not selection.personalized:  # the member's fallback order: nothing sampled
             propensities = {}
@@ -183,20 +185,23 @@ class OfferRanker:
         rules: Sequence[CapRule],
         now: float,
         caps: CapsConfig,
+        personalized: list[Candidate] | None = None,
     ) -> SelectionRequest:
         """What the store walks for `request`: both orders' best `pool_size` rows plus the
-        local tail, the caps document's floor and per-partner limit, the decision id."""
+        local tail (`personalized`: the personalized order's, computed before), the caps
+        document's floor and per-partner limit, the decision id."""
         pool, limit = self.pool_size(request.limit), request.limit
         tail = self.local_tail(caps, region, limit)
-        personalized = rows_with_local_tail(shortlist.personalized.rows, pool, tail, self._local)
+        if personalized is None:
+            personalized = self.candidates.of_rows(shortlist.personalized.rows, pool, tail)
         return SelectionRequest(
             member_id=request.member_id,
             channel=request.channel,
             now=now,
             limit=limit,
             max_per_partner=max_per_partner(caps, self._settings.max_offers_per_partner),
-            personalized=list(map(self.catalog.candidates.__getitem__, personalized)),
-            fallback=self._fallback_candidates(shortlist.fallback, pool, tail),
+            personalized=personalized,
+            fallback=self.candidates.of_order(shortlist.fallback, pool, tail),
             rules=rules,
             sensitive=self.sensitive,
             decision_id=request.decision_id,
@@ -204,18 +209,21 @@ class OfferRanker:
             local_slots=local_slots(caps, region, limit),
         )
 
-    def _fallback_candidates(self, order: Order, pool: int, tail: int) -> list[Candidate]:
-        """The candidates of `order`'s best `pool` rows and local tail, kept by order: the
-        requests of a segment share its fallback order (a campaign's chunk, the list too)."""
-        key = (id(order), pool, tail)
-        kept = self._fallbacks.get(key)
-        if kept is None or kept[0] is not order:
-            if len(self._fallbacks) >= MAX_CACHED_FALLBACKS:
-                self._fallbacks.clear()
-            rows = rows_with_local_tail(order.rows, pool, tail, self._local)
-            candidates = list(map(self.catalog.candidates.__getitem__, rows))
-            kept = self._fallbacks[key] = (order, candidates)
-        return kept[1]
+    def member_work(
+        self, member_id: str, segment: Segment, pool: int, tail: int
+    ) -> tuple[Shortlist, list[Candidate]]:
+        """The member's `shortlist` and its personalized candidates: a known member's kept
+        from their last request of this segment, pool and tail (`MemberCache`); a member
+        ranked by the segment's shared order gets that order's shared candidates."""
+        kept = self.members.get(member_id, segment, pool, tail)
+        if kept is not None:
+            return kept.shortlist, kept.personalized
+        shortlist = self.shortlist(member_id, segment, pool, tail)
+        if not shortlist.known_member:
+            return shortlist, self.candidates.of_order(shortlist.personalized, pool, tail)
+        candidates = self.candidates.of_rows(shortlist.personalized.rows, pool, tail)
+        self.members.put(member_id, pool, tail, MemberWork(segment, shortlist, candidates))
+        return shortlist, candidates
 
     @property
     def settings(self) -> ServeConfig:

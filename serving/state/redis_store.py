@@ -51,7 +51,7 @@ from perkrank.serving.state.redis_persistence import warn_without_persistence
 from perkrank.serving.state.redis_privacy import RedisPrivacyLog
 from perkrank.serving.state.redis_snapshot import read_member_state
 from perkrank.serving.state.script_pipe import Packed, ScriptPipe
-from perkrank.serving.state.select_arguments import SelectCall, row_calls
+from perkrank.serving.state.select_arguments import NumberedLists, SelectCall, row_calls
 
 SELECT_SCRIPT = Path(__file__).with_name("select.lua").read_text(encoding="utf-8")
 EVENTS_SCRIPT = Path(__file__).with_name("events.lua").read_text(encoding="utf-8")
@@ -113,6 +113,7 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
         self._cached_rules: Sequence[CapRule] | None = None
         self._cached_second = 0
         self._cached_rules_text = ""
+        self._numbered_lists = NumberedLists()
 
     def get_preferences(self, member_id: str) -> Preferences:
         """The member's preferences; defaults when none were set. One round trip."""
@@ -292,10 +293,10 @@ class RedisStateStore(RedisLiveSettings, RedisPrivacyLog):
             raise self._error(action, error) from error
 
     def _select_arguments(self, request: SelectionRequest, cluster_state: str = "") -> Packed:
-        """select.lua's ARGV for `request` alone (on Cluster with its offers' state)."""
-        call = SelectCall(self._prefix)
-        call.add(request, self._rules_text(request.rules, request.now), cluster_state)
-        return call.arguments()
+        """select.lua's ARGV for `request` alone (on Cluster with its offers' state); its lists'
+        numbering kept by the lists (`NumberedLists`)."""
+        rules_text = self._rules_text(request.rules, request.now)
+        return self._numbered_lists.arguments(self._prefix, request, rules_text, cluster_state)
 
     def _rules_text(self, rules: Sequence[CapRule], now: float) -> str:
         """The rules as select.lua reads them (rules split by \\x1e, fields by \\x1f), cached

@@ -7,11 +7,17 @@ member's is `=`: a campaign's members share most offers and their segment's fall
 The arguments are encoded as they are added (`script_pipe.Packed`), those the members share
 (channel, rules, sensitive categories, numbers) once per call. The layout is select.lua's
 header comment.
+
+A call of one member (`RedisStateStore.select`) numbers its two lists as a fresh call would;
+`NumberedLists` keeps that numbering by the lists' identity: a kept member's lists
+(`MemberCache`) and a segment's shared orders are the same list objects from request to
+request (lists the ranker built are never changed).
 """
 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Sequence
 from operator import attrgetter
 
@@ -29,6 +35,8 @@ MEMBER_FRAME = b"$%d\r\n%b\r\n$%d\r\n%b\r\n%b$%d\r\n%b\r\n%b$%d\r\n%b\r\n"
 """A member's arguments in RESP: id, decision id, the shared ones (encoded), personalized,
 fallback (encoded), offer-state."""
 """A fallback list equal to the previous member's."""
+MAX_NUMBERED_LISTS = 4096
+"""Pairs of lists `NumberedLists` keeps (a few KB each)."""
 
 
 class SelectCall:
@@ -50,14 +58,32 @@ class SelectCall:
     def add(self, request: SelectionRequest, rules_text: str, cluster_state: str = "") -> None:
         """Append `request`, its rules as `RedisStateStore._rules_text` encodes them and, on
         Cluster, its offers' state (`offer_slots.offer_state_text`)."""
-        if request.sensitive is not self._sensitive:
-            self._sensitive = request.sensitive
-            self._sensitive_text = "\x1e".join(sorted(request.sensitive))
         previous, self._fallback = self._fallback, request.fallback
         if previous is not None and (request.fallback is previous or request.fallback == previous):
             fallback = SAME_FALLBACK
+            personalized = self._numbered(request.personalized).encode()
         else:
-            fallback = bulk(self._numbered(request.fallback))
+            personalized, fallback = self.numbered_lists(request)
+        self.add_numbered(request, rules_text, personalized, fallback, cluster_state)
+
+    def numbered_lists(self, request: SelectionRequest) -> tuple[bytes, bytes]:
+        """`request`'s lists numbered in this call (the fallback first, records new to the
+        call added): the personalized numbers encoded, the fallback's as a bulk string."""
+        fallback = bulk(self._numbered(request.fallback))
+        return self._numbered(request.personalized).encode(), fallback
+
+    def add_numbered(
+        self,
+        request: SelectionRequest,
+        rules_text: str,
+        personalized: bytes,
+        fallback: bytes,
+        cluster_state: str = "",
+    ) -> None:
+        """`add` of a request whose lists are numbered already (`numbered_lists`)."""
+        if request.sensitive is not self._sensitive:
+            self._sensitive = request.sensitive
+            self._sensitive_text = "\x1e".join(sorted(request.sensitive))
         values = (
             f"{request.limit},{request.max_per_partner},{request.local_slots},"
             f"{request.decision_ttl_seconds}",
@@ -69,7 +95,7 @@ class SelectCall:
         if shared is None:
             shared = self._shared[values] = b"".join(map(bulk, values))
         member, decision = request.member_id.encode(), request.decision_id.encode()
-        personalized, state = self._numbered(request.personalized).encode(), cluster_state.encode()
+        state = cluster_state.encode()
         self._members.append(
             MEMBER_FRAME
             % (
@@ -84,6 +110,16 @@ class SelectCall:
         count = 2 + len(self._records) + MEMBER_ARGUMENTS * len(self._members)
         return Packed(count, b"".join([head, *self._records, *self._members]))
 
+    @property
+    def records(self) -> list[bytes]:
+        """The encoded records numbered so far, in number order."""
+        return self._records
+
+    def with_records(self, records: list[bytes]) -> None:
+        """Start this (empty) call with `records` numbered already (shared, not copied: add
+        only `add_numbered` requests to it)."""
+        self._records = records
+
     def _numbered(self, candidates: Sequence[Candidate]) -> str:
         """`candidates` as their records' numbers, records new to this call added."""
         numbers = self._numbers
@@ -95,6 +131,37 @@ class SelectCall:
                     self._records.append(encoded_record(record))
                     numbers[record] = str(len(self._records))
             return ",".join([numbers[candidate.record] for candidate in candidates])
+
+
+class NumberedLists:
+    """One-member calls' numbering of their two lists, kept by the lists' identity (LRU)."""
+
+    def __init__(self, size: int = MAX_NUMBERED_LISTS) -> None:
+        self._size = size
+        self._kept: OrderedDict[tuple[int, int], tuple] = OrderedDict()
+
+    def arguments(
+        self, prefix: str, request: SelectionRequest, rules_text: str, cluster_state: str = ""
+    ) -> Packed:
+        """`SelectCall(prefix)` with `request` added: its ARGV, the same bytes."""
+        personalized, fallback = request.personalized, request.fallback
+        key = (id(personalized), id(fallback))
+        kept = self._kept.get(key)
+        if kept is None or kept[0] is not personalized or kept[1] is not fallback:
+            numbering = SelectCall(prefix)
+            kept = (personalized, fallback, numbering.records, *numbering.numbered_lists(request))
+            self._kept[key] = kept
+            if len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.move_to_end(key)
+        call = SelectCall(prefix)
+        call.with_records(kept[2])
+        call.add_numbered(request, rules_text, kept[3], kept[4], cluster_state)
+        return call.arguments()
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 @functools.lru_cache(maxsize=MAX_ENCODED_RECORDS)
