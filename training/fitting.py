@@ -5,14 +5,15 @@ with `deterministic`, LightFM and BPR each run on one thread and would leave a c
 the fits of the validation, test and served cutoffs do not depend on one another. Every fit
 owns its random state, so the models do not depend on the order or the overlap.
 
-Order (critical path first): the pool takes the fits in the order they were submitted, and
+Order (critical path first): the pool starts fits in the order they were submitted, and
 `training.components.start_components` submits each cutoff as soon as its features are
 built, in the order the pipeline waits on them (validation, earlier snapshots, test,
-served); within a cutoff the slowest component starts first. So the fits the next step
-needs finish first while the others fill the other worker, and a cutoff's LightFM fit runs
-beside the previous cutoff's (two at most with two workers: about 1 GiB each at 1M members,
-in the phase before the second stage and the evaluation hold their tables). LightFM stays on
-one thread per fit: with more, its hogwild updates depend on thread timing.
+served); within a cutoff the slowest component starts first. So the fits the next step needs
+finish first while the others fill the other worker. LightFM has no lane of its own (that
+put all of its fits on one chain, ~1,700 s of 1,920 at 1M members): with two workers at most
+two of its fits overlap (~1 GiB each at 1M), usually the validation and test cutoffs' before
+the second stage's fit, while the served cutoff's runs beside the test evaluation. Each fit
+stays on one thread: with more, LightFM's hogwild updates depend on thread timing.
 """
 
 from __future__ import annotations
