@@ -63,19 +63,25 @@ def start_components(
     config: TrainConfig,
     pool: FitPool,
     aggregates: Dataset | None = None,
+    *,
+    first: int = 0,
 ) -> dict[date, Callable[[], FittedComponents]]:
     """Build each cutoff's features and submit the fits of its components (`plan`: the names,
-    None = all) to `pool`; each returned function waits for one cutoff's fits. Cutoffs are
-    submitted in `plan`'s order (the order the caller waits on them), each as soon as its
-    features are built, so its fits start while the next cutoff's features are built and
-    before the next cutoff's fits (`training.fitting`). `aggregates` (None: `dataset`) is what
-    the AGGREGATES components count: a superset of `dataset` whose extra members get no row."""
+    None = all) to `pool`; each returned function waits for one cutoff's fits. The first
+    `first` cutoffs of `plan` (those the caller waits on first) are built and submitted before
+    the others are built, so their fits start first and run while the rest are prepared.
+    `aggregates` (None: `dataset`) is what the AGGREGATES components count: a superset of
+    `dataset` whose extra members get no row."""
     item_features = item_feature_table(dataset)
+    cutoffs = list(plan.items())
     waiters: dict[date, Callable[[], FittedComponents]] = {}
-    for cutoff, names in plan.items():
-        fitters, features = _prepare(dataset, cutoff, names, config, aggregates)
-        futures = submit_fits(pool, cutoff, fitters, features.data)
-        waiters[cutoff] = _waiter(cutoff, features, item_features, futures)
+    for batch in (cutoffs[:first], cutoffs[first:]):
+        prepared = [_prepare(dataset, cutoff, names, config, aggregates) for cutoff, names in batch]
+        submitted = submit_fits(
+            pool, [(cutoff, fitters, f.data) for cutoff, fitters, f in prepared]
+        )
+        for (cutoff, _, features), futures in zip(prepared, submitted, strict=True):
+            waiters[cutoff] = _waiter(cutoff, features, item_features, futures)
     return waiters
 
 
@@ -85,8 +91,8 @@ def _prepare(
     names: Iterable[str] | None,
     config: TrainConfig,
     aggregates: Dataset | None,
-) -> tuple[dict[str, Callable[[TrainingData], Factors]], CutoffFeatures]:
-    """One cutoff's fitters of its components and features."""
+) -> tuple[date, dict[str, Callable[[TrainingData], Factors]], CutoffFeatures]:
+    """One cutoff's features and the fitters of its components."""
     moment = datetime.combine(cutoff, datetime.min.time())
     with step(f"features before {cutoff}"):
         features = cutoff_features(dataset, moment, config.interactions)
@@ -103,7 +109,7 @@ def _prepare(
         for name in AGGREGATES:
             if name in fitters:
                 fitters[name] = _aggregate_fitter(fitters[name], counted)
-    return fitters, features
+    return cutoff, fitters, features
 
 
 def _waiter(

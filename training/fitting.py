@@ -3,25 +3,19 @@
 LightFM, BPR and ALS fit in compiled code that releases the GIL, so threads use both cores:
 with `deterministic`, LightFM and BPR each run on one thread and would leave a core idle, and
 the fits of the validation, test and served cutoffs do not depend on one another. Every fit
-owns its random state, so the models do not depend on the order or the overlap.
-
-Order (critical path first): the pool starts fits in the order they were submitted, and
-`training.components.start_components` submits each cutoff as soon as its features are
-built, in the order the pipeline waits on them (validation, earlier snapshots, test,
-served); within a cutoff the slowest component starts first. So the fits the next step needs
-finish first while the others fill the other worker. LightFM has no lane of its own (that
-put all of its fits on one chain, ~1,700 s of 1,920 at 1M members): with two workers at most
-two of its fits overlap (~1 GiB each at 1M), usually the validation and test cutoffs' before
-the second stage's fit, while the served cutoff's runs beside the test evaluation. Each fit
-stays on one thread: with more, LightFM's hogwild updates depend on thread timing.
+owns its random state, so the models do not depend on the order or the overlap. The slowest
+fits of the cutoffs submitted together start first (over all of them) so the pool is not left
+waiting on one at the end; cutoffs submitted earlier (`training.components.start_components`:
+those the pipeline waits on first) start before them. The fits of the `SERIAL` components run
+one after another on a thread of their own, the others side by side on the remaining workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from threadpoolctl import threadpool_limits
 
@@ -31,10 +25,23 @@ from perkrank.progress import step
 
 SLOWEST_FIRST = ("lightfm", "bpr", "als")
 """Components by fitting time on the synthetic benchmark, longest first; others follow."""
+SERIAL = ("lightfm",)
+"""Components whose fits never run side by side: a LightFM fit holds its feature matrices,
+interactions and three embedding tables (~1 GiB at 1M members), and two at once were the
+memory peak of `perkrank train` at that size. The longest fits, so a lane of their own still
+keeps both cores busy: the other fits run on the other worker meanwhile."""
+SERIAL_THREAD = "fit-serial"
 
-FitPool = ThreadPoolExecutor
-"""The threads fits run on (`fitting_pool`): first submitted, first started."""
 Fitter = Callable[[TrainingData], Factors]
+
+
+class FitPool(NamedTuple):
+    """The threads fits run on (`fitting_pool`)."""
+
+    shared: ThreadPoolExecutor
+    """`workers` − 1 threads for the fits of the components not in `SERIAL`."""
+    serial: ThreadPoolExecutor
+    """One thread for the `SERIAL` components' fits (with one worker, also `shared`)."""
 
 
 @contextmanager
@@ -42,26 +49,40 @@ def fitting_pool(workers: int) -> Iterator[FitPool]:
     """`workers` threads for `submit_fits`; BLAS stays on one thread meanwhile (the solvers
     bring their own threads, and the BLAS limit is process-wide, so fits running side by side
     could not each set and restore it). Pending fits are cancelled on an error."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fit")
+    serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix=SERIAL_THREAD)
+    pools = [serial]
+    if workers > 1:
+        pools.append(ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="fit"))
     try:
         with threadpool_limits(1, "blas"):
-            yield pool
+            yield FitPool(shared=pools[-1], serial=serial)
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    for pool in pools:
+        pool.shutdown(wait=True)
 
 
 def submit_fits(
-    pool: FitPool, label: Any, fitters: Mapping[str, Fitter], data: TrainingData
-) -> dict[str, Future[Factors]]:
-    """Submit one cutoff's fits (after those submitted before), slowest component first; the
-    futures in `fitters`' order."""
-    futures = {
-        name: pool.submit(_fit, _title(name, label), fitters[name], data)
-        for name in sorted(fitters, key=_rank)
-    }
-    return {name: futures[name] for name in fitters}
+    pool: FitPool, cutoffs: Sequence[tuple[Any, Mapping[str, Fitter], TrainingData]]
+) -> list[dict[str, Future[Factors]]]:
+    """Submit every (label, fitters, data) cutoff's fits, slowest component first over all of
+    them (the `SERIAL` ones to their own thread); per cutoff, the futures in its fitters'
+    order."""
+    jobs = [
+        (_rank(name), position, label, name, fitters[name], data)
+        for position, (label, fitters, data) in enumerate(cutoffs)
+        for name in fitters
+    ]
+    futures: list[dict[str, Future[Factors]]] = [{} for _ in cutoffs]
+    for _, position, label, name, fit, data in sorted(jobs, key=lambda job: job[:2]):
+        executor = pool.serial if name in SERIAL else pool.shared
+        futures[position][name] = executor.submit(_fit, _title(name, label), fit, data)
+    return [
+        {name: submitted[name] for name in fitters}
+        for submitted, (_, fitters, _) in zip(futures, cutoffs, strict=True)
+    ]
 
 
 def _fit(title: str, fit: Fitter, data: TrainingData) -> Factors:

@@ -179,7 +179,9 @@ def _train(
     if config.coupons.source is not None:  # first: a bad source fails before the long fits
         coupon_stage, coupon_summary = served_coupon_stage(config.coupons.source, served_until)
     plan = fit_plan(dates, served_until, config)
-    fits = start_components(dataset, plan, config, pool, aggregates)  # in the order waited on
+    # The validation cutoff and the second stage's earlier snapshots are waited on first.
+    first = len(ranker_step.snapshot_cutoffs(dates.validation_start, config.ranker)) + 1
+    fits = start_components(dataset, plan, config, pool, aggregates, first=first)
 
     weights = dict(config.blend.weights)
     validation_fit = fits[dates.validation_start]()
