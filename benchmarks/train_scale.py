@@ -47,6 +47,8 @@ class Stage:
 
     title: str
     cpu_start: float
+    start: float = 0.0
+    """Seconds from the command's start to the stage's progress line."""
     wall: float | None = None
     cpu: float | None = None
     peak_rss: int = 0
@@ -115,7 +117,12 @@ def monitored(
         with lock:
             result.peak_rss = max(result.peak_rss, rss)
             if match := STARTED.match(text):
-                stage = Stage(match["title"], cpu_start=cpu, peak_rss=rss)
+                stage = Stage(
+                    match["title"],
+                    cpu_start=cpu,
+                    start=round(time.perf_counter() - started, 1),
+                    peak_rss=rss,
+                )
                 open_stages[stage.title] = stage
                 result.stages.append(stage)
             elif (match := FINISHED.match(text)) and match["title"] in open_stages:
@@ -201,6 +208,7 @@ def run(
         "memory_met": train.peak_rss <= GOAL_BYTES,
     }
     result["test_metrics"] = _served_metrics(report)
+    result["lightfm_fits"] = lightfm_span(_command_record(train)["stages"])
     result["complete"] = True
     progress()
     return result
@@ -214,6 +222,7 @@ def _command_record(command: Command) -> dict[str, Any]:
         "stages": [
             {
                 "title": stage.title,
+                "start_s": stage.start,
                 "wall_s": stage.wall,
                 "cpu_s": stage.cpu,
                 "peak_rss_gib": round(stage.peak_rss / GIB, 2),
@@ -289,24 +298,55 @@ def markdown(result: dict[str, Any]) -> str:
             f"CPU, peak {generate['peak_rss_gib']:.2f} GiB. Data: {sizes}.",
             "",
         ]
+    if span := lightfm_span(train["stages"]):
+        lines += [
+            f"LightFM fits of `train`: {span['fits']}, {span['wall_s']:.0f} s of wall in all, "
+            f"from {span['first_start_s']:.0f} s to {span['last_end_s']:.0f} s (span "
+            f"{span['span_s']:.0f} s; fits of different cutoffs may overlap).",
+            "",
+        ]
     lines += [
-        "Stages (wall from the progress lines; CPU and peak memory of the whole process while "
+        "Stages (start: seconds after the command started; wall from the progress lines; "
+        "CPU and peak memory of the whole process while "
         "the stage was open — the fits run side by side, so their rows overlap):",
         "",
-        "| command | stage | wall s | CPU s | peak GiB |",
-        "|---|---|---:|---:|---:|",
+        "| command | stage | start s | wall s | CPU s | peak GiB |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for name, command in result["commands"].items():
         for stage in command["stages"]:
             wall = "–" if stage["wall_s"] is None else f"{stage['wall_s']:.1f}"
             cpu = "–" if stage["cpu_s"] is None else f"{stage['cpu_s']:.1f}"
+            start = f"{stage['start_s']:.0f}" if "start_s" in stage else "–"
             lines.append(
-                f"| {name} | {stage['title']} | {wall} | {cpu} | {_gib(stage['peak_rss_gib'])} |"
+                f"| {name} | {stage['title']} | {start} | {wall} | {cpu} | "
+                f"{_gib(stage['peak_rss_gib'])} |"
             )
     if result.get("test_metrics"):
         lines += ["", "| model | test NDCG@10 |", "|---|---:|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in result["test_metrics"].items()]
     return "\n".join(lines) + "\n"
+
+
+def lightfm_span(stages: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The finished LightFM fits of `stages` (records with starts): count, summed wall, and
+    the span from the first one's start to the last one's end (None: none or no starts)."""
+    fits = [
+        stage
+        for stage in stages
+        if stage["title"].startswith("fit lightfm") and stage["wall_s"] is not None
+    ]
+    if not fits or any("start_s" not in stage for stage in fits):
+        return None
+    first = min(stage["start_s"] for stage in fits)
+    last = max(stage["start_s"] + stage["wall_s"] for stage in fits)
+    return {
+        "fits": len(fits),
+        "wall_s": round(sum(stage["wall_s"] for stage in fits), 1),
+        "first_start_s": first,
+        "last_end_s": round(last, 1),
+        "span_s": round(last - first, 1),
+    }
 
 
 def _gib(value: float | None) -> str:

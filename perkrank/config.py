@@ -106,7 +106,7 @@ class LightFMConfig(Section):
     learning_rate: float = Field(0.05, gt=0, le=100)
     item_alpha: float = Field(0.0, ge=0, le=1e6)
     user_alpha: float = Field(0.0, ge=0, le=1e6)
-    epochs: int = Field(12, gt=0, le=10_000)
+    epochs: int = Field(8, gt=0, le=10_000)
 
 
 class BlendConfig(Section):

@@ -36,6 +36,17 @@ def test_feature_matrix_has_an_identity_column_per_row_then_one_per_feature_name
     np.testing.assert_array_equal(matrix.toarray(), [[1, 0, 1, 1], [0, 1, 1, 0]])
 
 
+def test_feature_matrix_rows_without_features_and_repeated_names():
+    matrix, feature_ids = feature_matrix([[], ["c", "a", "c"], []])
+    assert list(feature_ids) == ["a", "c"]
+    assert matrix.dtype == np.float32 and matrix.has_sorted_indices
+    np.testing.assert_array_equal(
+        matrix.toarray(), [[1, 0, 0, 0, 0], [0, 1, 0, 1, 2], [0, 0, 1, 0, 0]]
+    )
+    empty, no_ids = feature_matrix([])
+    assert empty.shape == (0, 0) and no_ids.size == 0
+
+
 def test_known_pairs_score_as_predict_less_the_member_bias(fitted):
     fit, factors = fitted
     member_count, item_count = len(factors.member_ids), len(factors.item_ids)
